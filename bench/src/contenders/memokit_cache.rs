@@ -1,0 +1,53 @@
+//! memokit's [`Cache`], one contender per eviction policy.
+
+use memokit::{Cache, Policy};
+
+use super::Contender;
+
+/// [`Memokit`]'s policy parameter: [`Policy::S3Fifo`], the default.
+pub const S3FIFO: u8 = 0;
+/// [`Memokit`]'s policy parameter: [`Policy::Lru`].
+pub const LRU: u8 = 1;
+/// [`Memokit`]'s policy parameter: [`Policy::Lfu`].
+pub const LFU: u8 = 2;
+/// [`Memokit`]'s policy parameter: [`Policy::Fifo`].
+pub const FIFO: u8 = 3;
+
+/// A `memokit::Cache<u64, u64>` with the policy `POLICY` (one of [`S3FIFO`], [`LRU`], [`LFU`],
+/// [`FIFO`]; a const parameter so that each policy is its own type), default sharding.
+#[derive(Debug, Clone)]
+pub struct Memokit<const POLICY: u8>(pub Cache<u64, u64>);
+
+impl<const POLICY: u8> Memokit<POLICY> {
+    /// The policy this type stands for.
+    pub fn policy() -> Policy {
+        match POLICY {
+            S3FIFO => Policy::S3Fifo,
+            LRU => Policy::Lru,
+            LFU => Policy::Lfu,
+            FIFO => Policy::Fifo,
+            other => panic!("no memokit policy numbered {other}"),
+        }
+    }
+}
+
+impl<const POLICY: u8> Contender for Memokit<POLICY> {
+    fn with_capacity(capacity: usize) -> Self {
+        Memokit(
+            Cache::builder()
+                .max_capacity(capacity as u64)
+                .policy(Self::policy())
+                .build(),
+        )
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.get(&key)
+    }
+
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+}

@@ -1,0 +1,429 @@
+//! Hit ratio, cache-aside (`get`, and `insert` on a miss), single thread: synthetic workloads,
+//! the shared traces and any trace given on the command line, every contender beside
+//! Bélády's optimum.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::belady::belady_hit_ratio;
+use crate::contenders::{Contender, Kind, Measure};
+use crate::workloads::{
+    distinct_keys, loop_requests, read_trace, scan_mixed_requests, trace_files, zipf_requests,
+    ScanMix, SplitMix64, SEED,
+};
+
+/// The sizes of the hit-ratio workloads.
+#[derive(Debug, Clone)]
+pub struct HitRatioSizes {
+    /// Distinct keys of the Zipf workloads.
+    pub zipf_keys: usize,
+    /// Requests of each Zipf workload (scan-mixed: not counting scans).
+    pub zipf_requests: usize,
+    /// Scan-mixed: Zipf requests between two scans.
+    pub scan_period: usize,
+    /// Scan-mixed: keys per scan, all new.
+    pub scan_length: usize,
+    /// Requests of each loop workload.
+    pub loop_requests: usize,
+    /// Trace capacities, as fractions of the trace's distinct key count.
+    pub trace_fractions: Vec<f64>,
+    /// Replay only this many requests from the start of each trace (`None`: all of it).
+    pub trace_limit: Option<usize>,
+}
+
+impl HitRatioSizes {
+    /// The full report: 1M requests over 100k keys, traces at 5, 10, 25 and 50 %.
+    pub fn full() -> Self {
+        HitRatioSizes {
+            zipf_keys: 100_000,
+            zipf_requests: 1_000_000,
+            scan_period: 50_000,
+            // Twice the larger cache, so one scan alone could flush every resident entry.
+            scan_length: 20_000,
+            loop_requests: 500_000,
+            trace_fractions: vec![0.05, 0.10, 0.25, 0.50],
+            trace_limit: None,
+        }
+    }
+
+    /// `--quick`: a tenth of the keys and a twentieth of the requests, the first 20,000
+    /// requests of each trace at 10 % only.
+    pub fn quick() -> Self {
+        HitRatioSizes {
+            zipf_keys: 10_000,
+            zipf_requests: 50_000,
+            scan_period: 5_000,
+            scan_length: 2_000,
+            loop_requests: 25_000,
+            trace_fractions: vec![0.10],
+            trace_limit: Some(20_000),
+        }
+    }
+
+    /// Synthetic capacities: 1 % and 10 % of the Zipf key space.
+    pub fn synthetic_capacities(&self) -> [usize; 2] {
+        [self.zipf_keys / 100, self.zipf_keys / 10]
+    }
+}
+
+/// Which family a row belongs to (plots and averages are per family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Zipf over the key space.
+    Zipf,
+    /// Zipf interrupted by long scans of new keys.
+    ScanMixed,
+    /// A loop slightly larger than the cache.
+    Loop,
+    /// One of the shared traces.
+    Trace,
+    /// A trace given with `--trace`.
+    UserTrace,
+}
+
+impl Family {
+    /// The family's name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Zipf => "zipf",
+            Family::ScanMixed => "scan-mixed",
+            Family::Loop => "loop",
+            Family::Trace => "traces",
+            Family::UserTrace => "your traces",
+        }
+    }
+}
+
+/// One workload at one capacity: the hit ratio of every contender and Bélády's.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The workload, e.g. `zipf(1.0)` or a trace's file stem.
+    pub workload: String,
+    /// Its family.
+    pub family: Family,
+    /// Capacity in entries.
+    pub capacity: usize,
+    /// Requests replayed.
+    pub requests: usize,
+    /// Hit ratio (0..=1) of each contender measured, in the order of `kinds` given to
+    /// [`run`].
+    pub ratios: Vec<f64>,
+    /// Bélády's optimum at this capacity.
+    pub belady: f64,
+}
+
+/// One workload to replay at several capacities.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Its name in tables.
+    pub name: String,
+    /// Its family.
+    pub family: Family,
+    /// The requests, in order.
+    pub requests: Vec<u64>,
+    /// The capacities to replay it at.
+    pub capacities: Vec<usize>,
+}
+
+/// Cache-aside replay of `requests` through a cache of `capacity` entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay<'a> {
+    /// Capacity in entries.
+    pub capacity: usize,
+    /// The requests, in order.
+    pub requests: &'a [u64],
+}
+
+impl Measure for Replay<'_> {
+    type Output = f64;
+
+    fn measure<C: Contender>(self) -> f64 {
+        replay(&C::with_capacity(self.capacity), self.requests)
+    }
+}
+
+/// Cache-aside hit ratio of `cache` on `requests`: a `get`, and an `insert` after a miss.
+pub fn replay<C: Contender>(cache: &C, requests: &[u64]) -> f64 {
+    let mut hits = 0usize;
+    for &key in requests {
+        if cache.get(key).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, key);
+        }
+    }
+    hits as f64 / requests.len().max(1) as f64
+}
+
+/// The synthetic workloads: Zipf 0.8 and 1.0, the same with scans, and a loop 10 % larger than
+/// each cache.
+pub fn synthetic_workloads(sizes: &HitRatioSizes) -> Vec<Workload> {
+    let mut rng = SplitMix64(SEED);
+    let capacities = sizes.synthetic_capacities().to_vec();
+    let mut workloads = Vec::new();
+    for exponent in [0.8, 1.0] {
+        workloads.push(Workload {
+            name: format!("zipf({exponent:.1})"),
+            family: Family::Zipf,
+            requests: zipf_requests(sizes.zipf_keys, exponent, sizes.zipf_requests, &mut rng),
+            capacities: capacities.clone(),
+        });
+    }
+    let mix = ScanMix {
+        keys: sizes.zipf_keys,
+        requests: sizes.zipf_requests,
+        period: sizes.scan_period,
+        scan_length: sizes.scan_length,
+    };
+    for exponent in [0.8, 1.0] {
+        workloads.push(Workload {
+            name: format!("zipf({exponent:.1})+scans"),
+            family: Family::ScanMixed,
+            requests: scan_mixed_requests(mix, exponent, &mut rng),
+            capacities: capacities.clone(),
+        });
+    }
+    for capacity in capacities {
+        let len = capacity + capacity / 10;
+        workloads.push(Workload {
+            name: format!("loop({len})"),
+            family: Family::Loop,
+            requests: loop_requests(len, sizes.loop_requests),
+            capacities: vec![capacity],
+        });
+    }
+    workloads
+}
+
+/// A trace file (its first `limit` requests, if given) as a workload, at `fractions` of its
+/// distinct key count.
+pub fn trace_workload(
+    path: &Path,
+    family: Family,
+    fractions: &[f64],
+    limit: Option<usize>,
+) -> Result<Workload, Box<dyn Error>> {
+    let mut requests = read_trace(path)?;
+    requests.truncate(limit.unwrap_or(usize::MAX));
+    if requests.is_empty() {
+        return Err(format!("{}: no keys", path.display()).into());
+    }
+    let distinct = distinct_keys(&requests);
+    let mut capacities: Vec<usize> = fractions
+        .iter()
+        .map(|f| ((distinct as f64 * f).round() as usize).max(1))
+        .collect();
+    capacities.dedup();
+    Ok(Workload {
+        name: path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        family,
+        requests,
+        capacities,
+    })
+}
+
+/// Every workload: the synthetic ones, each `*.keys` file of `trace_dir` (if given), and each
+/// of `user_traces`.
+pub fn workloads(
+    sizes: &HitRatioSizes,
+    trace_dir: Option<&Path>,
+    user_traces: &[PathBuf],
+) -> Result<Vec<Workload>, Box<dyn Error>> {
+    let mut all = synthetic_workloads(sizes);
+    if let Some(dir) = trace_dir {
+        for file in trace_files(dir)? {
+            all.push(trace_workload(
+                &file,
+                Family::Trace,
+                &sizes.trace_fractions,
+                sizes.trace_limit,
+            )?);
+        }
+    }
+    for file in user_traces {
+        all.push(trace_workload(
+            file,
+            Family::UserTrace,
+            &sizes.trace_fractions,
+            sizes.trace_limit,
+        )?);
+    }
+    Ok(all)
+}
+
+/// Replays every workload at every capacity through every contender of `kinds`, on `threads`
+/// threads (a hit ratio does not depend on timing, so rows can run side by side). Rows come
+/// back in workload order; `progress` sees each as it is finished.
+pub fn run(
+    workloads: &[Workload],
+    kinds: &[Kind],
+    threads: usize,
+    progress: impl Fn(&Row) + Sync,
+) -> Vec<Row> {
+    let jobs: Vec<(&Workload, usize)> = workloads
+        .iter()
+        .flat_map(|w| w.capacities.iter().map(move |&c| (w, c)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<Row>>> = Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(workload, capacity)) = jobs.get(index) else {
+                    break;
+                };
+                let requests = &workload.requests;
+                let row = Row {
+                    workload: workload.name.clone(),
+                    family: workload.family,
+                    capacity,
+                    requests: requests.len(),
+                    ratios: kinds
+                        .iter()
+                        .map(|kind| kind.measure(Replay { capacity, requests }))
+                        .collect(),
+                    belady: belady_hit_ratio(capacity, requests),
+                };
+                progress(&row);
+                done.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(row);
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contenders::{LruMutex, Memokit, LRU};
+    use memokit::{Cache, Policy};
+
+    /// memokit LRU on one shard, so that the policy is exact.
+    fn one_shard_lru(capacity: usize) -> Memokit<LRU> {
+        Memokit(
+            Cache::builder()
+                .max_capacity(capacity as u64)
+                .policy(Policy::Lru)
+                .shards(1)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn replay_counts_cache_aside_hits() {
+        let cache = LruMutex::with_capacity(2);
+        // 1 2 1 (hit) 3 (evicts 2) 2 (miss, evicts 1) 1 (miss)
+        assert_eq!(replay(&cache, &[1, 2, 1, 3, 2, 1]), 1.0 / 6.0);
+    }
+
+    #[test]
+    fn belady_bounds_every_contender() {
+        let mix = ScanMix {
+            keys: 10_000,
+            requests: 100_000,
+            period: 5_000,
+            scan_length: 2_000,
+        };
+        let requests = scan_mixed_requests(mix, 0.8, &mut SplitMix64(1));
+        let optimum = belady_hit_ratio(500, &requests);
+        for kind in Kind::ALL {
+            let ratio = kind.measure(Replay {
+                capacity: 500,
+                requests: &requests,
+            });
+            assert!(ratio > 0.0, "{}: no hit at all", kind.name());
+            assert!(ratio <= optimum, "{}: {ratio} > {optimum}", kind.name());
+        }
+    }
+
+    #[test]
+    fn one_shard_lru_is_exact() {
+        // Exact LRU of 2 on 1 2 3 1 2 3 hits nothing; on 1 2 1 2 it hits twice.
+        assert_eq!(replay(&one_shard_lru(2), &[1, 2, 3, 1, 2, 3]), 0.0);
+        assert_eq!(replay(&one_shard_lru(2), &[1, 2, 1, 2]), 0.5);
+    }
+
+    #[test]
+    fn synthetic_workloads_have_the_documented_shape() {
+        let sizes = HitRatioSizes::quick();
+        let all = synthetic_workloads(&sizes);
+        let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "zipf(0.8)",
+                "zipf(1.0)",
+                "zipf(0.8)+scans",
+                "zipf(1.0)+scans",
+                "loop(110)",
+                "loop(1100)"
+            ]
+        );
+        assert_eq!(all[0].capacities, [100, 1_000]);
+        assert_eq!(all[0].requests.len(), 50_000);
+        assert_eq!(all[2].requests.len(), 50_000 + 9 * 2_000);
+        assert_eq!(all[5].capacities, [1_000]);
+    }
+
+    #[test]
+    fn rows_keep_workload_order_on_several_threads() {
+        let sizes = HitRatioSizes::quick();
+        let workloads: Vec<Workload> = synthetic_workloads(&sizes)
+            .into_iter()
+            .map(|mut w| {
+                w.requests.truncate(5_000);
+                w
+            })
+            .collect();
+        let rows = run(&workloads, &[Kind::Lru], 2, |_| {});
+        let order: Vec<(String, usize)> = rows
+            .iter()
+            .map(|r| (r.workload.clone(), r.capacity))
+            .collect();
+        assert_eq!(order.len(), 10);
+        assert_eq!(order[0], ("zipf(0.8)".to_string(), 100));
+        assert_eq!(order[1], ("zipf(0.8)".to_string(), 1_000));
+        assert_eq!(order[9], ("loop(1100)".to_string(), 1_000));
+        // LRU on a loop larger than the cache never hits.
+        assert_eq!(rows[9].ratios, [0.0]);
+    }
+
+    #[test]
+    fn trace_workloads_take_capacities_from_distinct_keys() {
+        let path = std::env::temp_dir().join(format!("memokit-bench-{}.keys", std::process::id()));
+        std::fs::write(&path, "1\n2\n3\n4\n1\n2\n9\n").unwrap();
+        let whole = trace_workload(&path, Family::UserTrace, &[0.25, 0.5], None).unwrap();
+        assert_eq!(whole.requests.len(), 7);
+        // 5 distinct keys: 1.25 rounds to 1, 2.5 to 3.
+        assert_eq!(whole.capacities, [1, 3]);
+        let head = trace_workload(&path, Family::UserTrace, &[0.5], Some(4)).unwrap();
+        assert_eq!(head.requests, [1, 2, 3, 4]);
+        assert_eq!(head.capacities, [2]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// The LIRS paper's exact-LRU reference points for the gli trace, when the traces are here.
+    #[test]
+    fn lru_matches_published_gli_numbers() {
+        let dir = crate::workloads::default_trace_dir();
+        let Ok(requests) = read_trace(&dir.join("gli.keys")) else {
+            eprintln!("gli.keys not found under {}: skipped", dir.display());
+            return;
+        };
+        for (capacity, published) in [(1000, 11.21), (2000, 57.41)] {
+            let ratio = replay(&one_shard_lru(capacity), &requests) * 100.0;
+            assert!((ratio - published).abs() < 0.01, "{capacity}: {ratio}");
+        }
+    }
+}

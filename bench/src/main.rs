@@ -1,0 +1,245 @@
+//! `memokit-bench`: the benchmark report of memokit against other Rust caches.
+//!
+//! ```text
+//! memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
+//! memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]...
+//! memokit-bench one latency|throughput NAME [--threads N] [--quick]
+//! memokit-bench one macro [--quick]
+//! memokit-bench one shared [--quick]
+//! ```
+//!
+//! `report` runs everything and writes `REPORT.md` and SVG plots into `--out` (default
+//! `bench/results`). `hit-ratio` only replays the hit-ratio workloads and prints the table, the
+//! quick way to try your own trace (one unsigned integer key per line). `one` runs a single
+//! timed measurement of one contender, for a profiler. The shared traces are
+//! read from `../shared/traces` beside the repository (or `MEMOKIT_TRACE_DIR`) unless
+//! `--traces` names another directory.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use memokit_bench::contenders::Kind;
+use memokit_bench::hit_ratio;
+use memokit_bench::macro_overhead;
+use memokit_bench::markdown::{percent, table};
+use memokit_bench::memory::FillMemory;
+use memokit_bench::report::{self, ReportOptions, Sizes};
+use memokit_bench::shared_tier;
+use memokit_bench::throughput::{self, Throughput};
+use memokit_bench::workloads::default_trace_dir;
+
+const USAGE: &str = "\
+usage:
+  memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
+  memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]...
+  memokit-bench one latency|throughput NAME [--threads N] [--quick]
+  memokit-bench one macro [--quick]
+  memokit-bench one shared [--quick]   (needs redis-server on PATH)
+
+  --quick        reduced sizes (a check of the harness, under a minute)
+  --out DIR      where REPORT.md and the plots go (default: bench/results)
+  --traces DIR   the shared traces (default: ../shared/traces beside the repository)
+  --trace FILE   also replay this trace: one unsigned integer key per line (repeatable)
+
+`one` runs a single timed measurement (NAME: memokit-s3fifo, memokit-lru, memokit-lfu,
+memokit-fifo, quick-cache, moka-sync, moka-future, mini-moka, cached, lru), e.g. to profile it:
+  perf record -g target/release/memokit-bench one latency memokit-s3fifo";
+
+/// Parsed options of `report` and `hit-ratio`.
+struct Options {
+    quick: bool,
+    out: PathBuf,
+    trace_dir: Option<PathBuf>,
+    user_traces: Vec<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("results"),
+        trace_dir: None,
+        user_traces: Vec::new(),
+    };
+    let mut explicit_dir = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--out" => options.out = value("--out")?,
+            "--traces" => explicit_dir = Some(value("--traces")?),
+            "--trace" => options.user_traces.push(value("--trace")?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    options.trace_dir = match explicit_dir {
+        Some(dir) if dir.is_dir() => Some(dir),
+        Some(dir) => return Err(format!("--traces {}: not a directory", dir.display())),
+        None => {
+            let dir = default_trace_dir();
+            if dir.is_dir() {
+                Some(dir)
+            } else {
+                eprintln!(
+                    "no shared traces at {}: synthetic workloads only (use --traces DIR)",
+                    dir.display()
+                );
+                None
+            }
+        }
+    };
+    Ok(options)
+}
+
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    }
+}
+
+fn report(args: &[String]) -> Result<(), Box<dyn Error>> {
+    let options = parse(args)?;
+    let mut command = "cargo run -p memokit-bench --release -- report".to_string();
+    for arg in args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    let path = report::run(&ReportOptions {
+        sizes: sizes(options.quick),
+        out: options.out,
+        trace_dir: options.trace_dir,
+        user_traces: options.user_traces,
+        command,
+    })?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
+    let options = parse(args)?;
+    let workloads = hit_ratio::workloads(
+        &sizes(options.quick).hit_ratio,
+        options.trace_dir.as_deref(),
+        &options.user_traces,
+    )?;
+    let kinds = Kind::ALL;
+    let rows = hit_ratio::run(&workloads, &kinds, 2, |row| {
+        eprintln!("{} @{}", row.workload, row.capacity);
+    });
+    let mut header = vec!["workload", "capacity"];
+    header.extend(kinds.iter().map(|k| k.name()));
+    header.push("Bélády");
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![row.workload.clone(), row.capacity.to_string()];
+            cells.extend(row.ratios.iter().map(|&r| percent(r)));
+            cells.push(percent(row.belady));
+            cells
+        })
+        .collect();
+    print!("{}", table(&header, &cells));
+    Ok(())
+}
+
+/// `one latency|throughput NAME [--threads N] [--quick]` or `one macro [--quick]`: one
+/// measurement, for a profiler.
+fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
+    let (what, rest) = args.split_first().ok_or(USAGE)?;
+    let (kind, rest) = match (what.as_str(), rest) {
+        ("macro" | "shared", rest) => (None, rest),
+        (_, [name, rest @ ..]) => {
+            let kind = Kind::from_slug(name).ok_or_else(|| format!("no contender named {name}"))?;
+            (Some(kind), rest)
+        }
+        _ => return Err(USAGE.into()),
+    };
+    let mut threads = 1;
+    let mut quick = false;
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--threads" => threads = rest.next().ok_or("--threads needs a value")?.parse()?,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    let sizes = sizes(quick);
+    match (what.as_str(), kind) {
+        ("latency", Some(kind)) => {
+            let result = kind.measure(sizes.latency);
+            println!("{}: {:.1} ns per get", kind.name(), result.ns_per_get);
+        }
+        ("throughput", Some(kind)) => {
+            let streams = throughput::streams(&sizes.throughput, threads);
+            let mops = kind.measure(Throughput {
+                sizes: sizes.throughput,
+                streams: &streams,
+            });
+            println!("{}: {mops:.2} Mops/s on {threads} thread(s)", kind.name());
+        }
+        ("macro", _) => {
+            let result = macro_overhead::measure(sizes.macro_overhead);
+            println!(
+                "#[cached] hit {:.1} ns, Cache::get {:.1} ns",
+                result.macro_ns, result.cache_get_ns
+            );
+        }
+        ("shared", _) => {
+            let result = shared_tier::measure(sizes.shared)?;
+            println!(
+                "plain GET {:.1} µs, L2 hit {:.1} µs: {:.2}×",
+                result.get_us,
+                result.l2_hit_us,
+                result.ratio()
+            );
+        }
+        (other, _) => {
+            return Err(format!("one {other}: latency, throughput, macro or shared").into())
+        }
+    }
+    Ok(())
+}
+
+/// The child process of the memory measurement: `memory NAME [--entries N]`.
+fn memory(args: &[String]) -> Result<(), Box<dyn Error>> {
+    let name = args.first().ok_or("memory needs a contender name")?;
+    let kind = Kind::from_slug(name).ok_or_else(|| format!("no contender named {name}"))?;
+    let entries = match args.get(1..) {
+        Some([flag, n]) if flag == "--entries" => n.parse()?,
+        Some([]) => 1_000_000,
+        _ => return Err("usage: memory NAME [--entries N]".into()),
+    };
+    let result = kind.measure(FillMemory { entries })?;
+    println!("{}", result.to_line());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("report") => report(&args[1..]),
+        Some("hit-ratio") => hit_ratio_table(&args[1..]),
+        Some("memory") => memory(&args[1..]),
+        Some("one") => one(&args[1..]),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

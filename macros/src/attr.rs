@@ -1,0 +1,486 @@
+//! The attribute's arguments, parsed into a typed model. Parsing keeps going after a bad
+//! argument so that every mistake is reported at once.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::ParseStream;
+use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token, Type};
+
+use crate::duration;
+
+/// Everything `#[cached(...)]` was given.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) size: Option<Expr>,
+    pub(crate) weight: Option<Path>,
+    pub(crate) ttl: Option<u64>,
+    pub(crate) tti: Option<u64>,
+    pub(crate) policy: Option<Ident>,
+    pub(crate) key: Option<Expr>,
+    pub(crate) key_type: Option<Type>,
+    pub(crate) cache_errors: Option<Flag>,
+    pub(crate) cache_none: Option<Flag>,
+    pub(crate) coalesce: Option<Flag>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) redis: Option<Redis>,
+    /// The names of the arguments written, valid or not: an option whose value was wrong is
+    /// still "given", so that it is neither reported missing nor accepted twice.
+    given: Vec<Ident>,
+}
+
+/// `redis` or `redis(ttl = …, lease = …)`: the shared tier.
+pub(crate) struct Redis {
+    /// Time to live in Redis, in nanoseconds (absent: the local `ttl`, or one hour).
+    pub(crate) ttl: Option<u64>,
+    /// How long a computing process holds a key's lease (absent: the connection's default).
+    pub(crate) lease: Option<u64>,
+}
+
+/// A `true`/`false` option, with the tokens of the whole `name = value` for error spans.
+pub(crate) struct Flag {
+    pub(crate) value: bool,
+    pub(crate) tokens: TokenStream,
+}
+
+const KNOWN_NAMES: [&str; 12] = [
+    "size",
+    "weight",
+    "ttl",
+    "tti",
+    "policy",
+    "key",
+    "key_type",
+    "cache_errors",
+    "cache_none",
+    "coalesce",
+    "name",
+    "redis",
+];
+
+const KNOWN: &str =
+    "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis";
+
+const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
+
+/// Collects errors instead of stopping at the first.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+impl Options {
+    /// Parses every argument; a bad one is reported and skipped (up to the next `,`), so the
+    /// ones after it are still read and checked.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Options {
+        let mut options = Options::default();
+        let parser = |input: ParseStream<'_>| {
+            while !input.is_empty() {
+                options.parse_arg(input, errors);
+                if input.is_empty() {
+                    break;
+                }
+                if input.peek(Token![,]) {
+                    input.parse::<Token![,]>()?;
+                } else {
+                    errors.at(
+                        input.span(),
+                        "expected `,` here: separate `#[cached]` arguments with commas",
+                    );
+                    skip_to_comma(input);
+                }
+            }
+            Ok(())
+        };
+        if let Err(error) = syn::parse::Parser::parse2(parser, tokens) {
+            errors.push(error);
+        }
+        options
+    }
+
+    /// Whether the argument `name` was written, even with a bad value.
+    pub(crate) fn given(&self, name: &str) -> bool {
+        self.given.iter().any(|given| given == name)
+    }
+
+    /// One `name = value` argument. Never fails: a mistake is recorded and skipped.
+    fn parse_arg(&mut self, input: ParseStream<'_>, errors: &mut Errors) {
+        // Any identifier, keywords included, so that `type = …` is an unknown argument.
+        let Ok(name) = input.call(Ident::parse_any) else {
+            errors.at(
+                input.span(),
+                format!("expected an argument name; `#[cached]` arguments are `name = value` pairs ({KNOWN})"),
+            );
+            skip_to_comma(input);
+            return;
+        };
+        if name == "redis" && !input.peek(Token![=]) {
+            if self.given("redis") {
+                errors.at(name.span(), "`redis` is given twice; keep one");
+            }
+            self.redis = Some(parse_redis(input, errors));
+            self.given.push(name);
+            return;
+        }
+        if input.parse::<Token![=]>().is_err() {
+            errors.at(name.span(), missing_value(&name));
+            skip_to_comma(input);
+            return;
+        }
+        if !KNOWN_NAMES.iter().any(|known| name == known) {
+            errors.at(name.span(), unknown_argument(&name));
+            skip_value(input);
+            return;
+        }
+        let value = if name == "key_type" {
+            // A type is not an expression: keep its tokens in a verbatim expression for now.
+            input
+                .parse::<Type>()
+                .map(|ty| Expr::Verbatim(ty.into_token_stream()))
+        } else {
+            input.parse::<Expr>()
+        };
+        let value = match value {
+            Ok(value) => value,
+            Err(error) => {
+                errors.push(error);
+                skip_to_comma(input);
+                self.given.push(name);
+                return;
+            }
+        };
+        if self.given(&name.to_string()) {
+            errors.at(name.span(), format!("`{name}` is given twice; keep one"));
+            return;
+        }
+        self.set(&name, value, errors);
+        self.given.push(name);
+    }
+
+    fn set(&mut self, name: &Ident, value: Expr, errors: &mut Errors) {
+        match name.to_string().as_str() {
+            "size" => self.size = Some(value),
+            "weight" => self.weight = path_of(&value, name, errors),
+            "ttl" => self.ttl = duration_of(&value, name, errors),
+            "tti" => self.tti = duration_of(&value, name, errors),
+            "policy" => self.policy = policy_of(&value, errors),
+            "key" => self.key = Some(value),
+            "key_type" => self.key_type = type_of(&value, errors),
+            "cache_errors" => self.cache_errors = flag_of(&value, name, errors),
+            "cache_none" => self.cache_none = flag_of(&value, name, errors),
+            "coalesce" => self.coalesce = flag_of(&value, name, errors),
+            "name" => self.name = str_of(&value, name, errors),
+            "redis" => errors.spanned(
+                &value,
+                "write `redis` (Redis keeps entries as long as the local `ttl`, or one hour) or \
+                 `redis(ttl = \"10m\")`, without `=`",
+            ),
+            // Unknown names are reported before their value is parsed.
+            _ => {}
+        }
+    }
+}
+
+/// `redis` alone, or `redis(ttl = …, lease = …)`; mistakes are recorded and skipped.
+fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
+    let mut redis = Redis {
+        ttl: None,
+        lease: None,
+    };
+    if !input.peek(syn::token::Paren) {
+        if !input.is_empty() && !input.peek(Token![,]) {
+            errors.at(
+                input.span(),
+                "expected `redis` or `redis(ttl = \"10m\", lease = \"5s\")`",
+            );
+            skip_to_comma(input);
+        }
+        return redis;
+    }
+    let content = match (|| {
+        let content;
+        syn::parenthesized!(content in input);
+        Ok(content)
+    })() {
+        Ok(content) => content,
+        Err(error) => {
+            errors.push(error);
+            return redis;
+        }
+    };
+    let mut seen: Vec<Ident> = Vec::new();
+    while !content.is_empty() {
+        let Ok(name) = content.call(Ident::parse_any) else {
+            errors.at(
+                content.span(),
+                "expected `ttl = …` or `lease = …` inside `redis(...)`",
+            );
+            skip_to_comma(&content);
+            let _ = content.parse::<Token![,]>();
+            continue;
+        };
+        let value = if content.parse::<Token![=]>().is_ok() {
+            match content.parse::<Expr>() {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    errors.push(error);
+                    skip_to_comma(&content);
+                    None
+                }
+            }
+        } else {
+            errors.at(
+                name.span(),
+                format!("expected `{name} = <duration>` inside `redis(...)`"),
+            );
+            skip_to_comma(&content);
+            None
+        };
+        if !REDIS_KNOWN.iter().any(|known| name == known) {
+            errors.at(
+                name.span(),
+                format!("unknown `redis(...)` option `{name}`; expected `ttl` (how long Redis keeps an entry) or `lease` (how long a computing process holds a key)"),
+            );
+        } else if seen.contains(&name) {
+            errors.at(
+                name.span(),
+                format!("`{name}` is given twice in `redis(...)`; keep one"),
+            );
+        } else if let Some(value) = value {
+            let nanos = duration_of(&value, &name, errors);
+            if name == "ttl" {
+                redis.ttl = nanos;
+            } else {
+                redis.lease = nanos;
+            }
+        }
+        seen.push(name);
+        if content.is_empty() {
+            break;
+        }
+        if content.parse::<Token![,]>().is_err() {
+            errors.at(
+                content.span(),
+                "expected `,` between the options of `redis(...)`",
+            );
+            skip_to_comma(&content);
+            let _ = content.parse::<Token![,]>();
+        }
+    }
+    redis
+}
+
+/// The message for a name without `= value`, guessing what was meant.
+fn missing_value(name: &Ident) -> String {
+    let text = name.to_string();
+    if POLICIES.iter().any(|(policy, _)| *policy == text) {
+        format!("write `policy = {name}`; `#[cached]` arguments are `name = value` pairs")
+    } else if ["cache_errors", "cache_none", "coalesce"].contains(&text.as_str()) {
+        format!("expected `{name} = true` or `{name} = false`")
+    } else {
+        format!(
+            "expected `{name} = <value>`; `#[cached]` arguments are `name = value` pairs ({KNOWN})"
+        )
+    }
+}
+
+fn unknown_argument(name: &Ident) -> String {
+    let text = name.to_string();
+    match KNOWN_NAMES.iter().find(|known| is_typo_of(&text, known)) {
+        Some(known) => format!("unknown `#[cached]` argument `{name}`; did you mean `{known}`?"),
+        None => format!("unknown `#[cached]` argument `{name}`; expected one of: {KNOWN}"),
+    }
+}
+
+/// Whether `text` is `known` with at most one letter changed, added, removed, or two
+/// neighbours swapped.
+fn is_typo_of(text: &str, known: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (text.chars().collect(), known.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    match (a.len(), b.len()) {
+        (0, 0) => true,
+        (m, n) if m == n => {
+            a[1..] == b[1..] || (m >= 2 && a[0] == b[1] && a[1] == b[0] && a[2..] == b[2..])
+        }
+        (m, n) if m + 1 == n => a == &b[1..],
+        (m, n) if m == n + 1 => &a[1..] == b,
+        _ => false,
+    }
+}
+
+/// Moves past the tokens of one argument, up to (not including) the next top-level `,`.
+fn skip_to_comma(input: ParseStream<'_>) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tree, next)) = rest.token_tree() {
+            if matches!(&tree, TokenTree::Punct(punct) if punct.as_char() == ',') {
+                break;
+            }
+            rest = next;
+        }
+        Ok(((), rest))
+    });
+}
+
+/// Moves past the value of an unknown argument, which may be an expression or a type (whose
+/// `<…, …>` holds commas).
+fn skip_value(input: ParseStream<'_>) {
+    if input.fork().parse::<Expr>().is_ok() {
+        let _ = input.parse::<Expr>();
+    } else if input.fork().parse::<Type>().is_ok() {
+        let _ = input.parse::<Type>();
+    } else {
+        skip_to_comma(input);
+    }
+}
+
+fn lit_of(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(lit) => Some(&lit.lit),
+        _ => None,
+    }
+}
+
+fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
+    let parsed = match lit_of(value) {
+        Some(Lit::Int(int)) => int
+            .base10_parse::<u64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1_000_000_000)),
+        Some(Lit::Str(text)) => duration::parse_nanos(&text.value()),
+        _ => None,
+    };
+    match parsed {
+        Some(0) => errors.spanned(
+            value,
+            format!("`{name}` must be longer than zero; to keep entries with no time limit, remove `{name}`"),
+        ),
+        Some(nanos) => return Some(nanos),
+        None if lit_of(value).is_none() => errors.spanned(
+            value,
+            format!("`{name}` expects a literal (a constant's name cannot be read by the macro): {}", duration::EXPECTED),
+        ),
+        None => errors.spanned(value, format!("`{name}` expects {}", duration::EXPECTED)),
+    }
+    None
+}
+
+fn flag_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Flag> {
+    if let Some(Lit::Bool(LitBool { value: flag, .. })) = lit_of(value) {
+        return Some(Flag {
+            value: *flag,
+            tokens: quote::quote!(#name #value),
+        });
+    }
+    errors.spanned(value, format!("`{name}` expects `true` or `false`"));
+    None
+}
+
+fn str_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<LitStr> {
+    if let Some(Lit::Str(text)) = lit_of(value) {
+        return Some(text.clone());
+    }
+    errors.spanned(
+        value,
+        format!("`{name}` expects a string literal, e.g. `{name} = \"users::load\"`"),
+    );
+    None
+}
+
+fn path_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Path> {
+    if let Expr::Path(path) = value {
+        return Some(path.path.clone());
+    }
+    errors.spanned(
+        value,
+        format!("`{name}` expects the path of a `fn(&Key, &Value) -> u32`"),
+    );
+    None
+}
+
+fn type_of(value: &Expr, errors: &mut Errors) -> Option<Type> {
+    match value {
+        Expr::Verbatim(tokens) => match syn::parse2(tokens.clone()) {
+            Ok(ty) => Some(ty),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        _ => None,
+    }
+}
+
+/// The policies `policy = …` accepts, with the runtime variant each names.
+pub(crate) const POLICIES: [(&str, &str); 4] = [
+    ("lru", "Lru"),
+    ("lfu", "Lfu"),
+    ("fifo", "Fifo"),
+    ("s3fifo", "S3Fifo"),
+];
+
+fn policy_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
+    const EXPECTED: &str = "expected one of `lru`, `lfu`, `fifo`, `s3fifo` (the default)";
+    match value {
+        Expr::Path(path) => match path.path.get_ident() {
+            Some(ident) => match POLICIES.iter().find(|(name, _)| ident == name) {
+                Some((_, variant)) => return Some(Ident::new(variant, ident.span())),
+                None => errors.spanned(value, format!("unknown policy `{ident}`; {EXPECTED}")),
+            },
+            None => errors.spanned(value, format!("unknown policy; {EXPECTED}")),
+        },
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) if POLICIES.iter().any(|(name, _)| text.value() == *name) => errors.spanned(
+            value,
+            format!(
+                "write the policy without quotes: `policy = {}`",
+                text.value()
+            ),
+        ),
+        _ => errors.spanned(value, format!("unknown policy; {EXPECTED}")),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_typo_of;
+
+    #[test]
+    fn typos_are_one_edit_away() {
+        assert!(is_typo_of("sise", "size"));
+        assert!(is_typo_of("key_typ", "key_type"));
+        assert!(is_typo_of("ttll", "ttl"));
+        assert!(is_typo_of("polciy", "policy"));
+        assert!(is_typo_of("size", "size"));
+        assert!(!is_typo_of("capacity", "size"));
+        assert!(!is_typo_of("k", "key"));
+        assert!(!is_typo_of("lur", "policy"));
+    }
+}

@@ -1,0 +1,237 @@
+//! The expansion: the wrapper that builds the key and calls the runtime, and the handle
+//! accessor that owns the function's `static` cache.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Expr, ItemFn};
+
+use crate::attr::{Errors, Options};
+use crate::sig::{self, ReturnKind};
+use crate::valid;
+
+pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = Options::parse(args, &mut errors);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            errors.push(not_a_function(&item));
+            let error = errors.finish().err().map(|error| error.to_compile_error());
+            return quote!(#error #item);
+        }
+    };
+    valid::check(&func.sig, &options, &mut errors);
+    match errors.finish() {
+        Ok(()) => expand(&func, &options),
+        // The function stays as written, so the errors above are the only ones reported.
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#error #func)
+        }
+    }
+}
+
+/// The error for an item that is not a function with a body, at its keyword and name.
+fn not_a_function(item: &TokenStream) -> syn::Error {
+    use syn::{Item, TraitItemFn};
+    if let Ok(method) = syn::parse2::<TraitItemFn>(item.clone()) {
+        return syn::Error::new_spanned(
+            &method.sig,
+            "`#[cached]` needs a function with a body; a trait's method declaration has none: cache a free \
+             function and call it from the implementations",
+        );
+    }
+    fn named(keyword: impl quote::ToTokens, ident: &syn::Ident) -> TokenStream {
+        quote!(#keyword #ident)
+    }
+    let (tokens, kind) = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Struct(item)) => (named(item.struct_token, &item.ident), "a struct"),
+        Ok(Item::Enum(item)) => (named(item.enum_token, &item.ident), "an enum"),
+        Ok(Item::Union(item)) => (named(item.union_token, &item.ident), "a union"),
+        Ok(Item::Trait(item)) => (named(item.trait_token, &item.ident), "a trait"),
+        Ok(Item::Mod(item)) => (named(item.mod_token, &item.ident), "a module"),
+        Ok(Item::Static(item)) => (named(item.static_token, &item.ident), "a static"),
+        Ok(Item::Const(item)) => (named(item.const_token, &item.ident), "a constant"),
+        Ok(Item::Impl(item)) => (
+            item.impl_token.into_token_stream(),
+            "an impl block; put it on one of its methods",
+        ),
+        _ => (item.clone().into_iter().take(1).collect(), "this item"),
+    };
+    syn::Error::new_spanned(
+        tokens,
+        format!("`#[cached]` goes on a function or a method, not on {kind}"),
+    )
+}
+
+fn expand(func: &ItemFn, options: &Options) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let ident = &sig.ident;
+    let ret = sig::return_type(sig).expect("checked in valid.rs");
+    let cache_errors = options.cache_errors.as_ref().is_some_and(|flag| flag.value);
+    let private = quote!(::memokit::__private);
+    let (shape, share_error) = match sig::return_kind(ret) {
+        ReturnKind::Result if !cache_errors => {
+            let shape = quote!(#private::ResultShape<#ret>);
+            // Autoref picks error sharing when the concrete error type is `Clone + Send + Sync`.
+            let share = quote!({
+                use #private::{RetryOnError as _, ShareClonedError as _};
+                // The double reference is what selects the impl.
+                #[allow(clippy::needless_borrow)]
+                let share = (&&#private::ErrorSharing::<<#shape as #private::Shape>::Error>::new()).share_error();
+                share
+            });
+            (shape, share)
+        }
+        ReturnKind::Option => (
+            quote!(#private::OptionShape<#ret>),
+            quote!(::core::option::Option::None),
+        ),
+        _ => (
+            quote!(#private::Plain<#ret>),
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let value_type = quote!(<#shape as #private::Shape>::Value);
+    let (key_type, key_value) = key(sig, options);
+    let accessor = format_ident!("{}_cache", ident);
+    let is_method = sig::has_receiver(sig);
+    let accessor_call = if is_method {
+        quote!(Self::#accessor())
+    } else {
+        quote!(#accessor())
+    };
+
+    let call = if sig.asyncness.is_some() {
+        // An async block's output type is inferred from its first `return`; the unreachable one
+        // in front fixes it to `#ret`, so the body's `return`s coerce (`return Err(Box::new(e))`
+        // into `Box<dyn Error>`) as they do in an `async fn`.
+        quote! {
+            #accessor_call.__call_async::<#shape>(__memokit_key, #share_error, async move {
+                if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
+                    return output;
+                }
+                let output: #ret = #block;
+                output
+            }).await
+        }
+    } else {
+        quote!(#accessor_call.__call::<#shape>(__memokit_key, #share_error, move || -> #ret #block))
+    };
+
+    let name = match (&options.name, is_method) {
+        (Some(name), _) => quote!(#name),
+        (None, true) => quote! {
+            ::std::boxed::Box::leak(
+                ::std::format!("{}::{}", ::std::any::type_name::<Self>(), ::core::stringify!(#ident)).into_boxed_str(),
+            )
+        },
+        (None, false) => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#ident)
+        )),
+    };
+    let builder = builder(options, &key_type, &value_type);
+    let coalesce = options.coalesce.as_ref().is_none_or(|flag| flag.value);
+    let cache_none = options.cache_none.as_ref().is_none_or(|flag| flag.value);
+    let link = if is_method {
+        format!("Self::{ident}")
+    } else {
+        ident.to_string()
+    };
+    let accessor_doc =
+        format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get` (see `memokit::Memo`).");
+    let memo = quote!(::memokit::Memo<#key_type, #value_type>);
+    let shared = options.redis.as_ref().map(|redis| {
+        // Redis keeps entries as long as asked, else as long as the process does, else an hour.
+        let ttl = redis.ttl.or(options.ttl).unwrap_or(3_600_000_000_000);
+        let lease = match redis.lease {
+            Some(nanos) => {
+                quote!(::core::option::Option::Some(#private::Duration::from_nanos(#nanos)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            .__with_shared(#private::shared_tier::<#key_type, #value_type>(
+                #private::Duration::from_nanos(#ttl),
+                #lease,
+            ))
+        }
+    });
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __memokit_key: #key_type = #key_value;
+            #call
+        }
+
+        #[doc = #accessor_doc]
+        // `size` is cast with the span of the user's expression (for error messages), so clippy
+        // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless.
+        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless)]
+        #vis fn #accessor() -> &'static #memo {
+            static MEMO: #private::OnceLock<#memo> = #private::OnceLock::new();
+            ::memokit::Memo::__get_or_init(&MEMO, || {
+                ::memokit::Memo::__new(
+                    #name,
+                    #builder.build(),
+                    #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
+                )
+                #shared
+            })
+        }
+    }
+}
+
+/// The key's type and the expression that builds it.
+fn key(sig: &syn::Signature, options: &Options) -> (TokenStream, TokenStream) {
+    let args = sig::typed_args(sig);
+    match (&options.key, &options.key_type) {
+        (Some(key), key_type) => match sig::key_args(key, &args) {
+            // Argument names are copied into the key (the body still needs them), whether or not
+            // the type is also spelled out.
+            Some(used) => {
+                let (inferred, value) = sig::key_from_args(&used, matches!(key, Expr::Tuple(_)));
+                (key_type.as_ref().map_or(inferred, |ty| quote!(#ty)), value)
+            }
+            None => (quote!(#key_type), quote!(#key)),
+        },
+        (None, _) => {
+            let all: Vec<_> = args.iter().collect();
+            sig::key_from_args(&all, all.len() != 1)
+        }
+    }
+}
+
+/// The cache builder, typed so that the weigher closure does not have to infer the value type.
+fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) -> TokenStream {
+    let mut builder = quote!(::memokit::Cache::<#key_type, #value_type>::builder());
+    if let Some(size) = &options.size {
+        // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
+        builder = quote_spanned!(size.span()=> #builder.max_capacity((#size) as u64));
+    }
+    if let Some(weight) = &options.weight {
+        // A closure, so that deref coercion lets the weigher take `&[u8]` for a `Vec<u8>` value
+        // (or `&str` for `String`) instead of the `&Vec<u8>` clippy warns about.
+        let weigh = quote_spanned!(weight.span()=> #weight(key, value));
+        builder = quote!(#builder.weigher(|key, value| #weigh));
+    }
+    if let Some(nanos) = options.ttl {
+        builder = quote!(#builder.time_to_live(::memokit::__private::Duration::from_nanos(#nanos)));
+    }
+    if let Some(nanos) = options.tti {
+        builder = quote!(#builder.time_to_idle(::memokit::__private::Duration::from_nanos(#nanos)));
+    }
+    if let Some(policy) = &options.policy {
+        builder = quote!(#builder.policy(::memokit::Policy::#policy));
+    }
+    builder
+}

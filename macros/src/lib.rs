@@ -1,0 +1,168 @@
+//! The `#[cached]` attribute of [memokit](https://docs.rs/memokit). Depend on `memokit` and use
+//! it as `memokit::cached`; this crate only holds the macro.
+
+mod attr;
+mod duration;
+mod expand;
+mod sig;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Memoizes a function: its body runs only on a miss, once per key even under concurrency, and
+/// its results are kept in a cache you can inspect and clear.
+///
+/// ```
+/// use memokit::cached;
+///
+/// #[cached]                                    // unbounded, default policy (S3-FIFO), coalesced
+/// fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// assert_eq!(fib(80), 23_416_728_348_467_685);
+/// println!("{}", fib_cache().stats()); // hits=78 misses=81 hit_ratio=49.1% size=81/unbounded ...
+/// ```
+///
+/// # What is generated
+/// - The function keeps its signature, visibility, attributes and docs; an `async fn` stays
+///   `async`. Its body becomes the computation that runs on a miss.
+/// - A handle accessor next to it, with the same visibility: for `fn load_user`,
+///   `fn load_user_cache() -> &'static memokit::Memo<K, V>` (for a method, an associated
+///   function: `Repo::get_cache()`). [`Memo`](../memokit/struct.Memo.html) has `stats()`,
+///   `clear()`, `invalidate(&key)`, `insert(key, value)`, `get(&key)` (peek), `len()`, `name()`.
+/// - The function is listed in `memokit::registry()` from its first call (or first use of its
+///   handle), under its name (`module::path::function`, or `module::path::Type::method`).
+///
+/// # The key
+/// By default the key is the arguments, stored owned: one argument is the key itself, several
+/// make a tuple. References are stored as their owned form: `&str` → `String`, `&[T]` →
+/// `Vec<T>`, `&T` → `T` (via `ToOwned`). Arguments must be `Hash + Eq + Clone + Send + Sync`.
+///
+/// ```
+/// #[memokit::cached]
+/// fn greet(name: &str, excited: bool) -> String {
+///     format!("hello {name}{}", if excited { "!" } else { "" })
+/// }
+/// greet("ann", true);
+/// assert_eq!(greet_cache().get(&("ann".to_string(), true)).as_deref(), Some("hello ann!"));
+/// ```
+///
+/// `key = <expr>` chooses the key. Made only of argument names (`key = id`,
+/// `key = (id, region)`), its type is read from the signature; any other expression (it may
+/// use `self`) is evaluated as written and needs `key_type = <type>`:
+///
+/// ```
+/// struct Repo { tenant: u32 }
+///
+/// impl Repo {
+///     #[memokit::cached(size = 100, key = (id, self.tenant), key_type = (u64, u32))]
+///     fn get(&self, id: u64, _trace_id: u128) -> String {
+///         format!("row {id} of tenant {}", self.tenant)
+///     }
+/// }
+///
+/// let repo = Repo { tenant: 7 };
+/// assert_eq!(repo.get(1, 100), "row 1 of tenant 7");
+/// assert_eq!(repo.get(1, 200), "row 1 of tenant 7"); // same key: cached
+/// assert_eq!(Repo::get_cache().stats().hits, 1);
+/// ```
+///
+/// # Options
+/// - `size = N`: at most `N` entries (any integer expression; absent: unbounded).
+/// - `weight = path::to_fn` with `size`: `size` is the total weight and
+///   `fn(&Key, &Value) -> u32` weighs each entry (deref coercion applies: for a `Vec<u8>` value
+///   it may take `&[u8]`).
+/// - `ttl = …`, `tti = …`: time to live (since written) and time to idle (since last read), as
+///   integer seconds (`ttl = 30`) or a duration string: `"250ms"`, `"30s"`, `"5m"`, `"1h30m"`,
+///   `"2d"`.
+/// - `policy = lru | lfu | fifo | s3fifo`: eviction policy (default `s3fifo`).
+/// - `key = <expr>`, `key_type = <type>`: see above.
+/// - `cache_errors = true`: for a function returning `Result`, also cache `Err` (the error must
+///   be `Clone`). By default only `Ok` values are cached.
+/// - `cache_none = false`: for a function returning `Option`, do not cache `None` (cached by
+///   default).
+/// - `coalesce = false`: concurrent callers of one missing key each run the body (by default
+///   they share one run).
+/// - `name = "…"`: the registry name.
+/// - `redis` or `redis(ttl = "10m", lease = "5s")` (feature `redis` of memokit): also keep
+///   results in Redis, shared by every process connected to it (see `memokit::redis`). `ttl`
+///   is how long Redis keeps an entry (default: the local `ttl`, or one hour); `lease` how long
+///   a computing process holds a missing key before another may compute it (default: the
+///   connection's, 5 s). The key and value types must be `serde::Serialize +
+///   serde::de::DeserializeOwned`. Values are stored in clear in Redis: leave the option off for
+///   results that must not leave the process.
+///
+/// ```
+/// #[derive(Debug, Clone, PartialEq)]
+/// struct DbError(String);
+///
+/// #[memokit::cached(size = 10_000, ttl = "5m", policy = lru)]
+/// fn load_user(id: u64) -> Result<String, DbError> {
+///     if id == 0 { Err(DbError("no user 0".into())) } else { Ok(format!("user {id}")) }
+/// }
+///
+/// assert!(load_user(0).is_err());
+/// assert_eq!(load_user(1), Ok("user 1".to_string()));
+/// assert_eq!(load_user_cache().len(), 1); // the error was not cached
+///
+/// #[memokit::cached(size = 1_000, ttl = 30, tti = "10s", policy = lfu, cache_none = false)]
+/// async fn fetch_price(symbol: &str) -> Option<u64> {
+///     (symbol == "ACME").then_some(42)
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(fetch_price("ACME").await, Some(42));
+/// assert_eq!(fetch_price("NOPE").await, None);
+/// assert_eq!(fetch_price_cache().len(), 1); // None was not cached
+/// # });
+///
+/// fn weigh(_key: &u32, value: &[u8]) -> u32 { value.len() as u32 }
+///
+/// #[memokit::cached(size = 1 << 20, weight = weigh, name = "blobs", coalesce = false)]
+/// fn blob(id: u32) -> Vec<u8> { vec![0; id as usize] }
+///
+/// blob(1000);
+/// assert_eq!(blob_cache().cache().weighted_size(), 1000);
+/// assert_eq!(blob_cache().name(), "blobs");
+/// ```
+///
+/// ```no_run
+/// #[memokit::cached(size = 10_000, ttl = "1m", redis(ttl = "10m"))]
+/// fn render(page: u32) -> String {
+///     format!("<h1>page {page}</h1>") // once per page across every process
+/// }
+///
+/// memokit::redis::connect("redis://127.0.0.1:6379").unwrap(); // or MEMOKIT_REDIS_URL
+/// assert_eq!(render(1), "<h1>page 1</h1>");
+/// render_cache().invalidate(&1); // here, in Redis and in the other processes
+/// ```
+///
+/// # Errors and concurrency
+/// With coalescing (the default), concurrent callers of one missing key wait for the first
+/// one's run. If it returns `Err` and the error type is `Clone + Send + Sync`, every waiter gets
+/// a clone of that error; otherwise one waiter runs the body again. A panic or a cancelled
+/// future hands the run over to one waiter. Errors are never cached unless `cache_errors`.
+///
+/// # What it refuses
+/// Each is a compile error at the offending tokens saying what to do instead: unknown or
+/// repeated options, bad durations or policies, unknown or bad `redis(...)` options (and
+/// `redis` without the `redis` feature of memokit), a method without `key`, `impl Trait` or
+/// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
+/// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, and `cache_errors`
+/// / `cache_none` on a function that does not return `Result` / `Option`. Associated functions
+/// without `self` and functions in trait impls are not supported: cache a free function and
+/// call it from there.
+///
+/// # Caveats
+/// - A method in a generic `impl<T>` has one cache for every `T` (a `static` cannot depend on
+///   `T`): put what distinguishes the instances into `key`, or do not cache there.
+/// - `Result` and `Option` are recognised by the last segment of the written return type
+///   (`Result<T, E>`, `io::Result<T>`, `Option<T>`); an alias with another name is cached whole,
+///   errors included.
+/// - A synchronous computation that calls its own function with the same key panics with a
+///   message instead of deadlocking; an `async` one cannot be detected and waits forever.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(args.into(), item.into()).into()
+}

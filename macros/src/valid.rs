@@ -1,0 +1,272 @@
+//! Every rule the attribute enforces, each an error at the offending tokens that says the fix.
+
+use syn::visit::Visit;
+use syn::{Expr, FnArg, Ident, Lifetime, Pat, Signature, Type, TypeImplTrait, TypeReference};
+
+use crate::attr::{Errors, Options};
+use crate::sig::{self, ReturnKind};
+
+pub(crate) fn check(sig: &Signature, options: &Options, errors: &mut Errors) {
+    check_function(sig, errors);
+    check_arguments(sig, options, errors);
+    check_return(sig, options, errors);
+    check_options(sig, options, errors);
+}
+
+fn check_function(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.spanned(
+            constness,
+            "`#[cached]` cannot be used on a `const fn`: a cache lives at run time; remove `const`",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "`#[cached]` cannot be used on an `extern` function; cache a Rust function that calls it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(
+            variadic,
+            "`#[cached]` cannot be used on a variadic function",
+        );
+    }
+    for param in &sig.generics.params {
+        if !matches!(param, syn::GenericParam::Lifetime(_)) {
+            errors.spanned(
+                param,
+                "`#[cached]` does not support generic functions: its one cache cannot hold the values of every \
+                 instantiation; cache a non-generic function for each type you need and call it from the generic one",
+            );
+        }
+    }
+}
+
+fn check_arguments(sig: &Signature, options: &Options, errors: &mut Errors) {
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver)
+                if receiver.reference.is_some() && receiver.mutability.is_some() =>
+            {
+                errors.spanned(
+                    receiver,
+                    "`#[cached]` cannot be used on a `&mut self` method: a cached call would skip the body's \
+                     changes to `self`; take `&self`",
+                );
+            }
+            FnArg::Receiver(_) => {}
+            FnArg::Typed(typed) => {
+                if !matches!(&*typed.pat, Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none())
+                {
+                    errors.spanned(
+                        &typed.pat,
+                        "`#[cached]` needs plain argument names; destructure inside the body",
+                    );
+                }
+                // With a custom key, only the arguments in it must be storable.
+                let in_key = match &options.key {
+                    // A key that was given but could not be read: its own error says why.
+                    None if options.given("key") => false,
+                    None => true,
+                    Some(key) => {
+                        let args = sig::typed_args(sig);
+                        sig::key_args(key, &args).is_some_and(|used| {
+                            used.iter().any(|arg| std::ptr::eq(arg.ty, &*typed.ty))
+                        })
+                    }
+                };
+                check_argument_type(&typed.ty, in_key, errors);
+            }
+        }
+    }
+}
+
+fn check_argument_type(ty: &Type, in_key: bool, errors: &mut Errors) {
+    if let Some(impl_trait) = find_impl_trait(ty) {
+        errors.spanned(
+            impl_trait,
+            "`#[cached]` cannot take an `impl Trait` argument: its type has no name for the cache to store; \
+             take a concrete type",
+        );
+        return;
+    }
+    match ty {
+        Type::Reference(TypeReference { mutability: Some(_), .. }) => errors.spanned(
+            ty,
+            "`#[cached]` cannot be used with `&mut` arguments: a cached call would skip the body's changes \
+             through it; take `&T` or an owned value",
+        ),
+        Type::Reference(reference) if in_key => check_storable(&reference.elem, "argument", errors),
+        _ if in_key => check_storable(ty, "argument", errors),
+        _ => {}
+    }
+}
+
+/// The first `impl Trait` in a type, also behind a reference (`&impl Display`).
+fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
+    struct Finder<'ast>(Option<&'ast TypeImplTrait>);
+    impl<'ast> Visit<'ast> for Finder<'ast> {
+        fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
+            self.0.get_or_insert(impl_trait);
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn check_return(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let returned = sig::return_type(sig)
+        .filter(|ty| !matches!(ty, Type::Tuple(unit) if unit.elems.is_empty()));
+    let Some(ty) = returned else {
+        errors.spanned(
+            &sig.ident,
+            "`#[cached]` needs a return value to cache; this function returns `()`",
+        );
+        return;
+    };
+    if let Type::ImplTrait(_) = ty {
+        errors.spanned(ty, "`#[cached]` cannot store an `impl Trait` return value: name the type (e.g. `Box<dyn Trait>`)");
+        return;
+    }
+    check_storable(ty, "return", errors);
+    let kind = sig::return_kind(ty);
+    if let Some(flag) = &options.cache_errors {
+        if kind != ReturnKind::Result {
+            errors.spanned(
+                &flag.tokens,
+                "`cache_errors` only applies to functions returning `Result`; remove it",
+            );
+        }
+    }
+    if let Some(flag) = &options.cache_none {
+        if kind != ReturnKind::Option {
+            errors.spanned(
+                &flag.tokens,
+                "`cache_none` only applies to functions returning `Option`; remove it",
+            );
+        }
+    }
+}
+
+/// The cache is a `static`: what it stores may not borrow, nor name `Self`.
+fn check_storable(ty: &Type, what: &str, errors: &mut Errors) {
+    struct Finder<'a> {
+        what: &'a str,
+        errors: &'a mut Errors,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+            if lifetime.ident != "static" {
+                self.errors.spanned(
+                    lifetime,
+                    format!(
+                        "`#[cached]` cannot store borrowed data (`{lifetime}` in the {} type): the cache outlives \
+                         the call; use an owned type (String, Vec<T>, Arc<T>) or `&'static` data",
+                        self.what
+                    ),
+                );
+            }
+        }
+        fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+            match &reference.lifetime {
+                Some(lifetime) => self.visit_lifetime(lifetime),
+                None => self.errors.spanned(
+                    reference,
+                    format!(
+                        "`#[cached]` cannot store borrowed data (a reference in the {} type): the cache outlives \
+                         the call; use an owned type (String, Vec<T>, Arc<T>) or `&'static` data",
+                        self.what
+                    ),
+                ),
+            }
+            self.visit_type(&reference.elem);
+        }
+        fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {
+            if segment.ident == "Self" {
+                self.errors.spanned(
+                    &segment.ident,
+                    format!("`#[cached]` cannot name `Self` in the {} type of its cache; write the type's name", self.what),
+                );
+            }
+            syn::visit::visit_path_segment(self, segment);
+        }
+    }
+    Finder { what, errors }.visit_type(ty);
+}
+
+fn check_options(sig: &Signature, options: &Options, errors: &mut Errors) {
+    let args = sig::typed_args(sig);
+    if sig::has_receiver(sig) && !options.given("key") {
+        let names: Vec<String> = args.iter().map(|arg| arg.name.to_string()).collect();
+        let advice = match names.as_slice() {
+            [] => "name the fields of `self` the result depends on and add the key's type, e.g. \
+                   `key = self.id, key_type = u64`"
+                .to_string(),
+            [one] => format!(
+                "write `key = {one}` if the result depends only on the arguments, or also name the fields \
+                 of `self` it reads and add the key's type, e.g. `key = ({one}, self.tenant), key_type = (u64, u32)`"
+            ),
+            many => format!(
+                "write `key = ({})` if the result depends only on the arguments, or also name the fields \
+                 of `self` it reads and add the key's type, e.g. `key = (id, self.tenant), key_type = (u64, u32)`",
+                many.join(", ")
+            ),
+        };
+        errors.spanned(
+            &sig.ident,
+            format!("`#[cached]` on a method needs `key = …`, because `self` cannot be stored in the cache: {advice}"),
+        );
+    }
+    if let (Some(key), false) = (&options.key, options.given("key_type")) {
+        if sig::key_args(key, &args).is_none() {
+            match bare_names(key)
+                .and_then(|names| names.into_iter().find(|name| !args.iter().any(|arg| arg.name == *name)))
+            {
+                Some(stranger) if stranger != "self" => {
+                    let names: Vec<String> = args.iter().map(|arg| format!("`{}`", arg.name)).collect();
+                    errors.spanned(
+                        stranger,
+                        format!(
+                            "`{stranger}` is not an argument of `{}`: a key made of names takes them from the \
+                             arguments ({}); for any other expression add `key_type = <its type>`",
+                            sig.ident,
+                            if names.is_empty() { "it has none".to_string() } else { names.join(", ") }
+                        ),
+                    );
+                }
+                _ => errors.spanned(
+                    key,
+                    "the type of this key cannot be read from the signature; add `key_type = <its type>` \
+                     (the type of the owned value this expression produces)",
+                ),
+            }
+        }
+    }
+    if let (Some(key_type), false) = (&options.key_type, options.given("key")) {
+        errors.spanned(
+            key_type,
+            "`key_type` goes with `key = …`; without `key`, the key is the arguments",
+        );
+    }
+    if let (Some(weight), false) = (&options.weight, options.given("size")) {
+        errors.spanned(
+            weight,
+            "`weight` needs `size = …`, the total weight the cache may hold",
+        );
+    }
+}
+
+/// The names a key is made of when it is only names (`id`, `(id, region)`).
+fn bare_names(key: &Expr) -> Option<Vec<&Ident>> {
+    match key {
+        Expr::Path(path) => path.path.get_ident().map(|ident| vec![ident]),
+        Expr::Paren(paren) => bare_names(&paren.expr),
+        Expr::Tuple(tuple) => {
+            let mut names = Vec::new();
+            for elem in &tuple.elems {
+                names.append(&mut bare_names(elem)?);
+            }
+            Some(names)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,309 @@
+//! [`CacheBuilder`]: every setting of a [`Cache`], with moka-style names.
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::cache::{Inner, Listener};
+use crate::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
+use crate::shard::{Shard, ShardConfig, Weigher};
+use crate::stats::LookupCounters;
+use crate::{Cache, Policy, RemovalCause};
+
+/// Shards of a bounded cache hold at least this much weight, so small caches are not cut
+/// into slivers that evict long before the cache is full.
+const MIN_SHARD_CAPACITY: u64 = 64;
+/// Shards per core by default: enough that two threads rarely meet on one lock.
+const SHARDS_PER_CORE: usize = 4;
+
+type StartSweeper<K, V> = Box<dyn FnOnce(&Cache<K, V>)>;
+
+/// Configures and builds a [`Cache`]; get one from [`Cache::builder`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use memokit::{Cache, Policy};
+///
+/// let cache: Cache<u64, Arc<str>> = Cache::builder()
+///     .max_capacity(1 << 20)                          // total bytes, with the weigher below
+///     .weigher(|_key, value: &Arc<str>| value.len() as u32)
+///     .time_to_live(Duration::from_secs(300))
+///     .time_to_idle(Duration::from_secs(60))
+///     .policy(Policy::Lfu)
+///     .eviction_listener(|key, _value, cause| println!("{key} left: {cause:?}"))
+///     .build();
+/// cache.insert(1, "one".into());
+/// assert_eq!(cache.weighted_size(), 3);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CacheBuilder<K, V> {
+    max_capacity: Option<u64>,
+    ttl: Option<Duration>,
+    tti: Option<Duration>,
+    policy: Policy,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    clock: Option<Arc<dyn Clock>>,
+    shards: Option<usize>,
+    /// Starts the background sweeper on the built cache (see `sweep_interval`).
+    start_sweeper: Option<StartSweeper<K, V>>,
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        CacheBuilder {
+            max_capacity: None,
+            ttl: None,
+            tti: None,
+            policy: Policy::default(),
+            weigher: None,
+            listener: None,
+            clock: None,
+            shards: None,
+            start_sweeper: None,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
+    /// The most entries the cache holds (or the most total weight, with a
+    /// [`weigher`](Self::weigher)). Without it the cache is unbounded.
+    ///
+    /// The capacity is split exactly between shards, so [`Cache::len`] never exceeds it; a
+    /// shard evicts when *its* share is full, so an unevenly spread key set may see evictions
+    /// slightly before the whole cache is full. Small capacities get fewer shards (each holds at
+    /// least 64) to keep that effect small.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().max_capacity(2).build();
+    /// for i in 0..10 { cache.insert(i, i); }
+    /// assert_eq!(cache.len(), 2);
+    /// ```
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = Some(max_capacity);
+        self
+    }
+
+    /// Entries expire this long after they were written.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache: memokit::Cache<u32, u32> =
+    ///     memokit::Cache::builder().time_to_live(Duration::from_secs(300)).build();
+    /// # cache.insert(1, 1);
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Entries expire this long after they were last read or written.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache: memokit::Cache<u32, u32> =
+    ///     memokit::Cache::builder().time_to_idle(Duration::from_secs(60)).build();
+    /// # cache.insert(1, 1);
+    /// ```
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
+        self
+    }
+
+    /// The eviction policy; [`Policy::S3Fifo`] by default.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> =
+    ///     memokit::Cache::builder().max_capacity(10).policy(memokit::Policy::Fifo).build();
+    /// assert_eq!(cache.policy(), memokit::Policy::Fifo);
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Makes [`max_capacity`](Self::max_capacity) count the weight `weigher` gives each entry
+    /// instead of entries. A value heavier than one shard's share of the capacity is not stored.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, Vec<u8>> = memokit::Cache::builder()
+    ///     .max_capacity(100)
+    ///     .weigher(|_k, v: &Vec<u8>| v.len() as u32)
+    ///     .build();
+    /// cache.insert(1, vec![0; 60]);
+    /// cache.insert(2, vec![0; 60]); // 120 > 100: one of them is evicted
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Called with every entry that leaves the cache and why, after the shard's lock is
+    /// released, on the thread whose call removed it.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder()
+    ///     .max_capacity(1)
+    ///     .eviction_listener(|k, v, cause| println!("{k}={v} left: {cause:?}"))
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2); // prints "1=1 left: Size"
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// The clock used for expiry; [`SystemClock`] by default. Tests pass a
+    /// [`MockClock`](crate::MockClock).
+    ///
+    /// ```
+    /// let clock = memokit::MockClock::new();
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().clock(clock).build();
+    /// # cache.insert(1, 1);
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two, and never more than a bounded cache's
+    /// capacity. By default: four per available core, fewer for small bounded caches (see
+    /// [`max_capacity`](Self::max_capacity)).
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().shards(3).build();
+    /// assert_eq!(cache.shard_count(), 4);
+    /// let small: memokit::Cache<u32, u32> = memokit::Cache::builder().max_capacity(3).shards(16).build();
+    /// assert_eq!(small.shard_count(), 2);
+    /// ```
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards.max(1).next_power_of_two());
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().max_capacity(10).build();
+    /// assert_eq!(cache.capacity(), Some(10));
+    /// ```
+    pub fn build(self) -> Cache<K, V> {
+        let shard_count = self.shard_count();
+        let capacity = self.max_capacity;
+        let hasher = ahash::RandomState::new();
+        let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
+            .map(|i| {
+                // Exact split: the first `total % n` shards hold one more.
+                let share = capacity.map_or(u64::MAX, |total| {
+                    total / shard_count as u64 + u64::from(i < total % shard_count as u64)
+                });
+                Shard::new(self.policy, share, hasher.clone())
+            })
+            .collect();
+        let expiry = ExpiryPolicy {
+            ttl: self.ttl.map(duration_nanos),
+            tti: self.tti.map(duration_nanos),
+        };
+        let config = ShardConfig {
+            expiry,
+            weigher: self.weigher,
+            collect_removed: self.listener.is_some(),
+        };
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(SystemClock::default()));
+        debug_assert!(shards.len().is_power_of_two());
+        let (listener, policy) = (self.listener, self.policy);
+        let inner = Inner {
+            shards,
+            config,
+            hasher,
+            clock,
+            listener,
+            capacity,
+            policy,
+            lookups: LookupCounters::new(),
+        };
+        let cache = Cache {
+            inner: Arc::new(inner),
+        };
+        if let (Some(start), true) = (self.start_sweeper, expiry.is_enabled()) {
+            start(&cache);
+        }
+        cache
+    }
+
+    fn shard_count(&self) -> usize {
+        if let Some(shards) = self.shards {
+            // Never more shards than capacity: a shard with a zero share could store nothing.
+            let most = self.max_capacity.map_or(usize::MAX, |capacity| {
+                usize::try_from(capacity).unwrap_or(usize::MAX).max(1)
+            });
+            return if shards <= most {
+                shards
+            } else {
+                prev_power_of_two(most)
+            };
+        }
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards = (cores * SHARDS_PER_CORE).next_power_of_two();
+        if let Some(capacity) = self.max_capacity {
+            while shards > 1 && capacity / (shards as u64) < MIN_SHARD_CAPACITY {
+                shards /= 2;
+            }
+        }
+        shards
+    }
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Reclaims expired entries every `interval` on a background thread, so that a cache that
+    /// is neither read nor written still gives back their memory. Without it, expired entries
+    /// are reclaimed when read, a few on every write, and by [`Cache::purge_expired`]. The
+    /// thread stops once every handle on the cache is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .sweep_interval(Duration::from_secs(10))
+    ///     .build();
+    /// # cache.insert(1, 1);
+    /// ```
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.start_sweeper = Some(Box::new(move |cache| spawn_sweeper(cache, interval)));
+        self
+    }
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+fn spawn_sweeper<K, V>(cache: &Cache<K, V>, interval: Duration)
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let weak = Arc::downgrade(&cache.inner);
+    let spawned = thread::Builder::new()
+        .name("memokit-sweep".into())
+        .spawn(move || loop {
+            thread::sleep(interval);
+            let Some(inner) = weak.upgrade() else { break };
+            Cache { inner }.purge_expired();
+        });
+    // Without a thread, expired entries are still reclaimed by writes and reads.
+    drop(spawned);
+}

@@ -1,0 +1,694 @@
+//! [`Cache`]: the public concurrent cache. It hashes a key once, routes it to its shard, and
+//! hands removed entries to the eviction listener after the shard's lock is released.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::builder::CacheBuilder;
+use crate::expiry::{duration_nanos, Clock};
+use crate::flight::{Join, Outcome, ShareError, Superseded};
+use crate::shard::{Lookup, Removed, Shard, ShardConfig};
+use crate::stats::LookupCounters;
+use crate::{Policy, Stats};
+
+/// Why an entry left the cache, as told to an
+/// [eviction listener](CacheBuilder::eviction_listener).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use memokit::{Cache, RemovalCause};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = seen.clone();
+/// let cache: Cache<u32, &str> = Cache::builder()
+///     .eviction_listener(move |key, value, cause| log.lock().unwrap().push((key, value, cause)))
+///     .build();
+/// cache.insert(1, "a");
+/// cache.insert(1, "b");
+/// cache.invalidate(&1);
+/// assert_eq!(
+///     *seen.lock().unwrap(),
+///     [(1, "a", RemovalCause::Replaced), (1, "b", RemovalCause::Invalidated)]
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Evicted by the policy to stay within capacity (or too heavy to be stored at all).
+    Size,
+    /// Its time-to-live or time-to-idle passed.
+    Expired,
+    /// Removed by `invalidate`, `invalidate_if` or `clear`.
+    Invalidated,
+    /// Its value was replaced by an insert (a value already expired then is reported as
+    /// `Expired`).
+    Replaced,
+}
+
+pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+
+pub(crate) struct Inner<K, V> {
+    pub(crate) shards: Box<[Shard<K, V>]>,
+    pub(crate) config: ShardConfig<K, V>,
+    /// The same hasher as every shard's, which recompute hashes of stored keys.
+    pub(crate) hasher: ahash::RandomState,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) capacity: Option<u64>,
+    pub(crate) policy: Policy,
+    pub(crate) lookups: LookupCounters,
+}
+
+/// A concurrent, sharded, bounded or unbounded cache.
+///
+/// Cloning a `Cache` is cheap and gives another handle on the same entries. It is `Send + Sync`:
+/// share it through a `static`, an `Arc`, or clones.
+///
+/// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
+/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`] and [`Policy::Fifo`] take
+/// the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
+///
+/// ```
+/// use std::time::Duration;
+/// use memokit::{Cache, Policy};
+///
+/// let cache: Cache<String, u64> = Cache::builder()
+///     .max_capacity(10_000)
+///     .time_to_live(Duration::from_secs(300))
+///     .policy(Policy::Lru)
+///     .build();
+/// cache.insert("alice".to_string(), 1);
+/// assert_eq!(cache.get("alice"), Some(1)); // look up a String key with a &str
+/// let total = cache.get_or_insert_with("bob".to_string(), || 2);
+/// assert_eq!(total, 2);
+/// println!("{}", cache.stats()); // hits=1 misses=1 hit_ratio=50.0% size=2/10000 ...
+/// ```
+pub struct Cache<K, V> {
+    pub(crate) inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Cache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("policy", &self.inner.policy)
+            .field("capacity", &self.inner.capacity)
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Cache<K, V> {
+    /// A cache holding at most `max_capacity` entries, with the default policy.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(2);
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// ```
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// A builder for every other setting.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().build(); // unbounded
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    /// The shard of a hash: bits the hash table does not use for probing (low bits) nor for its
+    /// control bytes (top seven).
+    #[inline]
+    fn shard_of(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.inner.shards.len() - 1)
+    }
+
+    /// The clock reading, only when entries can expire: a cache without TTL/TTI reads no clock.
+    #[inline]
+    pub(crate) fn now(&self) -> Option<u64> {
+        self.inner
+            .config
+            .expiry
+            .is_enabled()
+            .then(|| duration_nanos(self.inner.clock.now()))
+    }
+
+    fn notify(&self, removed: Removed<K, V>) {
+        if let Some(listener) = &self.inner.listener {
+            for (key, value, cause) in removed {
+                listener(key, value, cause);
+            }
+        }
+    }
+
+    /// The value of `key`, cloned, if present and not expired. Counts a hit or a miss.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<String, u32> = memokit::Cache::new(10);
+    /// cache.insert("a".into(), 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// assert_eq!(cache.get("b"), None);
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.get_hashed(self.shard_of(hash), hash, key)
+    }
+
+    /// A counted lookup of an already hashed key; reclaims an expired entry it finds.
+    #[inline]
+    fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = &self.inner.shards[shard_idx];
+        let now = self.now();
+        let lookup = shard.lookup(&self.inner.config, hash, key, now);
+        self.inner.lookups.record(matches!(lookup, Lookup::Hit(_)));
+        match lookup {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss => None,
+            Lookup::Expired => {
+                let mut removed = Vec::new();
+                shard.reclaim_expired(&self.inner.config, hash, key, now, &mut removed);
+                self.notify(removed);
+                None
+            }
+        }
+    }
+
+    /// Whether `key` has a live entry. Not counted in the stats and not a use for the policy.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// assert!(cache.contains_key(&1) && !cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.inner.shards[self.shard_of(hash)]
+            .peek(hash, key, self.now(), |_| ())
+            .is_some()
+    }
+
+    /// The value of `key`, cloned, if present and not expired, without counting a lookup or
+    /// marking the entry used.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.peek(&1), Some(1));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.inner.shards[self.shard_of(hash)].peek(hash, key, self.now(), V::clone)
+    }
+
+    /// Stores `value` under `key`, replacing any previous value and restarting its time-to-live.
+    ///
+    /// A value heavier than a shard's capacity (see [`CacheBuilder::weigher`]) is not stored, and
+    /// any older value of the key is removed.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, &str> = memokit::Cache::new(10);
+    /// cache.insert(1, "one");
+    /// cache.insert(1, "uno");
+    /// assert_eq!(cache.get(&1), Some("uno"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) {
+        let hash = self.hash(&key);
+        let shard = self.shard_of(hash);
+        // A computation of this key in progress must not overwrite this newer value.
+        self.inner.shards[shard].flights.supersede(hash, &key);
+        self.insert_hashed(shard, hash, key, value, None);
+    }
+
+    /// Stores a value unless `superseded` is set. The flag is read under the shard's lock, so a
+    /// write that sets it before taking that lock is never overwritten by this value.
+    pub(crate) fn insert_hashed(
+        &self,
+        shard: usize,
+        hash: u64,
+        key: K,
+        value: V,
+        superseded: Option<&AtomicBool>,
+    ) {
+        let mut removed = Vec::new();
+        let now = self.now();
+        self.inner.shards[shard].insert(
+            &self.inner.config,
+            hash,
+            key,
+            value,
+            now,
+            superseded,
+            &mut removed,
+        );
+        self.notify(removed);
+    }
+
+    /// Removes `key`; returns whether a live entry was there.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// assert!(cache.invalidate(&1));
+    /// assert!(!cache.invalidate(&1));
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut removed = Vec::new();
+        let shard = &self.inner.shards[self.shard_of(hash)];
+        // A computation that started before this call must not store its (older) result.
+        shard.flights.supersede(hash, key);
+        let was_live = shard.invalidate(&self.inner.config, hash, key, self.now(), &mut removed);
+        self.notify(removed);
+        was_live
+    }
+
+    /// Removes every entry for which `predicate` returns true; returns how many. Shards are
+    /// visited one at a time, so entries inserted meanwhile may or may not be visited. Unlike
+    /// [`invalidate`](Self::invalidate), it cannot know which computations in flight would
+    /// produce a matching value, so those still store their results.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// for i in 0..6 { cache.insert(i, i * 10); }
+    /// assert_eq!(cache.invalidate_if(|k, _v| k % 2 == 0), 3);
+    /// assert_eq!(cache.len(), 3);
+    /// ```
+    pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
+        let now = self.now();
+        let mut count = 0;
+        for shard in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            count += shard.retain(&self.inner.config, &mut predicate, now, &mut removed);
+            self.notify(removed);
+        }
+        count
+    }
+
+    /// Removes every entry (counted as invalidations).
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        let now = self.now();
+        for shard in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            shard.flights.supersede_all();
+            shard.clear(&self.inner.config, now, &mut removed);
+            self.notify(removed);
+        }
+    }
+
+    /// Removes every expired entry now. Writes already reclaim a few expired entries each (and
+    /// [`CacheBuilder::sweep_interval`] does it in the background); this is for callers that
+    /// want it done at a moment of their choosing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit::{Cache, MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<u32, u32> =
+    ///     Cache::builder().time_to_live(Duration::from_secs(1)).clock(clock.clone()).build();
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(cache.len(), 1); // expired, but still holding memory
+    /// cache.purge_expired();
+    /// assert_eq!(cache.len(), 0);
+    /// ```
+    pub fn purge_expired(&self) {
+        let now = self.now();
+        if now.is_none() {
+            return;
+        }
+        for shard in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            shard.purge_expired(&self.inner.config, now, &mut removed);
+            self.notify(removed);
+        }
+    }
+
+    /// Entries resident, including expired ones not yet reclaimed.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn len(&self) -> u64 {
+        self.inner.shards.iter().map(Shard::len).sum()
+    }
+
+    /// Whether no entry is resident.
+    ///
+    /// ```
+    /// assert!(memokit::Cache::<u32, u32>::new(10).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total weight resident (equals [`len`](Self::len) without a weigher).
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, String> =
+    ///     memokit::Cache::builder().weigher(|_k, v: &String| v.len() as u32).build();
+    /// cache.insert(1, "four".into());
+    /// assert_eq!(cache.weighted_size(), 4);
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.shards.iter().map(Shard::weighted_size).sum()
+    }
+
+    /// The maximum total weight, or `None` when unbounded.
+    ///
+    /// ```
+    /// assert_eq!(memokit::Cache::<u32, u32>::new(10).capacity(), Some(10));
+    /// ```
+    pub fn capacity(&self) -> Option<u64> {
+        self.inner.capacity
+    }
+
+    /// The eviction policy.
+    ///
+    /// ```
+    /// assert_eq!(memokit::Cache::<u32, u32>::new(10).policy(), memokit::Policy::S3Fifo);
+    /// ```
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    /// Number of shards (a power of two).
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().shards(4).build();
+    /// assert_eq!(cache.shard_count(), 4);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// A snapshot of the counters, with the current size and capacity.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.get(&1);
+    /// assert_eq!(cache.stats().misses, 1);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for shard in self.inner.shards.iter() {
+            shard.counters.add_to(&mut stats);
+            stats.len += shard.len();
+            stats.weighted_size += shard.weighted_size();
+        }
+        self.inner.lookups.add_to(&mut stats);
+        stats.capacity = self.inner.capacity;
+        stats
+    }
+
+    /// Sets every counter back to zero (entries stay).
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// cache.get(&1);
+    /// cache.reset_stats();
+    /// assert_eq!(cache.stats().misses, 0);
+    /// ```
+    pub fn reset_stats(&self) {
+        for shard in self.inner.shards.iter() {
+            shard.counters.reset();
+        }
+        self.inner.lookups.reset();
+    }
+}
+
+/// The body of [`Cache::load`] and [`Cache::load_async`], which differ only in how `init` runs
+/// and how a waiter waits (blocking or `.await`).
+macro_rules! load_loop {
+    ($cache:ident, $key:ident, $init:ident, $rule:ident, blocking = $blocking:expr,
+     run = |$run_init:ident, $leader:ident| $run:expr, wait = |$flight:ident| $wait:expr) => {{
+        let (shard, hash) = match $cache.lookup_counted(&$key) {
+            Ok(value) => return Ok(value),
+            Err(at) => at,
+        };
+        let mut $init = Some($init);
+        let mut waited = false;
+        loop {
+            match $cache.join_flight(shard, hash, &$key, $blocking, $rule.coalesce, &mut waited) {
+                Join::Ready(value) => return Ok(value),
+                Join::Lead(leader) => {
+                    let $run_init = $init.take().expect("a caller leads at most once");
+                    let $leader = &leader;
+                    let result = $run;
+                    leader.finish(&result, $rule);
+                    return result;
+                }
+                Join::Wait($flight) => match $wait {
+                    Outcome::Done(result) => return result,
+                    Outcome::Retry => continue,
+                },
+            }
+        }
+    }};
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// The value of `key`, computing and storing it with `init` on a miss.
+    ///
+    /// Concurrent callers of the same missing key run `init` once: the first runs it, the others
+    /// block (without spinning and without holding any shard lock) and receive a clone of its
+    /// value. Callers of other keys are never held up. If the running `init` panics, the panic
+    /// goes to its own caller and one waiter takes over with its own `init`. Calling it again
+    /// for the same key from inside `init` panics with a message instead of deadlocking.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u64, u64> = memokit::Cache::new(100);
+    /// assert_eq!(cache.get_or_insert_with(3, || 3 * 3), 9);
+    /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        infallible(self.load(key, || Ok(init()), LoadRule::ALWAYS))
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
+    /// value is stored; an `Err` is not, and is returned to the caller that ran `init` and, as a
+    /// clone, to every caller that was waiting on that run (so a failing source sees one call,
+    /// not one per waiter). The next call after the failure computes again.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let failed: Result<String, &str> = cache.try_get_or_insert_with(1, || Err("db down"));
+    /// assert_eq!(failed, Err("db down"));
+    /// assert!(!cache.contains_key(&1)); // errors are not cached
+    /// let loaded: Result<String, &str> = cache.try_get_or_insert_with(1, || Ok("ok".into()));
+    /// assert_eq!(loaded.as_deref(), Ok("ok"));
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+    {
+        self.load(
+            key,
+            init,
+            LoadRule {
+                share_error: Some(ShareError::BY_CLONE),
+                ..LoadRule::ALWAYS
+            },
+        )
+    }
+
+    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
+    /// only by the caller that leads; concurrent callers of the same key await its value. Works
+    /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
+    /// waiter takes over with its own `init`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let v = cache.get_or_insert_with_async(7, async { "seven".to_string() }).await;
+    /// assert_eq!(v, "seven");
+    /// # });
+    /// ```
+    pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
+        infallible(
+            self.load_async(key, async { Ok(init.await) }, LoadRule::ALWAYS)
+                .await,
+        )
+    }
+
+    /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with), with the same
+    /// error sharing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// let r: Result<u32, String> = cache.try_get_or_insert_with_async(1, async { Ok(1) }).await;
+    /// assert_eq!(r, Ok(1));
+    /// # });
+    /// ```
+    pub async fn try_get_or_insert_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+    {
+        let rule = LoadRule {
+            share_error: Some(ShareError::BY_CLONE),
+            ..LoadRule::ALWAYS
+        };
+        self.load_async(key, init, rule).await
+    }
+
+    /// The blocking load path: lookup, then lead or wait (or, without coalescing, compute).
+    pub(crate) fn load<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+        rule: LoadRule<V, E>,
+    ) -> Result<V, E> {
+        self.load_with(key, |_| init(), rule)
+    }
+
+    /// [`Cache::load`] whose `init` is told whether its run was superseded (the shared tier
+    /// then does not write its result to Redis).
+    pub(crate) fn load_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce(Superseded<V>) -> Result<V, E>,
+        rule: LoadRule<V, E>,
+    ) -> Result<V, E> {
+        load_loop!(
+            self,
+            key,
+            init,
+            rule,
+            blocking = true,
+            run = |init, leader| init(leader.superseded()),
+            wait = |flight| { flight.wait(rule.share_error) }
+        )
+    }
+
+    /// The async twin of [`Cache::load`].
+    pub(crate) async fn load_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+        rule: LoadRule<V, E>,
+    ) -> Result<V, E> {
+        self.load_async_with(key, |_| init, rule).await
+    }
+
+    /// The async twin of [`Cache::load_with`].
+    pub(crate) async fn load_async_with<E, F>(
+        &self,
+        key: K,
+        init: impl FnOnce(Superseded<V>) -> F,
+        rule: LoadRule<V, E>,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        load_loop!(
+            self,
+            key,
+            init,
+            rule,
+            blocking = false,
+            run = |init, leader| init(leader.superseded()).await,
+            wait = |flight| { flight.wait_async(rule.share_error).await }
+        )
+    }
+
+    /// A counted lookup; on a miss, where the key lives (shard, hash).
+    fn lookup_counted(&self, key: &K) -> Result<V, (usize, u64)> {
+        let hash = self.hash(key);
+        let shard = self.shard_of(hash);
+        self.get_hashed(shard, hash, key).ok_or((shard, hash))
+    }
+}
+
+/// How one load treats its outcome.
+pub(crate) struct LoadRule<V, E> {
+    /// Whether a computed value is stored (e.g. not a `None` when `None`s are not cached).
+    pub(crate) store: fn(&V) -> bool,
+    /// How waiters get a copy of the leader's error; without it, a failed run is handed over
+    /// like a panic: one waiter runs its own computation.
+    pub(crate) share_error: Option<ShareError<E>>,
+    /// Whether concurrent callers of one key share one computation.
+    pub(crate) coalesce: bool,
+}
+
+impl<V, E> Clone for LoadRule<V, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V, E> Copy for LoadRule<V, E> {}
+
+impl<V, E> LoadRule<V, E> {
+    pub(crate) const ALWAYS: Self = LoadRule {
+        store: |_| true,
+        share_error: None,
+        coalesce: true,
+    };
+}
+
+fn infallible<V>(result: Result<V, Infallible>) -> V {
+    match result {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}

@@ -1,0 +1,371 @@
+//! Per-key single flight: concurrent callers of one missing key share one computation.
+//!
+//! The first caller of a missing key becomes the *leader*: it registers a [`Flight`] in its
+//! shard's flight table and runs the computation with no lock held. Later callers of the same key
+//! find the flight and wait on it (blocking on a condition variable, or awaiting a
+//! [`tokio::sync::Notify`], which needs no runtime). Callers of other keys never touch it.
+//!
+//! How a flight ends:
+//! - **value**: the leader stores it in the cache, then every waiter gets a clone.
+//! - **error** (`try_*` variants): nothing is cached; every waiter gets a clone of the leader's
+//!   error. A waiter whose own call has a different error type (or none) retries instead.
+//! - **abandoned** (the leader panicked, or its future was dropped): one waiter takes over as the
+//!   new leader and runs its own computation; the others wait for that one. No waiter hangs and
+//!   none sees a panic it did not cause.
+
+use std::any::Any;
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{self, ThreadId};
+use std::time::Instant;
+
+use hashbrown::HashTable;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
+
+use crate::cache::LoadRule;
+use crate::stats::bump;
+use crate::Cache;
+
+/// A flight in its shard's table: (hash, key, flight).
+type Registered<K, V> = (u64, K, Arc<Flight<V>>);
+
+/// The flights of one shard.
+pub(crate) struct Flights<K, V> {
+    table: Mutex<HashTable<Registered<K, V>>>,
+    /// The table's length, published after each change, so that writes (`insert`, `invalidate`)
+    /// skip the table's lock when nothing is computing, which is nearly always. A computation
+    /// that registers after a write read this as zero started after that write, so its result is
+    /// not older than the write.
+    registered: AtomicUsize,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Flights {
+            table: Mutex::new(HashTable::new()),
+            registered: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<K, V> Flights<K, V> {
+    fn publish_len(&self, table: &HashTable<Registered<K, V>>) {
+        self.registered.store(table.len(), Ordering::Release);
+    }
+}
+
+/// One computation in progress.
+pub(crate) struct Flight<V> {
+    state: Mutex<State<V>>,
+    ended: Condvar,
+    ended_async: Notify,
+    /// The thread of a blocking leader, to detect a same-key recursive call.
+    leader_thread: Option<ThreadId>,
+    /// Set when the key was invalidated, replaced or cleared while computing: the result may
+    /// predate that write, so it is handed to the callers already waiting but not stored.
+    superseded: AtomicBool,
+}
+
+enum State<V> {
+    Running,
+    Value(V),
+    Error(SharedError),
+    Abandoned,
+}
+
+/// A leader's error, kept for its waiters.
+type SharedError = Arc<dyn Any + Send + Sync>;
+
+/// How an error type crosses from a leader to its waiters; only errors that are `Clone`,
+/// `Send` and `Sync` can. Used by `#[cached]`; not part of the stable API.
+#[doc(hidden)]
+pub struct ShareError<E> {
+    share: fn(&E) -> SharedError,
+    copy: fn(&SharedError) -> Option<E>,
+}
+
+impl<E> Clone for ShareError<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for ShareError<E> {}
+
+impl<E: Clone + Send + Sync + 'static> ShareError<E> {
+    pub(crate) const BY_CLONE: Self = ShareError {
+        share: |error| Arc::new(error.clone()),
+        // A waiter whose own error type differs gets `None` and retries.
+        copy: |shared| shared.downcast_ref::<E>().cloned(),
+    };
+}
+
+/// What a caller of a missing key does next.
+pub(crate) enum Join<'a, K: Hash + Eq + Clone, V: Clone> {
+    /// The value arrived in the cache meanwhile.
+    Ready(V),
+    /// This caller runs the computation.
+    Lead(Leader<'a, K, V>),
+    /// Another caller runs it.
+    Wait(Arc<Flight<V>>),
+}
+
+/// What a waiter learnt when the flight ended.
+pub(crate) enum Outcome<V, E> {
+    Done(Result<V, E>),
+    /// Take over: look the key up again, and lead or wait.
+    Retry,
+}
+
+impl<V: Clone> Flight<V> {
+    fn new(leader_thread: Option<ThreadId>) -> Self {
+        Flight {
+            state: Mutex::new(State::Running),
+            ended: Condvar::new(),
+            ended_async: Notify::new(),
+            leader_thread,
+            superseded: AtomicBool::new(false),
+        }
+    }
+
+    /// Blocks until the flight ends.
+    pub(crate) fn wait<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
+        let mut state = self.state.lock();
+        while matches!(*state, State::Running) {
+            self.ended.wait(&mut state);
+        }
+        Self::outcome(&state, share_error)
+    }
+
+    /// Awaits the end of the flight on any executor.
+    pub(crate) async fn wait_async<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
+        loop {
+            let ended = std::pin::pin!(self.ended_async.notified());
+            let mut ended = ended;
+            // Registered before the state is read, so an end between the two is not missed.
+            ended.as_mut().enable();
+            {
+                let state = self.state.lock();
+                if !matches!(*state, State::Running) {
+                    return Self::outcome(&state, share_error);
+                }
+            }
+            ended.await;
+        }
+    }
+
+    fn outcome<E>(state: &State<V>, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
+        match state {
+            State::Value(value) => Outcome::Done(Ok(value.clone())),
+            State::Error(error) => match share_error.and_then(|share| (share.copy)(error)) {
+                Some(error) => Outcome::Done(Err(error)),
+                None => Outcome::Retry,
+            },
+            State::Abandoned | State::Running => Outcome::Retry,
+        }
+    }
+
+    fn end(&self, state: State<V>) {
+        *self.state.lock() = state;
+        self.ended.notify_all();
+        self.ended_async.notify_waiters();
+    }
+}
+
+/// The leader's handle on its flight. Dropped without [`Leader::finish`] (a panic, a cancelled
+/// future), it hands the key over to a waiter.
+pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
+    cache: &'a Cache<K, V>,
+    shard: usize,
+    hash: u64,
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+    started: Instant,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// Looks for a flight of `key`; with none, checks the cache once more (a leader stores its
+    /// value before leaving the table) and otherwise starts one. `blocking` records the leader's
+    /// thread to detect same-key recursion.
+    pub(crate) fn join_flight(
+        &self,
+        shard: usize,
+        hash: u64,
+        key: &K,
+        blocking: bool,
+        coalesce: bool,
+        waited: &mut bool,
+    ) -> Join<'_, K, V> {
+        let owner = &self.inner.shards[shard];
+        if !coalesce {
+            // A private flight nobody can join: the caller computes on its own.
+            return Join::Lead(Leader::new(
+                self,
+                shard,
+                hash,
+                key,
+                Arc::new(Flight::new(None)),
+            ));
+        }
+        let mut table = owner.flights.table.lock();
+        if let Some((_, _, flight)) = table.find(hash, |(h, k, _)| *h == hash && k == key) {
+            assert!(
+                !blocking || flight.leader_thread != Some(thread::current().id()),
+                "memokit: a computation called itself with the same key; waiting for it would deadlock"
+            );
+            // One wait per call, however many hand-overs it sees.
+            if !std::mem::replace(waited, true) {
+                bump(&owner.counters.coalesced_waits);
+            }
+            return Join::Wait(flight.clone());
+        }
+        if let crate::shard::Lookup::Hit(value) =
+            owner.lookup(&self.inner.config, hash, key, self.now())
+        {
+            return Join::Ready(value);
+        }
+        let flight = Arc::new(Flight::new(blocking.then(|| thread::current().id())));
+        table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
+        owner.flights.publish_len(&table);
+        Join::Lead(Leader::new(self, shard, hash, key, flight))
+    }
+}
+
+impl<K: Hash + Eq, V> Flights<K, V> {
+    /// Detaches the computation of `key`, if any, so that its result is not stored and later
+    /// callers start a fresh one (see `Flight::superseded`).
+    pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.registered.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut table = self.table.lock();
+        if let Ok(entry) = table.find_entry(hash, |(h, k, _)| *h == hash && k.borrow() == key) {
+            let ((_, _, flight), _) = entry.remove();
+            flight.superseded.store(true, Ordering::Release);
+        }
+        self.publish_len(&table);
+    }
+
+    /// Detaches every computation of the shard.
+    pub(crate) fn supersede_all(&self) {
+        let mut table = self.table.lock();
+        for (_, _, flight) in table.drain() {
+            flight.superseded.store(true, Ordering::Release);
+        }
+        self.publish_len(&table);
+    }
+}
+
+/// Tells a running computation whether it was superseded (its key invalidated, replaced or
+/// cleared meanwhile): its result is then stored nowhere, so the shared tier skips its write
+/// too.
+pub(crate) struct Superseded<V>(Weak<Flight<V>>);
+
+impl<V> Superseded<V> {
+    /// Whether the computation's result must not be stored.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn get(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|flight| flight.superseded.load(Ordering::Acquire))
+    }
+}
+
+impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
+    /// The superseded flag of this computation (a weak reference: it does not keep the flight
+    /// alive or count as one of its waiters).
+    pub(crate) fn superseded(&self) -> Superseded<V> {
+        Superseded(Arc::downgrade(&self.flight))
+    }
+
+    fn new(
+        cache: &'a Cache<K, V>,
+        shard: usize,
+        hash: u64,
+        key: &K,
+        flight: Arc<Flight<V>>,
+    ) -> Self {
+        let key = Some(key.clone());
+        Leader {
+            cache,
+            shard,
+            hash,
+            key,
+            flight,
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the flight with the computation's result: a value is stored in the cache when the
+    /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
+    /// can share it, and otherwise one waiter takes over.
+    pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
+        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // The key stays in `self` until the last user code has run: should it panic (a weigher
+        // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
+        // leaving its waiters asleep forever, and counts the load once.
+        let key = self.key.as_ref().expect("finished once");
+        if let Ok(value) = result {
+            if (rule.store)(value) {
+                let superseded = Some(&self.flight.superseded);
+                self.cache.insert_hashed(
+                    self.shard,
+                    self.hash,
+                    key.clone(),
+                    value.clone(),
+                    superseded,
+                );
+            }
+        }
+        self.leave_table(key);
+        // No waiter can find the flight any more; without one, skip cloning for nobody.
+        let ended =
+            (Arc::strong_count(&self.flight) > 1).then(|| match (result, rule.share_error) {
+                (Ok(value), _) => State::Value(value.clone()),
+                (Err(error), Some(share)) => State::Error((share.share)(error)),
+                (Err(_), None) => State::Abandoned,
+            });
+        self.key = None;
+        // Counted before the waiters wake, so that they see this load in the stats.
+        let counters = &self.cache.inner.shards[self.shard].counters;
+        bump(&counters.loads);
+        counters
+            .load_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        if result.is_err() {
+            bump(&counters.load_failures);
+        }
+        if let Some(ended) = ended {
+            self.flight.end(ended);
+        }
+    }
+
+    fn leave_table(&self, key: &K) {
+        let flights = &self.cache.inner.shards[self.shard].flights;
+        let mut table = flights.table.lock();
+        if let Ok(entry) = table.find_entry(self.hash, |(_, k, f)| {
+            k == key && Arc::ptr_eq(f, &self.flight)
+        }) {
+            entry.remove();
+        }
+        flights.publish_len(&table);
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            bump(&self.cache.inner.shards[self.shard].counters.load_failures);
+            bump(&self.cache.inner.shards[self.shard].counters.loads);
+            self.leave_table(&key);
+            self.flight.end(State::Abandoned);
+        }
+    }
+}

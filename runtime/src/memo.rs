@@ -1,0 +1,415 @@
+//! [`Memo`]: the cache a `#[cached]` function owns, and its typed handle.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::OnceLock;
+
+use crate::cache::LoadRule;
+use crate::flight::ShareError;
+use crate::shape::Shape;
+use crate::{registry, Cache, Stats};
+
+/// Per-function settings from the `#[cached]` attribute that the runtime applies on each call.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct MemoOptions {
+    /// `coalesce = …`: concurrent callers of one key share one computation.
+    pub coalesce: bool,
+    /// `cache_none = …`: a `None` result is stored.
+    pub cache_none: bool,
+}
+
+impl Default for MemoOptions {
+    fn default() -> Self {
+        MemoOptions {
+            coalesce: true,
+            cache_none: true,
+        }
+    }
+}
+
+/// The cache of one memoized function: a [`Cache`] plus the function's registry name and its
+/// `#[cached]` options. For `fn load_user`, `load_user_cache()` returns
+/// `&'static Memo<K, V>`, where `K` is the key (by default the owned argument, or the tuple of
+/// the owned arguments when there are several) and
+/// `V` what is stored (the `Ok` type for a function returning `Result`).
+///
+/// ```
+/// use memokit::cached;
+///
+/// #[cached(size = 100)]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+///
+/// assert_eq!(square(4), 16);
+/// let memo = square_cache();
+/// assert_eq!(memo.get(&4), Some(16)); // peek: no computation, not counted
+/// memo.insert(5, 26); // write-through after changing the source of truth
+/// assert_eq!(square(5), 26);
+/// assert!(memo.invalidate(&5));
+/// assert_eq!(square(5), 25);
+/// println!("{}: {}", memo.name(), memo.stats());
+/// memo.clear();
+/// assert!(memo.is_empty());
+/// ```
+pub struct Memo<K, V> {
+    name: &'static str,
+    cache: Cache<K, V>,
+    options: MemoOptions,
+    /// The shared tier (`#[cached(redis(...))]`), with the serde glue for `K` and `V`.
+    #[cfg(feature = "redis")]
+    shared: Option<crate::redis::Shared<K, V>>,
+}
+
+/// What `__with_shared` takes without the `redis` feature (never built: `shared_tier` does not
+/// compile then).
+#[doc(hidden)]
+#[cfg(not(feature = "redis"))]
+#[derive(Debug)]
+pub struct NoSharedTier;
+
+impl<K, V> fmt::Debug for Memo<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut f = f.debug_struct("Memo");
+        f.field("name", &self.name)
+            .field("options", &self.options)
+            .field("cache", &self.cache);
+        #[cfg(feature = "redis")]
+        f.field("shared", &self.shared);
+        f.finish()
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
+    /// Used by `#[cached]`; not part of the stable API.
+    #[doc(hidden)]
+    pub fn __new(name: &'static str, cache: Cache<K, V>, options: MemoOptions) -> Self {
+        Memo {
+            name,
+            cache,
+            options,
+            #[cfg(feature = "redis")]
+            shared: None,
+        }
+    }
+
+    /// Adds the shared tier; used by `#[cached(redis(...))]`, not part of the stable API.
+    #[doc(hidden)]
+    #[cfg(feature = "redis")]
+    pub fn __with_shared(mut self, shared: crate::redis::Shared<K, V>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Without the `redis` feature, `shared_tier` fails to compile with a message first.
+    #[doc(hidden)]
+    #[cfg(not(feature = "redis"))]
+    pub fn __with_shared(self, _shared: NoSharedTier) -> Self {
+        self
+    }
+
+    /// The registry name: by default `module_path!()::function` (`module::Type::method` for
+    /// methods), or the attribute's `name = "…"`.
+    ///
+    /// ```
+    /// #[memokit::cached(name = "squares")]
+    /// fn square(n: u64) -> u64 { n * n }
+    /// assert_eq!(square_cache().name(), "squares");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The function's counters: hits, misses, loads, coalesced waits, size, … (and, with the
+    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`).
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn double(n: u64) -> u64 { n * 2 }
+    /// double(1);
+    /// double(1);
+    /// let stats = double_cache().stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.loads), (1, 1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut stats = self.cache.stats();
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.state.add_to(&mut stats);
+        }
+        stats
+    }
+
+    /// Sets the counters back to zero.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn double(n: u64) -> u64 { n * 2 }
+    /// double(1);
+    /// double_cache().reset_stats();
+    /// assert_eq!(double_cache().stats().misses, 0);
+    /// ```
+    pub fn reset_stats(&self) {
+        self.cache.reset_stats();
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.state.reset();
+        }
+    }
+
+    /// Removes every cached result of the function. With the shared tier, also in Redis (a new
+    /// generation: O(1), old entries age out) and in the other processes.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn double(n: u64) -> u64 { n * 2 }
+    /// double(1);
+    /// double_cache().clear();
+    /// assert_eq!(double_cache().len(), 0);
+    /// ```
+    pub fn clear(&self) {
+        self.cache.clear();
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.clear(self.name);
+        }
+    }
+
+    /// Removes the result cached for `key`; returns whether there was one (in this process).
+    /// With the shared tier, also deletes it from Redis and from the other processes.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn greet(name: &str) -> String { format!("hello {name}") }
+    /// greet("ann");
+    /// assert!(greet_cache().invalidate("ann"));
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned + ?Sized,
+        Q::Owned: Into<K>,
+    {
+        let found = self.cache.invalidate(key);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.invalidate(self.name, &key.to_owned().into());
+        }
+        found
+    }
+
+    /// Stores `value` as the result for `key` (write-through after updating the source). With
+    /// the shared tier, also in Redis and in the other processes that have the function.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// price_cache().insert(1, 150);
+    /// assert_eq!(price(1), 150);
+    /// ```
+    pub fn insert(&self, key: K, value: V) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            // In-process first: a computation of the key that is running now is superseded
+            // before the value reaches Redis, so its own (older) result is not written over it.
+            self.cache.insert(key.clone(), value.clone());
+            shared.insert(self.name, &key, &value);
+            return;
+        }
+        self.cache.insert(key, value)
+    }
+
+    /// The result cached for `key`, without computing it, counting it, or marking it used.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// assert_eq!(price_cache().get(&1), None);
+    /// price(1);
+    /// assert_eq!(price_cache().get(&1), Some(100));
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache.peek(key)
+    }
+
+    /// Number of cached results.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// price(1);
+    /// price(2);
+    /// assert_eq!(price_cache().len(), 2);
+    /// ```
+    pub fn len(&self) -> u64 {
+        self.cache.len()
+    }
+
+    /// Whether nothing is cached.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// assert!(price_cache().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// The underlying cache, for everything else ([`Cache::invalidate_if`], …).
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// price(1);
+    /// price(2);
+    /// assert_eq!(price_cache().cache().invalidate_if(|id, _| *id > 1), 1);
+    /// ```
+    pub fn cache(&self) -> &Cache<K, V> {
+        &self.cache
+    }
+
+    fn rule<S: Shape<Value = V>>(
+        &self,
+        share_error: Option<ShareError<S::Error>>,
+    ) -> LoadRule<V, S::Error> {
+        LoadRule {
+            store: S::store_rule(self.options.cache_none),
+            share_error,
+            coalesce: self.options.coalesce,
+        }
+    }
+
+    /// The call of a synchronous `#[cached]` function. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn __call<S: Shape<Value = V>>(
+        &self,
+        key: K,
+        share_error: Option<ShareError<S::Error>>,
+        body: impl FnOnce() -> S::Output,
+    ) -> S::Output {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let rule = self.rule::<S>(share_error);
+            let compute = async { S::split(body()) };
+            let for_redis = key.clone();
+            return S::join(self.cache.load_with(
+                key,
+                |superseded| {
+                    crate::redis::block_on(crate::redis::load_through(
+                        shared, self.name, &for_redis, rule.store, superseded, compute,
+                    ))
+                },
+                rule,
+            ));
+        }
+        S::join(
+            self.cache
+                .load(key, || S::split(body()), self.rule::<S>(share_error)),
+        )
+    }
+
+    /// The call of an `async` `#[cached]` function. Not part of the stable API.
+    #[doc(hidden)]
+    pub async fn __call_async<S: Shape<Value = V>>(
+        &self,
+        key: K,
+        share_error: Option<ShareError<S::Error>>,
+        body: impl Future<Output = S::Output>,
+    ) -> S::Output {
+        let rule = self.rule::<S>(share_error);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let for_redis = key.clone();
+            let compute = async { S::split(body.await) };
+            return S::join(
+                self.cache
+                    .load_async_with(
+                        key,
+                        |superseded| {
+                            crate::redis::load_through(
+                                shared, self.name, &for_redis, rule.store, superseded, compute,
+                            )
+                        },
+                        rule,
+                    )
+                    .await,
+            );
+        }
+        S::join(
+            self.cache
+                .load_async(key, async { S::split(body.await) }, rule)
+                .await,
+        )
+    }
+}
+
+impl<K, V> Memo<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The `static` behind a `#[cached]` function: built on first use and then listed in the
+    /// [`registry`](crate::registry()). Not part of the stable API.
+    #[doc(hidden)]
+    pub fn __get_or_init(
+        slot: &'static OnceLock<Self>,
+        init: impl FnOnce() -> Self,
+    ) -> &'static Self {
+        if let Some(memo) = slot.get() {
+            return memo;
+        }
+        let mut built = false;
+        let memo = slot.get_or_init(|| {
+            built = true;
+            init()
+        });
+        if built {
+            registry().register(memo);
+        }
+        memo
+    }
+}
+
+/// What the registry can do with any memoized function, whatever its key and value types.
+pub(crate) trait ErasedMemo: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn clear(&self);
+    /// Applies another process's write (shared functions only).
+    #[cfg(feature = "redis")]
+    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>);
+}
+
+impl<K, V> ErasedMemo for Memo<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stats(&self) -> Stats {
+        Memo::stats(self)
+    }
+
+    fn clear(&self) {
+        Memo::clear(self)
+    }
+
+    #[cfg(feature = "redis")]
+    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>) {
+        if let Some(shared) = &self.shared {
+            shared.apply(&self.cache, op);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Least recently used: one list, hits move to the head, the tail leaves.
+
+use super::list::{Links, List};
+use super::SlotInfo;
+
+#[derive(Debug, Default)]
+pub(crate) struct Lru {
+    links: Links,
+    order: List,
+}
+
+impl Lru {
+    pub(crate) fn on_hit(&mut self, idx: u32) {
+        self.order.move_to_head(&mut self.links, idx);
+    }
+
+    pub(crate) fn on_insert(&mut self, idx: u32) {
+        self.order.push_head(&mut self.links, idx);
+    }
+
+    pub(crate) fn on_remove(&mut self, idx: u32) {
+        self.order.unlink(&mut self.links, idx);
+    }
+
+    pub(crate) fn evict(&mut self, _slots: &(impl SlotInfo + ?Sized)) -> Option<u32> {
+        self.order.pop_tail(&mut self.links)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Lru::default();
+    }
+}

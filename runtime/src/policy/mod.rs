@@ -1,0 +1,160 @@
+//! Eviction policies: which resident entry leaves when a shard is over its capacity.
+//!
+//! A policy only keeps an order over slot numbers; the shard owns the entries. Each policy is a
+//! plain struct, and [`PolicyState`] dispatches to the one a cache was built with.
+
+use std::sync::atomic::AtomicU8;
+
+mod fifo;
+mod lfu;
+pub(crate) mod list;
+mod lru;
+mod s3fifo;
+
+pub(crate) use fifo::Fifo;
+pub(crate) use lfu::Lfu;
+pub(crate) use lru::Lru;
+pub(crate) use s3fifo::S3Fifo;
+
+/// Which entry a full cache evicts.
+///
+/// The default is [`Policy::S3Fifo`]: it had the best hit ratio of the four on the skewed and
+/// scan-mixed workloads measured for it (see `bench/results/REPORT.md`), and a hit under it takes only
+/// the shard's shared lock.
+///
+/// ```
+/// use memokit::{Cache, Policy};
+///
+/// let cache: Cache<u32, u32> = Cache::builder().max_capacity(100).policy(Policy::Lru).build();
+/// cache.insert(1, 10);
+/// assert_eq!(cache.get(&1), Some(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Least recently used, exact within a shard. A hit takes the shard's exclusive lock to move
+    /// the entry to the front.
+    Lru,
+    /// Least frequently used with aging: O(1) frequency buckets, ties broken by least recent use,
+    /// and every counter halved once the shard has seen ten accesses per resident entry, so keys
+    /// that were hot long ago can leave. A hit takes the shard's exclusive lock.
+    Lfu,
+    /// First in, first out: hits do not change the order. A hit takes only the shared lock.
+    Fifo,
+    /// S3-FIFO (Yang et al., SOSP 2023): a small probationary FIFO queue, a main queue with a
+    /// 2-bit use counter per entry (CLOCK-like second chances), and a ghost queue of recently
+    /// evicted key hashes that readmits returning keys straight into the main queue. The small
+    /// queue starts at 10% of the capacity and adapts between 1% and 90%: it grows while the main
+    /// queue evicts entries unused and shrinks while entries there get reused, which keeps
+    /// recency-only patterns (zigzags) near LRU's hit ratio. Scan-resistant; a hit takes only the
+    /// shared lock. The default.
+    #[default]
+    S3Fifo,
+}
+
+/// What a policy may ask of the shard's slots while choosing a victim.
+pub(crate) trait SlotInfo {
+    fn weight(&self, idx: u32) -> u64;
+    fn hash(&self, idx: u32) -> u64;
+    /// The entry's policy bits (see [`PolicyState`]).
+    fn bits(&self, idx: u32) -> &AtomicU8;
+}
+
+/// The policy state of one shard.
+///
+/// Besides its own structures, a policy owns one byte inside each entry, its *policy bits*,
+/// handed to it on every event: per-entry state that a hit must reach without touching any
+/// other memory (S3-FIFO's use counter). Policies that need none ignore it.
+#[derive(Debug)]
+pub(crate) enum PolicyState {
+    Lru(Lru),
+    Lfu(Lfu),
+    Fifo(Fifo),
+    S3Fifo(S3Fifo),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $p:ident => $body:expr) => {
+        match $self {
+            PolicyState::Lru($p) => $body,
+            PolicyState::Lfu($p) => $body,
+            PolicyState::Fifo($p) => $body,
+            PolicyState::S3Fifo($p) => $body,
+        }
+    };
+}
+
+impl PolicyState {
+    /// A fresh state for a shard holding at most `capacity` weight.
+    pub(crate) fn new(policy: Policy, capacity: u64) -> Self {
+        match policy {
+            Policy::Lru => PolicyState::Lru(Lru::default()),
+            Policy::Lfu => PolicyState::Lfu(Lfu::default()),
+            Policy::Fifo => PolicyState::Fifo(Fifo::default()),
+            Policy::S3Fifo => PolicyState::S3Fifo(S3Fifo::new(capacity)),
+        }
+    }
+
+    /// Whether a hit must go through [`PolicyState::on_hit`] under the exclusive lock, rather
+    /// than [`PolicyState::on_hit_shared`] under the shared one.
+    pub(crate) fn hit_needs_exclusive(&self) -> bool {
+        matches!(self, PolicyState::Lru(_) | PolicyState::Lfu(_))
+    }
+
+    /// Records a hit under the shared lock (policies whose hits change no links).
+    #[inline]
+    pub(crate) fn on_hit_shared(&self, bits: &AtomicU8) {
+        if let PolicyState::S3Fifo(_) = self {
+            S3Fifo::on_hit(bits);
+        }
+    }
+
+    /// Records a hit under the exclusive lock.
+    pub(crate) fn on_hit(&mut self, idx: u32, bits: &AtomicU8) {
+        match self {
+            PolicyState::Lru(p) => p.on_hit(idx),
+            PolicyState::Lfu(p) => p.on_hit(idx),
+            PolicyState::Fifo(_) => {}
+            PolicyState::S3Fifo(_) => S3Fifo::on_hit(bits),
+        }
+    }
+
+    /// A new entry became resident in slot `idx`.
+    pub(crate) fn on_insert(&mut self, idx: u32, hash: u64, weight: u64, bits: &AtomicU8) {
+        match self {
+            PolicyState::Lru(p) => p.on_insert(idx),
+            PolicyState::Lfu(p) => p.on_insert(idx),
+            PolicyState::Fifo(p) => p.on_insert(idx),
+            PolicyState::S3Fifo(p) => p.on_insert(idx, hash, weight, bits),
+        }
+    }
+
+    /// The value in slot `idx` was replaced; its weight went from `old` to `new`. Counts as a use.
+    pub(crate) fn on_update(&mut self, idx: u32, old: u64, new: u64, bits: &AtomicU8) {
+        match self {
+            PolicyState::Lru(p) => p.on_hit(idx),
+            PolicyState::Lfu(p) => p.on_hit(idx),
+            PolicyState::Fifo(_) => {}
+            PolicyState::S3Fifo(p) => p.on_update(old, new, bits),
+        }
+    }
+
+    /// Slot `idx` left for a reason other than eviction (invalidated, expired).
+    pub(crate) fn on_remove(&mut self, idx: u32, weight: u64, bits: &AtomicU8) {
+        match self {
+            PolicyState::Lru(p) => p.on_remove(idx),
+            PolicyState::Lfu(p) => p.on_remove(idx),
+            PolicyState::Fifo(p) => p.on_remove(idx),
+            PolicyState::S3Fifo(p) => p.on_remove(idx, weight, bits),
+        }
+    }
+
+    /// Chooses the next entry to evict and forgets it; the caller removes it from the shard.
+    pub(crate) fn evict(&mut self, slots: &(impl SlotInfo + ?Sized)) -> Option<u32> {
+        dispatch!(self, p => p.evict(slots))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        dispatch!(self, p => p.clear())
+    }
+}

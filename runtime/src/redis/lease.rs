@@ -1,0 +1,187 @@
+//! The miss path of a shared function: Redis, then the lease, then the computation.
+//!
+//! It runs inside the in-process single flight's leader, so one caller per process and key
+//! talks to Redis; the in-process tier is filled by the caller's normal path.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{current, keys, set_px, Shared, Tier};
+use crate::flight::Superseded;
+
+/// Releases a lease only if this process still holds it (a lease that expired and was taken by
+/// another process is not touched).
+const RELEASE: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// The lease this process holds; released on drop, also after a panic or a cancelled future.
+struct Held {
+    tier: Arc<Tier>,
+    lease: String,
+    token: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RELEASE)
+            .arg(1)
+            .arg(std::mem::take(&mut self.lease))
+            .arg(std::mem::take(&mut self.token));
+        self.tier.fire(cmd);
+    }
+}
+
+/// A token no other lease holder has.
+fn token() -> String {
+    format!("{:016x}-{}", super::unique_u64(), std::process::id())
+}
+
+/// What a look at Redis found.
+enum Found<V> {
+    Value(V),
+    /// Nothing, or something that does not decode (counted).
+    Nothing,
+}
+
+impl<K, V> Shared<K, V> {
+    fn decode(&self, bytes: Option<Vec<u8>>) -> Found<V> {
+        match bytes {
+            None => Found::Nothing,
+            Some(bytes) => match (self.decode_value)(&bytes) {
+                Some(value) => Found::Value(value),
+                None => {
+                    self.state.counters.decode_errors.fetch_add(1, Relaxed);
+                    Found::Nothing
+                }
+            },
+        }
+    }
+}
+
+/// The value of `key` from Redis, or computed by this process (under the lease) or by another
+/// one (waiting for its lease). Any Redis failure ends the Redis part: the value is computed
+/// and nothing is written.
+pub(crate) async fn load_through<K, V, E>(
+    shared: &Shared<K, V>,
+    name: &str,
+    key: &K,
+    store: fn(&V) -> bool,
+    superseded: Superseded<V>,
+    compute: impl Future<Output = Result<V, E>>,
+) -> Result<V, E> {
+    let state = &shared.state;
+    let Some(tier) = current().filter(|tier| tier.available()) else {
+        return compute.await;
+    };
+    let Some(key) = (shared.encode_key)(key) else {
+        return compute.await;
+    };
+    let entry = match state.generation(&tier, name).await {
+        Ok(generation) => keys::entry(&tier.config.prefix, name, generation, &key),
+        Err(unavailable) => {
+            state.count(unavailable);
+            return compute.await;
+        }
+    };
+    match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
+        Ok(bytes) => match shared.decode(bytes) {
+            Found::Value(value) => {
+                state.counters.hits.fetch_add(1, Relaxed);
+                return Ok(value);
+            }
+            Found::Nothing => {
+                state.counters.misses.fetch_add(1, Relaxed);
+            }
+        },
+        Err(unavailable) => {
+            state.count(unavailable);
+            return compute.await;
+        }
+    }
+    let lease_ttl = state.lease.unwrap_or(tier.config.lease_ttl);
+    let lease = keys::lease(&entry);
+    let token = token();
+    // Waiting ends, at the latest, when a lease taken just before we looked has expired.
+    let deadline = Instant::now() + lease_ttl + tier.config.timeout * 2;
+    let mut pause = Duration::from_millis(1);
+    let held = loop {
+        let mut take = redis::cmd("SET");
+        take.arg(&lease).arg(&token).arg("NX").arg("PX").arg(
+            u64::try_from(lease_ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        match tier.query::<Option<String>>(take).await {
+            Ok(Some(_)) => {
+                break Some(Held {
+                    tier: tier.clone(),
+                    lease: lease.clone(),
+                    token: token.clone(),
+                })
+            }
+            Ok(None) => {}
+            Err(unavailable) => {
+                state.count(unavailable);
+                return compute.await;
+            }
+        }
+        // Another process computes: wait for its value or for its lease to go.
+        loop {
+            if Instant::now() >= deadline {
+                // Its holder is slower than its lease: compute without one.
+                break;
+            }
+            tier.sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+            let mut look = redis::pipe();
+            look.get(&entry).exists(&lease);
+            match tier.query_pipe::<(Option<Vec<u8>>, bool)>(look).await {
+                Ok((bytes, leased)) => match shared.decode(bytes) {
+                    Found::Value(value) => {
+                        state.counters.hits.fetch_add(1, Relaxed);
+                        return Ok(value);
+                    }
+                    Found::Nothing if leased => continue,
+                    // The holder gave up (an error, a value not to store, a crash): try to
+                    // take the lease ourselves.
+                    Found::Nothing => break,
+                },
+                Err(unavailable) => {
+                    state.count(unavailable);
+                    return compute.await;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+    };
+    let result = compute.await;
+    if let Ok(value) = &result {
+        // A computation superseded by `invalidate`, `insert` or `clear` while it ran is not
+        // stored in the process, nor here: it may predate that write.
+        if store(value) && !superseded.get() {
+            if let Some(bytes) = (shared.encode_value)(value) {
+                match tier
+                    .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
+                    .await
+                {
+                    // Superseded between the check and the write: the invalidation may have
+                    // reached Redis first, so take the write back (a miss, never a stale value).
+                    Ok(()) if superseded.get() => {
+                        if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
+                            state.count(unavailable);
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(unavailable) => state.count(unavailable),
+                }
+            }
+        }
+    }
+    drop(held);
+    result
+}

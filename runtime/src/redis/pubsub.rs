@@ -1,0 +1,140 @@
+//! Cross-process invalidation: handles publish their writes on `prefix:events`; a subscriber
+//! thread in each process applies the writes of the other processes to its in-process tier
+//! through the registry.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{keys, Tier};
+use crate::registry;
+
+/// The layout of events; bump it when `Event` changes (older events are ignored).
+const EVENT_VERSION: u8 = 1;
+
+/// What a handle did.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Op {
+    Clear { generation: u64 },
+    Invalidate { key: Vec<u8> },
+    Insert { key: Vec<u8>, value: Vec<u8> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Event {
+    version: u8,
+    /// The process that published it (its own events are skipped).
+    origin: u64,
+    function: String,
+    op: Op,
+}
+
+/// What another process did, as applied to a function of this one.
+pub(crate) enum RemoteOp<'a> {
+    Clear {
+        tier: &'a Tier,
+        generation: u64,
+    },
+    Invalidate {
+        key: &'a [u8],
+    },
+    Insert {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    /// Events may have been missed: empty the in-process tier, read the generation again.
+    Resync,
+}
+
+/// This process, among the publishers.
+pub(crate) fn origin() -> u64 {
+    static ORIGIN: OnceLock<u64> = OnceLock::new();
+    *ORIGIN.get_or_init(super::unique_u64)
+}
+
+/// Publishes what a handle did; a failure is counted by the tier's circuit breaker only.
+pub(crate) async fn publish(tier: &Tier, function: &str, op: Op) {
+    let event = Event {
+        version: EVENT_VERSION,
+        origin: origin(),
+        function: function.to_string(),
+        op,
+    };
+    let Ok(bytes) = postcard::to_stdvec(&event) else {
+        return;
+    };
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(keys::channel(&tier.config.prefix)).arg(bytes);
+    let _ = tier.query::<i64>(cmd).await;
+}
+
+/// Starts the subscriber thread of `tier`; it ends when the tier is closed.
+pub(crate) fn start(tier: &Arc<Tier>) {
+    let tier = Arc::downgrade(tier);
+    let _ = thread::Builder::new()
+        .name("memokit-redis-events".into())
+        .spawn(move || {
+            let mut lost = false;
+            loop {
+                let Some(strong) = tier.upgrade() else { return };
+                if strong.closed.load(Relaxed) {
+                    return;
+                }
+                let pause = strong.config.retry_after;
+                if let Err(error) = listen(&strong, &mut lost) {
+                    strong.subscribed.store(false, Relaxed);
+                    if !lost {
+                        strong.failed(&format!("events subscription: {error}"));
+                    }
+                    lost = true;
+                }
+                drop(strong);
+                thread::sleep(pause);
+            }
+        });
+}
+
+/// Subscribes and applies events until the connection fails or the tier is closed.
+fn listen(tier: &Tier, lost: &mut bool) -> redis::RedisResult<()> {
+    let mut conn = tier
+        .client
+        .get_connection_with_timeout(tier.config.timeout.max(Duration::from_millis(100)))?;
+    // A short read timeout, so that a closed tier is noticed.
+    conn.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut pubsub = conn.as_pubsub();
+    pubsub.subscribe(keys::channel(&tier.config.prefix))?;
+    tier.subscribed.store(true, Relaxed);
+    if std::mem::take(lost) {
+        // Events published meanwhile are gone: start over from Redis.
+        registry().apply_remote(None, &RemoteOp::Resync);
+    }
+    loop {
+        if tier.closed.load(Relaxed) {
+            tier.subscribed.store(false, Relaxed);
+            return Ok(());
+        }
+        let message = match pubsub.get_message() {
+            Ok(message) => message,
+            Err(error) if error.is_timeout() => continue,
+            Err(error) => return Err(error),
+        };
+        let Ok(event) = postcard::from_bytes::<Event>(message.get_payload_bytes()) else {
+            continue;
+        };
+        if event.version != EVENT_VERSION || event.origin == origin() {
+            continue;
+        }
+        let op = match &event.op {
+            Op::Clear { generation } => RemoteOp::Clear {
+                tier,
+                generation: *generation,
+            },
+            Op::Invalidate { key } => RemoteOp::Invalidate { key },
+            Op::Insert { key, value } => RemoteOp::Insert { key, value },
+        };
+        registry().apply_remote(Some(&event.function), &op);
+    }
+}

@@ -1,0 +1,151 @@
+//! The process-wide list of memoized functions.
+
+use std::sync::OnceLock;
+
+use parking_lot::RwLock;
+
+use crate::memo::ErasedMemo;
+use crate::Stats;
+
+/// Every `#[cached]` function of the process that has been used, by name.
+///
+/// A function is listed from its first call (or the first use of its `…_cache()` handle), not
+/// from program start: until then it has no cache, nothing to clear and no counters.
+///
+/// ```
+/// #[memokit::cached(name = "docs::triple")]
+/// fn triple(n: u64) -> u64 { n * 3 }
+///
+/// triple(1);
+/// let registry = memokit::registry();
+/// let listed = registry.functions();
+/// let info = listed.iter().find(|f| f.name == "docs::triple").unwrap();
+/// assert_eq!(info.stats.misses, 1);
+/// assert!(registry.clear("docs::triple"));
+/// assert!(!registry.clear("no::such::function"));
+/// registry.clear_all();
+/// ```
+pub struct Registry {
+    memos: RwLock<Vec<&'static dyn ErasedMemo>>,
+}
+
+/// One memoized function as listed by [`Registry::functions`].
+///
+/// ```
+/// #[memokit::cached(name = "docs::listed")]
+/// fn listed(n: u8) -> u8 { n }
+///
+/// listed(1);
+/// let found = memokit::registry().functions().into_iter().find(|f| f.name == "docs::listed");
+/// assert_eq!(found.map(|f| f.stats.loads), Some(1));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FunctionStats {
+    /// Its registry name.
+    pub name: &'static str,
+    /// Its counters, size and capacity.
+    pub stats: Stats,
+}
+
+/// The process-wide registry of memoized functions.
+///
+/// ```
+/// for f in memokit::registry().functions() {
+///     println!("{}: {}", f.name, f.stats);
+/// }
+/// ```
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry {
+        memos: RwLock::new(Vec::new()),
+    })
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.memos.read().iter().map(|memo| memo.name()))
+            .finish()
+    }
+}
+
+impl Registry {
+    pub(crate) fn register(&self, memo: &'static dyn ErasedMemo) {
+        self.memos.write().push(memo);
+    }
+
+    /// Every listed function with its stats, sorted by name.
+    ///
+    /// ```
+    /// let names: Vec<&str> = memokit::registry().functions().iter().map(|f| f.name).collect();
+    /// # let _ = names;
+    /// ```
+    pub fn functions(&self) -> Vec<FunctionStats> {
+        let mut listed: Vec<FunctionStats> = self
+            .memos
+            .read()
+            .iter()
+            .map(|memo| FunctionStats {
+                name: memo.name(),
+                stats: memo.stats(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.name.cmp(b.name));
+        listed
+    }
+
+    /// The stats of the function called `name`, if it is listed. With several functions of one
+    /// (custom) name, their counters are added up.
+    ///
+    /// ```
+    /// assert!(memokit::registry().stats("never::called").is_none());
+    /// ```
+    pub fn stats(&self, name: &str) -> Option<Stats> {
+        let memos = self.memos.read();
+        let mut found = memos
+            .iter()
+            .filter(|memo| memo.name() == name)
+            .map(|memo| memo.stats());
+        let first = found.next()?;
+        Some(found.fold(first, |sum, stats| sum.merged(&stats)))
+    }
+
+    /// Clears the cache of the function called `name` (every one, if several share the name);
+    /// returns whether any was listed.
+    ///
+    /// ```
+    /// assert!(!memokit::registry().clear("never::called"));
+    /// ```
+    pub fn clear(&self, name: &str) -> bool {
+        let memos = self.memos.read();
+        let mut found = false;
+        for memo in memos.iter().filter(|memo| memo.name() == name) {
+            memo.clear();
+            found = true;
+        }
+        found
+    }
+
+    /// Applies another process's write to the functions called `name` (every shared
+    /// function for `None`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::redis::RemoteOp<'_>) {
+        for memo in self.memos.read().iter() {
+            if name.is_none_or(|name| memo.name() == name) {
+                memo.apply_remote(op);
+            }
+        }
+    }
+
+    /// Clears the cache of every listed function.
+    ///
+    /// ```
+    /// memokit::registry().clear_all();
+    /// ```
+    pub fn clear_all(&self) {
+        for memo in self.memos.read().iter() {
+            memo.clear();
+        }
+    }
+}

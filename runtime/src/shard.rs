@@ -1,0 +1,600 @@
+//! One shard: one lock, one hash table of slot numbers, one slab of entries, one policy.
+//! Every mutation of cached data happens here, under the shard's exclusive lock.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed};
+
+use hashbrown::HashTable;
+use parking_lot::RwLock;
+
+use crate::expiry::{Deadline, ExpiryPolicy};
+use crate::flight::Flights;
+use crate::policy::{Policy, PolicyState, SlotInfo};
+use crate::stats::{bump, Counters};
+use crate::RemovalCause;
+
+/// Slots examined for expiry on each write, so expired entries leave without being read.
+const SWEEP_PER_WRITE: usize = 4;
+
+/// One cached entry. Its hash is not stored but recomputed from the key on the rare paths that
+/// need it (removal, table growth, the S3-FIFO ghost), and the weight is kept non-zero so that
+/// `Option<Entry>` needs no separate tag: 24 bytes for a `u64 -> u64` entry instead of 40.
+pub(crate) struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// The weight plus one.
+    stored_weight: NonZeroU32,
+    /// Owned by the eviction policy (see `PolicyState`); fits in the entry's padding.
+    policy_bits: AtomicU8,
+}
+
+impl<K, V> Entry<K, V> {
+    fn new(key: K, value: V, weight: u64) -> Self {
+        let stored_weight = stored_weight(weight);
+        Entry {
+            key,
+            value,
+            stored_weight,
+            policy_bits: AtomicU8::new(0),
+        }
+    }
+
+    fn weight(&self) -> u64 {
+        u64::from(self.stored_weight.get() - 1)
+    }
+
+    fn set_weight(&mut self, weight: u64) {
+        self.stored_weight = stored_weight(weight);
+    }
+}
+
+/// A weight as stored: plus one, so that it is never zero. Weights come from a `u32` weigher;
+/// the largest one is stored one lighter.
+fn stored_weight(weight: u64) -> NonZeroU32 {
+    let plus_one = u32::try_from(weight).unwrap_or(u32::MAX).saturating_add(1);
+    NonZeroU32::new(plus_one).expect("at least one")
+}
+
+/// Entries removed by an operation, handed to the eviction listener once the lock is released.
+pub(crate) type Removed<K, V> = Vec<(K, V, RemovalCause)>;
+
+/// Gives an entry its weight (see `CacheBuilder::weigher`).
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// Per-cache settings every shard operation needs.
+pub(crate) struct ShardConfig<K, V> {
+    pub(crate) expiry: ExpiryPolicy,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    /// Whether removed entries must be collected for a listener (otherwise they are dropped).
+    pub(crate) collect_removed: bool,
+}
+
+impl<K, V> ShardConfig<K, V> {
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        self.weigher
+            .as_ref()
+            .map_or(1, |weigh| u64::from(weigh(key, value)))
+    }
+}
+
+struct ShardData<K, V> {
+    table: HashTable<u32>,
+    slots: Vec<Option<Entry<K, V>>>,
+    free: Vec<u32>,
+    /// Per slot, only when the cache expires entries.
+    deadlines: Vec<Deadline>,
+    policy: PolicyState,
+    weight: u64,
+    sweep_cursor: usize,
+    /// The cache's hasher, to recompute the hash of a stored key.
+    hasher: ahash::RandomState,
+}
+
+pub(crate) struct Shard<K, V> {
+    data: RwLock<ShardData<K, V>>,
+    /// Whether a hit reorders the policy's lists and so needs the exclusive lock.
+    exclusive_hits: bool,
+    capacity: u64,
+    len: AtomicU64,
+    weight: AtomicU64,
+    pub(crate) counters: Counters,
+    pub(crate) flights: Flights<K, V>,
+}
+
+/// The slots as a policy sees them while choosing a victim.
+struct SlotView<'a, K, V> {
+    slots: &'a [Option<Entry<K, V>>],
+    hasher: &'a ahash::RandomState,
+}
+
+impl<K: Hash, V> SlotInfo for SlotView<'_, K, V> {
+    fn weight(&self, idx: u32) -> u64 {
+        self.slots[idx as usize].as_ref().map_or(0, Entry::weight)
+    }
+
+    fn hash(&self, idx: u32) -> u64 {
+        self.slots[idx as usize]
+            .as_ref()
+            .map_or(0, |e| self.hasher.hash_one(&e.key))
+    }
+
+    fn bits(&self, idx: u32) -> &AtomicU8 {
+        &self.slots[idx as usize]
+            .as_ref()
+            .expect("a victim is a live slot")
+            .policy_bits
+    }
+}
+
+impl<K: Hash + Eq, V> ShardData<K, V> {
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&idx| {
+                slots[idx as usize]
+                    .as_ref()
+                    .is_some_and(|e| e.key.borrow() == key)
+            })
+            .copied()
+    }
+
+    fn entry(&self, idx: u32) -> &Entry<K, V> {
+        self.slots[idx as usize]
+            .as_ref()
+            .expect("table points at a live slot")
+    }
+
+    #[inline]
+    fn is_expired(&self, idx: u32, now: Option<u64>) -> bool {
+        now.is_some_and(|now| self.deadlines[idx as usize].is_expired(now))
+    }
+
+    /// Takes slot `idx` out of the table and slab; the policy must already have forgotten it.
+    fn take_slot(&mut self, idx: u32) -> Entry<K, V> {
+        let entry = self.slots[idx as usize]
+            .take()
+            .expect("removing a live slot");
+        if let Ok(found) = self
+            .table
+            .find_entry(self.hasher.hash_one(&entry.key), |&i| i == idx)
+        {
+            found.remove();
+        }
+        self.free.push(idx);
+        self.weight -= entry.weight();
+        entry
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Shard<K, V> {
+    pub(crate) fn new(policy: Policy, capacity: u64, hasher: ahash::RandomState) -> Self {
+        let policy = PolicyState::new(policy, capacity);
+        Shard {
+            exclusive_hits: policy.hit_needs_exclusive(),
+            flights: Flights::default(),
+            data: RwLock::new(ShardData {
+                table: HashTable::new(),
+                slots: Vec::new(),
+                free: Vec::new(),
+                deadlines: Vec::new(),
+                policy,
+                weight: 0,
+                sweep_cursor: 0,
+                hasher,
+            }),
+            capacity,
+            len: AtomicU64::new(0),
+            weight: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len.load(Relaxed)
+    }
+
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.weight.load(Relaxed)
+    }
+
+    /// Looks `key` up and records the use with the policy; counts nothing (see
+    /// [`Shard::count`]). `now` is the clock reading when the cache expires entries.
+    #[inline]
+    pub(crate) fn lookup<Q>(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+    ) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.exclusive_hits {
+            let mut guard = self.data.write();
+            let data = &mut *guard;
+            match data.find(hash, key) {
+                Some(idx) if !data.is_expired(idx, now) => {
+                    let entry = data.slots[idx as usize].as_ref().expect("live slot");
+                    data.policy.on_hit(idx, &entry.policy_bits);
+                    Self::touch_deadline(data, cfg, idx, now);
+                    Lookup::Hit(entry.value.clone())
+                }
+                Some(_) => Lookup::Expired,
+                None => Lookup::Miss,
+            }
+        } else {
+            let data = self.data.read();
+            match data.find(hash, key) {
+                Some(idx) if !data.is_expired(idx, now) => {
+                    let entry = data.entry(idx);
+                    data.policy.on_hit_shared(&entry.policy_bits);
+                    Self::touch_deadline(&data, cfg, idx, now);
+                    Lookup::Hit(entry.value.clone())
+                }
+                Some(_) => Lookup::Expired,
+                None => Lookup::Miss,
+            }
+        }
+    }
+
+    fn touch_deadline(data: &ShardData<K, V>, cfg: &ShardConfig<K, V>, idx: u32, now: Option<u64>) {
+        if let Some(now) = now {
+            cfg.expiry.on_read(&data.deadlines[idx as usize], now);
+        }
+    }
+
+    /// Reads the live value of `key` with `read`; not counted as a lookup and not a use.
+    pub(crate) fn peek<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let data = self.data.read();
+        let idx = data
+            .find(hash, key)
+            .filter(|&idx| !data.is_expired(idx, now))?;
+        Some(read(&data.entry(idx).value))
+    }
+
+    /// Stores `value` under `key`, evicting as needed so the shard never exceeds its capacity;
+    /// stores nothing if `superseded` is set once the lock is held.
+    #[allow(clippy::too_many_arguments)] // each is a different input of one write
+    pub(crate) fn insert(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        hash: u64,
+        key: K,
+        value: V,
+        now: Option<u64>,
+        superseded: Option<&AtomicBool>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let weight = cfg.weigh(&key, &value);
+        let mut guard = self.data.write();
+        if superseded.is_some_and(|flag| flag.load(Ordering::Acquire)) {
+            return;
+        }
+        let data = &mut *guard;
+        // Sweep first: room freed by expired entries must not be taken from live ones by eviction.
+        self.sweep(cfg, data, SWEEP_PER_WRITE, now, removed);
+        let mut existing = data.find(hash, &key);
+        if let Some(idx) = existing.filter(|&idx| data.is_expired(idx, now)) {
+            // An expired entry is not updated in place: it leaves as expired, and the new value
+            // starts afresh in the policy instead of inheriting the dead entry's standing.
+            self.remove_resident(cfg, data, idx, RemovalCause::Expired, removed);
+            existing = None;
+        }
+        if weight > self.capacity {
+            // Too heavy to ever fit: the old value is outdated, so it goes too.
+            if let Some(idx) = existing {
+                self.remove_resident(cfg, data, idx, RemovalCause::Replaced, removed);
+            }
+            bump(&self.counters.evictions);
+            self.note(cfg, removed, key, value, RemovalCause::Size);
+        } else if let Some(idx) = existing {
+            let entry = data.slots[idx as usize].as_mut().expect("live slot");
+            let old_weight = entry.weight();
+            let old_value = std::mem::replace(&mut entry.value, value);
+            entry.set_weight(weight);
+            data.weight = data.weight - old_weight + weight;
+            data.policy
+                .on_update(idx, old_weight, weight, &entry.policy_bits);
+            if let Some(now) = now {
+                data.deadlines[idx as usize] = cfg.expiry.deadline_for_write(now);
+            }
+            bump(&self.counters.inserts);
+            self.note(cfg, removed, key, old_value, RemovalCause::Replaced);
+            self.evict_to_fit(cfg, data, 0, now, removed);
+        } else {
+            self.evict_to_fit(cfg, data, weight, now, removed);
+            let idx = match data.free.pop() {
+                Some(idx) => idx,
+                None => {
+                    data.slots.push(None);
+                    (data.slots.len() - 1) as u32
+                }
+            };
+            data.slots[idx as usize] = Some(Entry::new(key, value, weight));
+            if let Some(now) = now {
+                let deadline = cfg.expiry.deadline_for_write(now);
+                match data.deadlines.get_mut(idx as usize) {
+                    Some(slot) => *slot = deadline,
+                    None => data.deadlines.push(deadline),
+                }
+            }
+            let (slots, hasher) = (&data.slots, &data.hasher);
+            data.table.insert_unique(hash, idx, |&i| {
+                slots[i as usize]
+                    .as_ref()
+                    .map_or(0, |e| hasher.hash_one(&e.key))
+            });
+            data.weight += weight;
+            let entry = data.slots[idx as usize].as_ref().expect("just stored");
+            data.policy.on_insert(idx, hash, weight, &entry.policy_bits);
+            bump(&self.counters.inserts);
+        }
+        self.publish_size(data);
+    }
+
+    /// Evicts until `incoming` more weight fits.
+    fn evict_to_fit(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        data: &mut ShardData<K, V>,
+        incoming: u64,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
+        while data.weight + incoming > self.capacity {
+            let Some(idx) = data.policy.evict(&SlotView {
+                slots: &data.slots,
+                hasher: &data.hasher,
+            }) else {
+                break;
+            };
+            // A victim that had already expired is reported as such.
+            let cause = if data.is_expired(idx, now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Size
+            };
+            bump(if cause == RemovalCause::Expired {
+                &self.counters.expirations
+            } else {
+                &self.counters.evictions
+            });
+            let Entry { key, value, .. } = data.take_slot(idx);
+            self.note(cfg, removed, key, value, cause);
+        }
+    }
+
+    /// Removes a resident entry for a reason other than eviction, counting it.
+    fn remove_resident(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        data: &mut ShardData<K, V>,
+        idx: u32,
+        cause: RemovalCause,
+        removed: &mut Removed<K, V>,
+    ) {
+        let entry = data.slots[idx as usize].as_ref().expect("live slot");
+        data.policy
+            .on_remove(idx, entry.weight(), &entry.policy_bits);
+        let Entry { key, value, .. } = data.take_slot(idx);
+        match cause {
+            RemovalCause::Expired => bump(&self.counters.expirations),
+            RemovalCause::Invalidated => bump(&self.counters.invalidations),
+            RemovalCause::Size => bump(&self.counters.evictions),
+            RemovalCause::Replaced => {}
+        }
+        self.note(cfg, removed, key, value, cause);
+    }
+
+    fn note(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        removed: &mut Removed<K, V>,
+        key: K,
+        value: V,
+        cause: RemovalCause,
+    ) {
+        if cfg.collect_removed {
+            removed.push((key, value, cause));
+        }
+    }
+
+    /// Examines up to `budget` slots after the sweep cursor and removes the expired ones.
+    fn sweep(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        data: &mut ShardData<K, V>,
+        budget: usize,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
+        if now.is_none() || data.slots.is_empty() {
+            return;
+        }
+        for _ in 0..budget.min(data.slots.len()) {
+            let idx = data.sweep_cursor % data.slots.len();
+            data.sweep_cursor = idx + 1;
+            if data.slots[idx].is_some() && data.is_expired(idx as u32, now) {
+                self.remove_resident(cfg, data, idx as u32, RemovalCause::Expired, removed);
+            }
+        }
+    }
+
+    fn publish_size(&self, data: &ShardData<K, V>) {
+        self.len.store(data.table.len() as u64, Relaxed);
+        self.weight.store(data.weight, Relaxed);
+    }
+
+    /// Removes `key` if present and still expired (another writer may have refreshed it).
+    /// Never blocks: if the lock is busy, a later sweep reclaims the entry.
+    pub(crate) fn reclaim_expired<Q>(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(mut guard) = self.data.try_write() {
+            let data = &mut *guard;
+            if let Some(idx) = data
+                .find(hash, key)
+                .filter(|&idx| data.is_expired(idx, now))
+            {
+                self.remove_resident(cfg, data, idx, RemovalCause::Expired, removed);
+                self.publish_size(data);
+            }
+        }
+    }
+
+    /// Removes `key`; returns whether a live entry was there.
+    pub(crate) fn invalidate<Q>(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut guard = self.data.write();
+        let data = &mut *guard;
+        let Some(idx) = data.find(hash, key) else {
+            return false;
+        };
+        let live = !data.is_expired(idx, now);
+        let cause = if live {
+            RemovalCause::Invalidated
+        } else {
+            RemovalCause::Expired
+        };
+        self.remove_resident(cfg, data, idx, cause, removed);
+        self.publish_size(data);
+        live
+    }
+
+    /// Removes every entry for which `pred` holds (expired entries go as expired); returns how
+    /// many live entries were invalidated.
+    pub(crate) fn retain(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        mut pred: impl FnMut(&K, &V) -> bool,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) -> u64 {
+        let mut guard = self.data.write();
+        let data = &mut *guard;
+        let mut invalidated = 0;
+        for idx in 0..data.slots.len() as u32 {
+            let Some(entry) = &data.slots[idx as usize] else {
+                continue;
+            };
+            let cause = if data.is_expired(idx, now) {
+                RemovalCause::Expired
+            } else if pred(&entry.key, &entry.value) {
+                invalidated += 1;
+                RemovalCause::Invalidated
+            } else {
+                continue;
+            };
+            self.remove_resident(cfg, data, idx, cause, removed);
+        }
+        self.publish_size(data);
+        invalidated
+    }
+
+    /// Removes every entry at once: live ones count as invalidated, expired ones as expired.
+    pub(crate) fn clear(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let mut guard = self.data.write();
+        let data = &mut *guard;
+        let slots = std::mem::take(&mut data.slots);
+        for (idx, entry) in slots.into_iter().enumerate() {
+            let Some(Entry { key, value, .. }) = entry else {
+                continue;
+            };
+            let cause = if data.is_expired(idx as u32, now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Invalidated
+            };
+            bump(if cause == RemovalCause::Expired {
+                &self.counters.expirations
+            } else {
+                &self.counters.invalidations
+            });
+            self.note(cfg, removed, key, value, cause);
+        }
+        data.table.clear();
+        data.free.clear();
+        data.deadlines.clear();
+        data.policy.clear();
+        data.weight = 0;
+        data.sweep_cursor = 0;
+        self.publish_size(data);
+    }
+
+    /// Removes every expired entry.
+    pub(crate) fn purge_expired(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let mut guard = self.data.write();
+        let data = &mut *guard;
+        let slots = data.slots.len();
+        self.sweep(cfg, data, slots, now, removed);
+        self.publish_size(data);
+    }
+}
+
+/// The outcome of one lookup.
+pub(crate) enum Lookup<V> {
+    Hit(V),
+    Miss,
+    /// Found, but expired: a miss whose entry can be reclaimed.
+    Expired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_slot_costs_no_more_than_key_value_and_eight_bytes() {
+        // The weight's niche holds `Option`'s tag and the policy bits sit in padding.
+        assert_eq!(std::mem::size_of::<Option<Entry<u64, u64>>>(), 24);
+        assert_eq!(stored_weight(0).get(), 1);
+        assert_eq!(stored_weight(u64::MAX).get(), u32::MAX);
+    }
+}

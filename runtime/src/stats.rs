@@ -1,0 +1,285 @@
+//! Hit/miss counters, kept per shard so that a hit never writes a cache line shared by all
+//! shards, and the [`Stats`] snapshot summed from them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+/// One shard's counters of writes and loads, on their own cache lines. Hits and misses are
+/// counted apart, in [`LookupCounters`].
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Counters {
+    pub(crate) inserts: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) expirations: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_failures: AtomicU64,
+    pub(crate) coalesced_waits: AtomicU64,
+    pub(crate) load_nanos: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+/// Hits and misses, striped by thread rather than by shard: under skewed traffic every thread
+/// reads the same hot shards, and a per-shard counter would be a cache line they all write.
+/// Each thread writes its own stripe (threads beyond the stripe count share, still correctly).
+#[derive(Debug)]
+pub(crate) struct LookupCounters {
+    stripes: Box<[LookupStripe]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LookupStripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// At most this many stripes per cache (64 × 128 bytes).
+const MAX_STRIPES: usize = 64;
+
+impl LookupCounters {
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stripes = (cores * 2).next_power_of_two().min(MAX_STRIPES);
+        LookupCounters {
+            stripes: (0..stripes).map(|_| LookupStripe::default()).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, hit: bool) {
+        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
+        bump(if hit { &stripe.hits } else { &stripe.misses });
+    }
+
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        for stripe in self.stripes.iter() {
+            stats.hits += stripe.hits.load(Relaxed);
+            stats.misses += stripe.misses.load(Relaxed);
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.hits.store(0, Relaxed);
+            stripe.misses.store(0, Relaxed);
+        }
+    }
+}
+
+/// This thread's stripe number: threads are numbered in the order they first count a lookup.
+#[inline]
+fn thread_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
+impl Counters {
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        stats.inserts += self.inserts.load(Relaxed);
+        stats.evictions += self.evictions.load(Relaxed);
+        stats.expirations += self.expirations.load(Relaxed);
+        stats.invalidations += self.invalidations.load(Relaxed);
+        stats.loads += self.loads.load(Relaxed);
+        stats.load_failures += self.load_failures.load(Relaxed);
+        stats.coalesced_waits += self.coalesced_waits.load(Relaxed);
+        stats.total_load_time += Duration::from_nanos(self.load_nanos.load(Relaxed));
+    }
+
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.inserts,
+            &self.evictions,
+            &self.expirations,
+            &self.invalidations,
+            &self.loads,
+            &self.load_failures,
+            &self.coalesced_waits,
+            &self.load_nanos,
+        ] {
+            counter.store(0, Relaxed);
+        }
+    }
+}
+
+/// A snapshot of a cache's counters, taken by [`Cache::stats`](crate::Cache::stats).
+///
+/// Counters are read shard by shard without stopping writers, so a snapshot taken under load is
+/// a consistent sum of each shard's counters, not a single instant.
+///
+/// ```
+/// use memokit::Cache;
+///
+/// let cache: Cache<u32, u32> = Cache::builder().max_capacity(100).build();
+/// cache.insert(1, 1);
+/// cache.get(&1);
+/// cache.get(&2);
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses), (1, 1));
+/// assert_eq!(stats.hit_ratio(), 0.5);
+/// assert_eq!(
+///     stats.to_string(),
+///     "hits=1 misses=1 hit_ratio=50.0% size=1/100 evictions=0 expirations=0 \
+///      invalidations=0 loads=0 load_failures=0 coalesced_waits=0 avg_load=0µs"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups that found a live entry.
+    pub hits: u64,
+    /// Lookups that found nothing (or only an expired entry).
+    pub misses: u64,
+    /// Values stored (new keys and replacements).
+    pub inserts: u64,
+    /// Entries evicted to stay within capacity.
+    pub evictions: u64,
+    /// Entries removed because their time-to-live or time-to-idle passed.
+    pub expirations: u64,
+    /// Entries removed by `invalidate`, `invalidate_if` or `clear`.
+    pub invalidations: u64,
+    /// Computations run by `get_or_insert_with` and its variants.
+    pub loads: u64,
+    /// Computations that returned an error or panicked (or, async, were cancelled).
+    pub load_failures: u64,
+    /// Callers that waited for another caller's computation instead of running their own.
+    pub coalesced_waits: u64,
+    /// Time spent in computations.
+    pub total_load_time: Duration,
+    /// Entries resident when the snapshot was taken.
+    pub len: u64,
+    /// Total weight resident (equals `len` without a weigher).
+    pub weighted_size: u64,
+    /// The configured maximum weight, if bounded.
+    pub capacity: Option<u64>,
+    /// Shared tier (feature `redis`): values found in Redis, including those another process
+    /// computed while this one waited for its lease. The Redis lookup is part of the in-process
+    /// load, so each is also counted in `loads` (and its time in `total_load_time`).
+    pub l2_hits: u64,
+    /// Shared tier: lookups in Redis that found nothing usable.
+    pub l2_misses: u64,
+    /// Shared tier: Redis operations that failed or timed out (the call went on without Redis).
+    pub l2_errors: u64,
+    /// Shared tier: values in Redis that did not decode (another format or type); each is
+    /// also a miss, and is overwritten.
+    pub l2_decode_errors: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 before any lookup.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0);
+    /// cache.insert(1, 1);
+    /// cache.get(&1);
+    /// cache.get(&1);
+    /// cache.get(&1);
+    /// cache.get(&2);
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75);
+    /// ```
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+
+    /// Average time of one computation, or zero before any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// assert_eq!(cache.stats().average_load_time(), Duration::ZERO);
+    /// cache.get_or_insert_with(1, || {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    ///     1
+    /// });
+    /// assert!(cache.stats().average_load_time() >= Duration::from_millis(5));
+    /// ```
+    pub fn average_load_time(&self) -> Duration {
+        match u32::try_from(self.loads) {
+            Ok(0) => Duration::ZERO,
+            Ok(loads) => self.total_load_time / loads,
+            Err(_) => {
+                Duration::from_secs_f64(self.total_load_time.as_secs_f64() / self.loads as f64)
+            }
+        }
+    }
+}
+
+impl Stats {
+    /// The sum of two snapshots (capacities add up; unbounded wins).
+    pub(crate) fn merged(&self, other: &Stats) -> Stats {
+        Stats {
+            hits: self.hits + other.hits,
+            misses: self.misses + other.misses,
+            inserts: self.inserts + other.inserts,
+            evictions: self.evictions + other.evictions,
+            expirations: self.expirations + other.expirations,
+            invalidations: self.invalidations + other.invalidations,
+            loads: self.loads + other.loads,
+            load_failures: self.load_failures + other.load_failures,
+            coalesced_waits: self.coalesced_waits + other.coalesced_waits,
+            total_load_time: self.total_load_time + other.total_load_time,
+            len: self.len + other.len,
+            weighted_size: self.weighted_size + other.weighted_size,
+            capacity: self.capacity.zip(other.capacity).map(|(a, b)| a + b),
+            l2_hits: self.l2_hits + other.l2_hits,
+            l2_misses: self.l2_misses + other.l2_misses,
+            l2_errors: self.l2_errors + other.l2_errors,
+            l2_decode_errors: self.l2_decode_errors + other.l2_decode_errors,
+        }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "hits={} misses={} hit_ratio={:.1}% size={}/",
+            self.hits,
+            self.misses,
+            self.hit_ratio() * 100.0,
+            self.weighted_size
+        )?;
+        match self.capacity {
+            Some(capacity) => write!(f, "{capacity}")?,
+            None => f.write_str("unbounded")?,
+        }
+        write!(
+            f,
+            " evictions={} expirations={} invalidations={} loads={} load_failures={} \
+             coalesced_waits={} avg_load={}µs",
+            self.evictions,
+            self.expirations,
+            self.invalidations,
+            self.loads,
+            self.load_failures,
+            self.coalesced_waits,
+            self.average_load_time().as_micros()
+        )?;
+        // Only caches that used a shared tier show its counters.
+        if self.l2_hits + self.l2_misses + self.l2_errors + self.l2_decode_errors > 0 {
+            write!(
+                f,
+                " l2_hits={} l2_misses={} l2_errors={}",
+                self.l2_hits, self.l2_misses, self.l2_errors
+            )?;
+            if self.l2_decode_errors > 0 {
+                write!(f, " l2_decode_errors={}", self.l2_decode_errors)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,723 @@
+//! Model-based tests of the four eviction policies.
+//!
+//! Each policy is restated as a small, obviously correct reference model over `VecDeque`s and
+//! `Vec`s (O(n) per operation is fine at these sizes). Random sequences of lookups, inserts and
+//! invalidations run against a single-shard [`Cache`] and the model side by side; after every
+//! operation both must agree on the outcome, on which keys are resident and on the length, and at
+//! the end on the counters. Hand-written sequences then show each policy's characteristic
+//! behaviour, including LFU aging.
+
+use std::collections::{HashMap, VecDeque};
+
+use memokit::{Cache, Policy};
+use proptest::prelude::*;
+
+/// One operation of a generated sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// `get`: a lookup, which counts as a use on a hit.
+    Get(u32),
+    /// `insert`: a new key, or a replacement (which counts as a use).
+    Insert(u32),
+    /// `invalidate`.
+    Invalidate(u32),
+    /// `clear`: the policy must start over as if freshly built.
+    Clear,
+}
+
+/// A reference model of one policy for a cache of unit-weight entries.
+trait Model {
+    /// A lookup; whether it hit. A hit is a use.
+    fn get(&mut self, key: u32) -> bool;
+    /// Stores `key` (new or replaced); returns the evicted key, if any.
+    fn insert(&mut self, key: u32) -> Option<u32>;
+    /// Removes `key`; whether it was resident.
+    fn invalidate(&mut self, key: u32) -> bool;
+    /// Back to the state of a new model of the same capacity.
+    fn clear(&mut self);
+    fn contains(&self, key: u32) -> bool;
+    fn len(&self) -> usize;
+}
+
+fn position(queue: &VecDeque<u32>, key: u32) -> Option<usize> {
+    queue.iter().position(|&k| k == key)
+}
+
+/// LRU and FIFO: one order of resident keys, newest at the front, the victim at the back. Under
+/// LRU a use (hit or replace) moves the key to the front; under FIFO only a new key arrives there.
+struct OrderModel {
+    capacity: usize,
+    order: VecDeque<u32>,
+    reorder_on_use: bool,
+}
+
+impl OrderModel {
+    fn lru(capacity: usize) -> Self {
+        OrderModel {
+            capacity,
+            order: VecDeque::new(),
+            reorder_on_use: true,
+        }
+    }
+
+    fn fifo(capacity: usize) -> Self {
+        OrderModel {
+            reorder_on_use: false,
+            ..OrderModel::lru(capacity)
+        }
+    }
+
+    /// Whether `key` is resident; a use of it under LRU.
+    fn touch(&mut self, key: u32) -> bool {
+        let Some(pos) = position(&self.order, key) else {
+            return false;
+        };
+        if self.reorder_on_use {
+            self.order.remove(pos);
+            self.order.push_front(key);
+        }
+        true
+    }
+}
+
+impl Model for OrderModel {
+    fn get(&mut self, key: u32) -> bool {
+        self.touch(key)
+    }
+
+    fn insert(&mut self, key: u32) -> Option<u32> {
+        if self.touch(key) {
+            return None;
+        }
+        // Room is made before the new key arrives, so it is never its own victim.
+        let victim = if self.order.len() >= self.capacity {
+            self.order.pop_back()
+        } else {
+            None
+        };
+        self.order.push_front(key);
+        victim
+    }
+
+    fn invalidate(&mut self, key: u32) -> bool {
+        position(&self.order, key)
+            .map(|pos| self.order.remove(pos))
+            .is_some()
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+    }
+
+    fn contains(&self, key: u32) -> bool {
+        self.order.contains(&key)
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// LFU's aging period: accesses per resident entry (at least [`LFU_MIN_AGING_ENTRIES`]).
+const LFU_AGING_PERIOD: usize = 10;
+const LFU_MIN_AGING_ENTRIES: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct LfuEntry {
+    key: u32,
+    freq: u32,
+    /// When the entry entered its current frequency: ties go to the smallest.
+    since: u64,
+}
+
+/// LFU with aging: the victim has the lowest `(freq, since)`.
+struct LfuModel {
+    capacity: usize,
+    entries: Vec<LfuEntry>,
+    clock: u64,
+    accesses_since_aging: usize,
+    agings: u64,
+}
+
+impl LfuModel {
+    fn new(capacity: usize) -> Self {
+        LfuModel {
+            capacity,
+            entries: Vec::new(),
+            clock: 0,
+            accesses_since_aging: 0,
+            agings: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Counts an access, after it took effect; ages once enough have been seen.
+    fn access(&mut self) {
+        self.accesses_since_aging += 1;
+        let period = LFU_AGING_PERIOD * self.entries.len().max(LFU_MIN_AGING_ENTRIES);
+        if self.accesses_since_aging >= period {
+            self.age();
+        }
+    }
+
+    /// Halves every frequency (at least 1). Entries re-enter their new frequency in the old
+    /// eviction order, so among equal new frequencies the old order (lower old frequency first,
+    /// then earlier entry) is kept.
+    fn age(&mut self) {
+        self.entries.sort_by_key(|e| (e.freq, e.since));
+        for i in 0..self.entries.len() {
+            let since = self.tick();
+            let e = &mut self.entries[i];
+            e.freq = (e.freq / 2).max(1);
+            e.since = since;
+        }
+        self.accesses_since_aging = 0;
+        self.agings += 1;
+    }
+
+    fn bump(&mut self, key: u32) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return false;
+        };
+        let since = self.tick();
+        let e = &mut self.entries[i];
+        e.freq += 1;
+        e.since = since;
+        self.access();
+        true
+    }
+}
+
+impl Model for LfuModel {
+    fn get(&mut self, key: u32) -> bool {
+        self.bump(key)
+    }
+
+    fn insert(&mut self, key: u32) -> Option<u32> {
+        if self.bump(key) {
+            return None;
+        }
+        let mut victim = None;
+        if self.entries.len() >= self.capacity {
+            let i = (0..self.entries.len())
+                .min_by_key(|&i| (self.entries[i].freq, self.entries[i].since))
+                .expect("a full cache has entries");
+            // An eviction is not an access.
+            victim = Some(self.entries.remove(i).key);
+        }
+        let since = self.tick();
+        self.entries.push(LfuEntry {
+            key,
+            freq: 1,
+            since,
+        });
+        self.access();
+        victim
+    }
+
+    fn invalidate(&mut self, key: u32) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return false;
+        };
+        // Not an access either; only the resident count drops.
+        self.entries.remove(i);
+        true
+    }
+
+    fn clear(&mut self) {
+        *self = LfuModel::new(self.capacity);
+    }
+
+    fn contains(&self, key: u32) -> bool {
+        self.entries.iter().any(|e| e.key == key)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// S3-FIFO's use counters saturate here.
+const S3_MAX_FREQ: u8 = 3;
+/// How much a reused key at the main queue's tail shrinks the small target; an unused key
+/// evicted from main grows it by one.
+const S3_SHRINK_STEP: usize = 32;
+
+/// S3-FIFO: small and main queues run from newest (front) to oldest (back); the ghost holds
+/// recently evicted keys from oldest (front) to newest (back). A key readmitted from the ghost
+/// is forgotten there but its place stays taken (`None`) until it ages out, as in the ring.
+/// The small queue's target adapts between 1% and 90% of the capacity (at least 1).
+struct S3FifoModel {
+    capacity: usize,
+    small_target: usize,
+    min_target: usize,
+    max_target: usize,
+    small: VecDeque<u32>,
+    main: VecDeque<u32>,
+    /// Use counter of each resident key.
+    freq: HashMap<u32, u8>,
+    ghost: VecDeque<Option<u32>>,
+    ghost_capacity: usize,
+}
+
+impl S3FifoModel {
+    fn new(capacity: usize) -> Self {
+        let small_target = (capacity / 10).max(1);
+        S3FifoModel {
+            capacity,
+            small_target,
+            min_target: (capacity / 100).max(1),
+            max_target: (capacity * 9 / 10).max(1),
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            freq: HashMap::new(),
+            ghost: VecDeque::new(),
+            ghost_capacity: capacity.saturating_sub(small_target).clamp(1, 1 << 24),
+        }
+    }
+
+    fn bump(&mut self, key: u32) -> bool {
+        let Some(f) = self.freq.get_mut(&key) else {
+            return false;
+        };
+        *f = (*f + 1).min(S3_MAX_FREQ);
+        true
+    }
+
+    /// Remembers an evicted key; one already remembered keeps its place.
+    fn remember(&mut self, key: u32) {
+        if self.ghost.contains(&Some(key)) {
+            return;
+        }
+        if self.ghost.len() >= self.ghost_capacity {
+            self.ghost.pop_front();
+        }
+        self.ghost.push_back(Some(key));
+    }
+
+    /// Whether `key` was remembered; it is forgotten either way.
+    fn forget(&mut self, key: u32) -> bool {
+        match self.ghost.iter_mut().find(|slot| **slot == Some(key)) {
+            Some(slot) => {
+                *slot = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn evict(&mut self) -> Option<u32> {
+        loop {
+            if self.small.len() > self.small_target || self.main.is_empty() {
+                if let Some(key) = self.small.pop_back() {
+                    let f = self.freq[&key];
+                    if f >= 1 {
+                        // Used while on probation: promoted, with its counter reset.
+                        self.freq.insert(key, 0);
+                        self.main.push_front(key);
+                        continue;
+                    }
+                    self.remember(key);
+                    self.freq.remove(&key);
+                    return Some(key);
+                }
+            }
+            let key = self.main.pop_back()?;
+            let f = self.freq[&key];
+            if f > 0 {
+                // Second chance: one use spent, back to the front; main keeps its space.
+                self.small_target = self
+                    .small_target
+                    .saturating_sub(S3_SHRINK_STEP)
+                    .max(self.min_target);
+                self.freq.insert(key, f - 1);
+                self.main.push_front(key);
+                continue;
+            }
+            // Evicted from main unused: the small queue gets more room.
+            self.small_target = (self.small_target + 1).min(self.max_target);
+            self.freq.remove(&key);
+            return Some(key);
+        }
+    }
+}
+
+impl Model for S3FifoModel {
+    fn get(&mut self, key: u32) -> bool {
+        self.bump(key)
+    }
+
+    fn insert(&mut self, key: u32) -> Option<u32> {
+        if self.bump(key) {
+            return None;
+        }
+        let victim = if self.len() >= self.capacity {
+            self.evict()
+        } else {
+            None
+        };
+        self.freq.insert(key, 0);
+        // A key evicted recently (still remembered) skips probation, once.
+        if self.forget(key) {
+            self.main.push_front(key);
+        } else {
+            self.small.push_front(key);
+        }
+        victim
+    }
+
+    fn invalidate(&mut self, key: u32) -> bool {
+        if self.freq.remove(&key).is_none() {
+            return false;
+        }
+        for queue in [&mut self.small, &mut self.main] {
+            if let Some(pos) = position(queue, key) {
+                queue.remove(pos);
+            }
+        }
+        true
+    }
+
+    fn clear(&mut self) {
+        *self = S3FifoModel::new(self.capacity);
+    }
+
+    fn contains(&self, key: u32) -> bool {
+        self.freq.contains_key(&key)
+    }
+
+    fn len(&self) -> usize {
+        self.freq.len()
+    }
+}
+
+fn cache(policy: Policy, capacity: usize) -> Cache<u32, u64> {
+    Cache::builder()
+        .max_capacity(capacity as u64)
+        .policy(policy)
+        .shards(1)
+        .build()
+}
+
+/// Runs `ops` against a single-shard cache and `model` side by side, comparing after each step.
+fn check_against_model(
+    policy: Policy,
+    capacity: usize,
+    key_space: u32,
+    ops: &[Op],
+    model: &mut impl Model,
+) -> Result<(), TestCaseError> {
+    let cache = cache(policy, capacity);
+    let mut written: HashMap<u32, u64> = HashMap::new();
+    let (mut hits, mut misses, mut evictions, mut invalidations) = (0u64, 0u64, 0u64, 0u64);
+    for (step, &op) in ops.iter().enumerate() {
+        match op {
+            Op::Get(key) => {
+                let got = cache.get(&key);
+                let hit = model.get(key);
+                prop_assert_eq!(
+                    got.is_some(),
+                    hit,
+                    "{:?}: get({}) at step {}",
+                    policy,
+                    key,
+                    step
+                );
+                if let Some(value) = got {
+                    prop_assert_eq!(Some(&value), written.get(&key), "value of {}", key);
+                    hits += 1;
+                } else {
+                    misses += 1;
+                }
+            }
+            Op::Insert(key) => {
+                cache.insert(key, step as u64);
+                written.insert(key, step as u64);
+                evictions += u64::from(model.insert(key).is_some());
+            }
+            Op::Invalidate(key) => {
+                let was = model.invalidate(key);
+                prop_assert_eq!(
+                    cache.invalidate(&key),
+                    was,
+                    "{:?}: invalidate({}) at {}",
+                    policy,
+                    key,
+                    step
+                );
+                invalidations += u64::from(was);
+            }
+            Op::Clear => {
+                invalidations += model.len() as u64;
+                cache.clear();
+                model.clear();
+            }
+        }
+        for key in 0..key_space {
+            prop_assert_eq!(
+                cache.contains_key(&key),
+                model.contains(key),
+                "{:?}: residency of {} after step {} ({:?})",
+                policy,
+                key,
+                step,
+                op
+            );
+        }
+        prop_assert_eq!(
+            cache.len(),
+            model.len() as u64,
+            "{:?}: len after step {}",
+            policy,
+            step
+        );
+        prop_assert!(model.len() <= capacity);
+    }
+    let stats = cache.stats();
+    prop_assert_eq!(stats.hits, hits, "{:?}: hits", policy);
+    prop_assert_eq!(stats.misses, misses, "{:?}: misses", policy);
+    prop_assert_eq!(stats.evictions, evictions, "{:?}: evictions", policy);
+    prop_assert_eq!(
+        stats.invalidations,
+        invalidations,
+        "{:?}: invalidations",
+        policy
+    );
+    Ok(())
+}
+
+/// Operations over keys `0..key_space`; `Clear` only when `with_clear`.
+fn ops(key_space: u32, max_len: usize, with_clear: bool) -> BoxedStrategy<Vec<Op>> {
+    let key = 0..key_space;
+    let op = if with_clear {
+        prop_oneof![
+            10 => key.clone().prop_map(Op::Get),
+            8 => key.clone().prop_map(Op::Insert),
+            2 => key.prop_map(Op::Invalidate),
+            1 => Just(Op::Clear),
+        ]
+        .boxed()
+    } else {
+        prop_oneof![
+            10 => key.clone().prop_map(Op::Get),
+            8 => key.clone().prop_map(Op::Insert),
+            2 => key.prop_map(Op::Invalidate),
+        ]
+        .boxed()
+    };
+    proptest::collection::vec(op, 0..=max_len).boxed()
+}
+
+/// `(capacity, key_space, ops)`: small caches, small key spaces, up to `max_len` operations.
+fn scenario(max_len: usize, with_clear: bool) -> impl Strategy<Value = (usize, u32, Vec<Op>)> {
+    (1usize..=12, 1u32..=20).prop_flat_map(move |(capacity, key_space)| {
+        (
+            Just(capacity),
+            Just(key_space),
+            ops(key_space, max_len, with_clear),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn lru_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let mut model = OrderModel::lru(capacity);
+        check_against_model(Policy::Lru, capacity, key_space, &ops, &mut model)?;
+    }
+
+    #[test]
+    fn fifo_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let mut model = OrderModel::fifo(capacity);
+        check_against_model(Policy::Fifo, capacity, key_space, &ops, &mut model)?;
+    }
+
+    #[test]
+    fn lfu_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let mut model = LfuModel::new(capacity);
+        check_against_model(Policy::Lfu, capacity, key_space, &ops, &mut model)?;
+    }
+
+    #[test]
+    fn s3fifo_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let mut model = S3FifoModel::new(capacity);
+        check_against_model(Policy::S3Fifo, capacity, key_space, &ops, &mut model)?;
+    }
+}
+
+proptest! {
+    // Each case runs all four policies.
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `clear` must leave every policy as a freshly built one (same ghost size, aging counter...).
+    #[test]
+    fn every_policy_matches_model_across_clears(
+        (capacity, key_space, ops) in scenario(300, true),
+    ) {
+        check_against_model(Policy::Lru, capacity, key_space, &ops, &mut OrderModel::lru(capacity))?;
+        check_against_model(Policy::Fifo, capacity, key_space, &ops, &mut OrderModel::fifo(capacity))?;
+        check_against_model(Policy::Lfu, capacity, key_space, &ops, &mut LfuModel::new(capacity))?;
+        let mut s3 = S3FifoModel::new(capacity);
+        check_against_model(Policy::S3Fifo, capacity, key_space, &ops, &mut s3)?;
+    }
+}
+
+/// The generated LFU sequences are long enough to age, and aging changes what gets evicted.
+#[test]
+fn lfu_model_ages_on_generated_sequences() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario(400, false);
+    let mut aged = 0;
+    for _ in 0..64 {
+        let (capacity, _, ops) = strategy.new_tree(&mut runner).unwrap().current();
+        let mut model = LfuModel::new(capacity);
+        for op in ops {
+            match op {
+                Op::Get(k) => {
+                    model.get(k);
+                }
+                Op::Insert(k) => {
+                    model.insert(k);
+                }
+                Op::Invalidate(k) => {
+                    model.invalidate(k);
+                }
+                Op::Clear => model.clear(),
+            }
+        }
+        aged += usize::from(model.agings > 0);
+    }
+    assert!(aged >= 16, "only {aged} of 64 generated sequences aged");
+}
+
+/// Reads through `cache`, inserting on a miss; whether it hit.
+fn read_through(cache: &Cache<u32, u64>, key: u32) -> bool {
+    if cache.get(&key).is_some() {
+        return true;
+    }
+    cache.insert(key, u64::from(key));
+    false
+}
+
+fn resident(cache: &Cache<u32, u64>, keys: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    keys.into_iter().filter(|k| cache.contains_key(k)).collect()
+}
+
+#[test]
+fn lru_keeps_a_recently_read_key_that_fifo_evicts() {
+    for (policy, survivors) in [(Policy::Lru, [1, 3, 4]), (Policy::Fifo, [2, 3, 4])] {
+        let cache = cache(policy, 3);
+        for key in 1..=3 {
+            cache.insert(key, 0);
+        }
+        assert_eq!(cache.get(&1), Some(0));
+        cache.insert(4, 0);
+        assert_eq!(resident(&cache, 1..=4), survivors, "{policy:?}");
+    }
+}
+
+#[test]
+fn fifo_ignores_hits_and_replacements() {
+    let cache = cache(Policy::Fifo, 3);
+    for key in 1..=3 {
+        cache.insert(key, 0);
+    }
+    for _ in 0..10 {
+        assert!(cache.get(&1).is_some());
+    }
+    cache.insert(1, 1); // a replacement keeps its place too
+    cache.insert(4, 0);
+    assert_eq!(resident(&cache, 1..=4), [2, 3, 4]);
+    cache.insert(5, 0);
+    assert_eq!(resident(&cache, 1..=5), [3, 4, 5]);
+}
+
+#[test]
+fn lfu_evicts_the_least_frequent_and_breaks_ties_by_age() {
+    // LRU would evict key 1, read long ago; LFU keeps it for its six uses.
+    let cache = cache(Policy::Lfu, 3);
+    cache.insert(1, 0);
+    for _ in 0..5 {
+        cache.get(&1);
+    }
+    cache.insert(2, 0);
+    cache.insert(3, 0);
+    cache.get(&2); // 2 reaches frequency 2 first...
+    cache.get(&3); // ...then 3: 2 is the older of the two.
+    cache.insert(4, 0);
+    assert_eq!(resident(&cache, 1..=4), [1, 3, 4]);
+    // 4 has frequency 1, the lowest: it goes next, even though it is the newest.
+    cache.insert(5, 0);
+    assert_eq!(resident(&cache, 1..=5), [1, 3, 5]);
+}
+
+#[test]
+fn lfu_aging_evicts_a_key_that_was_hot_long_ago() {
+    let cache = cache(Policy::Lfu, 4);
+    cache.insert(0, 0);
+    for _ in 0..100 {
+        cache.get(&0);
+    }
+    // Key 0 is never touched again; 1 and 2 stay warm while one-time keys stream through.
+    cache.insert(1, 0);
+    cache.insert(2, 0);
+    let mut evicted_at = None;
+    for round in 0..2000u32 {
+        cache.insert(1000 + round, 0);
+        cache.get(&1);
+        cache.get(&2);
+        if round < 20 {
+            // Before any aging, the one-time keys are the victims.
+            assert!(cache.contains_key(&0), "hot key evicted at round {round}");
+        }
+        if !cache.contains_key(&0) {
+            evicted_at = Some(round);
+            break;
+        }
+    }
+    // Without aging its frequency (101) would keep it resident forever.
+    let round = evicted_at.expect("a key hot long ago is eventually evicted");
+    assert!(round >= 20, "{round}");
+    assert!(cache.contains_key(&1) && cache.contains_key(&2));
+}
+
+#[test]
+fn s3fifo_keeps_a_hot_set_through_a_scan_that_flushes_lru() {
+    const HOT: std::ops::Range<u32> = 0..5;
+    for (policy, expect_hot_hits) in [(Policy::S3Fifo, true), (Policy::Lru, false)] {
+        let cache = cache(policy, 20);
+        for _ in 0..3 {
+            for key in HOT {
+                read_through(&cache, key);
+            }
+        }
+        // A scan of one-time keys, the hot set read again every 50 of them.
+        let mut hot_hits = 0;
+        let mut hot_reads = 0;
+        for i in 0..1000u32 {
+            read_through(&cache, 1000 + i);
+            if i % 50 == 49 {
+                for key in HOT {
+                    hot_hits += u32::from(read_through(&cache, key));
+                    hot_reads += 1;
+                }
+            }
+        }
+        if expect_hot_hits {
+            assert_eq!(hot_hits, hot_reads, "{policy:?}");
+            assert_eq!(resident(&cache, HOT), Vec::from_iter(HOT), "{policy:?}");
+        } else {
+            assert_eq!(hot_hits, 0, "{policy:?}");
+        }
+        assert_eq!(cache.len(), 20);
+    }
+}

@@ -1,0 +1,558 @@
+//! The shared tier against a real `redis-server` (started by each test on a free port; skipped
+//! loudly without one unless `MEMOKIT_REQUIRE_REDIS=1`). The connection is process-wide, so the
+//! tests of this file run one at a time; the two-process tests run this binary again as a
+//! child with a role.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use memokit::cached;
+use memokit::redis::{connect_with, Config};
+use memokit_tests::{ChildTest, RedisServer};
+use redis::Commands;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The test's server, connected as the process's tier with `prefix`; `None`: skipped.
+fn setup(prefix: &str) -> Option<(MutexGuard<'static, ()>, RedisServer)> {
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let server = RedisServer::start()?;
+    connect_with(Config::new(server.url()).prefix(prefix)).expect("a valid URL");
+    Some((guard, server))
+}
+
+fn role() -> Option<String> {
+    std::env::var("MEMOKIT_TEST_ROLE").ok()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    started.elapsed()
+}
+
+static PLAIN_RUNS: AtomicU64 = AtomicU64::new(0);
+
+static SUPERSEDED_RUNS: AtomicU64 = AtomicU64::new(0);
+static SUPERSEDED_GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Computes `n * 10` once `SUPERSEDED_GATE` opens.
+#[cached(size = 100, redis(ttl = "10m"), name = "t::superseded")]
+fn superseded(n: u32) -> u32 {
+    SUPERSEDED_RUNS.fetch_add(1, SeqCst);
+    while !SUPERSEDED_GATE.load(SeqCst) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    n * 10
+}
+
+#[test]
+fn a_computation_superseded_while_running_is_not_written_to_redis() {
+    let Some((_serial, server)) = setup("stale") else {
+        return;
+    };
+    let one = thread::spawn(|| superseded(1));
+    let two = thread::spawn(|| superseded(2));
+    wait_until("both computations run", Duration::from_secs(5), || {
+        SUPERSEDED_RUNS.load(SeqCst) == 2
+    });
+    // Written while the computations run: their results predate these writes.
+    superseded_cache().invalidate(&1);
+    superseded_cache().insert(2, 99);
+    SUPERSEDED_GATE.store(true, SeqCst);
+    assert_eq!(one.join().unwrap(), 10, "the caller still gets its value");
+    assert_eq!(two.join().unwrap(), 20);
+    let mut conn = server.connection();
+    assert!(
+        !conn.exists::<_, bool>("stale:t::superseded:0:01").unwrap(),
+        "the result of a computation superseded by `invalidate` is not written"
+    );
+    // In neither tier: the next call computes again; the inserted value is what Redis has.
+    superseded_cache().cache().clear();
+    assert_eq!(
+        superseded(2),
+        99,
+        "`insert` is not overwritten by an older result"
+    );
+    assert_eq!(SUPERSEDED_RUNS.load(SeqCst), 2);
+    assert_eq!(superseded(1), 10);
+    assert_eq!(SUPERSEDED_RUNS.load(SeqCst), 3);
+    assert!(conn.exists::<_, bool>("stale:t::superseded:0:01").unwrap());
+}
+
+#[cached(size = 100, redis(ttl = "10m"), name = "t::plain")]
+fn plain(n: u32) -> String {
+    PLAIN_RUNS.fetch_add(1, SeqCst);
+    format!("value {n}")
+}
+
+#[test]
+fn a_redis_hit_fills_the_process_and_skips_the_computation() {
+    let Some((_serial, server)) = setup("basic") else {
+        return;
+    };
+    assert_eq!(plain(1), "value 1");
+    assert_eq!(PLAIN_RUNS.load(SeqCst), 1);
+    // The entry is in Redis under prefix:function:generation:hexkey, with the Redis TTL.
+    let mut conn = server.connection();
+    let ttl: i64 = conn.pttl("basic:t::plain:0:01").unwrap();
+    assert!(ttl > 590_000 && ttl <= 600_000, "PTTL {ttl}");
+    // Only the in-process tier is emptied: the next call is a Redis hit.
+    plain_cache().cache().clear();
+    assert_eq!(plain(1), "value 1");
+    assert_eq!(PLAIN_RUNS.load(SeqCst), 1);
+    assert_eq!(
+        plain_cache().len(),
+        1,
+        "a Redis hit fills the in-process tier"
+    );
+    // And then a local hit: Redis is not asked.
+    assert_eq!(plain(1), "value 1");
+    let stats = plain_cache().stats();
+    assert_eq!((stats.l2_hits, stats.l2_misses, stats.l2_errors), (1, 1, 0));
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+    assert!(
+        stats
+            .to_string()
+            .ends_with("l2_hits=1 l2_misses=1 l2_errors=0"),
+        "{stats}"
+    );
+}
+
+static FAILING_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis, name = "t::failing")]
+fn failing(n: u32) -> Result<u32, String> {
+    FAILING_RUNS.fetch_add(1, SeqCst);
+    if n == 0 {
+        Err("zero".into())
+    } else {
+        Ok(n)
+    }
+}
+
+#[cached(redis, cache_none = false, name = "t::maybe")]
+fn maybe(n: u32) -> Option<u32> {
+    (n > 0).then_some(n)
+}
+
+#[test]
+fn what_the_process_would_not_store_is_not_written() {
+    let Some((_serial, server)) = setup("rules") else {
+        return;
+    };
+    let mut conn = server.connection();
+    assert_eq!(failing(0), Err("zero".into()));
+    assert_eq!(failing(7), Ok(7));
+    assert!(!conn.exists::<_, bool>("rules:t::failing:0:00").unwrap());
+    assert!(conn.exists::<_, bool>("rules:t::failing:0:07").unwrap());
+    // `redis` alone: one hour without a local ttl.
+    let ttl: i64 = conn.pttl("rules:t::failing:0:07").unwrap();
+    assert!(ttl > 3_590_000, "PTTL {ttl}");
+    assert_eq!(maybe(0), None);
+    assert_eq!(maybe(3), Some(3));
+    assert!(!conn.exists::<_, bool>("rules:t::maybe:0:00").unwrap());
+    assert!(conn.exists::<_, bool>("rules:t::maybe:0:03").unwrap());
+    // The error is computed again, even in another "process" (local tier emptied).
+    failing_cache().cache().clear();
+    assert_eq!(failing(0), Err("zero".into()));
+    assert_eq!(FAILING_RUNS.load(SeqCst), 3);
+}
+
+#[cached(redis, name = "t::left")]
+fn left(n: u32) -> String {
+    format!("left {n}")
+}
+
+#[cached(redis, name = "t::right")]
+fn right(n: u32) -> String {
+    format!("right {n}")
+}
+
+#[cached(redis, name = "t::pair")]
+fn pair(a: u32, b: u32) -> String {
+    format!("{a}-{b}")
+}
+
+static PREFIXED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis, name = "t::prefixed")]
+fn prefixed(n: u32) -> u32 {
+    PREFIXED_RUNS.fetch_add(1, SeqCst);
+    n
+}
+
+#[test]
+fn functions_prefixes_and_arguments_never_share_an_entry() {
+    let Some((_serial, server)) = setup("app1") else {
+        return;
+    };
+    assert_eq!(left(1), "left 1");
+    assert_eq!(right(1), "right 1");
+    assert_eq!(pair(1, 2), "1-2");
+    assert_eq!(pair(2, 1), "2-1");
+    for clear in [left_cache().cache(), right_cache().cache()] {
+        clear.clear();
+    }
+    pair_cache().cache().clear();
+    // From Redis now: each its own.
+    assert_eq!(left(1), "left 1");
+    assert_eq!(right(1), "right 1");
+    assert_eq!(pair(1, 2), "1-2");
+    assert_eq!(pair(2, 1), "2-1");
+    assert_eq!(left_cache().stats().l2_hits, 1);
+    assert_eq!(pair_cache().stats().l2_hits, 2);
+
+    // Another application (prefix) on the same server shares nothing.
+    assert_eq!(prefixed(5), 5);
+    connect_with(Config::new(server.url()).prefix("app2")).unwrap();
+    prefixed_cache().cache().clear();
+    assert_eq!(prefixed(5), 5);
+    assert_eq!(
+        PREFIXED_RUNS.load(SeqCst),
+        2,
+        "app2 does not see app1's entry"
+    );
+    connect_with(Config::new(server.url()).prefix("app1")).unwrap();
+    prefixed_cache().cache().clear();
+    assert_eq!(prefixed(5), 5);
+    assert_eq!(PREFIXED_RUNS.load(SeqCst), 2, "app1 still has its own");
+    let mut conn = server.connection();
+    assert!(conn.exists::<_, bool>("app1:t::prefixed:0:05").unwrap());
+    assert!(conn.exists::<_, bool>("app2:t::prefixed:0:05").unwrap());
+}
+
+static DECODED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis, name = "t::decoded")]
+fn decoded(n: u32) -> (u64, String) {
+    DECODED_RUNS.fetch_add(1, SeqCst);
+    (u64::from(n), "fresh".into())
+}
+
+#[test]
+fn a_value_that_does_not_decode_is_a_counted_miss_and_is_overwritten() {
+    let Some((_serial, server)) = setup("decode") else {
+        return;
+    };
+    let mut conn = server.connection();
+    let garbage: [&[u8]; 4] = [
+        b"garbage",
+        &[],
+        &[0, 1, 2, 3, 4, 5],          // format version 0
+        &[1, 0, 0, 0, 0, 1, 1, 0x61], // the current version, another type's fingerprint
+    ];
+    for (n, bytes) in (1_u32..).zip(garbage) {
+        let entry = format!("decode:t::decoded:0:{n:02x}");
+        let () = conn.set(&entry, bytes).unwrap();
+        assert_eq!(decoded(n), (u64::from(n), "fresh".to_string()));
+        let stored: Vec<u8> = conn.get(&entry).unwrap();
+        assert_eq!(stored[0], 1, "overwritten with the current format");
+        decoded_cache().cache().clear();
+        assert_eq!(decoded(n), (u64::from(n), "fresh".to_string()));
+    }
+    assert_eq!(
+        DECODED_RUNS.load(SeqCst),
+        4,
+        "computed once per key, then read"
+    );
+    let stats = decoded_cache().stats();
+    assert_eq!(
+        (stats.l2_decode_errors, stats.l2_hits, stats.l2_misses),
+        (4, 4, 4)
+    );
+    assert!(stats.to_string().ends_with("l2_decode_errors=4"), "{stats}");
+}
+
+static GENERATION_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis(ttl = "1m"), name = "t::generation")]
+fn generation(n: u32) -> u32 {
+    GENERATION_RUNS.fetch_add(1, SeqCst);
+    n * 10
+}
+
+#[test]
+fn clear_is_a_new_generation_and_old_entries_age_out() {
+    let Some((_serial, server)) = setup("gen") else {
+        return;
+    };
+    let mut conn = server.connection();
+    assert_eq!(generation(1), 10);
+    assert_eq!(generation(2), 20);
+    generation_cache().clear();
+    assert_eq!(conn.get::<_, u64>("gen:t::generation:gen").unwrap(), 1);
+    assert!(generation_cache().is_empty());
+    assert_eq!(generation(1), 10);
+    assert_eq!(GENERATION_RUNS.load(SeqCst), 3, "generation 1 starts empty");
+    // The old entries are left to their TTL, not scanned.
+    let old: i64 = conn.pttl("gen:t::generation:0:02").unwrap();
+    assert!(old > 0 && old <= 60_000, "PTTL {old}");
+    assert!(conn.exists::<_, bool>("gen:t::generation:1:01").unwrap());
+    // invalidate deletes the entry of the current generation.
+    assert!(generation_cache().invalidate(&1));
+    assert!(!conn.exists::<_, bool>("gen:t::generation:1:01").unwrap());
+    // insert writes it.
+    generation_cache().insert(3, 333);
+    assert_eq!(
+        conn.get::<_, Vec<u8>>("gen:t::generation:1:03").unwrap()[0],
+        1
+    );
+    generation_cache().cache().clear();
+    assert_eq!(generation(3), 333);
+}
+
+static LEASED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis(lease = "1s"), name = "t::leased")]
+fn leased(n: u32) -> u32 {
+    LEASED_RUNS.fetch_add(1, SeqCst);
+    n + 1
+}
+
+#[test]
+fn a_crashed_holder_only_delays_the_others_until_its_lease_expires() {
+    let Some((_serial, server)) = setup("lease") else {
+        return;
+    };
+    let mut conn = server.connection();
+    // A "process" took the lease of key 1 and died: nobody releases it.
+    let taken: Option<String> = redis::cmd("SET")
+        .arg("lease:t::leased:0:01:lease")
+        .arg("crashed-holder")
+        .arg("NX")
+        .arg("PX")
+        .arg(1_000)
+        .query(&mut conn)
+        .unwrap();
+    assert!(taken.is_some());
+    let started = Instant::now();
+    assert_eq!(leased(1), 2);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    assert_eq!(LEASED_RUNS.load(SeqCst), 1);
+    // Our own lease is released (token-checked) and the value is in Redis.
+    wait_until("lease released", Duration::from_secs(2), || {
+        !conn
+            .exists::<_, bool>("lease:t::leased:0:01:lease")
+            .unwrap()
+    });
+    assert!(conn.exists::<_, bool>("lease:t::leased:0:01").unwrap());
+    eprintln!("lease expiry: waited {waited:?} for a 1 s lease of a crashed holder");
+}
+
+#[cached(redis, name = "t::async")]
+async fn fetch(n: u32) -> Result<String, String> {
+    tokio::task::yield_now().await;
+    Ok(format!("async {n}"))
+}
+
+#[test]
+fn async_functions_use_the_tier_on_any_runtime() {
+    let Some((_serial, server)) = setup("async") else {
+        return;
+    };
+    // A runtime without the time driver: the tier needs nothing of the caller's runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(fetch(1).await.unwrap(), "async 1");
+        fetch_cache().cache().clear();
+        assert_eq!(fetch(1).await.unwrap(), "async 1");
+    });
+    let stats = fetch_cache().stats();
+    assert_eq!((stats.l2_hits, stats.l2_misses), (1, 1));
+    let mut conn = server.connection();
+    assert!(conn.exists::<_, bool>("async:t::async:0:01").unwrap());
+}
+
+// ---- Two processes -------------------------------------------------------------------------
+
+/// Counts computations across processes, in Redis itself.
+#[cached(redis(lease = "5s"), name = "t::shared_slow")]
+fn shared_slow(n: u32) -> u64 {
+    let url = std::env::var("MEMOKIT_TEST_URL").expect("set by the parent");
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let () = conn.incr("computations", 1).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    u64::from(n) * 1000
+}
+
+#[test]
+fn child_role() {
+    let Some(role) = role() else { return };
+    let url = std::env::var("MEMOKIT_TEST_URL").expect("set by the parent");
+    connect_with(Config::new(url).prefix("two")).unwrap();
+    wait_until(
+        "subscribed",
+        Duration::from_secs(5),
+        memokit::redis::is_subscribed,
+    );
+    match role.as_str() {
+        "compute" => {
+            println!("READY");
+            let start = std::env::var("MEMOKIT_TEST_START_MS").unwrap();
+            sleep_until_ms(start.parse().unwrap());
+            println!("VALUE {}", shared_slow(7));
+        }
+        "listen" => {
+            assert_eq!(plain(9), "value 9");
+            println!("READY");
+            // The parent replaces the value.
+            let took = wait_until("remote insert", Duration::from_secs(5), || {
+                plain_cache().get(&9).as_deref() == Some("replaced")
+            });
+            println!("INSERTED {}", took.as_micros());
+            // Then invalidates it.
+            let took = wait_until("remote invalidate", Duration::from_secs(5), || {
+                plain_cache().get(&9).is_none()
+            });
+            println!("INVALIDATED {}", took.as_micros());
+            // Then clears the function.
+            assert_eq!(plain(10), "value 10");
+            println!("FILLED");
+            let took = wait_until("remote clear", Duration::from_secs(5), || {
+                plain_cache().is_empty()
+            });
+            println!("CLEARED {}", took.as_micros());
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn sleep_until_ms(at: u64) {
+    let now = now_ms();
+    if at > now {
+        thread::sleep(Duration::from_millis(at - now));
+    }
+}
+
+#[test]
+fn two_processes_compute_a_key_once() {
+    if role().is_some() {
+        return;
+    }
+    let Some((_serial, server)) = setup("two") else {
+        return;
+    };
+    let start = now_ms() + 1_500;
+    let env = [
+        ("MEMOKIT_TEST_URL", server.url()),
+        ("MEMOKIT_TEST_START_MS", start.to_string()),
+    ];
+    let children: Vec<ChildTest> = (0..2)
+        .map(|_| ChildTest::spawn("child_role", "compute", &env))
+        .collect();
+    for child in &children {
+        child.expect_line("READY", Duration::from_secs(30));
+    }
+    std::env::set_var("MEMOKIT_TEST_URL", server.url());
+    sleep_until_ms(start);
+    // This process takes part too: three callers, one computation.
+    assert_eq!(shared_slow(7), 7000);
+    for child in &children {
+        assert_eq!(child.expect_line("VALUE", Duration::from_secs(10)), "7000");
+    }
+    for child in children {
+        child.success();
+    }
+    let mut conn = server.connection();
+    assert_eq!(conn.get::<_, u64>("computations").unwrap(), 1);
+}
+
+#[test]
+fn writes_through_a_handle_reach_the_other_process() {
+    if role().is_some() {
+        return;
+    }
+    let Some((_serial, server)) = setup("two") else {
+        return;
+    };
+    let env = [("MEMOKIT_TEST_URL", server.url())];
+    let child = ChildTest::spawn("child_role", "listen", &env);
+    child.expect_line("READY", Duration::from_secs(30));
+    plain_cache().insert(9, "replaced".into());
+    let inserted: u128 = child
+        .expect_line("INSERTED", Duration::from_secs(10))
+        .parse()
+        .unwrap();
+    plain_cache().invalidate(&9);
+    let invalidated: u128 = child
+        .expect_line("INVALIDATED", Duration::from_secs(10))
+        .parse()
+        .unwrap();
+    child.expect_line("FILLED", Duration::from_secs(10));
+    plain_cache().clear();
+    let cleared: u128 = child
+        .expect_line("CLEARED", Duration::from_secs(10))
+        .parse()
+        .unwrap();
+    child.success();
+    eprintln!(
+        "cross-process: insert seen after {inserted} µs, invalidate {invalidated} µs, clear {cleared} µs \
+         (each measured from when the child was ready for it)"
+    );
+}
+
+// ---- Connecting from the environment ------------------------------------------------------
+
+#[cached(redis, name = "t::from_env")]
+fn from_env(n: u32) -> String {
+    format!("env {n}")
+}
+
+/// Runs in a child process that never calls `connect`: `MEMOKIT_REDIS_URL` alone must turn the
+/// shared tier on at the first use.
+#[test]
+fn env_child_role() {
+    let Some(role) = role() else { return };
+    assert_eq!(role, "from_env");
+    assert_eq!(from_env(3), "env 3");
+    let stats = from_env_cache().stats();
+    println!("L2 {} {}", stats.l2_misses, stats.l2_errors);
+}
+
+#[test]
+fn memokit_redis_url_connects_without_a_call() {
+    if role().is_some() {
+        return;
+    }
+    let Some((_serial, server)) = setup("env") else {
+        return;
+    };
+    let env = [("MEMOKIT_REDIS_URL", server.url())];
+    let child = ChildTest::spawn("env_child_role", "from_env", &env);
+    // One L2 miss (then a write), no error: the tier was on without any `connect` call.
+    assert_eq!(child.expect_line("L2", Duration::from_secs(10)), "1 0");
+    child.success();
+    let mut conn = server.connection();
+    let keys: Vec<String> = conn.keys("memokit:t::from_env:*").unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the child's value was not written to Redis"
+    );
+}

@@ -1,0 +1,8 @@
+use memokit::cached;
+
+#[cached]
+struct Config {
+    size: u64,
+}
+
+fn main() {}
