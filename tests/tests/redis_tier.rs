@@ -4,7 +4,7 @@
 //! child with a role.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -352,6 +352,65 @@ fn a_crashed_holder_only_delays_the_others_until_its_lease_expires() {
     });
     assert!(conn.exists::<_, bool>("lease:t::leased:0:01").unwrap());
     eprintln!("lease expiry: waited {waited:?} for a 1 s lease of a crashed holder");
+}
+
+/// The lease token this process holds while `orphaned` computes, read from Redis.
+static SEEN_TOKEN: Mutex<Option<String>> = Mutex::new(None);
+static ORPHANED_URL: OnceLock<String> = OnceLock::new();
+static ORPHANED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis(lease = "5s"), name = "t::orphaned")]
+fn orphaned(n: u32) -> u32 {
+    ORPHANED_RUNS.fetch_add(1, SeqCst);
+    let url = ORPHANED_URL.get().expect("set by the test");
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let lease = format!("orphan:t::orphaned:0:{n:02x}:lease");
+    *SEEN_TOKEN.lock().unwrap() = conn.get(lease).unwrap();
+    n + 1
+}
+
+#[test]
+fn a_lease_this_process_left_behind_does_not_make_it_wait() {
+    let Some((_serial, server)) = setup("orphan") else {
+        return;
+    };
+    ORPHANED_URL.set(server.url()).unwrap();
+    assert_eq!(orphaned(1), 2);
+    let token = SEEN_TOKEN
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the leader held a lease");
+    // What an outage leaves: a release that never arrived, or a take that timed out in the
+    // client while Redis ran it. Either way the lease names this process, and no computation.
+    let (process, _) = token.rsplit_once(':').expect("token is process:counter");
+    let mut conn = server.connection();
+    let () = redis::cmd("SET")
+        .arg("orphan:t::orphaned:0:02:lease")
+        .arg(format!("{process}:ffff"))
+        .arg("PX")
+        .arg(5_000)
+        .query(&mut conn)
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(orphaned(2), 3);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?} for its own orphan"
+    );
+    assert_eq!(ORPHANED_RUNS.load(SeqCst), 2);
+    // It took the lease over: the token seen during the computation is a new one of ours.
+    let during = SEEN_TOKEN
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the leader held a lease");
+    assert!(during.starts_with(process) && during != format!("{process}:ffff"));
+    eprintln!("orphaned lease of this process: waited {waited:?} (lease 5 s)");
 }
 
 #[cached(redis, name = "t::async")]

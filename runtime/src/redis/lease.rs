@@ -4,7 +4,7 @@
 //! talks to Redis; the in-process tier is filled by the caller's normal path.
 
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,9 +34,23 @@ impl Drop for Held {
     }
 }
 
-/// A token no other lease holder has.
+/// Takes a free lease, or one this process left behind: a take whose answer timed out while
+/// Redis still ran it, or a release lost in an outage. Only the in-process leader of a key
+/// takes its lease, so a lease of this process that it meets is an orphan, never a running
+/// computation; without this, it would wait out the whole lease after every outage.
+const TAKE: &str = "local holder = redis.call('get', KEYS[1]) \
+if holder and string.sub(holder, 1, #ARGV[3]) ~= ARGV[3] then return 0 end \
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+/// The prefix of every lease token of this process.
+fn process_prefix() -> String {
+    format!("{:016x}:", super::pubsub::origin())
+}
+
+/// A token no other lease holder has, starting with [`process_prefix`].
 fn token() -> String {
-    format!("{:016x}-{}", super::unique_u64(), std::process::id())
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}{:x}", process_prefix(), NEXT.fetch_add(1, Relaxed))
 }
 
 /// What a look at Redis found.
@@ -108,21 +122,26 @@ pub(crate) async fn load_through<K, V, E>(
     let deadline = Instant::now() + lease_ttl + tier.config.timeout * 2;
     let mut pause = Duration::from_millis(1);
     let held = loop {
-        let mut take = redis::cmd("SET");
-        take.arg(&lease).arg(&token).arg("NX").arg("PX").arg(
-            u64::try_from(lease_ttl.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        );
-        match tier.query::<Option<String>>(take).await {
-            Ok(Some(_)) => {
+        let mut take = redis::cmd("EVAL");
+        take.arg(TAKE)
+            .arg(1)
+            .arg(&lease)
+            .arg(&token)
+            .arg(
+                u64::try_from(lease_ttl.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+            .arg(process_prefix());
+        match tier.query::<bool>(take).await {
+            Ok(true) => {
                 break Some(Held {
                     tier: tier.clone(),
                     lease: lease.clone(),
                     token: token.clone(),
                 })
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(unavailable) => {
                 state.count(unavailable);
                 return compute.await;
