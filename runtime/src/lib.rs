@@ -35,6 +35,8 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+#[cfg(feature = "write-behind")]
+pub mod write_behind;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, RemovalCause};
@@ -44,6 +46,8 @@ pub use memokit_macros::cached;
 pub use policy::Policy;
 pub use registry::{registry, FunctionStats, Registry};
 pub use stats::Stats;
+#[cfg(feature = "write-behind")]
+pub use write_behind::WriteBehind;
 
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
