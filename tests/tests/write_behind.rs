@@ -41,6 +41,8 @@ struct StoreState {
     down: AtomicBool,
     /// Calls wait for a read lock: a test holding the write lock holds every call.
     gate: Arc<RwLock<()>>,
+    /// Each call takes a millisecond, so that writes arrive while a batch is in flight.
+    slow: AtomicBool,
 }
 
 impl Store {
@@ -52,6 +54,9 @@ impl Store {
     async fn accept(self, batch: Vec<Entry>) -> Result<(), SinkDown> {
         let call = self.0.calls.fetch_add(1, SeqCst) + 1;
         let _open = self.0.gate.read().await;
+        if self.0.slow.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let fail_once = self
             .0
             .fail_next
@@ -85,6 +90,10 @@ impl Store {
 
     fn fail_next(&self, calls: u64) {
         self.0.fail_next.store(calls, SeqCst);
+    }
+
+    fn set_slow(&self, slow: bool) {
+        self.0.slow.store(slow, SeqCst);
     }
 
     fn set_down(&self, down: bool) {
@@ -165,14 +174,20 @@ async fn a_full_batch_is_sent_at_once_and_the_rest_waits_for_the_interval() {
         .flush_interval(Duration::from_secs(5))
         .build()
         .unwrap();
-    for key in 1..=4 {
+    buffer.write(1, 1).await.unwrap();
+    settle().await; // the task now waits for the interval of key 1
+    for key in 2..=4 {
         buffer.write(key, 1).await.unwrap();
     }
     settle().await;
     assert_eq!(store.batches(), [vec![(1, 1), (2, 1), (3, 1)]]);
-    assert_eq!(store.accepted()[0].0, start, "sent without waiting");
+    let waited = store.accepted()[0].0 - start;
+    assert!(
+        waited < Duration::from_millis(10),
+        "sent without waiting, not after {waited:?}"
+    );
 
-    // Key 4 was queued at `start`; key 5 three seconds later rides in the same batch.
+    // Key 4 was queued at about `start`; key 5 three seconds later rides in the same batch.
     tokio::time::sleep(Duration::from_secs(3)).await;
     buffer.write(5, 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1990)).await;
@@ -471,6 +486,7 @@ async fn concurrent_writers_lose_nothing_and_never_see_an_older_value_after_a_ne
     const KEYS: u32 = 200;
     const ROUNDS: u64 = 50;
     let store = Store::default();
+    store.set_slow(true);
     let cache: Cache<u32, u64> = Cache::builder().build(); // unbounded: nothing evicted
     let buffer = WriteBehind::builder(cache.clone(), store.sink())
         .batch_size(16)
