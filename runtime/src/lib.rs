@@ -22,6 +22,9 @@
 //!
 //! See [`Cache`] for the operations, [`CacheBuilder`] for the settings, [`Policy`] for the
 //! eviction policies and [`Stats`] for the counters.
+//!
+//! With the `write-behind` feature, `WriteBehind` (module `write_behind`) updates a cache at once
+//! and sends the writes to a slower store in batches.
 
 mod builder;
 mod cache;

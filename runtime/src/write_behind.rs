@@ -51,9 +51,10 @@
 //!   and handed with the last error to the [`on_failure`](WriteBehindBuilder::on_failure)
 //!   callback (without one they are dropped; the cache keeps the values).
 //! - **Delivery**: each accepted write is delivered in exactly one successful sink call, unless
-//!   it was coalesced (replaced while queued) or finally failed. A sink call that returns `Err`
-//!   after storing part of a batch sees that part again on the retry: make the sink idempotent
-//!   (upserts) and it is exactly once from the store's point of view.
+//!   it was coalesced (replaced while queued), finally failed, or lost as described under
+//!   *Drop*, *Crash* and *Sink panics*. A sink call that returns `Err` after storing part of a
+//!   batch sees that part again on the retry: make the sink idempotent (upserts) and it is
+//!   exactly once from the store's point of view.
 //! - **Flush and shutdown**: `flush().await` returns once every write accepted before the call
 //!   has been delivered or finally failed. `shutdown().await` stops accepting writes (they
 //!   return [`WriteError::Closed`]), delivers everything queued, and stops the task. Both wait
@@ -63,10 +64,11 @@
 //!   runs. A runtime that shuts down first loses it.
 //! - **Crash**: everything queued and the batch in flight live only in memory. A crash, a
 //!   `kill -9`, or a runtime dropped before the queue drains loses them (the store may or may not
-//!   have applied the batch in flight); with the default settings that is at most `max_pending`
-//!   keys plus one batch, typically `flush_interval` worth of writes.
-//! - **Sink panics**: a panicking sink stops the task; what it held is lost, later writes return
-//!   [`WriteError::Closed`], and `flush`/`shutdown` return.
+//!   have applied the batch in flight): at most `max_pending` keys plus one batch, and with a
+//!   sink that keeps up, about the writes of the last `flush_interval`.
+//! - **Sink panics**: a panicking sink stops the task: its batch and everything queued are lost
+//!   (they stay counted as `pending`), later writes return [`WriteError::Closed`], and
+//!   `flush`/`shutdown` return.
 //!
 //! [`Cache`]: crate::Cache
 //! [`Memo`]: crate::Memo
