@@ -230,6 +230,48 @@ async fn writes_to_a_queued_key_coalesce_the_last_wins_and_keeps_the_first_place
     );
 }
 
+/// `flush` waits for the writes before it, not for a queue that never empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_returns_while_writes_go_on() {
+    let store = Store::default();
+    store.set_slow(true); // the writer outpaces the sink: the queue never empties
+    let buffer = WriteBehind::builder(Cache::builder().build(), store.sink())
+        .batch_size(10)
+        .max_pending(2000)
+        .flush_interval(HOUR)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (buffer, stop) = (buffer.clone(), stop.clone());
+        async move {
+            for key in 0.. {
+                if stop.load(SeqCst) {
+                    break;
+                }
+                buffer.write(key, 1).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    while buffer.stats().queued < 1000 {
+        tokio::task::yield_now().await;
+    }
+    let before = buffer.stats().queued;
+    let flushed = tokio::time::timeout(Duration::from_secs(30), buffer.flush()).await;
+    stop.store(true, SeqCst);
+    writer.await.unwrap();
+    assert!(flushed.is_ok(), "flush returned");
+    let delivered: std::collections::HashSet<u32> =
+        store.entries().into_iter().map(|(key, _)| key).collect();
+    let before = u32::try_from(before).unwrap();
+    assert!(
+        (0..before).all(|key| delivered.contains(&key)),
+        "every write before the flush was delivered"
+    );
+    buffer.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_full_queue_makes_writers_wait_and_try_write_fail() {
     let store = Store::default();
