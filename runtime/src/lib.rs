@@ -26,8 +26,11 @@
 mod builder;
 mod cache;
 mod expiry;
+mod exposition;
 mod flight;
 mod memo;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -35,6 +38,7 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod trace;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, RemovalCause};
