@@ -67,6 +67,15 @@ const fn counter(name: &'static str, help: &'static str, read: fn(&Stats) -> u64
     }
 }
 
+const fn seconds(name: &'static str, help: &'static str, read: fn(&Stats) -> Duration) -> Family {
+    Family {
+        name,
+        kind: Kind::Counter,
+        help,
+        read: Read::Seconds(read),
+    }
+}
+
 const fn gauge(name: &'static str, help: &'static str, read: Read) -> Family {
     Family {
         name,
@@ -88,12 +97,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     counter("memokit_loads_total", "Computations run.", |s| s.loads),
     counter("memokit_load_failures_total", "Computations that failed, panicked or were cancelled.", |s| s.load_failures),
     counter("memokit_coalesced_waits_total", "Callers that waited for another caller's computation.", |s| s.coalesced_waits),
-    Family {
-        name: "memokit_load_seconds_total",
-        kind: Kind::Counter,
-        help: "Time spent in computations, in seconds.",
-        read: Read::Seconds(|s| s.total_load_time),
-    },
+    seconds("memokit_load_seconds_total", "Time spent in computations, in seconds.", |s| s.total_load_time),
     gauge("memokit_entries", "Entries resident.", Read::Count(|s| s.len)),
     gauge("memokit_weighted_size", "Total weight resident (the entry count without a weigher).", Read::Count(|s| s.weighted_size)),
     gauge("memokit_capacity", "Maximum total weight (absent when unbounded).", Read::Optional(|s| s.capacity)),
