@@ -23,7 +23,7 @@ fn an_outage_is_one_warning_per_interval() {
         .unwrap()
         .port();
     memokit::redis::connect_with(
-        memokit::redis::Config::new(&format!("redis://127.0.0.1:{port}"))
+        memokit::redis::Config::new(format!("redis://127.0.0.1:{port}"))
             .prefix("warn")
             .retry_after(Duration::from_millis(1))
             .warn_every(Duration::from_secs(3600)),
