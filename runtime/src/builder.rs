@@ -215,6 +215,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             expiry,
             weigher: self.weigher,
             collect_removed: self.listener.is_some(),
+            name: Default::default(),
         };
         let clock = self
             .clock

@@ -615,7 +615,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             init,
             rule,
             blocking = true,
-            run = |init, leader| init(leader.superseded()),
+            run = |init, leader| leader.span().in_scope(|| init(leader.superseded())),
             wait = |flight| { flight.wait(rule.share_error) }
         )
     }
@@ -646,7 +646,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             init,
             rule,
             blocking = false,
-            run = |init, leader| init(leader.superseded()).await,
+            run = |init, leader| leader.span().instrument(init(leader.superseded())).await,
             wait = |flight| { flight.wait_async(rule.share_error).await }
         )
     }

@@ -19,7 +19,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex};
@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::cache::LoadRule;
 use crate::stats::bump;
+use crate::trace::{LoadOutcome, LoadSpan};
 use crate::Cache;
 
 /// A flight in its shard's table: (hash, key, flight).
@@ -184,6 +185,7 @@ pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
     key: Option<K>,
     flight: Arc<Flight<V>>,
     started: Instant,
+    span: LoadSpan,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
@@ -300,7 +302,13 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             key,
             flight,
             started: Instant::now(),
+            span: LoadSpan::start(&cache.inner.config.name),
         }
+    }
+
+    /// The span the computation runs in (feature `tracing`).
+    pub(crate) fn span(&self) -> &LoadSpan {
+        &self.span
     }
 
     /// Ends the flight with the computation's result: a value is stored in the cache when the
@@ -342,6 +350,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         if result.is_err() {
             bump(&counters.load_failures);
         }
+        let outcome = match result {
+            Ok(_) => LoadOutcome::Ok,
+            Err(_) => LoadOutcome::Error,
+        };
+        self.span.end(outcome, Duration::from_nanos(nanos));
         if let Some(ended) = ended {
             self.flight.end(ended);
         }
@@ -364,6 +377,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
         if let Some(key) = self.key.take() {
             bump(&self.cache.inner.shards[self.shard].counters.load_failures);
             bump(&self.cache.inner.shards[self.shard].counters.loads);
+            let outcome = if thread::panicking() {
+                LoadOutcome::Panic
+            } else {
+                LoadOutcome::Cancelled
+            };
+            self.span.end(outcome, self.started.elapsed());
             self.leave_table(&key);
             self.flight.end(State::Abandoned);
         }

@@ -25,12 +25,30 @@
 //!
 //! With the `write-behind` feature, `WriteBehind` (module `write_behind`) updates a cache at once
 //! and sends the writes to a slower store in batches.
+//!
+//! # Observability
+//! - [`Registry::prometheus`] renders every memoized function's counters as Prometheus text
+//!   (no cargo feature needed).
+//! - Feature `metrics`: `memokit::metrics::export()` copies them into the
+//!   [`metrics`](https://docs.rs/metrics) facade, on demand or on an interval
+//!   (`memokit::metrics::spawn_exporter`). Nothing is counted on the way: the hit path is
+//!   the same code with or without the feature.
+//! - Feature `tracing`: each computation runs in a span (target `memokit`, name `load`, level
+//!   INFO) with the field `function`, and once it ends `outcome` (`ok`, `error`, `panic` or
+//!   `cancelled`) and `duration` (a `Duration` in `Debug` form). Each entry leaving a cache is
+//!   a DEBUG event (target `memokit`, message `entry removed`) with `function` and `cause`
+//!   (`Size`, `Expired` or `Invalidated`), emitted under the shard's lock. `function` is the
+//!   registry name, empty for a [`Cache`] used directly. A hit emits nothing. The warnings of
+//!   the `redis` feature (target `memokit::redis`) need no feature of their own.
 
 mod builder;
 mod cache;
 mod expiry;
+mod exposition;
 mod flight;
 mod memo;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -38,6 +56,7 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod trace;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
 

@@ -87,6 +87,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Used by `#[cached]`; not part of the stable API.
     #[doc(hidden)]
     pub fn __new(name: &'static str, cache: Cache<K, V>, options: MemoOptions) -> Self {
+        cache.inner.config.name.set(name);
         Memo {
             name,
             cache,

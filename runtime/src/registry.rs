@@ -95,6 +95,21 @@ impl Registry {
         listed
     }
 
+    /// Like [`functions`](Self::functions), with the functions that share a name added up, so
+    /// that each name is listed once.
+    pub(crate) fn functions_by_name(&self) -> Vec<FunctionStats> {
+        let mut merged: Vec<FunctionStats> = Vec::new();
+        for function in self.functions() {
+            match merged.last_mut() {
+                Some(last) if last.name == function.name => {
+                    last.stats = last.stats.merged(&function.stats);
+                }
+                _ => merged.push(function),
+            }
+        }
+        merged
+    }
+
     /// The stats of the function called `name`, if it is listed. With several functions of one
     /// (custom) name, their counters are added up.
     ///

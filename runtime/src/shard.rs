@@ -69,6 +69,8 @@ pub(crate) struct ShardConfig<K, V> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     /// Whether removed entries must be collected for a listener (otherwise they are dropped).
     pub(crate) collect_removed: bool,
+    /// The function's name, for traces (feature `tracing`).
+    pub(crate) name: crate::trace::TraceName,
 }
 
 impl<K, V> ShardConfig<K, V> {
@@ -413,6 +415,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         value: V,
         cause: RemovalCause,
     ) {
+        crate::trace::removed(&cfg.name, cause);
         if cfg.collect_removed {
             removed.push((key, value, cause));
         }

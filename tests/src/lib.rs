@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod tracing_capture;
+
 /// A `redis-server` child on a free port, without persistence, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {

@@ -1,0 +1,235 @@
+//! The metric families every memoized function is exported under: one table, read by the
+//! Prometheus text of [`Registry::prometheus`] and by the `metrics` feature, so both show the
+//! same names. A new [`Stats`] field is one more row.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{Registry, Stats};
+
+/// Counters only go up (until `reset_stats`); gauges are levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// How a family reads its value from a function's [`Stats`].
+#[derive(Clone, Copy)]
+pub(crate) enum Read {
+    Count(fn(&Stats) -> u64),
+    /// Absent (no sample) when `None`, as the capacity of an unbounded cache.
+    Optional(fn(&Stats) -> Option<u64>),
+    Seconds(fn(&Stats) -> Duration),
+}
+
+/// One sample's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// One metric family: a name, its type, its help text and where its value comes from.
+#[derive(Clone, Copy)]
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) help: &'static str,
+    read: Read,
+}
+
+impl Family {
+    pub(crate) fn value(&self, stats: &Stats) -> Option<Value> {
+        match self.read {
+            Read::Count(read) => Some(Value::Int(read(stats))),
+            Read::Optional(read) => read(stats).map(Value::Int),
+            Read::Seconds(read) => Some(Value::Float(read(stats).as_secs_f64())),
+        }
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str, read: fn(&Stats) -> u64) -> Family {
+    Family {
+        name,
+        kind: Kind::Counter,
+        help,
+        read: Read::Count(read),
+    }
+}
+
+const fn seconds(name: &'static str, help: &'static str, read: fn(&Stats) -> Duration) -> Family {
+    Family {
+        name,
+        kind: Kind::Counter,
+        help,
+        read: Read::Seconds(read),
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str, read: Read) -> Family {
+    Family {
+        name,
+        kind: Kind::Gauge,
+        help,
+        read,
+    }
+}
+
+/// Every family, in the order they are rendered. Each sample has the label `function`.
+#[rustfmt::skip]
+pub(crate) const FAMILIES: &[Family] = &[
+    counter("memokit_hits_total", "Lookups that found a live entry.", |s| s.hits),
+    counter("memokit_misses_total", "Lookups that found no live entry.", |s| s.misses),
+    counter("memokit_inserts_total", "Values stored (new keys and replacements).", |s| s.inserts),
+    counter("memokit_evictions_total", "Entries evicted to stay within capacity.", |s| s.evictions),
+    counter("memokit_expirations_total", "Entries removed because their TTL or TTI passed.", |s| s.expirations),
+    counter("memokit_invalidations_total", "Entries removed by invalidate or clear.", |s| s.invalidations),
+    counter("memokit_loads_total", "Computations run.", |s| s.loads),
+    counter("memokit_load_failures_total", "Computations that failed, panicked or were cancelled.", |s| s.load_failures),
+    counter("memokit_coalesced_waits_total", "Callers that waited for another caller's computation.", |s| s.coalesced_waits),
+    seconds("memokit_load_seconds_total", "Time spent in computations, in seconds.", |s| s.total_load_time),
+    gauge("memokit_entries", "Entries resident.", Read::Count(|s| s.len)),
+    gauge("memokit_weighted_size", "Total weight resident (the entry count without a weigher).", Read::Count(|s| s.weighted_size)),
+    gauge("memokit_capacity", "Maximum total weight (absent when unbounded).", Read::Optional(|s| s.capacity)),
+    #[cfg(feature = "redis")]
+    counter("memokit_l2_hits_total", "Values found in Redis.", |s| s.l2_hits),
+    #[cfg(feature = "redis")]
+    counter("memokit_l2_misses_total", "Lookups in Redis that found nothing usable.", |s| s.l2_misses),
+    #[cfg(feature = "redis")]
+    counter("memokit_l2_errors_total", "Redis operations that failed or timed out.", |s| s.l2_errors),
+    #[cfg(feature = "redis")]
+    counter("memokit_l2_decode_errors_total", "Values in Redis that did not decode.", |s| s.l2_decode_errors),
+];
+
+impl Registry {
+    /// Every listed function's counters as a Prometheus text exposition (format 0.0.4), ready
+    /// to serve on a `/metrics` endpoint with the content type `text/plain; version=0.0.4`.
+    /// Needs no cargo feature.
+    ///
+    /// Each family has one `# HELP` and one `# TYPE` line, then one sample per function with
+    /// the label `function` (its registry name; functions sharing a name are added up):
+    /// counters `memokit_hits_total`, `memokit_misses_total`, `memokit_inserts_total`,
+    /// `memokit_evictions_total`, `memokit_expirations_total`, `memokit_invalidations_total`,
+    /// `memokit_loads_total`, `memokit_load_failures_total`, `memokit_coalesced_waits_total`,
+    /// `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
+    /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
+    /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,
+    /// `memokit_l2_errors_total` and `memokit_l2_decode_errors_total`.
+    ///
+    /// ```
+    /// #[memokit::cached(name = "docs::cube", size = 10)]
+    /// fn cube(n: u64) -> u64 { n * n * n }
+    ///
+    /// cube(2);
+    /// cube(2);
+    /// let text = memokit::registry().prometheus();
+    /// assert!(text.contains("# TYPE memokit_hits_total counter\n"));
+    /// assert!(text.contains("memokit_hits_total{function=\"docs::cube\"} 1\n"));
+    /// assert!(text.contains("memokit_capacity{function=\"docs::cube\"} 10\n"));
+    /// ```
+    pub fn prometheus(&self) -> String {
+        let functions = self.functions_by_name();
+        let mut text = String::new();
+        for family in FAMILIES {
+            let (name, help, kind) = (family.name, family.help, family.kind.as_str());
+            // `write!` to a String cannot fail.
+            let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for function in &functions {
+                let Some(value) = family.value(&function.stats) else {
+                    continue;
+                };
+                let _ = write!(text, "{name}{{function=\"");
+                escape_label_value(&mut text, function.name);
+                let _ = match value {
+                    Value::Int(value) => writeln!(text, "\"}} {value}"),
+                    Value::Float(value) => writeln!(text, "\"}} {value}"),
+                };
+            }
+        }
+        text
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        escape_label_value(&mut out, "a\\b\"c\nd");
+        assert_eq!(out, r#"a\\b\"c\nd"#);
+    }
+
+    #[test]
+    fn family_names_follow_the_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for family in FAMILIES {
+            assert!(seen.insert(family.name), "{} twice", family.name);
+            assert!(family.name.starts_with("memokit_"), "{}", family.name);
+            assert!(
+                family
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+                "{}",
+                family.name
+            );
+            // Counters end in `_total`, gauges do not.
+            assert_eq!(
+                family.name.ends_with("_total"),
+                family.kind == Kind::Counter,
+                "{}",
+                family.name
+            );
+            assert!(!family.help.contains(['\\', '\n']), "{}", family.name);
+        }
+    }
+
+    #[test]
+    fn every_stats_counter_is_read_by_a_family() {
+        // Each family reads a different field: give every field a distinct value and check that
+        // each value shows up once.
+        let mut stats = Stats::default();
+        (stats.hits, stats.misses, stats.inserts, stats.evictions) = (1, 2, 3, 4);
+        (stats.expirations, stats.invalidations, stats.loads) = (5, 6, 7);
+        (stats.load_failures, stats.coalesced_waits) = (8, 9);
+        stats.total_load_time = Duration::from_millis(1500);
+        (stats.len, stats.weighted_size, stats.capacity) = (11, 12, Some(13));
+        (
+            stats.l2_hits,
+            stats.l2_misses,
+            stats.l2_errors,
+            stats.l2_decode_errors,
+        ) = (14, 15, 16, 17);
+        let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
+        let mut expected: Vec<Value> = (1..=9).chain(11..=13).map(Value::Int).collect();
+        expected.insert(9, Value::Float(1.5));
+        if cfg!(feature = "redis") {
+            expected.extend((14..=17).map(Value::Int));
+        }
+        assert_eq!(values, expected);
+    }
+}
