@@ -35,6 +35,7 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod warm;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, RemovalCause};
@@ -44,12 +45,14 @@ pub use memokit_macros::cached;
 pub use policy::Policy;
 pub use registry::{registry, FunctionStats, Registry};
 pub use stats::Stats;
+pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::flight::ShareError;
     pub use crate::memo::MemoOptions;
+    pub use crate::warm::LoadAsync;
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
