@@ -52,10 +52,10 @@ pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 pub mod __private {
     pub use crate::flight::ShareError;
     pub use crate::memo::MemoOptions;
-    pub use crate::warm::LoadAsync;
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
+    pub use crate::warm::LoadAsync;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 

@@ -74,8 +74,7 @@ impl WarmReport {
 
 /// The handle of a `#[cached]` free function whose key is its arguments (no `key = …`): a
 /// [`Memo`] (every method of which it has, through `Deref`) that can also call the function
-/// for a key, to fill the cache ahead of the first callers with
-/// [`warm`](LoadingMemo::<K, V, SyncLoader<K>>::warm).
+/// for a key, to fill the cache ahead of the first callers with `warm(keys)` (below).
 ///
 /// `L` is how it calls the function: [`SyncLoader`] for a synchronous one (`warm` runs the
 /// calls on threads), [`AsyncLoader`] for an `async` one (`warm(keys).await` runs them as
@@ -106,6 +105,18 @@ pub struct LoadingMemo<K, V, L> {
 /// How a [`LoadingMemo`] calls a synchronous function: a function pointer made by
 /// `#[cached]`, which calls it with the arguments taken from the key and tells whether it
 /// returned without an error.
+///
+/// ```
+/// use memokit::{LoadingMemo, SyncLoader};
+///
+/// #[memokit::cached]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+///
+/// let handle: &LoadingMemo<u64, u64, SyncLoader<u64>> = square_cache();
+/// assert_eq!(handle.warm([2]).loaded, 1);
+/// ```
 pub struct SyncLoader<K>(fn(K) -> bool);
 
 impl<K> SyncLoader<K> {
@@ -116,8 +127,22 @@ impl<K> SyncLoader<K> {
     }
 }
 
-/// How a [`LoadingMemo`] calls an `async` function: `L` is a type made by `#[cached]` whose
-/// [`LoadAsync::load`] calls it.
+/// How a [`LoadingMemo`] calls an `async` function: `L` is a type made by `#[cached]` (its
+/// name is not part of the API) that calls it.
+///
+/// ```
+/// use memokit::{AsyncLoader, LoadingMemo};
+///
+/// #[memokit::cached]
+/// async fn fetch(id: u32) -> String {
+///     format!("page {id}")
+/// }
+///
+/// fn is_async<K, V, L>(_handle: &LoadingMemo<K, V, AsyncLoader<L>>) -> bool {
+///     true
+/// }
+/// assert!(is_async(fetch_cache()));
+/// ```
 pub struct AsyncLoader<L>(PhantomData<fn() -> L>);
 
 impl<L> AsyncLoader<L> {
@@ -253,7 +278,7 @@ where
                 .filter_map(|_| {
                     thread::Builder::new()
                         .name("memokit-warm".into())
-                        .spawn_scoped(scope, &work)
+                        .spawn_scoped(scope, work)
                         .ok()
                 })
                 .collect();
@@ -302,9 +327,8 @@ where
     /// when all are done; the future is `Send` when the function's is.
     ///
     /// Calls go the way of normal calls and failures are counted, not returned, as for a
-    /// synchronous function's [`warm_with_parallelism`](LoadingMemo::<K, V,
-    /// SyncLoader<K>>::warm_with_parallelism) (a panic while polling one call drops that call
-    /// only).
+    /// synchronous function's `warm_with_parallelism` (a panic while polling one call drops
+    /// that call only).
     ///
     /// ```
     /// #[memokit::cached]
@@ -362,16 +386,14 @@ where
     }
 }
 
-/// What makes `warm` on a handle without a loader a compile error that says why.
+/// What makes `warm` on a handle without a loader a compile error that says why. Implemented
+/// by no type (and not nameable outside this crate), so that no such handle has `warm`.
 #[diagnostic::on_unimplemented(
-    message = "`warm` needs a function whose key is its arguments, and `{Self}` is the key of a `#[cached]` function with `key = …`, a method, or an `unsafe fn`",
-    label = "this handle cannot turn a key back into the function's arguments",
-    note = "warm-up calls the function with the arguments taken from each key; `self` and the arguments left out of a custom key are not there",
+    message = "this handle has no `warm`: its key `{Self}` cannot be turned back into the function's arguments",
+    label = "`warm` needs a free function whose key is its arguments (no `key = …`, not `unsafe`)",
+    note = "warm-up calls the function with the arguments taken from each key; a method's `self` and the arguments left out of `key = …` are not in the key",
     note = "call the function for each key instead (from several threads or tasks to run the calls in parallel)"
 )]
-///
-/// Implemented by no type (and not nameable outside this crate), so that no handle without a
-/// loader has `warm`.
 pub trait WarmNeedsArgumentsAsKey {}
 
 /// `warm` of the handle of a function without a loader: a compile error (see

@@ -239,10 +239,7 @@ fn warm_runs_at_most_the_given_number_of_calls_at_once_on_threads() {
 #[test]
 fn warm_runs_as_many_calls_at_once_as_the_machine_runs_threads() {
     let threads = thread::available_parallelism().map_or(1, usize::from);
-    assert_eq!(
-        counts(default_width_cache().warm(0..40)),
-        report(40, 0, 0)
-    );
+    assert_eq!(counts(default_width_cache().warm(0..40)), report(40, 0, 0));
     let max = DEFAULT_IN_FLIGHT.max();
     assert!(max <= threads, "{max} calls at once on {threads} threads");
     if threads > 1 {
@@ -308,7 +305,10 @@ fn async_warm_runs_at_most_the_given_number_of_futures_at_once() {
     });
     let max = FETCH_IN_FLIGHT.max();
     assert!(max <= 4, "{max} futures at once, with a parallelism of 4");
-    assert!(max > 1, "the futures did not run concurrently (at most {max})");
+    assert!(
+        max > 1,
+        "the futures did not run concurrently (at most {max})"
+    );
     assert_eq!(FETCH_RUNS.load(SeqCst), 30, "each key once");
     assert_eq!(fetch_cache().len(), 29, "the error is not cached");
 }
@@ -369,7 +369,10 @@ fn caches_insert_and_invalidate_many_keys() {
     let evens: Vec<u32> = (0..20).step_by(2).collect();
     assert_eq!(cache.invalidate_many(&evens), 5);
     let left: HashMap<u32, u32> = (0..10).filter_map(|n| Some((n, cache.peek(&n)?))).collect();
-    assert_eq!(left, HashMap::from([(1, 1), (3, 9), (5, 25), (7, 49), (9, 81)]));
+    assert_eq!(
+        left,
+        HashMap::from([(1, 1), (3, 9), (5, 25), (7, 49), (9, 81)])
+    );
 }
 
 // ---- With the Redis tier ---------------------------------------------------------------------
@@ -403,7 +406,10 @@ fn warm_and_bulk_writes_reach_redis_and_are_announced() {
     // Warm-up writes what it computes to Redis too.
     assert_eq!(counts(shared_cache().warm([1, 2, 3])), report(3, 0, 0));
     for n in 1..=3 {
-        assert!(conn.exists::<_, bool>(entry(n)).unwrap(), "key {n} in Redis");
+        assert!(
+            conn.exists::<_, bool>(entry(n)).unwrap(),
+            "key {n} in Redis"
+        );
     }
     // Warming an emptied process loads from Redis, without computing.
     shared_cache().cache().clear();
@@ -420,7 +426,10 @@ fn warm_and_bulk_writes_reach_redis_and_are_announced() {
     // Only 5 is in this process now; each is deleted from Redis.
     assert_eq!(shared_cache().invalidate_many(&[1, 4, 5, 9]), 1);
     for n in [1, 4, 5] {
-        assert!(!conn.exists::<_, bool>(entry(n)).unwrap(), "key {n} deleted");
+        assert!(
+            !conn.exists::<_, bool>(entry(n)).unwrap(),
+            "key {n} deleted"
+        );
     }
     assert!(conn.exists::<_, bool>(entry(2)).unwrap(), "left alone");
 

@@ -1,0 +1,24 @@
+//! `warm` needs a function whose key is its arguments: not one with `key = …`, not a method.
+
+use memokit::cached;
+
+#[cached(key = id)]
+fn row(id: u64, _trace_id: u128) -> String {
+    format!("row {id}")
+}
+
+struct Repo {
+    tenant: u32,
+}
+
+impl Repo {
+    #[cached(key = (id, self.tenant), key_type = (u64, u32))]
+    fn get(&self, id: u64) -> String {
+        format!("row {id} of tenant {}", self.tenant)
+    }
+}
+
+fn main() {
+    row_cache().warm([1, 2]);
+    Repo::get_cache().warm_with_parallelism([(1, 7)], 4);
+}
