@@ -423,6 +423,7 @@ where
 
 /// The `static` handle in `slot`, built on first use; then the memo in it (`memo`) is listed
 /// in the registry.
+#[inline]
 pub(crate) fn get_or_init_registered<T>(
     slot: &'static OnceLock<T>,
     init: impl FnOnce() -> T,

@@ -338,6 +338,24 @@ fn async_warm_is_send_and_counts_a_panic_as_a_failure() {
     assert_eq!(panicky_cache().len(), 4);
 }
 
+/// Its future is not `Send` (an `Rc` lives across an `.await`): it still has `warm`.
+#[cached]
+async fn local_only(n: u32) -> u32 {
+    let shared = std::rc::Rc::new(n);
+    tokio::task::yield_now().await;
+    *shared + 1
+}
+
+#[test]
+fn async_functions_whose_future_is_not_send_can_be_warmed_too() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let warmed = runtime.block_on(local_only_cache().warm_with_parallelism(0..3, 2));
+    assert_eq!(counts(warmed), report(3, 0, 0));
+    assert_eq!(local_only_cache().get(&2), Some(3));
+}
+
 // ---- Bulk insert and invalidate --------------------------------------------------------------
 
 static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
