@@ -197,7 +197,8 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         #[doc = #accessor_doc]
         // `size` is cast with the span of the user's expression (for error messages), so clippy
         // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless.
-        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless)]
+        // `deprecated`: the loader calls the function, which may be deprecated for other callers.
+        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless, deprecated)]
         #vis fn #accessor() -> &'static #handle {
             static MEMO: #private::OnceLock<#handle> = #private::OnceLock::new();
             #handle_path::__get_or_init(&MEMO, || #init)
@@ -208,8 +209,9 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
 }
 
 /// What `warm` calls the function with, for a free function whose key is its arguments (a
-/// `key = …` or `self` cannot be turned back into them): the loader's type, the value the
-/// handle stores, and the items it needs.
+/// `key = …` or `self` cannot be turned back into them, and a `&'static` argument cannot be
+/// borrowed from a key): the loader's type, the value the handle stores, and the items it
+/// needs.
 struct Loader {
     ty: TokenStream,
     value: TokenStream,
@@ -228,6 +230,14 @@ fn loader(
     let private = quote!(::memokit::__private);
     let ident = &sig.ident;
     let args = sig::typed_args(sig);
+    // The key owns what a `&'static` argument borrows; a borrow of it is not `'static`.
+    let borrows_static = |arg: &sig::Arg<'_>| {
+        matches!(arg.ty, Type::Reference(reference)
+            if reference.lifetime.as_ref().is_some_and(|lifetime| lifetime.ident == "static"))
+    };
+    if args.iter().any(borrows_static) {
+        return None;
+    }
     // The key's shape (see `key`): one argument is the key itself, several make a tuple.
     let names = args.iter().map(|arg| arg.name);
     let pattern = match args.as_slice() {
@@ -268,6 +278,7 @@ fn loader(
         #[allow(non_camel_case_types)]
         #vis struct #name;
 
+        #[allow(deprecated)]
         impl #private::LoadAsync<#key_type> for #name {
             async fn load(#pattern: #key_type) -> bool {
                 #succeeded

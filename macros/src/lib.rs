@@ -32,7 +32,8 @@ use proc_macro::TokenStream;
 ///   function: `Repo::get_cache()`). [`Memo`](../memokit/struct.Memo.html) has `stats()`,
 ///   `clear()`, `invalidate(&key)`, `insert(key, value)`, `invalidate_many(keys)`,
 ///   `insert_many(entries)`, `get(&key)` (peek), `len()`, `name()`.
-/// - For a free function whose key is its arguments (no `key = …`, not `unsafe`), the accessor
+/// - For a free function whose key is its arguments (no `key = …`, not `unsafe`, no
+///   `&'static` argument), the accessor
 ///   returns a [`LoadingMemo`](../memokit/struct.LoadingMemo.html) instead: a `Memo` (it
 ///   derefs to one) that can call the function for a key, with `warm(keys)` (`.await`ed for
 ///   an `async fn`) to fill the cache ahead of the first callers. On any other handle `warm` is

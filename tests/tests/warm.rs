@@ -190,6 +190,27 @@ fn keys_of_several_and_of_borrowed_arguments_are_turned_back_into_them() {
     assert_eq!(settings_cache().get(&()).as_deref(), Some("loaded"));
 }
 
+#[deprecated = "warming it must not warn: this file is built with clippy -D warnings"]
+#[cached]
+fn old_square(n: u32) -> u32 {
+    n * n
+}
+
+/// A key cannot lend a `&'static str`: no `warm`, but it compiles and caches as before.
+#[cached]
+fn static_len(name: &'static str) -> usize {
+    name.len()
+}
+
+#[test]
+fn deprecated_functions_warm_and_static_borrows_keep_a_plain_handle() {
+    assert_eq!(counts(old_square_cache().warm([3])), report(1, 0, 0));
+    assert_eq!(old_square_cache().get(&3), Some(9));
+    assert_eq!(static_len("abc"), 3);
+    let memo: &'static Memo<String, usize> = static_len_cache();
+    assert_eq!(memo.get("abc"), Some(3));
+}
+
 // ---- Bounded parallelism ---------------------------------------------------------------------
 
 static SLOW_IN_FLIGHT: InFlight = InFlight::new();
