@@ -244,10 +244,11 @@ fn loader(
         [one] => one.name.to_token_stream(),
         _ => quote!((#(#names,)*)),
     };
+    // A key holds a borrowed argument's `ToOwned::Owned`, which borrows as the argument's type.
     let passed = args.iter().map(|arg| {
         let name = arg.name;
         match arg.ty {
-            Type::Reference(_) => quote!(&#name),
+            Type::Reference(_) => quote!(::core::borrow::Borrow::borrow(&#name)),
             _ => quote!(#name),
         }
     });
