@@ -224,7 +224,7 @@ where
     ///
     /// square(3);
     /// let report = square_cache().warm([1, 2, 3, 3]);
-    /// assert_eq!((report.loaded, report.already_cached), (2, 1)); // 3 was cached, and is once
+    /// assert_eq!((report.loaded, report.already_cached), (2, 1)); // 3 was cached (counted once)
     /// ```
     pub fn warm(&self, keys: impl IntoIterator<Item = K>) -> WarmReport {
         self.warm_with_parallelism(keys, default_parallelism())
@@ -238,8 +238,9 @@ where
     /// same key, counted in the stats, looked up in and written to the shared tier, and stored
     /// or not under the function's `cache_errors` / `cache_none` rules. Duplicate keys are
     /// warmed once. Errors and panics are counted in the [`WarmReport`], not returned: one key
-    /// failing does not stop the others. The calls run on other threads than the caller's
-    /// (but one), so thread-locals read by the function are those of these threads.
+    /// failing does not stop the others. The calls run on this thread and up to
+    /// `parallelism - 1` scoped threads, so a function that reads thread-locals sees those of
+    /// the thread its call runs on.
     ///
     /// ```
     /// #[memokit::cached]
@@ -325,7 +326,8 @@ where
     /// Calls the function for each of `keys` not cached yet, with at most `parallelism` calls
     /// in flight (`0` counts as `1`), as concurrent futures polled by this one: no task is
     /// spawned and no runtime is needed besides the one the function's body needs. Resolves
-    /// when all are done; the future is `Send` when the function's is.
+    /// when all are done; the future is `Send` when the function's is. Dropping it drops the
+    /// calls in flight, as dropping a call's future does (a waiting caller takes over).
     ///
     /// Calls go the way of normal calls and failures are counted, not returned, as for a
     /// synchronous function's `warm_with_parallelism` (a panic while polling one call drops
