@@ -238,19 +238,19 @@ fn loader(
     if args.iter().any(borrows_static) {
         return None;
     }
+    // Not the arguments' names: one may be the function's (`fn user(user: &str)`).
+    let names: Vec<_> = (0..args.len())
+        .map(|index| format_ident!("__memokit_arg{}", index))
+        .collect();
     // The key's shape (see `key`): one argument is the key itself, several make a tuple.
-    let names = args.iter().map(|arg| arg.name);
-    let pattern = match args.as_slice() {
-        [one] => one.name.to_token_stream(),
+    let pattern = match names.as_slice() {
+        [one] => one.to_token_stream(),
         _ => quote!((#(#names,)*)),
     };
     // A key holds a borrowed argument's `ToOwned::Owned`, which borrows as the argument's type.
-    let passed = args.iter().map(|arg| {
-        let name = arg.name;
-        match arg.ty {
-            Type::Reference(_) => quote!(::core::borrow::Borrow::borrow(&#name)),
-            _ => quote!(#name),
-        }
+    let passed = args.iter().zip(&names).map(|(arg, name)| match arg.ty {
+        Type::Reference(_) => quote!(::core::borrow::Borrow::borrow(&#name)),
+        _ => quote!(#name),
     });
     let mut call = quote!(#ident(#(#passed),*));
     if sig.asyncness.is_some() {

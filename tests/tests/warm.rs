@@ -174,6 +174,12 @@ fn label(name: &str, tags: &[u8], count: u32) -> String {
     format!("{name}{tags:?}x{count}")
 }
 
+/// An argument named as its function.
+#[cached]
+fn user(user: &str) -> String {
+    user.to_uppercase()
+}
+
 #[cached]
 fn settings() -> String {
     "loaded".to_string()
@@ -186,6 +192,11 @@ fn keys_of_several_and_of_borrowed_arguments_are_turned_back_into_them() {
     assert_eq!(label("a", &[1], 1), "a[1]x1");
     assert_eq!(label("b", &[], 2), "b[]x2");
     assert_eq!(LABEL_RUNS.load(SeqCst), 2, "both calls were hits");
+    assert_eq!(
+        counts(user_cache().warm(["ann".to_string()])),
+        report(1, 0, 0)
+    );
+    assert_eq!(user_cache().get("ann").as_deref(), Some("ANN"));
     assert_eq!(counts(settings_cache().warm([()])), report(1, 0, 0));
     assert_eq!(settings_cache().get(&()).as_deref(), Some("loaded"));
 }
