@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Expr, ItemFn};
+use syn::{Expr, ItemFn, Type};
 
 use crate::attr::{Errors, Options};
 use crate::sig::{self, ReturnKind};
@@ -146,8 +146,11 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
     } else {
         ident.to_string()
     };
-    let accessor_doc =
-        format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get` (see `memokit::Memo`).");
+    let loader = loader(vis, sig, options, &key_type);
+    let accessor_doc = match &loader {
+        Some(_) => format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get`, `warm` (see `memokit::LoadingMemo`)."),
+        None => format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get` (see `memokit::Memo`)."),
+    };
     let memo = quote!(::memokit::Memo<#key_type, #value_type>);
     let shared = options.redis.as_ref().map(|redis| {
         // Redis keeps entries as long as asked, else as long as the process does, else an hour.
@@ -166,6 +169,24 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         }
     });
 
+    let init = quote! {
+        ::memokit::Memo::__new(
+            #name,
+            #builder.build(),
+            #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
+        )
+        #shared
+    };
+    let (handle, handle_path, init, loader_items) = match loader {
+        Some(Loader { ty, value, items }) => (
+            quote!(::memokit::LoadingMemo<#key_type, #value_type, #ty>),
+            quote!(::memokit::LoadingMemo),
+            quote!(::memokit::LoadingMemo::__new(#init, #value)),
+            items,
+        ),
+        None => (memo, quote!(::memokit::Memo), init, TokenStream::new()),
+    };
+
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -176,19 +197,100 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         #[doc = #accessor_doc]
         // `size` is cast with the span of the user's expression (for error messages), so clippy
         // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless.
-        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless)]
-        #vis fn #accessor() -> &'static #memo {
-            static MEMO: #private::OnceLock<#memo> = #private::OnceLock::new();
-            ::memokit::Memo::__get_or_init(&MEMO, || {
-                ::memokit::Memo::__new(
-                    #name,
-                    #builder.build(),
-                    #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
-                )
-                #shared
-            })
+        // `deprecated`: the loader calls the function, which may be deprecated for other callers.
+        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless, deprecated)]
+        #vis fn #accessor() -> &'static #handle {
+            static MEMO: #private::OnceLock<#handle> = #private::OnceLock::new();
+            #handle_path::__get_or_init(&MEMO, || #init)
         }
+
+        #loader_items
     }
+}
+
+/// What `warm` calls the function with, for a free function whose key is its arguments (a
+/// `key = …` or `self` cannot be turned back into them, and a `&'static` argument cannot be
+/// borrowed from a key): the loader's type, the value the handle stores, and the items it
+/// needs.
+struct Loader {
+    ty: TokenStream,
+    value: TokenStream,
+    items: TokenStream,
+}
+
+fn loader(
+    vis: &syn::Visibility,
+    sig: &syn::Signature,
+    options: &Options,
+    key_type: &TokenStream,
+) -> Option<Loader> {
+    if sig::has_receiver(sig) || options.key.is_some() || sig.unsafety.is_some() {
+        return None;
+    }
+    let private = quote!(::memokit::__private);
+    let ident = &sig.ident;
+    let args = sig::typed_args(sig);
+    // The key owns what a `&'static` argument borrows; a borrow of it is not `'static`.
+    let borrows_static = |arg: &sig::Arg<'_>| {
+        matches!(arg.ty, Type::Reference(reference)
+            if reference.lifetime.as_ref().is_some_and(|lifetime| lifetime.ident == "static"))
+    };
+    if args.iter().any(borrows_static) {
+        return None;
+    }
+    // Not the arguments' names: one may be the function's (`fn user(user: &str)`).
+    let names: Vec<_> = (0..args.len())
+        .map(|index| format_ident!("__memokit_arg{}", index))
+        .collect();
+    // The key's shape (see `key`): one argument is the key itself, several make a tuple.
+    let pattern = match names.as_slice() {
+        [one] => one.to_token_stream(),
+        _ => quote!((#(#names,)*)),
+    };
+    // A key holds a borrowed argument's `ToOwned::Owned`, which borrows as the argument's type.
+    let passed = args.iter().zip(&names).map(|(arg, name)| match arg.ty {
+        Type::Reference(_) => quote!(::core::borrow::Borrow::borrow(&#name)),
+        _ => quote!(#name),
+    });
+    let mut call = quote!(#ident(#(#passed),*));
+    if sig.asyncness.is_some() {
+        call = quote!(#call.await);
+    }
+    let ret = sig::return_type(sig)?;
+    let succeeded = match sig::return_kind(ret) {
+        ReturnKind::Result => quote!(::core::result::Result::is_ok(&#call)),
+        _ => quote!({
+            let _ = #call;
+            true
+        }),
+    };
+    if sig.asyncness.is_none() {
+        return Some(Loader {
+            ty: quote!(::memokit::SyncLoader<#key_type>),
+            value: quote!(::memokit::SyncLoader::__new(|#pattern: #key_type| -> bool { #succeeded })),
+            items: TokenStream::new(),
+        });
+    }
+    // A named type for the handle's type to name: the function's future has no name.
+    let name = format_ident!("__memokit_load_{}", ident);
+    let items = quote! {
+        /// How `warm` calls the function (generated by `#[cached]`).
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #name;
+
+        #[allow(deprecated)]
+        impl #private::LoadAsync<#key_type> for #name {
+            async fn load(#pattern: #key_type) -> bool {
+                #succeeded
+            }
+        }
+    };
+    Some(Loader {
+        ty: quote!(::memokit::AsyncLoader<#name>),
+        value: quote!(::memokit::AsyncLoader::__new()),
+        items,
+    })
 }
 
 /// The key's type and the expression that builds it.

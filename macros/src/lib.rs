@@ -30,7 +30,15 @@ use proc_macro::TokenStream;
 /// - A handle accessor next to it, with the same visibility: for `fn load_user`,
 ///   `fn load_user_cache() -> &'static memokit::Memo<K, V>` (for a method, an associated
 ///   function: `Repo::get_cache()`). [`Memo`](../memokit/struct.Memo.html) has `stats()`,
-///   `clear()`, `invalidate(&key)`, `insert(key, value)`, `get(&key)` (peek), `len()`, `name()`.
+///   `clear()`, `invalidate(&key)`, `insert(key, value)`, `invalidate_many(keys)`,
+///   `insert_many(entries)`, `get(&key)` (peek), `len()`, `name()`.
+/// - For a free function whose key is its arguments (no `key = …`, not `unsafe`, no
+///   `&'static` argument), the accessor
+///   returns a [`LoadingMemo`](../memokit/struct.LoadingMemo.html) instead: a `Memo` (it
+///   derefs to one) that can call the function for a key, with `warm(keys)` (`.await`ed for
+///   an `async fn`) to fill the cache ahead of the first callers. On any other handle `warm` is
+///   a compile error saying why. For an `async fn`, a hidden unit struct
+///   `__memokit_load_<function>` is generated too, for the handle's type to name.
 /// - The function is listed in `memokit::registry()` from its first call (or first use of its
 ///   handle), under its name (`module::path::function`, or `module::path::Type::method`).
 ///
@@ -125,6 +133,19 @@ use proc_macro::TokenStream;
 /// blob(1000);
 /// assert_eq!(blob_cache().cache().weighted_size(), 1000);
 /// assert_eq!(blob_cache().name(), "blobs");
+/// ```
+///
+/// # Warm-up
+/// ```
+/// #[memokit::cached(size = 10_000)]
+/// fn load_user(id: u64) -> Result<String, String> {
+///     if id == 0 { Err("no user 0".into()) } else { Ok(format!("user {id}")) }
+/// }
+///
+/// let report = load_user_cache().warm(0..100); // on up to `available_parallelism` threads
+/// assert_eq!((report.loaded, report.failed, report.already_cached), (99, 1, 0));
+/// let again = load_user_cache().warm_with_parallelism(0..100, 8);
+/// assert_eq!(again.already_cached, 99);
 /// ```
 ///
 /// ```no_run

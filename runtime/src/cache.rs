@@ -326,6 +326,38 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         count
     }
 
+    /// Stores each `(key, value)` as [`insert`](Self::insert) does.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, &str> = memokit::Cache::new(10);
+    /// cache.insert_many([(1, "one"), (2, "two")]);
+    /// assert_eq!((cache.get(&1), cache.get(&2)), (Some("one"), Some("two")));
+    /// ```
+    pub fn insert_many(&self, entries: impl IntoIterator<Item = (K, V)>) {
+        for (key, value) in entries {
+            self.insert(key, value);
+        }
+    }
+
+    /// Removes each of `keys` as [`invalidate`](Self::invalidate) does; returns how many had a
+    /// live entry.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<String, u32> = memokit::Cache::new(10);
+    /// cache.insert_many([("a".to_string(), 1), ("b".to_string(), 2), ("c".to_string(), 3)]);
+    /// assert_eq!(cache.invalidate_many(["a", "b", "z"]), 2);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn invalidate_many<'a, Q>(&self, keys: impl IntoIterator<Item = &'a Q>) -> u64
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + 'a,
+    {
+        keys.into_iter()
+            .map(|key| u64::from(self.invalidate(key)))
+            .sum()
+    }
+
     /// Removes every entry (counted as invalidations).
     ///
     /// ```

@@ -56,6 +56,7 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod warm;
 mod trace;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
@@ -70,6 +71,7 @@ pub use registry::{registry, FunctionStats, Registry};
 pub use stats::Stats;
 #[cfg(feature = "write-behind")]
 pub use write_behind::WriteBehind;
+pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
@@ -79,6 +81,7 @@ pub mod __private {
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
+    pub use crate::warm::LoadAsync;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 

@@ -224,6 +224,59 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         self.cache.insert(key, value)
     }
 
+    /// Stores each `(key, value)` as [`insert`](Self::insert) does. With the shared tier, all
+    /// are written to Redis and announced to the other processes in one round trip.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn price(id: u32) -> u32 { id * 100 }
+    /// price_cache().insert_many([(1, 150), (2, 250)]);
+    /// assert_eq!((price(1), price(2)), (150, 250));
+    /// ```
+    pub fn insert_many(&self, entries: impl IntoIterator<Item = (K, V)>) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            // In-process first, as `insert` does.
+            let entries: Vec<(K, V)> = entries.into_iter().collect();
+            self.cache.insert_many(entries.iter().cloned());
+            shared.insert_many(self.name, &entries);
+            return;
+        }
+        self.cache.insert_many(entries)
+    }
+
+    /// Removes the results cached for `keys`, as [`invalidate`](Self::invalidate) does;
+    /// returns how many were there (in this process). With the shared tier, all are deleted
+    /// from Redis and the deletions announced to the other processes in one round trip.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn greet(name: &str) -> String { format!("hello {name}") }
+    /// greet("ann");
+    /// greet("bob");
+    /// assert_eq!(greet_cache().invalidate_many(["ann", "bob", "cy"]), 2);
+    /// assert!(greet_cache().is_empty());
+    /// ```
+    pub fn invalidate_many<'a, Q>(&self, keys: impl IntoIterator<Item = &'a Q>) -> u64
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned + ?Sized + 'a,
+        Q::Owned: Into<K>,
+    {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let mut found = 0;
+            let mut owned: Vec<K> = Vec::new();
+            for key in keys {
+                found += u64::from(self.cache.invalidate(key));
+                owned.push(key.to_owned().into());
+            }
+            shared.invalidate_many(self.name, &owned);
+            return found;
+        }
+        self.cache.invalidate_many(keys)
+    }
+
     /// The result cached for `key`, without computing it, counting it, or marking it used.
     ///
     /// ```
@@ -365,19 +418,30 @@ where
         slot: &'static OnceLock<Self>,
         init: impl FnOnce() -> Self,
     ) -> &'static Self {
-        if let Some(memo) = slot.get() {
-            return memo;
-        }
-        let mut built = false;
-        let memo = slot.get_or_init(|| {
-            built = true;
-            init()
-        });
-        if built {
-            registry().register(memo);
-        }
-        memo
+        get_or_init_registered(slot, init, |memo| memo)
     }
+}
+
+/// The `static` handle in `slot`, built on first use; then the memo in it (`memo`) is listed
+/// in the registry.
+#[inline]
+pub(crate) fn get_or_init_registered<T>(
+    slot: &'static OnceLock<T>,
+    init: impl FnOnce() -> T,
+    memo: impl FnOnce(&'static T) -> &'static dyn ErasedMemo,
+) -> &'static T {
+    if let Some(handle) = slot.get() {
+        return handle;
+    }
+    let mut built = false;
+    let handle = slot.get_or_init(|| {
+        built = true;
+        init()
+    });
+    if built {
+        registry().register(memo(handle));
+    }
+    handle
 }
 
 /// What the registry can do with any memoized function, whatever its key and value types.

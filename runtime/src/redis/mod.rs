@@ -524,6 +524,63 @@ impl<K: Hash + Eq + Clone, V: Clone> Shared<K, V> {
         });
     }
 
+    /// `insert_many` of a handle: every entry written, then announced, in one pipeline.
+    pub(crate) fn insert_many(&self, name: &str, entries: &[(K, V)]) {
+        let encoded = entries.iter().filter_map(|(key, value)| {
+            Some(((self.encode_key)(key)?, (self.encode_value)(value)?))
+        });
+        let ops = encoded
+            .map(|(key, value)| pubsub::Op::Insert { key, value })
+            .collect();
+        self.write_many(name, ops);
+    }
+
+    /// `invalidate_many` of a handle: every entry deleted, then announced, in one pipeline.
+    pub(crate) fn invalidate_many(&self, name: &str, keys: &[K]) {
+        let ops = keys
+            .iter()
+            .filter_map(|key| (self.encode_key)(key))
+            .map(|key| pubsub::Op::Invalidate { key })
+            .collect();
+        self.write_many(name, ops);
+    }
+
+    /// Applies `ops` (inserts and invalidations) to Redis, then publishes them: one round trip.
+    fn write_many(&self, name: &str, ops: Vec<pubsub::Op>) {
+        let Some(tier) = current() else { return };
+        if ops.is_empty() {
+            return;
+        }
+        block_on(async {
+            let generation = match self.state.generation(&tier, name).await {
+                Ok(generation) => generation,
+                Err(unavailable) => return self.state.count(unavailable),
+            };
+            let mut pipe = redis::pipe();
+            for op in &ops {
+                let write = match op {
+                    pubsub::Op::Insert { key, value } => {
+                        let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                        set_px(entry, value, self.state.ttl)
+                    }
+                    pubsub::Op::Invalidate { key } => {
+                        redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
+                    }
+                    pubsub::Op::Clear { .. } => continue,
+                };
+                pipe.add_command(write).ignore();
+            }
+            for op in ops {
+                if let Some(publish) = pubsub::publish_cmd(&tier, name, op) {
+                    pipe.add_command(publish).ignore();
+                }
+            }
+            if let Err(unavailable) = tier.query_pipe::<()>(pipe).await {
+                self.state.count(unavailable);
+            }
+        });
+    }
+
     /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier.
     pub(crate) fn apply(&self, cache: &crate::Cache<K, V>, op: &RemoteOp<'_>) {
         match op {

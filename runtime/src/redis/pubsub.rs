@@ -57,18 +57,24 @@ pub(crate) fn origin() -> u64 {
 
 /// Publishes what a handle did; a failure is counted by the tier's circuit breaker only.
 pub(crate) async fn publish(tier: &Tier, function: &str, op: Op) {
+    let Some(cmd) = publish_cmd(tier, function, op) else {
+        return;
+    };
+    let _ = tier.query::<i64>(cmd).await;
+}
+
+/// The `PUBLISH` of what a handle did (for a pipeline).
+pub(crate) fn publish_cmd(tier: &Tier, function: &str, op: Op) -> Option<redis::Cmd> {
     let event = Event {
         version: EVENT_VERSION,
         origin: origin(),
         function: function.to_string(),
         op,
     };
-    let Ok(bytes) = postcard::to_stdvec(&event) else {
-        return;
-    };
+    let bytes = postcard::to_stdvec(&event).ok()?;
     let mut cmd = redis::cmd("PUBLISH");
     cmd.arg(keys::channel(&tier.config.prefix)).arg(bytes);
-    let _ = tier.query::<i64>(cmd).await;
+    Some(cmd)
 }
 
 /// Starts the subscriber thread of `tier`; it ends when the tier is closed.
