@@ -35,12 +35,14 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod writer;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, RemovalCause};
 pub use expiry::{Clock, MockClock, SystemClock};
 pub use memo::Memo;
 pub use memokit_macros::cached;
+pub use memokit_macros::{cache_evict, cache_put};
 pub use policy::Policy;
 pub use registry::{registry, FunctionStats, Registry};
 pub use stats::Stats;
@@ -53,6 +55,7 @@ pub mod __private {
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
+    pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 
