@@ -10,11 +10,12 @@ use crate::shape::Shape;
 use crate::Memo;
 
 /// A key a writer hands to a `#[cached]` function's cache: exactly the cache's key type.
-/// `Target` and `Writer` are types named after the two functions, for the message.
+/// `Target` is the type of the `#[cached]` function and `Writer` a type named after the writer,
+/// so that the message names both.
 #[diagnostic::on_unimplemented(
-    message = "`{Writer}` gives `{Target}` a key of type `{Self}`, but the cache of `{Target}` has keys of type `{K}`",
+    message = "`{Writer}` gives `{Target}` a key of type `{Self}`, but its cache has keys of type `{K}`",
     label = "this key is a `{Self}`, not a `{K}`",
-    note = "the key is `key = …` (an expression over the writer's arguments), or the writer's only argument; it must be the key type of `{Target}`'s cache"
+    note = "the key is `key = …` (an expression over the writer's arguments), or else the writer's only argument; its type must be the key type of the `#[cached]` function: by default its argument (owned: `String` for `&str`), or the tuple of its arguments"
 )]
 pub trait KeyOf<K, Target, Writer> {
     /// The key itself.
@@ -29,9 +30,9 @@ impl<K, Target, Writer> KeyOf<K, Target, Writer> for K {
 
 /// A value `#[cache_put]` stores: exactly the type the `#[cached]` function caches.
 #[diagnostic::on_unimplemented(
-    message = "`{Writer}` returns a `{Self}` to store, but the cache of `{Target}` holds `{V}`",
-    label = "`#[cache_put]` would store a `{Self}` here",
-    note = "`#[cache_put]` stores what the writer returns (the `Ok` value of a `Result`), which must be what `{Target}` caches (its `Ok` value for a `Result`)"
+    message = "`{Writer}` returns `{Self}` to store, but the cache of `{Target}` holds `{V}`",
+    label = "`#[cache_put]` would store this `{Self}` in a cache of `{V}`",
+    note = "`#[cache_put]` stores what the writer returns (the `Ok` value of a `Result`), which must have the type the `#[cached]` function caches (the `Ok` type of a `Result`)"
 )]
 pub trait ValueOf<V, Target, Writer> {
     /// A copy of the value to store (the writer's caller gets the original).
@@ -56,8 +57,14 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// The key is built before the writer runs: the writer may consume its arguments.
-    pub fn new(memo: &'static Memo<K, V>, key: impl KeyOf<K, Target, Writer>) -> Self {
+    /// `target` is the `#[cached]` function, for messages. The key is built before the writer
+    /// runs: the writer may consume its arguments.
+    pub fn new(
+        memo: &'static Memo<K, V>,
+        target: Target,
+        key: impl KeyOf<K, Target, Writer>,
+    ) -> Self {
+        let _ = target;
         Put {
             memo,
             key: key.into_key(),
@@ -102,8 +109,13 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// Evicts the entry of `key`, built before the writer runs.
-    pub fn key(memo: &'static Memo<K, V>, key: impl KeyOf<K, Target, Writer>) -> Self {
+    /// Evicts the entry of `key`, built before the writer runs (`target` is for messages).
+    pub fn key(
+        memo: &'static Memo<K, V>,
+        target: Target,
+        key: impl KeyOf<K, Target, Writer>,
+    ) -> Self {
+        let _ = target;
         Evict {
             memo,
             entries: Entries::One(key.into_key()),
@@ -111,8 +123,9 @@ where
         }
     }
 
-    /// Clears the whole cache.
-    pub fn all(memo: &'static Memo<K, V>) -> Self {
+    /// Clears the whole cache (`target` is for messages).
+    pub fn all(memo: &'static Memo<K, V>, target: Target) -> Self {
+        let _ = target;
         Evict {
             memo,
             entries: Entries::All,

@@ -64,7 +64,10 @@ impl WriterArgs {
             given: Vec::new(),
         };
         let parser = |input: ParseStream<'_>| {
-            args.parse_target(input, errors);
+            if !args.parse_target(input, errors) && !input.is_empty() {
+                // No target (reported in `valid.rs`): the arguments start here.
+                args.parse_arg(input, errors);
+            }
             while !input.is_empty() {
                 if input.peek(Token![,]) {
                     input.parse::<Token![,]>()?;
@@ -98,8 +101,8 @@ impl WriterArgs {
     }
 
     /// The first argument: the path of the target. Left empty (for `valid.rs` to report) when
-    /// the arguments start with an option instead.
-    fn parse_target(&mut self, input: ParseStream<'_>, errors: &mut Errors) {
+    /// the arguments start with an option instead; returns whether it read anything.
+    fn parse_target(&mut self, input: ParseStream<'_>, errors: &mut Errors) -> bool {
         let starts_with_option = input.peek(Ident::peek_any)
             && (input.peek2(Token![=])
                 || input
@@ -107,7 +110,7 @@ impl WriterArgs {
                     .call(Ident::parse_any)
                     .is_ok_and(|ident| ident == "all"));
         if input.is_empty() || starts_with_option {
-            return;
+            return false;
         }
         match input.parse::<Path>() {
             Ok(path) => self.target = Some(path),
@@ -123,6 +126,7 @@ impl WriterArgs {
                 skip_to_comma(input);
             }
         }
+        true
     }
 
     /// One argument after the target. Never fails: a mistake is recorded and skipped.

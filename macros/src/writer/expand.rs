@@ -4,6 +4,7 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Path, ReturnType, Signature};
 
 use super::attr::{Kind, WriterArgs};
@@ -50,25 +51,20 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
     let private = quote!(::memokit::__private);
     let target = args.target.as_ref().expect("checked in valid.rs");
     let accessor = accessor(target);
-    // Named after the two functions, so that a type mismatch names them (see `KeyOf`).
-    let target_name = &target.segments.last().expect("a path has a segment").ident;
-    let target_marker = format_ident!("{}", target_name);
-    let writer_marker = if *target_name == sig.ident {
-        format_ident!("{}_writer", sig.ident)
-    } else {
-        format_ident!("{}", sig.ident)
-    };
+    // The target function and a type named after the writer: a type mismatch names both (see
+    // `KeyOf` in the runtime).
+    let writer_marker = &sig.ident;
     let change = match (args.kind, &args.all) {
         (Kind::Evict, Some(_)) => {
-            quote!(Evict::<#target_marker, #writer_marker, _, _>::all(#accessor()))
+            quote!(Evict::<_, #writer_marker, _, _>::all(#accessor(), #target))
         }
         (Kind::Evict, None) => {
             let key = key(args, sig);
-            quote!(Evict::<#target_marker, #writer_marker, _, _>::key(#accessor(), #key))
+            quote!(Evict::<_, #writer_marker, _, _>::key(#accessor(), #target, #key))
         }
         (Kind::Put, _) => {
             let key = key(args, sig);
-            quote!(Put::<#target_marker, #writer_marker, _, _>::new(#accessor(), #key))
+            quote!(Put::<_, #writer_marker, _, _>::new(#accessor(), #target, #key))
         }
     };
     let before = args
@@ -80,6 +76,12 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         ReturnType::Type(_, ty) => ty.to_token_stream(),
         ReturnType::Default => quote!(()),
     };
+    // Spanned at the stored type (the `Ok` type of a `Result`): a value of the wrong type for
+    // `#[cache_put]` is reported there.
+    let stored_span = match &sig.output {
+        ReturnType::Type(_, ty) => stored_span(ty),
+        ReturnType::Default => Span::call_site(),
+    };
     let shape = match &sig.output {
         ReturnType::Type(_, ty) => match sig::return_kind(ty) {
             ReturnKind::Result => quote!(#private::ResultShape<#ty>),
@@ -88,6 +90,7 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         },
         ReturnType::Default => quote!(#private::Plain<()>),
     };
+    let finish = quote_spanned!(stored_span=> __memokit_write.after::<#shape>(__memokit_output));
     let body = if sig.asyncness.is_some() {
         // As in `#[cached]`: the unreachable `return` fixes the block's output type, so the
         // body's `return`s coerce as they do in an `async fn`.
@@ -108,17 +111,31 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         #vis #sig {
             let __memokit_write = {
                 #[allow(non_camel_case_types, dead_code)]
-                enum #target_marker {}
-                #[allow(non_camel_case_types, dead_code)]
                 enum #writer_marker {}
                 #private::#change
             };
             #before
             #[allow(clippy::redundant_closure_call)]
             let __memokit_output = #body;
-            __memokit_write.after::<#shape>(__memokit_output)
+            #finish
         }
     }
+}
+
+/// Where the type `#[cache_put]` stores from a return type is: the first argument of a
+/// `Result`, or the type itself.
+fn stored_span(ty: &syn::Type) -> Span {
+    if sig::return_kind(ty) == ReturnKind::Result {
+        if let syn::Type::Path(path) = ty {
+            let last = path.path.segments.last().map(|segment| &segment.arguments);
+            if let Some(syn::PathArguments::AngleBracketed(args)) = last {
+                if let Some(first) = args.args.first() {
+                    return first.span();
+                }
+            }
+        }
+    }
+    ty.span()
 }
 
 /// The target's handle accessor (`load_user` → `load_user_cache`, `Self::get` →
