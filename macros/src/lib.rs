@@ -208,9 +208,10 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   and apply their changes in the order written. With the target's Redis tier, the value
 ///   reaches Redis and the other processes as with `load_user_cache().insert(..)`.
 ///
-/// An unknown target is the compiler's "cannot find function `load_user_cache`" at the path:
-/// the function does not exist there or is not `#[cached]`. A key or value of the wrong type
-/// is an error naming both functions. It cannot be combined with `#[cached]` on one function.
+/// An unknown target is the compiler's "cannot find value `load_user`" (no such function
+/// there) or "cannot find function `load_user_cache`" (it is not `#[cached]`), at the path. A
+/// key or value of the wrong type is an error naming both functions. A writer cannot also be
+/// `#[cached]`: a cached call would skip its write.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
     writer::writer(writer::Kind::Put, args.into(), item.into()).into()
