@@ -57,14 +57,15 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// `target` is the `#[cached]` function, for messages. The key is built before the writer
+    /// `target` (the `#[cached]` function) and `writer` are for messages. The key is built before the writer
     /// runs: the writer may consume its arguments.
     pub fn new(
         memo: &'static Memo<K, V>,
         target: Target,
+        writer: PhantomData<Writer>,
         key: impl KeyOf<K, Target, Writer>,
     ) -> Self {
-        let _ = target;
+        let _ = (target, writer);
         Put {
             memo,
             key: key.into_key(),
@@ -109,13 +110,14 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// Evicts the entry of `key`, built before the writer runs (`target` is for messages).
+    /// Evicts the entry of `key`, built before the writer runs (`target` and `writer` are for messages).
     pub fn key(
         memo: &'static Memo<K, V>,
         target: Target,
+        writer: PhantomData<Writer>,
         key: impl KeyOf<K, Target, Writer>,
     ) -> Self {
-        let _ = target;
+        let _ = (target, writer);
         Evict {
             memo,
             entries: Entries::One(key.into_key()),
@@ -123,9 +125,9 @@ where
         }
     }
 
-    /// Clears the whole cache (`target` is for messages).
-    pub fn all(memo: &'static Memo<K, V>, target: Target) -> Self {
-        let _ = target;
+    /// Clears the whole cache (`target` and `writer` are for messages).
+    pub fn all(memo: &'static Memo<K, V>, target: Target, writer: PhantomData<Writer>) -> Self {
+        let _ = (target, writer);
         Evict {
             memo,
             entries: Entries::All,

@@ -352,6 +352,30 @@ fn stacked_writers_apply_in_the_order_written() {
     assert!(stock_total_cache().is_empty());
 }
 
+// --- generic writers, `&mut` arguments ---
+
+#[cached]
+fn label(id: u32) -> String {
+    format!("label {id}")
+}
+
+/// Writers are not cached, so they may be generic and take `&mut`.
+#[cache_put(label, key = id)]
+fn relabel<T: std::fmt::Display>(id: u32, text: T, log: &mut Vec<String>) -> String {
+    log.push(format!("relabel {id}"));
+    text.to_string()
+}
+
+#[test]
+fn writers_may_be_generic_and_take_mut_arguments() {
+    let mut log = Vec::new();
+    assert_eq!(relabel(1, 42, &mut log), "42");
+    assert_eq!(relabel(2, "two", &mut log), "two");
+    assert_eq!(log, ["relabel 1", "relabel 2"]);
+    assert_eq!(label(1), "42");
+    assert_eq!(label(2), "two");
+}
+
 // --- targets by path: another module, methods ---
 
 mod inventory {

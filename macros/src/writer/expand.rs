@@ -52,19 +52,23 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
     let target = args.target.as_ref().expect("checked in valid.rs");
     let accessor = accessor(target);
     // The target function and a type named after the writer: a type mismatch names both (see
-    // `KeyOf` in the runtime).
+    // `KeyOf` in the runtime). The type is declared in a block of its own, so that it shadows
+    // nothing the key expression names.
     let writer_marker = &sig.ident;
+    let writer = quote!({
+        #[allow(non_camel_case_types, dead_code)]
+        enum #writer_marker {}
+        ::core::marker::PhantomData::<#writer_marker>
+    });
     let change = match (args.kind, &args.all) {
-        (Kind::Evict, Some(_)) => {
-            quote!(Evict::<_, #writer_marker, _, _>::all(#accessor(), #target))
-        }
+        (Kind::Evict, Some(_)) => quote!(Evict::all(#accessor(), #target, #writer)),
         (Kind::Evict, None) => {
             let key = key(args, sig);
-            quote!(Evict::<_, #writer_marker, _, _>::key(#accessor(), #target, #key))
+            quote!(Evict::key(#accessor(), #target, #writer, #key))
         }
         (Kind::Put, _) => {
             let key = key(args, sig);
-            quote!(Put::<_, #writer_marker, _, _>::new(#accessor(), #target, #key))
+            quote!(Put::new(#accessor(), #target, #writer, #key))
         }
     };
     let before = args
@@ -109,11 +113,7 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __memokit_write = {
-                #[allow(non_camel_case_types, dead_code)]
-                enum #writer_marker {}
-                #private::#change
-            };
+            let __memokit_write = #private::#change;
             #before
             #[allow(clippy::redundant_closure_call)]
             let __memokit_output = #body;

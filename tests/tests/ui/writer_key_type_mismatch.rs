@@ -24,4 +24,9 @@ fn delete_user(name: &str) -> bool {
 #[cache_evict(load_user, key = (id, name))]
 fn rename_user(id: u64, name: &str) {}
 
+// Stacked: the second attribute's key is wrong.
+#[cache_evict(load_user, key = id)]
+#[cache_evict(load_user, key = name)]
+fn replace_user(id: u64, name: String) {}
+
 fn main() {}
