@@ -1,5 +1,6 @@
-//! The `#[cached]`, `#[cache_put]` and `#[cache_evict]` attributes of [memokit](https://docs.rs/memokit). Depend on `memokit` and use
-//! it as `memokit::cached`; this crate only holds the macro.
+//! The `#[cached]`, `#[cache_put]` and `#[cache_evict]` attributes of
+//! [memokit](https://docs.rs/memokit). Depend on `memokit` and use them as `memokit::cached`,
+//! `memokit::cache_put` and `memokit::cache_evict`; this crate only holds the macros.
 
 mod attr;
 mod duration;

@@ -57,8 +57,8 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// `target` (the `#[cached]` function) and `writer` are for messages. The key is built before the writer
-    /// runs: the writer may consume its arguments.
+    /// `target` (the `#[cached]` function) and `writer` are for messages. The key is built
+    /// before the writer runs: the writer may consume its arguments.
     pub fn new(
         memo: &'static Memo<K, V>,
         target: Target,
@@ -110,7 +110,8 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// Evicts the entry of `key`, built before the writer runs (`target` and `writer` are for messages).
+    /// Evicts the entry of `key`, built before the writer runs (`target` and `writer` are for
+    /// messages).
     pub fn key(
         memo: &'static Memo<K, V>,
         target: Target,
