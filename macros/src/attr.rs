@@ -317,7 +317,7 @@ fn unknown_argument(name: &Ident) -> String {
 
 /// Whether `text` is `known` with at most one letter changed, added, removed, or two
 /// neighbours swapped.
-fn is_typo_of(text: &str, known: &str) -> bool {
+pub(crate) fn is_typo_of(text: &str, known: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (text.chars().collect(), known.chars().collect());
     let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let (a, b) = (&a[prefix..], &b[prefix..]);
@@ -333,7 +333,7 @@ fn is_typo_of(text: &str, known: &str) -> bool {
 }
 
 /// Moves past the tokens of one argument, up to (not including) the next top-level `,`.
-fn skip_to_comma(input: ParseStream<'_>) {
+pub(crate) fn skip_to_comma(input: ParseStream<'_>) {
     let _ = input.step(|cursor| {
         let mut rest = *cursor;
         while let Some((tree, next)) = rest.token_tree() {
@@ -389,7 +389,7 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
     None
 }
 
-fn flag_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Flag> {
+pub(crate) fn flag_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Flag> {
     if let Some(Lit::Bool(LitBool { value: flag, .. })) = lit_of(value) {
         return Some(Flag {
             value: *flag,

@@ -34,7 +34,7 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The error for an item that is not a function with a body, at its keyword and name.
 fn not_a_function(item: &TokenStream) -> syn::Error {
-    use syn::{Item, TraitItemFn};
+    use syn::TraitItemFn;
     if let Ok(method) = syn::parse2::<TraitItemFn>(item.clone()) {
         return syn::Error::new_spanned(
             &method.sig,
@@ -42,10 +42,21 @@ fn not_a_function(item: &TokenStream) -> syn::Error {
              function and call it from the implementations",
         );
     }
+    let (tokens, kind) = item_kind(item);
+    syn::Error::new_spanned(
+        tokens,
+        format!("`#[cached]` goes on a function or a method, not on {kind}"),
+    )
+}
+
+/// The keyword and name of an item that is not a function (the tokens to point at), and what it
+/// is ("a struct"), for messages.
+pub(crate) fn item_kind(item: &TokenStream) -> (TokenStream, &'static str) {
+    use syn::Item;
     fn named(keyword: impl quote::ToTokens, ident: &syn::Ident) -> TokenStream {
         quote!(#keyword #ident)
     }
-    let (tokens, kind) = match syn::parse2::<Item>(item.clone()) {
+    match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => (named(item.struct_token, &item.ident), "a struct"),
         Ok(Item::Enum(item)) => (named(item.enum_token, &item.ident), "an enum"),
         Ok(Item::Union(item)) => (named(item.union_token, &item.ident), "a union"),
@@ -58,11 +69,7 @@ fn not_a_function(item: &TokenStream) -> syn::Error {
             "an impl block; put it on one of its methods",
         ),
         _ => (item.clone().into_iter().take(1).collect(), "this item"),
-    };
-    syn::Error::new_spanned(
-        tokens,
-        format!("`#[cached]` goes on a function or a method, not on {kind}"),
-    )
+    }
 }
 
 fn expand(func: &ItemFn, options: &Options) -> TokenStream {

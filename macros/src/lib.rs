@@ -1,11 +1,13 @@
-//! The `#[cached]` attribute of [memokit](https://docs.rs/memokit). Depend on `memokit` and use
-//! it as `memokit::cached`; this crate only holds the macro.
+//! The `#[cached]`, `#[cache_put]` and `#[cache_evict]` attributes of
+//! [memokit](https://docs.rs/memokit). Depend on `memokit` and use them as `memokit::cached`,
+//! `memokit::cache_put` and `memokit::cache_evict`; this crate only holds the macros.
 
 mod attr;
 mod duration;
 mod expand;
 mod sig;
 mod valid;
+mod writer;
 
 use proc_macro::TokenStream;
 
@@ -186,4 +188,118 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()
+}
+
+/// Write-through: after the function succeeds, the value it returns replaces the entry of a
+/// `#[cached]` function, so the next read is a hit with the new value.
+///
+/// ```
+/// use memokit::{cache_put, cached};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct User { id: u64, name: String }
+///
+/// #[cached(size = 10_000, ttl = "10m")]
+/// fn load_user(id: u64) -> Result<User, String> {
+///     Ok(User { id, name: "from the database".into() }) // the database read
+/// }
+///
+/// #[cache_put(load_user, key = user.id)]
+/// fn save_user(user: User) -> Result<User, String> {
+///     Ok(user) // the database write
+/// }
+///
+/// save_user(User { id: 1, name: "ann".into() }).unwrap();
+/// assert_eq!(load_user(1).unwrap().name, "ann"); // a hit: the written value
+/// assert_eq!(load_user_cache().stats().misses, 0);
+/// ```
+///
+/// - The first argument is the target, by path: `load_user`, `crate::users::load_user`, or
+///   `Self::get` / `Repo::get` for a method; its handle accessor (`load_user_cache()`) is
+///   called.
+/// - `key = <expr>`: the key of the entry, an expression over the writer's arguments (and
+///   `self`). It is evaluated before the body runs, so the body may consume the arguments:
+///   argument names are copied as in `#[cached]`'s `key` (`&str` → `String`), any other
+///   expression is `to_owned()` (`user.id`, `user.email`). A writer with exactly one argument
+///   may leave `key` out: that argument is the key.
+/// - What is stored is read as `#[cached]` reads a return value: the `Ok` value of a `Result`
+///   (an `Err` changes nothing), an `Option` whole (a `None` the target does not cache, with
+///   `cache_none = false`, invalidates the entry instead), anything else whole. It must have
+///   the type the target caches.
+/// - Works on `async fn` and methods; several writer attributes may be stacked on one function
+///   and apply their changes in the order written. With the target's Redis tier, the value
+///   reaches Redis and the other processes as with `load_user_cache().insert(..)`.
+///
+/// An unknown target is the compiler's "cannot find value `load_user`" (no such function
+/// there) or "cannot find function `load_user_cache`" (it is not `#[cached]`), at the path. A
+/// key or value of the wrong type is an error naming both functions. A writer cannot also be
+/// `#[cached]`: a cached call would skip its write.
+#[proc_macro_attribute]
+pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
+    writer::writer(writer::Kind::Put, args.into(), item.into()).into()
+}
+
+/// Write-around: after the function succeeds, the entry of a `#[cached]` function (or all its
+/// entries) is invalidated, so the next read computes it again.
+///
+/// ```
+/// use memokit::{cache_evict, cached};
+///
+/// #[cached]
+/// fn load_name(id: u64) -> Result<String, String> {
+///     Ok(format!("user {id}"))
+/// }
+///
+/// #[cache_evict(load_name, key = id)]
+/// fn rename(id: u64, name: &str) -> Result<(), String> {
+///     if name.is_empty() { return Err("empty name".into()) } // fails: nothing is evicted
+///     Ok(()) // the database write
+/// }
+///
+/// #[cache_evict(load_name, all)]
+/// fn reimport() -> usize { 42 }
+///
+/// load_name(1).unwrap();
+/// assert!(rename(1, "").is_err());
+/// assert_eq!(load_name_cache().len(), 1);
+/// rename(1, "ann").unwrap();
+/// assert_eq!(load_name_cache().len(), 0);
+/// load_name(2).unwrap();
+/// reimport();
+/// assert!(load_name_cache().is_empty());
+/// ```
+///
+/// - The target and `key = <expr>` are as in [`macro@cache_put`] (evaluated before the body;
+///   optional for a writer with one argument). `all` instead of `key` clears the whole cache.
+/// - By default the entry is evicted after the writer succeeds: it returns `Ok`, or any value
+///   when its return type is not a `Result`. `before = true` evicts before the body runs too,
+///   whatever it returns (for writers that may fail half-way), and again after a success, so
+///   that a value read from the old source by a concurrent caller meanwhile is not kept.
+/// - Works on `async fn` and methods; several writer attributes may be stacked on one function
+///   and apply their changes in the order written. With the target's Redis tier, the eviction
+///   reaches Redis and the other processes as with `invalidate` / `clear` on the handle.
+///
+/// ```
+/// # use memokit::{cache_evict, cached};
+/// struct Repo;
+///
+/// impl Repo {
+///     #[cached(key = id)]
+///     fn get(&self, id: u64) -> String { format!("row {id}") }
+///
+///     #[cache_evict(Self::get, key = id, before = true)]
+///     async fn delete(&self, id: u64) -> Result<(), String> {
+///         Err("the connection dropped half-way".into())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// Repo.get(7);
+/// assert!(Repo.delete(7).await.is_err());
+/// assert_eq!(Repo::get_cache().len(), 0); // evicted before the body ran
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
+    writer::writer(writer::Kind::Evict, args.into(), item.into()).into()
 }

@@ -56,22 +56,24 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
-mod warm;
 mod trace;
+mod warm;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
+mod writer;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, RemovalCause};
 pub use expiry::{Clock, MockClock, SystemClock};
 pub use memo::Memo;
 pub use memokit_macros::cached;
+pub use memokit_macros::{cache_evict, cache_put};
 pub use policy::Policy;
 pub use registry::{registry, FunctionStats, Registry};
 pub use stats::Stats;
+pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 #[cfg(feature = "write-behind")]
 pub use write_behind::WriteBehind;
-pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
@@ -82,6 +84,7 @@ pub mod __private {
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
     pub use crate::warm::LoadAsync;
+    pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 

@@ -331,6 +331,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         &self.cache
     }
 
+    /// Whether a `None` result is stored (`cache_none`); `#[cache_put]` follows it too.
+    pub(crate) fn caches_none(&self) -> bool {
+        self.options.cache_none
+    }
+
     fn rule<S: Shape<Value = V>>(
         &self,
         share_error: Option<ShareError<S::Error>>,

@@ -1,0 +1,173 @@
+//! Every rule of `#[cache_put]` and `#[cache_evict]`, each an error at the offending tokens that
+//! says the fix. Whether the target exists and the key and value types match is checked by the
+//! compiler on the expansion (see `runtime/src/writer.rs` for those messages).
+
+use proc_macro2::Span;
+use syn::{Attribute, FnArg, ItemFn, Pat, PathArguments, ReturnType, Stmt, Type};
+
+use super::attr::{Kind, WriterArgs};
+use crate::attr::Errors;
+use crate::sig;
+
+pub(crate) fn check(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+    let attribute = args.kind.attribute();
+    let target = match &args.target {
+        Some(target) => {
+            if let Some(segment) = target
+                .segments
+                .iter()
+                .find(|segment| !matches!(segment.arguments, PathArguments::None))
+            {
+                errors.spanned(
+                    &segment.arguments,
+                    format!("`{attribute}` names its target without generic arguments: a `#[cached]` function is not generic"),
+                );
+            }
+            target
+                .segments
+                .last()
+                .map_or_else(String::new, |segment| segment.ident.to_string())
+        }
+        None => {
+            let example = match args.kind {
+                Kind::Put => "`#[cache_put(load_user, key = user.id)]`",
+                Kind::Evict => {
+                    "`#[cache_evict(load_user, key = id)]` or `#[cache_evict(load_user, all)]`"
+                }
+            };
+            errors.at(
+                Span::call_site(),
+                format!("`{attribute}` needs first the `#[cached]` function whose cache it writes, e.g. {example}"),
+            );
+            "the target".to_string()
+        }
+    };
+    check_options(args, &target, func, errors);
+    check_function(args, func, errors);
+}
+
+fn check_options(args: &WriterArgs, target: &str, func: &ItemFn, errors: &mut Errors) {
+    let writer = &func.sig.ident;
+    if args.kind == Kind::Put {
+        if let Some(all) = &args.all {
+            errors.spanned(
+                all,
+                "`all` goes with `#[cache_evict]`; `#[cache_put]` stores one value, under `key = …`",
+            );
+        }
+        if let Some(before) = &args.before {
+            errors.spanned(
+                &before.tokens,
+                "`before` goes with `#[cache_evict]`; `#[cache_put]` stores the value the writer returns, so only after it",
+            );
+        }
+    }
+    if let (Some(all), true) = (&args.all, args.given("key")) {
+        errors.spanned(
+            all,
+            format!("`all` clears every entry of `{target}` and `key = …` chooses one; keep one of them"),
+        );
+    }
+    if args.given("key") || args.given("all") {
+        return;
+    }
+    let typed: Vec<&syn::PatType> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let names: Vec<String> = sig::typed_args(&func.sig)
+        .iter()
+        .map(|arg| arg.name.to_string())
+        .collect();
+    let either = if args.kind == Kind::Evict {
+        ", or `all` to clear every entry"
+    } else {
+        ""
+    };
+    let advice = match (typed.as_slice(), names.as_slice()) {
+        ([one], _) if matches!(&*one.pat, Pat::Ident(_)) => return,
+        ([], _) => format!("`{writer}` has no arguments to make it from"),
+        ([_], _) => "its argument is a pattern, not a name".to_string(),
+        (_, []) => "e.g. `key = id`".to_string(),
+        (_, [first, ..]) => format!("e.g. `key = {first}` or `key = ({})`", names.join(", ")),
+    };
+    errors.spanned(
+        writer,
+        format!(
+            "`{}` on `{writer}` needs `key = …`, the key of the entry of `{target}` it writes, made from \
+             the writer's arguments ({advice}){either}; only a writer with one argument may leave it out, \
+             that argument being the key",
+            args.kind.attribute()
+        ),
+    );
+}
+
+fn check_function(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+    let attribute = args.kind.attribute();
+    let sig = &func.sig;
+    if let Some(constness) = &sig.constness {
+        errors.spanned(
+            constness,
+            format!("`{attribute}` cannot be used on a `const fn`: a cache changes at run time; remove `const`"),
+        );
+    }
+    if let Some(cached) = func.attrs.iter().find(|attr| is_cached(attr)) {
+        errors.spanned(cached, not_with_cached(attribute));
+    } else if expanded_by_cached(func) {
+        errors.spanned(&sig.ident, not_with_cached(attribute));
+    }
+    match &sig.output {
+        ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => errors.spanned(
+            ty,
+            format!(
+                "`{attribute}` needs the writer's return type written out, to see whether it succeeded; \
+                 write an `async fn` instead of returning `impl Future`, or name the type"
+            ),
+        ),
+        ReturnType::Type(_, ty) if matches!(&**ty, Type::Tuple(unit) if unit.elems.is_empty()) => {
+            no_value(args, func, errors)
+        }
+        ReturnType::Default => no_value(args, func, errors),
+        ReturnType::Type(..) => {}
+    }
+}
+
+fn no_value(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+    if args.kind == Kind::Put {
+        errors.spanned(
+            &func.sig.ident,
+            format!(
+                "`#[cache_put]` stores the value the writer returns, and `{}` returns nothing: return the new \
+                 value (or `Result<Value, Error>`), or use `#[cache_evict]`",
+                func.sig.ident
+            ),
+        );
+    }
+}
+
+fn not_with_cached(attribute: &str) -> String {
+    format!(
+        "`{attribute}` cannot be combined with `#[cached]` on one function: a cached call skips the writer's \
+         body, and so its write; keep the writer and the cached reader apart"
+    )
+}
+
+/// `#[cached]` or `#[memokit::cached]` below the writer attribute.
+fn is_cached(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "cached")
+}
+
+/// A function that `#[cached]` (written above the writer attribute) has already expanded: its
+/// body starts by building `__memokit_key` (see `crate::expand`).
+fn expanded_by_cached(func: &ItemFn) -> bool {
+    matches!(func.block.stmts.first(), Some(Stmt::Local(local))
+        if matches!(&local.pat, Pat::Type(typed) if matches!(&*typed.pat, Pat::Ident(ident) if ident.ident == "__memokit_key")))
+}
