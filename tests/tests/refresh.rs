@@ -244,7 +244,9 @@ static SPAWNED_GATE: AtomicBool = AtomicBool::new(true);
 #[cached(ttl = "1h", refresh = "200ms")]
 async fn spawned(n: u32) -> u32 {
     let run = SPAWNED_RUNS.fetch_add(1, SeqCst) + 1;
-    while !SPAWNED_GATE.load(SeqCst) {
+    // Bounded, so that a refresh run by the caller fails the test instead of hanging it.
+    let held_since = Instant::now();
+    while !SPAWNED_GATE.load(SeqCst) && held_since.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     n * 100 + run
