@@ -409,6 +409,10 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
         _ => None,
     };
     match parsed {
+        Some(0) if name == "refresh" => errors.spanned(
+            value,
+            format!("`{name}` must be longer than zero; to never refresh, remove `{name}`"),
+        ),
         Some(0) => errors.spanned(
             value,
             format!("`{name}` must be longer than zero; to keep entries with no time limit, remove `{name}`"),
@@ -427,14 +431,30 @@ fn jitter_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Jitter> 
     const EXPECTED: &str = "a fraction of `ttl` between 0 and 1, such as `0.1` (lifetimes within \
                             ±10 % of `ttl`), or a duration string such as \"30s\"";
     match lit_of(value) {
-        Some(Lit::Str(_)) => return duration_of(value, name, errors).map(Jitter::Nanos),
+        Some(Lit::Str(text)) => match duration::parse_nanos(&text.value()) {
+            Some(0) => errors.spanned(
+                value,
+                format!("`{name}` must be longer than zero; for no jitter, remove `{name}`"),
+            ),
+            Some(nanos) => return Some(Jitter::Nanos(nanos)),
+            None => errors.spanned(
+                value,
+                format!(
+                    "`{name}` expects a fraction of `ttl` such as `0.1`, or {}",
+                    duration::EXPECTED_STRING
+                ),
+            ),
+        },
         Some(Lit::Float(float)) => match float.base10_parse::<f64>() {
             Ok(fraction) if fraction > 0.0 && fraction < 1.0 => {
                 return Some(Jitter::Fraction(fraction))
             }
             _ => errors.spanned(
                 value,
-                format!("`{name}` must be above 0 and below 1: it expects {EXPECTED}"),
+                format!(
+                    "`{name}` as a fraction of `ttl` must be above 0 and below 1, such as `0.1` \
+                     (lifetimes within ±10 % of `ttl`); for a duration, write a string such as \"30s\""
+                ),
             ),
         },
         Some(_) => errors.spanned(value, format!("`{name}` expects {EXPECTED}")),

@@ -260,7 +260,8 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     }
     if let Some(refresh) = &options.refresh {
         let nanos = refresh.value;
-        builder = quote!(#builder.refresh_after(::memokit::__private::Duration::from_nanos(#nanos)));
+        builder =
+            quote!(#builder.refresh_after(::memokit::__private::Duration::from_nanos(#nanos)));
     }
     if let (Some(jitter), Some(ttl)) = (&options.jitter, options.ttl) {
         let fraction = match jitter.value {

@@ -22,12 +22,14 @@ fn check_expiry(options: &Options, errors: &mut Errors) {
         if ttl_missing {
             errors.spanned(
                 &refresh.tokens,
-                "`refresh` needs `ttl = …`: a value older than `refresh` is recomputed in the background                  and the old one served meanwhile, until `ttl`; add e.g. `ttl = \"10m\"`",
+                "`refresh` needs `ttl = …`: a value older than `refresh` is recomputed while the old one is still \
+                 served, until `ttl`; add e.g. `ttl = \"10m\"`",
             );
         } else if options.ttl.is_some_and(|ttl| refresh.value >= ttl) {
             errors.spanned(
                 &refresh.tokens,
-                "`refresh` must be shorter than `ttl`: values are refreshed once older than `refresh` and                  expire at `ttl`, so a longer `refresh` would never happen",
+                "`refresh` must be shorter than `ttl`: values are refreshed once older than `refresh` and \
+                 expire at `ttl`, so a longer `refresh` would never happen",
             );
         }
     }
@@ -41,7 +43,8 @@ fn check_expiry(options: &Options, errors: &mut Errors) {
             if nanos >= ttl {
                 errors.spanned(
                     &jitter.tokens,
-                    "`jitter` must be shorter than `ttl`: lifetimes are spread within `ttl` ± `jitter` and                      must stay above zero",
+                    "`jitter` must be shorter than `ttl`: lifetimes are spread within `ttl` ± `jitter` and \
+                     must stay above zero",
                 );
             }
         }

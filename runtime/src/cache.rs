@@ -144,7 +144,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         (hash >> 32) as usize & (self.inner.shards.len() - 1)
     }
 
-    /// The clock reading, only when entries can expire: a cache without TTL/TTI reads no clock.
+    /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.
     #[inline]
     pub(crate) fn now(&self) -> Option<u64> {
         self.inner

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A monotonic clock. Caches read it only when they have a time-to-live or time-to-idle.
+/// A monotonic clock. Caches read it only when they have a time-to-live, time-to-idle or refresh.
 ///
 /// Implement it to drive expiry from your own time source; tests use [`MockClock`].
 ///
@@ -154,9 +154,7 @@ impl ExpiryPolicy {
     /// four attempts per key before the old value expires, never one per hit.
     pub(crate) fn refresh_backoff(&self) -> u64 {
         let refresh = self.refresh.unwrap_or(0);
-        let window = self
-            .ttl
-            .map_or(refresh, |ttl| ttl.saturating_sub(refresh));
+        let window = self.ttl.map_or(refresh, |ttl| ttl.saturating_sub(refresh));
         (window / 4).max(1)
     }
 
@@ -224,7 +222,11 @@ mod tests {
             assert!(policy.refresh_at(0, seed) < live);
             lifetimes.insert(live / 10_000);
         }
-        assert!(lifetimes.len() > 15, "{} distinct lifetimes", lifetimes.len());
+        assert!(
+            lifetimes.len() > 15,
+            "{} distinct lifetimes",
+            lifetimes.len()
+        );
         let plain = ExpiryPolicy {
             jitter: 0.0,
             ..policy

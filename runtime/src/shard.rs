@@ -289,7 +289,10 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let data = self.data.read();
         data.find(hash, key).is_some_and(|idx| {
             !data.is_expired(idx, Some(now))
-                && data.refresh_at.get(idx as usize).is_some_and(|&at| at <= now)
+                && data
+                    .refresh_at
+                    .get(idx as usize)
+                    .is_some_and(|&at| at <= now)
         })
     }
 
@@ -301,7 +304,10 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let mut data = self.data.write();
-        if let Some(idx) = data.find(hash, key).filter(|&idx| !data.is_expired(idx, now)) {
+        if let Some(idx) = data
+            .find(hash, key)
+            .filter(|&idx| !data.is_expired(idx, now))
+        {
             if let Some(slot) = data.refresh_at.get_mut(idx as usize) {
                 *slot = (*slot).max(at);
             }

@@ -82,7 +82,11 @@ fn an_entry_due_for_a_refresh_is_served_at_once_while_one_caller_recomputes_it()
     assert_eq!(cache.get_or_insert_with(1, || 99), 10, "not due yet");
     assert_eq!(cache.stats().refreshes, 0);
     clock.advance(NS);
-    assert_eq!(cache.get(&1), Some(10), "`get` serves a due entry and refreshes nothing");
+    assert_eq!(
+        cache.get(&1),
+        Some(10),
+        "`get` serves a due entry and refreshes nothing"
+    );
 
     let refresh = HeldRefresh::start(&cache, 1, 20);
     let others_ran = Arc::new(AtomicU32::new(0));
@@ -101,13 +105,26 @@ fn an_entry_due_for_a_refresh_is_served_at_once_while_one_caller_recomputes_it()
     for other in others {
         assert_eq!(other.join().unwrap(), 10, "the old value, at once");
     }
-    assert_eq!(refresh.finish(), 20, "the refreshing caller gets the new value");
+    assert_eq!(
+        refresh.finish(),
+        20,
+        "the refreshing caller gets the new value"
+    );
     assert_eq!(others_ran.load(SeqCst), 0, "one recomputation");
-    assert_eq!(cache.get_or_insert_with(1, || 99), 20, "new value afterwards");
+    assert_eq!(
+        cache.get_or_insert_with(1, || 99),
+        20,
+        "new value afterwards"
+    );
     let stats = cache.stats();
     assert_eq!((stats.refreshes, stats.refresh_failures), (1, 0));
     assert_eq!(stats.loads, 0, "a refresh is not a load");
-    assert!(stats.to_string().ends_with("refreshes=1 refresh_failures=0"), "{stats}");
+    assert!(
+        stats
+            .to_string()
+            .ends_with("refreshes=1 refresh_failures=0"),
+        "{stats}"
+    );
 
     // The new value starts a new lifetime: not due again before `REFRESH`.
     clock.advance(REFRESH - NS);
@@ -179,7 +196,11 @@ fn a_failed_refresh_keeps_the_old_value_is_counted_and_is_retried_after_a_pause(
     clock.advance(TTL - REFRESH - BACKOFF - NS);
     assert_eq!(cache.get(&1), Some(10));
     clock.advance(NS);
-    assert_eq!(cache.get(&1), None, "a failed refresh does not extend the ttl");
+    assert_eq!(
+        cache.get(&1),
+        None,
+        "a failed refresh does not extend the ttl"
+    );
 }
 
 #[test]
@@ -191,7 +212,10 @@ fn a_panicking_refresh_keeps_the_old_value_and_is_counted() {
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         cache.get_or_insert_with(1, || panic!("refresh panics"))
     }));
-    assert!(panicked.is_err(), "the panic goes to the caller that ran it");
+    assert!(
+        panicked.is_err(),
+        "the panic goes to the caller that ran it"
+    );
     assert_eq!(cache.get(&1), Some(10));
     let stats = cache.stats();
     assert_eq!((stats.refreshes, stats.refresh_failures), (1, 1));
@@ -212,7 +236,11 @@ fn a_refresh_finishing_after_a_write_of_its_key_does_not_overwrite_it() {
             "invalidate" => assert!(cache.invalidate(&1)),
             _ => cache.clear(),
         }
-        assert_eq!(refresh.finish(), 20, "{write}: its caller still gets its value");
+        assert_eq!(
+            refresh.finish(),
+            20,
+            "{write}: its caller still gets its value"
+        );
         let expected = (write == "insert").then_some(30);
         assert_eq!(cache.get(&1), expected, "{write}: the newer state stays");
     }
@@ -232,7 +260,11 @@ fn a_key_expiring_during_its_refresh_waits_for_the_refresh() {
     };
     wait_until("the caller waits", || cache.stats().coalesced_waits == 1);
     assert_eq!(refresh.finish(), 20);
-    assert_eq!(waiter.join().unwrap(), 20, "the expired key's caller got the refresh");
+    assert_eq!(
+        waiter.join().unwrap(),
+        20,
+        "the expired key's caller got the refresh"
+    );
 }
 
 // --- async functions ---
@@ -257,9 +289,17 @@ async fn an_async_refresh_runs_on_a_tokio_task_while_every_caller_gets_the_old_v
     assert_eq!(spawned(1).await, 101);
     tokio::time::sleep(Duration::from_millis(400)).await;
     SPAWNED_GATE.store(false, SeqCst);
-    assert_eq!(spawned(1).await, 101, "the old value at once, refresh still held");
+    assert_eq!(
+        spawned(1).await,
+        101,
+        "the old value at once, refresh still held"
+    );
     wait_until("the refresh runs", || SPAWNED_RUNS.load(SeqCst) == 2);
-    assert_eq!(spawned(1).await, 101, "still the old value, no second refresh");
+    assert_eq!(
+        spawned(1).await,
+        101,
+        "still the old value, no second refresh"
+    );
     assert_eq!(SPAWNED_RUNS.load(SeqCst), 2);
     SPAWNED_GATE.store(true, SeqCst);
     wait_until("the refresh stores its value", || {
@@ -267,7 +307,10 @@ async fn an_async_refresh_runs_on_a_tokio_task_while_every_caller_gets_the_old_v
     });
     assert_eq!(spawned(1).await, 102);
     let stats = spawned_cache().stats();
-    assert_eq!((stats.refreshes, stats.loads, SPAWNED_RUNS.load(SeqCst)), (1, 1, 2));
+    assert_eq!(
+        (stats.refreshes, stats.loads, SPAWNED_RUNS.load(SeqCst)),
+        (1, 1, 2)
+    );
 }
 
 static IN_TASK_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -340,7 +383,10 @@ fn a_sync_function_is_refreshed_by_its_first_caller_past_refresh() {
     assert_eq!(sync_version(1), Ok(102));
     assert_eq!(sync_version(1), Ok(102));
     let stats = sync_version_cache().stats();
-    assert_eq!((stats.loads, stats.refreshes, SYNC_RUNS.load(SeqCst)), (1, 1, 2));
+    assert_eq!(
+        (stats.loads, stats.refreshes, SYNC_RUNS.load(SeqCst)),
+        (1, 1, 2)
+    );
 }
 
 // --- jitter ---
@@ -354,7 +400,11 @@ fn expiries(cache: &Cache<u32, u32>, clock: &MockClock, from: Duration, to: Dura
     }
     clock.advance(from - NS);
     cache.purge_expired();
-    assert_eq!(cache.len(), u64::from(ENTRIES), "none expires before {from:?}");
+    assert_eq!(
+        cache.len(),
+        u64::from(ENTRIES),
+        "none expires before {from:?}"
+    );
     let step = (to - from) / 100;
     let mut buckets = Vec::new();
     let mut left = cache.len();
@@ -385,9 +435,15 @@ fn jitter_spreads_the_expiry_of_entries_written_together_over_its_window() {
     let fullest = *buckets.iter().max().unwrap();
     // Uniform: about 100 per step.
     assert!(used >= 95, "{used} of 100 steps saw expiries: {buckets:?}");
-    assert!(fullest <= 250, "one step saw {fullest} of 10,000: {buckets:?}");
+    assert!(
+        fullest <= 250,
+        "one step saw {fullest} of 10,000: {buckets:?}"
+    );
     let first_half: u64 = buckets[..50].iter().sum();
-    assert!((4_000..=6_000).contains(&first_half), "{first_half} below ttl");
+    assert!(
+        (4_000..=6_000).contains(&first_half),
+        "{first_half} below ttl"
+    );
 }
 
 #[test]
@@ -425,7 +481,12 @@ fn the_jitter_option_accepts_a_fraction_or_a_duration() {
 
 static SHARED_RUNS: AtomicU32 = AtomicU32::new(0);
 
-#[cached(ttl = "1h", refresh = "200ms", redis(ttl = "10m"), name = "refresh::shared")]
+#[cached(
+    ttl = "1h",
+    refresh = "200ms",
+    redis(ttl = "10m"),
+    name = "refresh::shared"
+)]
 fn shared_version(n: u32) -> u32 {
     n * 100 + SHARED_RUNS.fetch_add(1, SeqCst) + 1
 }
@@ -438,7 +499,11 @@ fn a_refresh_through_redis_recomputes_and_writes_the_new_value_through() {
     memokit::redis::connect(&server.url()).expect("a valid URL");
     assert_eq!(shared_version(1), 101);
     thread::sleep(Duration::from_millis(400));
-    assert_eq!(shared_version(1), 102, "recomputed, not read back from Redis");
+    assert_eq!(
+        shared_version(1),
+        102,
+        "recomputed, not read back from Redis"
+    );
     // Forget it in this process only: the next call reads what Redis holds.
     shared_version_cache().cache().invalidate(&1);
     assert_eq!(shared_version(1), 102, "Redis holds the refreshed value");
