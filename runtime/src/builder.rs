@@ -127,7 +127,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     ///   arguments and borrows are only there), and gets the new value; callers meanwhile get
     ///   the old one without waiting. So a refresh costs that one caller the latency of a
     ///   miss, no other caller waits, and no thread is started. `async` `#[cached]` functions
-    ///   whose arguments are all owned refresh on a tokio task instead (feature `tokio`, inside
+    ///   (not methods) whose arguments are all owned refresh on a tokio task instead (feature `tokio`, inside
     ///   a runtime), and every caller gets the old value at once.
     /// - **One at a time**: at most one refresh per key is in flight. If the key is written
     ///   (`insert`, `invalidate`, `clear`) meanwhile, the refresh's result is not stored.

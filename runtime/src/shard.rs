@@ -677,4 +677,28 @@ mod tests {
         assert_eq!(stored_weight(0).get(), 1);
         assert_eq!(stored_weight(u64::MAX).get(), u32::MAX);
     }
+
+    #[test]
+    fn refresh_times_are_kept_only_by_caches_that_refresh() {
+        let times = |refresh: Option<u64>| {
+            let cfg = ShardConfig::<u64, u64> {
+                expiry: ExpiryPolicy {
+                    ttl: Some(1_000),
+                    refresh,
+                    ..ExpiryPolicy::default()
+                },
+                weigher: None,
+                collect_removed: false,
+            };
+            let shard = Shard::new(Policy::S3Fifo, u64::MAX, ahash::RandomState::new());
+            for key in 0..100u64 {
+                let hash = shard.data.read().hasher.hash_one(key);
+                shard.insert(&cfg, hash, key, key, Some(0), None, &mut Vec::new());
+            }
+            let data = shard.data.read();
+            (data.deadlines.len(), data.refresh_at.len())
+        };
+        assert_eq!(times(None), (100, 0));
+        assert_eq!(times(Some(800)), (100, 100));
+    }
 }
