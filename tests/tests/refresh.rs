@@ -313,6 +313,40 @@ async fn an_async_refresh_runs_on_a_tokio_task_while_every_caller_gets_the_old_v
     );
 }
 
+static CROWD_RUNS: AtomicU32 = AtomicU32::new(0);
+static CROWD_GATE: AtomicBool = AtomicBool::new(true);
+
+#[cached(ttl = "1h", refresh = "200ms")]
+async fn crowd(n: u32) -> u32 {
+    let run = CROWD_RUNS.fetch_add(1, SeqCst) + 1;
+    let held_since = Instant::now();
+    while !CROWD_GATE.load(SeqCst) && held_since.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    n * 100 + run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_on_a_due_key_start_exactly_one_refresh() {
+    assert_eq!(crowd(1).await, 101);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    CROWD_GATE.store(false, SeqCst);
+    let tasks: Vec<_> = (0..500).map(|_| tokio::spawn(crowd(1))).collect();
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap(),
+            101,
+            "the old value while the refresh is held"
+        );
+    }
+    assert_eq!(CROWD_RUNS.load(SeqCst), 2, "one refresh for 500 tasks");
+    CROWD_GATE.store(true, SeqCst);
+    wait_until("the refresh stores its value", || {
+        crowd_cache().get(&1) == Some(102)
+    });
+    assert_eq!(crowd_cache().stats().refreshes, 1);
+}
+
 static IN_TASK_RUNS: AtomicU32 = AtomicU32::new(0);
 
 #[cached(ttl = "1h", refresh = "200ms")]
