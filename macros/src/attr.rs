@@ -24,6 +24,10 @@ pub(crate) struct Options {
     pub(crate) coalesce: Option<Flag>,
     pub(crate) name: Option<LitStr>,
     pub(crate) redis: Option<Redis>,
+    /// `refresh = …`: refresh-ahead after this many nanoseconds.
+    pub(crate) refresh: Option<Setting<u64>>,
+    /// `jitter = 0.1 | "30s"`: how much each entry's `ttl` is spread.
+    pub(crate) jitter: Option<Setting<Jitter>>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -37,13 +41,28 @@ pub(crate) struct Redis {
     pub(crate) lease: Option<u64>,
 }
 
+/// A value with the tokens of its whole `name = value`, for errors about how it combines with
+/// other options.
+pub(crate) struct Setting<T> {
+    pub(crate) value: T,
+    pub(crate) tokens: TokenStream,
+}
+
+/// `jitter = …`: a fraction of `ttl`, or a duration.
+#[derive(Clone, Copy)]
+pub(crate) enum Jitter {
+    /// In `(0, 1)`.
+    Fraction(f64),
+    Nanos(u64),
+}
+
 /// A `true`/`false` option, with the tokens of the whole `name = value` for error spans.
 pub(crate) struct Flag {
     pub(crate) value: bool,
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 12] = [
+const KNOWN_NAMES: [&str; 14] = [
     "size",
     "weight",
     "ttl",
@@ -56,10 +75,13 @@ const KNOWN_NAMES: [&str; 12] = [
     "coalesce",
     "name",
     "redis",
+    "refresh",
+    "jitter",
 ];
 
 const KNOWN: &str =
-    "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis";
+    "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
+     refresh, jitter";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -193,6 +215,18 @@ impl Options {
             "cache_none" => self.cache_none = flag_of(&value, name, errors),
             "coalesce" => self.coalesce = flag_of(&value, name, errors),
             "name" => self.name = str_of(&value, name, errors),
+            "refresh" => {
+                self.refresh = duration_of(&value, name, errors).map(|nanos| Setting {
+                    value: nanos,
+                    tokens: quote::quote!(#name #value),
+                })
+            }
+            "jitter" => {
+                self.jitter = jitter_of(&value, name, errors).map(|jitter| Setting {
+                    value: jitter,
+                    tokens: quote::quote!(#name #value),
+                })
+            }
             "redis" => errors.spanned(
                 &value,
                 "write `redis` (Redis keeps entries as long as the local `ttl`, or one hour) or \
@@ -375,6 +409,10 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
         _ => None,
     };
     match parsed {
+        Some(0) if name == "refresh" => errors.spanned(
+            value,
+            format!("`{name}` must be longer than zero; to never refresh, remove `{name}`"),
+        ),
         Some(0) => errors.spanned(
             value,
             format!("`{name}` must be longer than zero; to keep entries with no time limit, remove `{name}`"),
@@ -385,6 +423,45 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
             format!("`{name}` expects a literal (a constant's name cannot be read by the macro): {}", duration::EXPECTED),
         ),
         None => errors.spanned(value, format!("`{name}` expects {}", duration::EXPECTED)),
+    }
+    None
+}
+
+fn jitter_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Jitter> {
+    const EXPECTED: &str = "a fraction of `ttl` between 0 and 1, such as `0.1` (lifetimes within \
+                            ±10 % of `ttl`), or a duration string such as \"30s\"";
+    match lit_of(value) {
+        Some(Lit::Str(text)) => match duration::parse_nanos(&text.value()) {
+            Some(0) => errors.spanned(
+                value,
+                format!("`{name}` must be longer than zero; for no jitter, remove `{name}`"),
+            ),
+            Some(nanos) => return Some(Jitter::Nanos(nanos)),
+            None => errors.spanned(
+                value,
+                format!(
+                    "`{name}` expects a fraction of `ttl` such as `0.1`, or {}",
+                    duration::EXPECTED_STRING
+                ),
+            ),
+        },
+        Some(Lit::Float(float)) => match float.base10_parse::<f64>() {
+            Ok(fraction) if fraction > 0.0 && fraction < 1.0 => {
+                return Some(Jitter::Fraction(fraction))
+            }
+            _ => errors.spanned(
+                value,
+                format!(
+                    "`{name}` as a fraction of `ttl` must be above 0 and below 1, such as `0.1` \
+                     (lifetimes within ±10 % of `ttl`); for a duration, write a string such as \"30s\""
+                ),
+            ),
+        },
+        Some(_) => errors.spanned(value, format!("`{name}` expects {EXPECTED}")),
+        None => errors.spanned(
+            value,
+            format!("`{name}` expects a literal (a constant's name cannot be read by the macro): {EXPECTED}"),
+        ),
     }
     None
 }

@@ -1,9 +1,18 @@
 //! Duration strings: `"250ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"2d"`.
 
+/// The duration strings accepted, for error messages.
+macro_rules! string_form {
+    () => {
+        "a duration string such as \"250ms\", \"30s\", \"5m\", \"1h30m\" or \"2d\" \
+         (units d, h, m, s, ms, each at most once, largest first)"
+    };
+}
+
 /// What a duration argument accepts, for error messages.
-pub(crate) const EXPECTED: &str =
-    "an integer number of seconds or a duration string such as \"250ms\", \"30s\", \
-     \"5m\", \"1h30m\" or \"2d\" (units d, h, m, s, ms, each at most once, largest first)";
+pub(crate) const EXPECTED: &str = concat!("an integer number of seconds or ", string_form!());
+
+/// What a duration string looks like, for arguments that take no integer seconds (`jitter`).
+pub(crate) const EXPECTED_STRING: &str = string_form!();
 
 const UNITS: [(&str, u64); 5] = [
     ("d", 86_400_000_000_000),

@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Type};
 
-use crate::attr::{Errors, Options};
+use crate::attr::{Errors, Jitter, Options};
 use crate::sig::{self, ReturnKind};
 use crate::valid;
 
@@ -115,12 +115,18 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         quote!(#accessor())
     };
 
+    // A refresh can run on a task of its own only if the body borrows nothing from the caller.
+    let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(sig) {
+        quote!(__call_async_spawnable::<#shape, _>)
+    } else {
+        quote!(__call_async::<#shape>)
+    };
     let call = if sig.asyncness.is_some() {
         // An async block's output type is inferred from its first `return`; the unreachable one
         // in front fixes it to `#ret`, so the body's `return`s coerce (`return Err(Box::new(e))`
         // into `Box<dyn Error>`) as they do in an `async fn`.
         quote! {
-            #accessor_call.__call_async::<#shape>(__memokit_key, #share_error, async move {
+            #accessor_call.#call_async(__memokit_key, #share_error, async move {
                 if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
                     return output;
                 }
@@ -300,6 +306,25 @@ fn loader(
     })
 }
 
+/// Whether an argument's type holds a reference or a lifetime.
+fn borrows_arguments(sig: &syn::Signature) -> bool {
+    use syn::visit::Visit;
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    for arg in sig::typed_args(sig) {
+        finder.visit_type(arg.ty);
+    }
+    finder.0
+}
+
 /// The key's type and the expression that builds it.
 fn key(sig: &syn::Signature, options: &Options) -> (TokenStream, TokenStream) {
     let args = sig::typed_args(sig);
@@ -341,6 +366,19 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     }
     if let Some(policy) = &options.policy {
         builder = quote!(#builder.policy(::memokit::Policy::#policy));
+    }
+    if let Some(refresh) = &options.refresh {
+        let nanos = refresh.value;
+        builder =
+            quote!(#builder.refresh_after(::memokit::__private::Duration::from_nanos(#nanos)));
+    }
+    if let (Some(jitter), Some(ttl)) = (&options.jitter, options.ttl) {
+        let fraction = match jitter.value {
+            Jitter::Fraction(fraction) => fraction,
+            Jitter::Nanos(nanos) => nanos as f64 / ttl as f64,
+        };
+        let fraction = proc_macro2::Literal::f64_suffixed(fraction);
+        builder = quote!(#builder.ttl_jitter(#fraction));
     }
     builder
 }

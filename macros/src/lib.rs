@@ -86,6 +86,17 @@ use proc_macro::TokenStream;
 /// - `ttl = …`, `tti = …`: time to live (since written) and time to idle (since last read), as
 ///   integer seconds (`ttl = 30`) or a duration string: `"250ms"`, `"30s"`, `"5m"`, `"1h30m"`,
 ///   `"2d"`.
+/// - `refresh = …` with `ttl`, shorter than it (a duration as for `ttl`): refresh-ahead. A
+///   result older than `refresh` is still returned by every call, and one call recomputes it:
+///   an `async` function whose arguments are all owned does so on a tokio task (feature
+///   `tokio` of memokit, inside a runtime; its future must then be `Send`), so every caller
+///   gets the old value at once; otherwise the first caller past `refresh` runs the body and
+///   gets the new value while the others keep getting the old one. One refresh per key at a
+///   time; a failed one keeps the old value until `ttl` and is tried again a quarter of
+///   `ttl − refresh` later. With `redis`, a refresh recomputes and writes through. Counted in
+///   `refreshes` and `refresh_failures` (see `CacheBuilder::refresh_after`).
+/// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
+///   drawn at random, so that results computed together do not expire together.
 /// - `policy = lru | lfu | fifo | s3fifo`: eviction policy (default `s3fifo`).
 /// - `key = <expr>`, `key_type = <type>`: see above.
 /// - `cache_errors = true`: for a function returning `Result`, also cache `Err` (the error must
@@ -115,6 +126,12 @@ use proc_macro::TokenStream;
 /// assert!(load_user(0).is_err());
 /// assert_eq!(load_user(1), Ok("user 1".to_string()));
 /// assert_eq!(load_user_cache().len(), 1); // the error was not cached
+///
+/// #[memokit::cached(ttl = "10m", refresh = "8m", jitter = 0.1)]
+/// fn exchange_rate(currency: &str) -> f64 {
+///     if currency == "EUR" { 1.08 } else { 1.0 }
+/// }
+/// assert_eq!(exchange_rate("EUR"), 1.08);
 ///
 /// #[memokit::cached(size = 1_000, ttl = 30, tti = "10s", policy = lfu, cache_none = false)]
 /// async fn fetch_price(symbol: &str) -> Option<u64> {
@@ -169,7 +186,8 @@ use proc_macro::TokenStream;
 ///
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
-/// repeated options, bad durations or policies, unknown or bad `redis(...)` options (and
+/// repeated options, bad durations or policies, `refresh` or `jitter` without `ttl` or not
+/// shorter than it, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
 /// `redis` without the `redis` feature of memokit), a method without `key`, `impl Trait` or
 /// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
 /// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, and `cache_errors`

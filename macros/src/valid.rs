@@ -3,7 +3,7 @@
 use syn::visit::Visit;
 use syn::{Expr, FnArg, Ident, Lifetime, Pat, Signature, Type, TypeImplTrait, TypeReference};
 
-use crate::attr::{Errors, Options};
+use crate::attr::{Errors, Jitter, Options};
 use crate::sig::{self, ReturnKind};
 
 pub(crate) fn check(sig: &Signature, options: &Options, errors: &mut Errors) {
@@ -11,6 +11,44 @@ pub(crate) fn check(sig: &Signature, options: &Options, errors: &mut Errors) {
     check_arguments(sig, options, errors);
     check_return(sig, options, errors);
     check_options(sig, options, errors);
+    check_expiry(options, errors);
+}
+
+/// `refresh` and `jitter` work on `ttl`: both need it, and must fit inside it.
+fn check_expiry(options: &Options, errors: &mut Errors) {
+    // A `ttl` that was written but could not be read has its own error.
+    let ttl_missing = !options.given("ttl");
+    if let Some(refresh) = &options.refresh {
+        if ttl_missing {
+            errors.spanned(
+                &refresh.tokens,
+                "`refresh` needs `ttl = …`: a value older than `refresh` is recomputed while the old one is still \
+                 served, until `ttl`; add e.g. `ttl = \"10m\"`",
+            );
+        } else if options.ttl.is_some_and(|ttl| refresh.value >= ttl) {
+            errors.spanned(
+                &refresh.tokens,
+                "`refresh` must be shorter than `ttl`: values are refreshed once older than `refresh` and \
+                 expire at `ttl`, so a longer `refresh` would never happen",
+            );
+        }
+    }
+    if let Some(jitter) = &options.jitter {
+        if ttl_missing {
+            errors.spanned(
+                &jitter.tokens,
+                "`jitter` spreads the lifetimes set by `ttl = …`; add a `ttl` or remove `jitter`",
+            );
+        } else if let (Jitter::Nanos(nanos), Some(ttl)) = (jitter.value, options.ttl) {
+            if nanos >= ttl {
+                errors.spanned(
+                    &jitter.tokens,
+                    "`jitter` must be shorter than `ttl`: lifetimes are spread within `ttl` ± `jitter` and \
+                     must stay above zero",
+                );
+            }
+        }
+    }
 }
 
 fn check_function(sig: &Signature, errors: &mut Errors) {

@@ -16,6 +16,8 @@ use crate::{Cache, Policy, RemovalCause};
 const MIN_SHARD_CAPACITY: u64 = 64;
 /// Shards per core by default: enough that two threads rarely meet on one lock.
 const SHARDS_PER_CORE: usize = 4;
+/// The largest `ttl_jitter`: every lifetime stays above zero.
+const MAX_JITTER: f64 = 0.99;
 
 type StartSweeper<K, V> = Box<dyn FnOnce(&Cache<K, V>)>;
 
@@ -42,6 +44,8 @@ pub struct CacheBuilder<K, V> {
     max_capacity: Option<u64>,
     ttl: Option<Duration>,
     tti: Option<Duration>,
+    refresh: Option<Duration>,
+    jitter: f64,
     policy: Policy,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
@@ -57,6 +61,8 @@ impl<K, V> Default for CacheBuilder<K, V> {
             max_capacity: None,
             ttl: None,
             tti: None,
+            refresh: None,
+            jitter: 0.0,
             policy: Policy::default(),
             weigher: None,
             listener: None,
@@ -109,6 +115,85 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     /// ```
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.tti = Some(tti);
+        self
+    }
+
+    /// Refresh-ahead (stale-while-revalidate): once an entry is older than `refresh`, the next
+    /// call of the load path ([`Cache::get_or_insert_with`] and its variants, `#[cached]`
+    /// functions) that hits it starts one recomputation, while every other caller keeps getting
+    /// the old value at once. [`Cache::get`] returns the old value and starts nothing.
+    ///
+    /// - **Who recomputes**: the caller that finds the entry due runs its own `init` (its
+    ///   arguments and borrows are only there), and gets the new value; callers meanwhile get
+    ///   the old one without waiting. So a refresh costs that one caller the latency of a
+    ///   miss, no other caller waits, and no thread is started. `async` `#[cached]` functions
+    ///   (not methods) whose arguments are all owned refresh on a tokio task instead (feature `tokio`, inside
+    ///   a runtime), and every caller gets the old value at once.
+    /// - **One at a time**: at most one refresh per key is in flight. If the key is written
+    ///   (`insert`, `invalidate`, `clear`) meanwhile, the refresh's result is not stored.
+    /// - **Failures**: an `Err` or a panic (or a dropped future) keeps the old value until it
+    ///   expires; the caller that ran the refresh gets the old value on `Err` (a panic goes to
+    ///   it). The next refresh of that entry waits a quarter of `ttl − refresh` (of `refresh`
+    ///   without a ttl), so a failing source sees about four attempts before the value expires.
+    /// - **Stats**: `refreshes` and `refresh_failures`; refreshes are not counted in `loads`.
+    ///
+    /// With a [time-to-live](Self::time_to_live) shorter than `refresh`, entries expire before
+    /// they are due and are never refreshed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit::{Cache, MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<u32, &str> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(600))
+    ///     .refresh_after(Duration::from_secs(480))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert(1, "old");
+    /// clock.advance(Duration::from_secs(500));
+    /// assert_eq!(cache.get(&1), Some("old")); // due, but `get` does not refresh
+    /// assert_eq!(cache.get_or_insert_with(1, || "new"), "new"); // this caller refreshes
+    /// assert_eq!(cache.get(&1), Some("new"));
+    /// assert_eq!(cache.stats().refreshes, 1);
+    /// ```
+    pub fn refresh_after(mut self, refresh: Duration) -> Self {
+        self.refresh = Some(refresh);
+        self
+    }
+
+    /// Spreads each entry's [time-to-live](Self::time_to_live) (and
+    /// [refresh time](Self::refresh_after)) randomly and uniformly within ±`fraction` of it,
+    /// so that entries written together do not expire (and get recomputed) together. `0.1`
+    /// gives a 10-minute ttl lifetimes between 9 and 11 minutes. `fraction` is clamped to
+    /// `[0, 0.99]`; `0` or NaN means no jitter. For a jitter given as a duration `d`, pass
+    /// `d / ttl`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit::{Cache, MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(100))
+    ///     .ttl_jitter(0.1)
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// for i in 0..1000 { cache.insert(i, i); }
+    /// clock.advance(Duration::from_secs(100));
+    /// cache.purge_expired();
+    /// let left = cache.len(); // about half live longer than 100 s
+    /// assert!(left > 300 && left < 700, "{left}");
+    /// clock.advance(Duration::from_secs(10));
+    /// cache.purge_expired();
+    /// assert_eq!(cache.len(), 0); // none beyond 110 s
+    /// ```
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = if fraction > 0.0 {
+            fraction.min(MAX_JITTER)
+        } else {
+            0.0 // also NaN
+        };
         self
     }
 
@@ -210,6 +295,8 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
         let expiry = ExpiryPolicy {
             ttl: self.ttl.map(duration_nanos),
             tti: self.tti.map(duration_nanos),
+            refresh: self.refresh.map(duration_nanos),
+            jitter: self.jitter,
         };
         let config = ShardConfig {
             expiry,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::builder::CacheBuilder;
 use crate::expiry::{duration_nanos, Clock};
-use crate::flight::{Join, Outcome, ShareError, Superseded};
+use crate::flight::{Join, Leader, Outcome, ShareError, Superseded};
 use crate::shard::{Lookup, Removed, Shard, ShardConfig};
 use crate::stats::LookupCounters;
 use crate::{Policy, Stats};
@@ -144,7 +144,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         (hash >> 32) as usize & (self.inner.shards.len() - 1)
     }
 
-    /// The clock reading, only when entries can expire: a cache without TTL/TTI reads no clock.
+    /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.
     #[inline]
     pub(crate) fn now(&self) -> Option<u64> {
         self.inner
@@ -177,11 +177,13 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     {
         let hash = self.hash(key);
         self.get_hashed(self.shard_of(hash), hash, key)
+            .map(|(value, _)| value)
     }
 
-    /// A counted lookup of an already hashed key; reclaims an expired entry it finds.
+    /// A counted lookup of an already hashed key; reclaims an expired entry it finds. With the
+    /// value, whether its entry is due for a refresh.
     #[inline]
-    fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<V>
+    fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -189,9 +191,12 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         let shard = &self.inner.shards[shard_idx];
         let now = self.now();
         let lookup = shard.lookup(&self.inner.config, hash, key, now);
-        self.inner.lookups.record(matches!(lookup, Lookup::Hit(_)));
+        self.inner
+            .lookups
+            .record(matches!(lookup, Lookup::Hit(_) | Lookup::Stale(_)));
         match lookup {
-            Lookup::Hit(value) => Some(value),
+            Lookup::Hit(value) => Some((value, false)),
+            Lookup::Stale(value) => Some((value, true)),
             Lookup::Miss => None,
             Lookup::Expired => {
                 let mut removed = Vec::new();
@@ -501,14 +506,33 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 }
 
 /// The body of [`Cache::load`] and [`Cache::load_async`], which differ only in how `init` runs
-/// and how a waiter waits (blocking or `.await`).
+/// and how a waiter waits (blocking or `.await`), and whether a refresh may leave the caller
+/// (`detach` returns the leader and `init` to run the refresh in the caller, or `None`).
 macro_rules! load_loop {
     ($cache:ident, $key:ident, $init:ident, $rule:ident, blocking = $blocking:expr,
-     run = |$run_init:ident, $leader:ident| $run:expr, wait = |$flight:ident| $wait:expr) => {{
-        let (shard, hash) = match $cache.lookup_counted(&$key) {
-            Ok(value) => return Ok(value),
-            Err(at) => at,
-        };
+     run = |$run_init:ident, $leader:ident| $run:expr, wait = |$flight:ident| $wait:expr,
+     detach = $detach:expr) => {{
+        let hash = $cache.hash(&$key);
+        let shard = $cache.shard_of(hash);
+        match $cache.get_hashed(shard, hash, &$key) {
+            None => {}
+            Some((value, false)) => return Ok(value),
+            // Refresh-ahead: one caller refreshes (here or detached), every caller meanwhile
+            // gets the old value, and so does this one if the refresh fails.
+            Some((stale, true)) => {
+                if let Some(leader) = $cache.lead_refresh(shard, hash, &$key, $blocking) {
+                    if let Some((leader, $run_init)) = ($detach)(leader, $init) {
+                        let $leader = &leader;
+                        let result = $run;
+                        leader.finish(&result, $rule);
+                        if let Ok(value) = result {
+                            return Ok(value);
+                        }
+                    }
+                }
+                return Ok(stale);
+            }
+        }
         let mut $init = Some($init);
         let mut waited = false;
         loop {
@@ -648,7 +672,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             rule,
             blocking = true,
             run = |init, leader| leader.span().in_scope(|| init(leader.superseded())),
-            wait = |flight| { flight.wait(rule.share_error) }
+            wait = |flight| { flight.wait(rule.share_error) },
+            detach = |leader, init| Some((leader, init))
         )
     }
 
@@ -672,6 +697,24 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     where
         F: Future<Output = Result<V, E>>,
     {
+        self.load_async_detachable(key, init, rule, |leader, init| Some((leader, init)))
+            .await
+    }
+
+    /// [`Cache::load_async_with`] whose refreshes `detach` may take away from the caller (to
+    /// run them on another task): it returns `None` when it did, and otherwise the leader and
+    /// `init` for the caller to run the refresh itself.
+    pub(crate) async fn load_async_detachable<'a, E, F, I>(
+        &'a self,
+        key: K,
+        init: I,
+        rule: LoadRule<V, E>,
+        detach: impl FnOnce(Leader<'a, K, V>, I) -> Option<(Leader<'a, K, V>, I)>,
+    ) -> Result<V, E>
+    where
+        I: FnOnce(Superseded<V>) -> F,
+        F: Future<Output = Result<V, E>>,
+    {
         load_loop!(
             self,
             key,
@@ -679,15 +722,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             rule,
             blocking = false,
             run = |init, leader| leader.span().instrument(init(leader.superseded())).await,
-            wait = |flight| { flight.wait_async(rule.share_error).await }
+            wait = |flight| { flight.wait_async(rule.share_error).await },
+            detach = detach
         )
-    }
-
-    /// A counted lookup; on a miss, where the key lives (shard, hash).
-    fn lookup_counted(&self, key: &K) -> Result<V, (usize, u64)> {
-        let hash = self.hash(key);
-        let shard = self.shard_of(hash);
-        self.get_hashed(shard, hash, key).ok_or((shard, hash))
     }
 }
 

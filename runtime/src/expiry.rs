@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A monotonic clock. Caches read it only when they have a time-to-live or time-to-idle.
+/// A monotonic clock. Caches read it only when they have a time-to-live, time-to-idle or refresh.
 ///
 /// Implement it to drive expiry from your own time source; tests use [`MockClock`].
 ///
@@ -119,19 +119,43 @@ pub(crate) const NEVER: u64 = u64::MAX;
 pub(crate) struct ExpiryPolicy {
     pub(crate) ttl: Option<u64>,
     pub(crate) tti: Option<u64>,
+    /// Refresh-ahead: an entry older than this is recomputed by the load path's next hit.
+    pub(crate) refresh: Option<u64>,
+    /// The fraction (in `[0, 1)`) by which each entry's `ttl` and `refresh` are spread.
+    pub(crate) jitter: f64,
 }
 
 impl ExpiryPolicy {
+    /// Whether the cache reads the clock: entries expire, or are refreshed by age.
     pub(crate) fn is_enabled(&self) -> bool {
-        self.ttl.is_some() || self.tti.is_some()
+        self.ttl.is_some() || self.tti.is_some() || self.refresh.is_some()
     }
 
-    /// The deadlines of an entry written at `now`.
-    pub(crate) fn deadline_for_write(&self, now: u64) -> Deadline {
+    /// The deadlines of an entry written at `now`; `seed` (the key's hash) draws its jitter.
+    pub(crate) fn deadline_for_write(&self, now: u64, seed: u64) -> Deadline {
         Deadline {
-            live_until: self.ttl.map_or(NEVER, |ttl| now.saturating_add(ttl)),
+            live_until: self.ttl.map_or(NEVER, |ttl| {
+                now.saturating_add(self.jittered(ttl, now, seed))
+            }),
             idle_until: AtomicU64::new(self.tti.map_or(NEVER, |tti| now.saturating_add(tti))),
         }
+    }
+
+    /// When an entry written at `now` is due for a refresh. Jittered by the same factor as its
+    /// time-to-live, so that it always comes first.
+    pub(crate) fn refresh_at(&self, now: u64, seed: u64) -> u64 {
+        self.refresh.map_or(NEVER, |refresh| {
+            now.saturating_add(self.jittered(refresh, now, seed))
+        })
+    }
+
+    /// How long after a failed refresh the next one may start: a quarter of the time between
+    /// `refresh` and `ttl` (of `refresh` without a ttl), so that a failing source sees about
+    /// four attempts per key before the old value expires, never one per hit.
+    pub(crate) fn refresh_backoff(&self) -> u64 {
+        let refresh = self.refresh.unwrap_or(0);
+        let window = self.ttl.map_or(refresh, |ttl| ttl.saturating_sub(refresh));
+        (window / 4).max(1)
     }
 
     /// Pushes the idle deadline on a read at `now`.
@@ -143,6 +167,27 @@ impl ExpiryPolicy {
                 .fetch_max(now.saturating_add(tti), Relaxed);
         }
     }
+
+    /// `span` scaled by a factor drawn uniformly from `[1 - jitter, 1 + jitter]`, the same for
+    /// every span of one write (same `now` and `seed`).
+    fn jittered(&self, span: u64, now: u64, seed: u64) -> u64 {
+        if self.jitter == 0.0 {
+            return span;
+        }
+        // 53 random bits: a uniform number in [0, 1).
+        let unit = (mix64(seed ^ now) >> 11) as f64 / (1u64 << 53) as f64;
+        let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
+        // `as` saturates: a span beyond u64 stays "never".
+        (span as f64 * factor) as u64
+    }
+}
+
+/// The splitmix64 finalizer: spreads nearby inputs over the whole range.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// When one entry stops being returned. The idle part moves on reads under the shared lock.
@@ -155,5 +200,47 @@ pub(crate) struct Deadline {
 impl Deadline {
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         now >= self.live_until || now >= self.idle_until.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_a_lifetime_within_its_bounds_and_keeps_refresh_first() {
+        let policy = ExpiryPolicy {
+            ttl: Some(1_000_000),
+            refresh: Some(800_000),
+            jitter: 0.1,
+            ..ExpiryPolicy::default()
+        };
+        let mut lifetimes = std::collections::HashSet::new();
+        for seed in 0..1_000u64 {
+            let live = policy.deadline_for_write(0, seed).live_until;
+            assert!((900_000..=1_100_000).contains(&live), "{live}");
+            assert!(policy.refresh_at(0, seed) < live);
+            lifetimes.insert(live / 10_000);
+        }
+        assert!(
+            lifetimes.len() > 15,
+            "{} distinct lifetimes",
+            lifetimes.len()
+        );
+        let plain = ExpiryPolicy {
+            jitter: 0.0,
+            ..policy
+        };
+        assert_eq!(plain.deadline_for_write(5, 77).live_until, 1_000_005);
+    }
+
+    #[test]
+    fn a_failed_refresh_waits_a_quarter_of_the_refresh_window() {
+        let policy = ExpiryPolicy {
+            ttl: Some(1_000),
+            refresh: Some(600),
+            ..ExpiryPolicy::default()
+        };
+        assert_eq!(policy.refresh_backoff(), 100);
     }
 }

@@ -97,6 +97,8 @@ pub(crate) const FAMILIES: &[Family] = &[
     counter("memokit_loads_total", "Computations run.", |s| s.loads),
     counter("memokit_load_failures_total", "Computations that failed, panicked or were cancelled.", |s| s.load_failures),
     counter("memokit_coalesced_waits_total", "Callers that waited for another caller's computation.", |s| s.coalesced_waits),
+    counter("memokit_refreshes_total", "Refresh-ahead recomputations of values still cached.", |s| s.refreshes),
+    counter("memokit_refresh_failures_total", "Refreshes that failed or panicked (the old value stays).", |s| s.refresh_failures),
     seconds("memokit_load_seconds_total", "Time spent in computations, in seconds.", |s| s.total_load_time),
     gauge("memokit_entries", "Entries resident.", Read::Count(|s| s.len)),
     gauge("memokit_weighted_size", "Total weight resident (the entry count without a weigher).", Read::Count(|s| s.weighted_size)),
@@ -121,6 +123,7 @@ impl Registry {
     /// counters `memokit_hits_total`, `memokit_misses_total`, `memokit_inserts_total`,
     /// `memokit_evictions_total`, `memokit_expirations_total`, `memokit_invalidations_total`,
     /// `memokit_loads_total`, `memokit_load_failures_total`, `memokit_coalesced_waits_total`,
+    /// `memokit_refreshes_total`, `memokit_refresh_failures_total`,
     /// `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
     /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
     /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,

@@ -185,6 +185,8 @@ pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
     key: Option<K>,
     flight: Arc<Flight<V>>,
     started: Instant,
+    /// A refresh of a value still cached (counted as a refresh, not a load).
+    refresh: bool,
     span: LoadSpan,
 }
 
@@ -224,8 +226,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             }
             return Join::Wait(flight.clone());
         }
-        if let crate::shard::Lookup::Hit(value) =
-            owner.lookup(&self.inner.config, hash, key, self.now())
+        if let Some(value) = owner
+            .lookup(&self.inner.config, hash, key, self.now())
+            .value()
         {
             return Join::Ready(value);
         }
@@ -233,6 +236,37 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
         owner.flights.publish_len(&table);
         Join::Lead(Leader::new(self, shard, hash, key, flight))
+    }
+
+    /// Starts the refresh of `key`, found due for one, unless one is already in flight (or a
+    /// computation of the key is: its value will be as fresh) or the entry was refreshed
+    /// meanwhile. The caller that gets the leader runs the refresh; the others keep the old
+    /// value.
+    pub(crate) fn lead_refresh(
+        &self,
+        shard: usize,
+        hash: u64,
+        key: &K,
+        blocking: bool,
+    ) -> Option<Leader<'_, K, V>> {
+        let owner = &self.inner.shards[shard];
+        let mut table = owner.flights.table.lock();
+        if table
+            .find(hash, |(h, k, _)| *h == hash && k == key)
+            .is_some()
+        {
+            return None;
+        }
+        // A refresh that just finished stored its value before leaving the table.
+        if !owner.refresh_due(hash, key, self.now()) {
+            return None;
+        }
+        let flight = Arc::new(Flight::new(blocking.then(|| thread::current().id())));
+        table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
+        owner.flights.publish_len(&table);
+        let mut leader = Leader::new(self, shard, hash, key, flight);
+        leader.refresh = true;
+        Some(leader)
     }
 }
 
@@ -267,8 +301,8 @@ impl<K: Hash + Eq, V> Flights<K, V> {
 
 /// Tells a running computation whether it was superseded (its key invalidated, replaced or
 /// cleared meanwhile): its result is then stored nowhere, so the shared tier skips its write
-/// too.
-pub(crate) struct Superseded<V>(Weak<Flight<V>>);
+/// too. Also tells whether it is a refresh (the shared tier then computes without reading).
+pub(crate) struct Superseded<V>(Weak<Flight<V>>, bool);
 
 impl<V> Superseded<V> {
     /// Whether the computation's result must not be stored.
@@ -278,13 +312,19 @@ impl<V> Superseded<V> {
             .upgrade()
             .is_some_and(|flight| flight.superseded.load(Ordering::Acquire))
     }
+
+    /// Whether the computation refreshes a value still cached.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn is_refresh(&self) -> bool {
+        self.1
+    }
 }
 
 impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// The superseded flag of this computation (a weak reference: it does not keep the flight
     /// alive or count as one of its waiters).
     pub(crate) fn superseded(&self) -> Superseded<V> {
-        Superseded(Arc::downgrade(&self.flight))
+        Superseded(Arc::downgrade(&self.flight), self.refresh)
     }
 
     fn new(
@@ -302,6 +342,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             key,
             flight,
             started: Instant::now(),
+            refresh: false,
             span: LoadSpan::start(&cache.inner.config.name),
         }
     }
@@ -320,6 +361,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
         // leaving its waiters asleep forever, and counts the load once.
         let key = self.key.as_ref().expect("finished once");
+        let stored = result.as_ref().is_ok_and(|value| (rule.store)(value));
+        if !stored {
+            // Before leaving the table, so that no hit starts the next refresh right away.
+            self.postpone_refresh();
+        }
         if let Ok(value) = result {
             if (rule.store)(value) {
                 let superseded = Some(&self.flight.superseded);
@@ -340,16 +386,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                 (Err(error), Some(share)) => State::Error((share.share)(error)),
                 (Err(_), None) => State::Abandoned,
             });
-        self.key = None;
         // Counted before the waiters wake, so that they see this load in the stats.
-        let counters = &self.cache.inner.shards[self.shard].counters;
-        bump(&counters.loads);
-        counters
-            .load_nanos
-            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-        if result.is_err() {
-            bump(&counters.load_failures);
-        }
+        self.count(result.is_err(), nanos);
+        self.key = None;
         let outcome = match result {
             Ok(_) => LoadOutcome::Ok,
             Err(_) => LoadOutcome::Error,
@@ -358,6 +397,39 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         if let Some(ended) = ended {
             self.flight.end(ended);
         }
+    }
+
+    /// Counts the end of the computation: a load, or a refresh.
+    fn count(&self, failed: bool, nanos: u64) {
+        let counters = &self.cache.inner.shards[self.shard].counters;
+        if self.refresh {
+            bump(&counters.refreshes);
+            if failed {
+                bump(&counters.refresh_failures);
+            }
+            return;
+        }
+        bump(&counters.loads);
+        counters
+            .load_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        if failed {
+            bump(&counters.load_failures);
+        }
+    }
+
+    /// After a refresh that stored nothing, the entry keeps its old value and waits
+    /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
+    /// newer entry alone).
+    fn postpone_refresh(&self) {
+        if !self.refresh || self.flight.superseded.load(Ordering::Acquire) {
+            return;
+        }
+        let (Some(key), Some(now)) = (&self.key, self.cache.now()) else {
+            return;
+        };
+        let at = now.saturating_add(self.cache.inner.config.expiry.refresh_backoff());
+        self.cache.inner.shards[self.shard].postpone_refresh(self.hash, key, Some(now), at);
     }
 
     fn leave_table(&self, key: &K) {
@@ -374,15 +446,16 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            bump(&self.cache.inner.shards[self.shard].counters.load_failures);
-            bump(&self.cache.inner.shards[self.shard].counters.loads);
+        if self.key.is_some() {
+            self.postpone_refresh();
+            self.count(true, 0);
             let outcome = if thread::panicking() {
                 LoadOutcome::Panic
             } else {
                 LoadOutcome::Cancelled
             };
             self.span.end(outcome, self.started.elapsed());
+            let key = self.key.take().expect("checked");
             self.leave_table(&key);
             self.flight.end(State::Abandoned);
         }

@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::OnceLock;
 
 use crate::cache::LoadRule;
-use crate::flight::ShareError;
+use crate::flight::{Leader, ShareError, Superseded};
 use crate::shape::Shape;
 use crate::{registry, Cache, Stats};
 
@@ -416,6 +416,47 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// The call of an `async` `#[cached(refresh = …)]` function whose arguments are all owned,
+    /// so that its body can outlive the call: like `__call_async`, but inside a tokio runtime
+    /// (feature `tokio`) a refresh runs on a task of its own and every caller gets the old
+    /// value at once. Not part of the stable API.
+    #[doc(hidden)]
+    pub async fn __call_async_spawnable<S, F>(
+        &'static self,
+        key: K,
+        share_error: Option<ShareError<S::Error>>,
+        body: F,
+    ) -> S::Output
+    where
+        S: Shape<Value = V> + 'static,
+        S::Error: 'static,
+        F: Future<Output = S::Output> + Send + 'static,
+    {
+        let rule = self.rule::<S>(share_error);
+        let compute = async move { S::split(body.await) };
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let (name, for_redis) = (self.name, key.clone());
+            let init = move |superseded: Superseded<V>| async move {
+                let store = rule.store;
+                crate::redis::load_through(shared, name, &for_redis, store, superseded, compute)
+                    .await
+            };
+            let detach = detach_refresh(rule);
+            return S::join(
+                self.cache
+                    .load_async_detachable(key, init, rule, detach)
+                    .await,
+            );
+        }
+        let init = move |_: Superseded<V>| compute;
+        S::join(
+            self.cache
+                .load_async_detachable(key, init, rule, detach_refresh(rule))
+                .await,
+        )
+    }
+
     /// The `static` behind a `#[cached]` function: built on first use and then listed in the
     /// [`registry`](crate::registry()). Not part of the stable API.
     #[doc(hidden)]
@@ -447,6 +488,35 @@ pub(crate) fn get_or_init_registered<T>(
         registry().register(memo(handle));
     }
     handle
+}
+
+/// Runs a refresh on the current tokio runtime, if any (feature `tokio`); otherwise hands it
+/// back to the caller.
+#[allow(clippy::type_complexity)] // the signature `load_async_detachable` expects
+fn detach_refresh<K, V, E, I, F>(
+    rule: LoadRule<V, E>,
+) -> impl FnOnce(Leader<'static, K, V>, I) -> Option<(Leader<'static, K, V>, I)>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: 'static,
+    I: FnOnce(Superseded<V>) -> F,
+    F: Future<Output = Result<V, E>> + Send + 'static,
+{
+    move |leader, init| {
+        #[cfg(feature = "tokio")]
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let refresh = leader.span().instrument(init(leader.superseded()));
+            runtime.spawn(async move {
+                let result = refresh.await;
+                leader.finish(&result, rule);
+            });
+            return None;
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = rule;
+        Some((leader, init))
+    }
 }
 
 /// What the registry can do with any memoized function, whatever its key and value types.

@@ -87,6 +87,8 @@ struct ShardData<K, V> {
     free: Vec<u32>,
     /// Per slot, only when the cache expires entries.
     deadlines: Vec<Deadline>,
+    /// Per slot, only when the cache refreshes entries: when the entry is due for a refresh.
+    refresh_at: Vec<u64>,
     policy: PolicyState,
     weight: u64,
     sweep_cursor: usize,
@@ -158,6 +160,22 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
         now.is_some_and(|now| self.deadlines[idx as usize].is_expired(now))
     }
 
+    /// Sets the deadlines (and the refresh time) of slot `idx`, written at `now`.
+    fn set_times(&mut self, expiry: &ExpiryPolicy, idx: u32, hash: u64, now: u64) {
+        let deadline = expiry.deadline_for_write(now, hash);
+        match self.deadlines.get_mut(idx as usize) {
+            Some(slot) => *slot = deadline,
+            None => self.deadlines.push(deadline),
+        }
+        if expiry.refresh.is_some() {
+            let at = expiry.refresh_at(now, hash);
+            match self.refresh_at.get_mut(idx as usize) {
+                Some(slot) => *slot = at,
+                None => self.refresh_at.push(at),
+            }
+        }
+    }
+
     /// Takes slot `idx` out of the table and slab; the policy must already have forgotten it.
     fn take_slot(&mut self, idx: u32) -> Entry<K, V> {
         let entry = self.slots[idx as usize]
@@ -186,6 +204,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 deadlines: Vec::new(),
+                refresh_at: Vec::new(),
                 policy,
                 weight: 0,
                 sweep_cursor: 0,
@@ -227,8 +246,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 Some(idx) if !data.is_expired(idx, now) => {
                     let entry = data.slots[idx as usize].as_ref().expect("live slot");
                     data.policy.on_hit(idx, &entry.policy_bits);
-                    Self::touch_deadline(data, cfg, idx, now);
-                    Lookup::Hit(entry.value.clone())
+                    let stale = Self::touch_deadline(data, cfg, idx, now);
+                    Lookup::hit(entry.value.clone(), stale)
                 }
                 Some(_) => Lookup::Expired,
                 None => Lookup::Miss,
@@ -239,8 +258,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 Some(idx) if !data.is_expired(idx, now) => {
                     let entry = data.entry(idx);
                     data.policy.on_hit_shared(&entry.policy_bits);
-                    Self::touch_deadline(&data, cfg, idx, now);
-                    Lookup::Hit(entry.value.clone())
+                    let stale = Self::touch_deadline(&data, cfg, idx, now);
+                    Lookup::hit(entry.value.clone(), stale)
                 }
                 Some(_) => Lookup::Expired,
                 None => Lookup::Miss,
@@ -248,9 +267,52 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
     }
 
-    fn touch_deadline(data: &ShardData<K, V>, cfg: &ShardConfig<K, V>, idx: u32, now: Option<u64>) {
-        if let Some(now) = now {
-            cfg.expiry.on_read(&data.deadlines[idx as usize], now);
+    /// Records a read in the entry's deadlines; returns whether the entry is due for a refresh.
+    #[inline]
+    fn touch_deadline(
+        data: &ShardData<K, V>,
+        cfg: &ShardConfig<K, V>,
+        idx: u32,
+        now: Option<u64>,
+    ) -> bool {
+        let Some(now) = now else { return false };
+        cfg.expiry.on_read(&data.deadlines[idx as usize], now);
+        // The one extra branch of a hit in a cache with expiry but without refresh.
+        cfg.expiry.refresh.is_some() && data.refresh_at[idx as usize] <= now
+    }
+
+    /// Whether `key` has a live entry due for a refresh at `now`.
+    pub(crate) fn refresh_due<Q>(&self, hash: u64, key: &Q, now: Option<u64>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(now) = now else { return false };
+        let data = self.data.read();
+        data.find(hash, key).is_some_and(|idx| {
+            !data.is_expired(idx, Some(now))
+                && data
+                    .refresh_at
+                    .get(idx as usize)
+                    .is_some_and(|&at| at <= now)
+        })
+    }
+
+    /// Moves the refresh time of `key`'s live entry to `at` at the earliest (after a failed
+    /// refresh).
+    pub(crate) fn postpone_refresh<Q>(&self, hash: u64, key: &Q, now: Option<u64>, at: u64)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut data = self.data.write();
+        if let Some(idx) = data
+            .find(hash, key)
+            .filter(|&idx| !data.is_expired(idx, now))
+        {
+            if let Some(slot) = data.refresh_at.get_mut(idx as usize) {
+                *slot = (*slot).max(at);
+            }
         }
     }
 
@@ -317,7 +379,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             data.policy
                 .on_update(idx, old_weight, weight, &entry.policy_bits);
             if let Some(now) = now {
-                data.deadlines[idx as usize] = cfg.expiry.deadline_for_write(now);
+                data.set_times(&cfg.expiry, idx, hash, now);
             }
             bump(&self.counters.inserts);
             self.note(cfg, removed, key, old_value, RemovalCause::Replaced);
@@ -333,11 +395,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             };
             data.slots[idx as usize] = Some(Entry::new(key, value, weight));
             if let Some(now) = now {
-                let deadline = cfg.expiry.deadline_for_write(now);
-                match data.deadlines.get_mut(idx as usize) {
-                    Some(slot) => *slot = deadline,
-                    None => data.deadlines.push(deadline),
-                }
+                data.set_times(&cfg.expiry, idx, hash, now);
             }
             let (slots, hasher) = (&data.slots, &data.hasher);
             data.table.insert_unique(hash, idx, |&i| {
@@ -560,6 +618,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         data.table.clear();
         data.free.clear();
         data.deadlines.clear();
+        data.refresh_at.clear();
         data.policy.clear();
         data.weight = 0;
         data.sweep_cursor = 0;
@@ -584,9 +643,30 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 /// The outcome of one lookup.
 pub(crate) enum Lookup<V> {
     Hit(V),
+    /// A hit on an entry due for a refresh (see `CacheBuilder::refresh_after`).
+    Stale(V),
     Miss,
     /// Found, but expired: a miss whose entry can be reclaimed.
     Expired,
+}
+
+impl<V> Lookup<V> {
+    #[inline]
+    fn hit(value: V, stale: bool) -> Self {
+        if stale {
+            Lookup::Stale(value)
+        } else {
+            Lookup::Hit(value)
+        }
+    }
+
+    /// The value found, stale or not.
+    pub(crate) fn value(self) -> Option<V> {
+        match self {
+            Lookup::Hit(value) | Lookup::Stale(value) => Some(value),
+            Lookup::Miss | Lookup::Expired => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -599,5 +679,30 @@ mod tests {
         assert_eq!(std::mem::size_of::<Option<Entry<u64, u64>>>(), 24);
         assert_eq!(stored_weight(0).get(), 1);
         assert_eq!(stored_weight(u64::MAX).get(), u32::MAX);
+    }
+
+    #[test]
+    fn refresh_times_are_kept_only_by_caches_that_refresh() {
+        let times = |refresh: Option<u64>| {
+            let cfg = ShardConfig::<u64, u64> {
+                expiry: ExpiryPolicy {
+                    ttl: Some(1_000),
+                    refresh,
+                    ..ExpiryPolicy::default()
+                },
+                weigher: None,
+                collect_removed: false,
+                name: Default::default(),
+            };
+            let shard = Shard::new(Policy::S3Fifo, u64::MAX, ahash::RandomState::new());
+            for key in 0..100u64 {
+                let hash = shard.data.read().hasher.hash_one(key);
+                shard.insert(&cfg, hash, key, key, Some(0), None, &mut Vec::new());
+            }
+            let data = shard.data.read();
+            (data.deadlines.len(), data.refresh_at.len())
+        };
+        assert_eq!(times(None), (100, 0));
+        assert_eq!(times(Some(800)), (100, 100));
     }
 }

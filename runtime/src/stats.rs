@@ -18,6 +18,8 @@ pub(crate) struct Counters {
     pub(crate) load_failures: AtomicU64,
     pub(crate) coalesced_waits: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) refresh_failures: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -92,6 +94,8 @@ impl Counters {
         stats.load_failures += self.load_failures.load(Relaxed);
         stats.coalesced_waits += self.coalesced_waits.load(Relaxed);
         stats.total_load_time += Duration::from_nanos(self.load_nanos.load(Relaxed));
+        stats.refreshes += self.refreshes.load(Relaxed);
+        stats.refresh_failures += self.refresh_failures.load(Relaxed);
     }
 
     pub(crate) fn reset(&self) {
@@ -104,6 +108,8 @@ impl Counters {
             &self.load_failures,
             &self.coalesced_waits,
             &self.load_nanos,
+            &self.refreshes,
+            &self.refresh_failures,
         ] {
             counter.store(0, Relaxed);
         }
@@ -171,6 +177,12 @@ pub struct Stats {
     /// Shared tier: values in Redis that did not decode (another format or type); each is
     /// also a miss, and is overwritten.
     pub l2_decode_errors: u64,
+    /// Refresh-ahead (`refresh_after`): recomputations of entries due for a refresh, each
+    /// finished or failed. Not counted in `loads`.
+    pub refreshes: u64,
+    /// Refreshes that returned an error or panicked (or, async, were cancelled); the old value
+    /// stays until it expires.
+    pub refresh_failures: u64,
 }
 
 impl Stats {
@@ -239,6 +251,8 @@ impl Stats {
             l2_misses: self.l2_misses + other.l2_misses,
             l2_errors: self.l2_errors + other.l2_errors,
             l2_decode_errors: self.l2_decode_errors + other.l2_decode_errors,
+            refreshes: self.refreshes + other.refreshes,
+            refresh_failures: self.refresh_failures + other.refresh_failures,
         }
     }
 }
@@ -279,6 +293,14 @@ impl fmt::Display for Stats {
             if self.l2_decode_errors > 0 {
                 write!(f, " l2_decode_errors={}", self.l2_decode_errors)?;
             }
+        }
+        // Only caches that refreshed show the refresh counters.
+        if self.refreshes + self.refresh_failures > 0 {
+            write!(
+                f,
+                " refreshes={} refresh_failures={}",
+                self.refreshes, self.refresh_failures
+            )?;
         }
         Ok(())
     }

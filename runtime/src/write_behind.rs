@@ -130,6 +130,18 @@ where
     }
 }
 
+/// The handle of a `#[cached]` function that `warm` can call (see [`crate::LoadingMemo`]).
+impl<K, V, L> WriteTarget<K, V> for &'static crate::LoadingMemo<K, V, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Sync,
+{
+    fn write(&self, key: K, value: V) {
+        self.insert(key, value);
+    }
+}
+
 type SinkFn<K, V, E> =
     Box<dyn Fn(Vec<(K, V)>) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send>> + Send + Sync>;
 type FailureFn<K, V, E> = Box<dyn Fn(Vec<(K, V)>, E) + Send + Sync>;

@@ -77,7 +77,8 @@ impl<K, V> Shared<K, V> {
 
 /// The value of `key` from Redis, or computed by this process (under the lease) or by another
 /// one (waiting for its lease). Any Redis failure ends the Redis part: the value is computed
-/// and nothing is written.
+/// and nothing is written. A refresh (see `CacheBuilder::refresh_after`) computes at once and
+/// writes its value through: reading Redis would give back the value being refreshed.
 pub(crate) async fn load_through<K, V, E>(
     shared: &Shared<K, V>,
     name: &str,
@@ -100,6 +101,12 @@ pub(crate) async fn load_through<K, V, E>(
             return compute.await;
         }
     };
+    if superseded.is_refresh() {
+        // An error returns before any await: only a value is held across the write.
+        let value = compute.await?;
+        write_back(shared, &tier, entry, store, &superseded, &value).await;
+        return Ok(value);
+    }
     match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
         Ok(bytes) => match shared.decode(bytes) {
             Found::Value(value) => {
@@ -178,29 +185,42 @@ pub(crate) async fn load_through<K, V, E>(
             break None;
         }
     };
-    let result = compute.await;
-    if let Ok(value) = &result {
-        // A computation superseded by `invalidate`, `insert` or `clear` while it ran is not
-        // stored in the process, nor here: it may predate that write.
-        if store(value) && !superseded.get() {
-            if let Some(bytes) = (shared.encode_value)(value) {
-                match tier
-                    .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
-                    .await
-                {
-                    // Superseded between the check and the write: the invalidation may have
-                    // reached Redis first, so take the write back (a miss, never a stale value).
-                    Ok(()) if superseded.get() => {
-                        if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
-                            state.count(unavailable);
-                        }
-                    }
-                    Ok(()) => {}
-                    Err(unavailable) => state.count(unavailable),
-                }
+    let value = compute.await?;
+    write_back(shared, &tier, entry, store, &superseded, &value).await;
+    drop(held);
+    Ok(value)
+}
+
+/// Writes a computed value to Redis, when it is to be stored and was not superseded.
+async fn write_back<K, V>(
+    shared: &Shared<K, V>,
+    tier: &Tier,
+    entry: String,
+    store: fn(&V) -> bool,
+    superseded: &Superseded<V>,
+    value: &V,
+) {
+    let state = &shared.state;
+    // A computation superseded by `invalidate`, `insert` or `clear` while it ran is not
+    // stored in the process, nor here: it may predate that write.
+    if !store(value) || superseded.get() {
+        return;
+    }
+    let Some(bytes) = (shared.encode_value)(value) else {
+        return;
+    };
+    match tier
+        .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
+        .await
+    {
+        // Superseded between the check and the write: the invalidation may have reached Redis
+        // first, so take the write back (a miss, never a stale value).
+        Ok(()) if superseded.get() => {
+            if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
+                state.count(unavailable);
             }
         }
+        Ok(()) => {}
+        Err(unavailable) => state.count(unavailable),
     }
-    drop(held);
-    result
 }

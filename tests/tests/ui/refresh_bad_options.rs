@@ -1,0 +1,23 @@
+use memokit::cached;
+
+#[cached(refresh = "8m")]
+fn without_ttl(n: u64) -> u64 {
+    n
+}
+
+#[cached(ttl = "10m", refresh = "10m")]
+fn not_shorter_than_ttl(n: u64) -> u64 {
+    n
+}
+
+#[cached(ttl = "10m", refresh = "8 minutes")]
+fn bad_duration(n: u64) -> u64 {
+    n
+}
+
+#[cached(ttl = "10m", refresh = "0s")]
+fn zero(n: u64) -> u64 {
+    n
+}
+
+fn main() {}
