@@ -507,3 +507,34 @@ fn with_the_redis_tier_writers_replace_and_delete_the_entry_in_redis() {
     assert_eq!(shared(1), "computed 1");
     assert_eq!(runs(&SHARED_RUNS), 2);
 }
+
+// --- a writer's argument named like its target ---
+
+#[cached(size = 10)]
+fn account(id: u64) -> User {
+    user(id, "stored")
+}
+
+/// The argument `account` shadows the function `account` in the body.
+#[cache_put(account, key = account.id)]
+fn save_account(account: User) -> User {
+    account
+}
+
+/// So does `account_cache`, the target's handle accessor.
+#[cache_evict(account, key = account_cache)]
+fn forget_account(account_cache: u64) {
+    let _ = account_cache;
+}
+
+#[test]
+fn an_argument_named_like_the_target_does_not_hide_it() {
+    assert_eq!(account(1).name, "stored");
+    save_account(user(1, "renamed"));
+    assert_eq!(
+        account_cache().get(&1).map(|user| user.name),
+        Some("renamed".into())
+    );
+    forget_account(1);
+    assert!(account_cache().get(&1).is_none());
+}

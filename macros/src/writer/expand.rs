@@ -49,7 +49,7 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         block,
     } = func;
     let private = quote!(::memokit::__private);
-    let target = args.target.as_ref().expect("checked in valid.rs");
+    let target = &unshadowed(args.target.as_ref().expect("checked in valid.rs"), sig);
     let accessor = accessor(target);
     // The target function and a type named after the writer: a type mismatch names both (see
     // `KeyOf` in the runtime). The type is declared in a block of its own, so that it shadows
@@ -136,6 +136,24 @@ fn stored_span(ty: &syn::Type) -> Span {
         }
     }
     ty.span()
+}
+
+/// The target's path as the body sees it: a one-word target that an argument shadows
+/// (`#[cache_put(profile, …)] fn save(profile: Profile)`) is named from the module
+/// (`self::profile`), which no local variable shadows.
+fn unshadowed(target: &Path, sig: &Signature) -> Path {
+    let Some(word) = target.get_ident() else {
+        return target.clone();
+    };
+    let accessor = format_ident!("{}_cache", word);
+    let shadowed = sig::typed_args(sig)
+        .iter()
+        .any(|arg| *arg.name == *word || *arg.name == accessor);
+    if !shadowed {
+        return target.clone();
+    }
+    let module = syn::Ident::new("self", word.span());
+    syn::parse_quote!(#module::#word)
 }
 
 /// The target's handle accessor (`load_user` → `load_user_cache`, `Self::get` →
