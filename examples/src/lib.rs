@@ -1,4 +1,5 @@
 //! Runnable examples of memokit live in `examples/`; run one with `cargo run -p memokit-examples --example NAME`.
 //! What an example shares with its tests lives here.
 
+pub mod shop;
 pub mod web_service;
