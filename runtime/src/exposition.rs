@@ -219,6 +219,7 @@ mod tests {
         (stats.hits, stats.misses, stats.inserts, stats.evictions) = (1, 2, 3, 4);
         (stats.expirations, stats.invalidations, stats.loads) = (5, 6, 7);
         (stats.load_failures, stats.coalesced_waits) = (8, 9);
+        (stats.refreshes, stats.refresh_failures) = (18, 19);
         stats.total_load_time = Duration::from_millis(1500);
         (stats.len, stats.weighted_size, stats.capacity) = (11, 12, Some(13));
         (
@@ -228,8 +229,12 @@ mod tests {
             stats.l2_decode_errors,
         ) = (14, 15, 16, 17);
         let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
-        let mut expected: Vec<Value> = (1..=9).chain(11..=13).map(Value::Int).collect();
-        expected.insert(9, Value::Float(1.5));
+        let mut expected: Vec<Value> = (1..=9)
+            .chain(18..=19)
+            .chain(11..=13)
+            .map(Value::Int)
+            .collect();
+        expected.insert(11, Value::Float(1.5));
         if cfg!(feature = "redis") {
             expected.extend((14..=17).map(Value::Int));
         }
