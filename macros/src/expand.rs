@@ -122,18 +122,8 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         quote!(__call_async::<#shape>)
     };
     let call = if sig.asyncness.is_some() {
-        // An async block's output type is inferred from its first `return`; the unreachable one
-        // in front fixes it to `#ret`, so the body's `return`s coerce (`return Err(Box::new(e))`
-        // into `Box<dyn Error>`) as they do in an `async fn`.
-        quote! {
-            #accessor_call.#call_async(__memokit_key, #share_error, async move {
-                if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
-                    return output;
-                }
-                let output: #ret = #block;
-                output
-            }).await
-        }
+        let body = async_body(ret, block);
+        quote!(#accessor_call.#call_async(__memokit_key, #share_error, #body).await)
     } else {
         quote!(#accessor_call.__call::<#shape>(__memokit_key, #share_error, move || -> #ret #block))
     };
@@ -381,4 +371,20 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
         builder = quote!(#builder.ttl_jitter(#fraction));
     }
     builder
+}
+
+/// An `async fn`'s body as an `async move` block returning `ret`. An async block's output type
+/// is inferred from its first `return`; the unreachable one in front fixes it to `ret`, so the
+/// body's `return`s coerce (`return Err(Box::new(e))` into `Box<dyn Error>`) as they do in an
+/// `async fn`.
+pub(crate) fn async_body(ret: &impl ToTokens, block: &syn::Block) -> TokenStream {
+    quote! {
+        async move {
+            if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
+                return output;
+            }
+            let output: #ret = #block;
+            output
+        }
+    }
 }

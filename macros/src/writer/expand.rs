@@ -96,17 +96,8 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
     };
     let finish = quote_spanned!(stored_span=> __memokit_write.after::<#shape>(__memokit_output));
     let body = if sig.asyncness.is_some() {
-        // As in `#[cached]`: the unreachable `return` fixes the block's output type, so the
-        // body's `return`s coerce as they do in an `async fn`.
-        quote! {
-            async move {
-                if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
-                    return output;
-                }
-                let output: #ret = #block;
-                output
-            }.await
-        }
+        let body = crate::expand::async_body(&ret, block);
+        quote!(#body.await)
     } else {
         quote!((move || -> #ret #block)())
     };
