@@ -52,7 +52,7 @@
 //!   callback (without one they are dropped; the cache keeps the values).
 //! - **Delivery**: each accepted write is delivered in exactly one successful sink call, unless
 //!   it was coalesced (replaced while queued), finally failed, or lost as described under
-//!   *Drop*, *Crash* and *Sink panics*. A sink call that returns `Err` after storing part of a
+//!   *Drop* and *Crash*. A sink call that returns `Err` after storing part of a
 //!   batch sees that part again on the retry: make the sink idempotent (upserts) and it is
 //!   exactly once from the store's point of view.
 //! - **Flush and shutdown**: `flush().await` returns once every write accepted before the call
@@ -66,9 +66,9 @@
 //!   `kill -9`, or a runtime dropped before the queue drains loses them (the store may or may not
 //!   have applied the batch in flight): at most `max_pending` keys plus one batch, and with a
 //!   sink that keeps up, about the writes of the last `flush_interval`.
-//! - **Sink panics**: a panicking sink stops the task: its batch and everything queued are lost
-//!   (they stay counted as `pending`), later writes return [`WriteError::Closed`], and
-//!   `flush`/`shutdown` return.
+//! - **Sink panics**: a sink call that panics is a failed attempt like an `Err`: the batch is
+//!   retried, and nothing queued is lost. Should the last attempt panic, the batch counts as
+//!   `failed` without reaching `on_failure` (there is no error to hand it).
 //!
 //! [`Cache`]: crate::Cache
 //! [`Memo`]: crate::Memo
@@ -77,8 +77,10 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -772,7 +774,7 @@ enum Step<K, V> {
     Stop,
 }
 
-/// Marks the task stopped however it ends (done, sink panic, runtime shut down), so that no
+/// Marks the task stopped however it ends (done, runtime shut down, a panic of the target), so that no
 /// writer, `flush` or `shutdown` waits for it forever.
 struct StopOnDrop<'a, K, V>(&'a Shared<K, V>);
 
@@ -836,18 +838,39 @@ where
         Step::Send(batch)
     }
 
+    /// One sink call; a panic in it is a failed attempt, so that a sink bug costs retries, not
+    /// the buffer and everything queued in it.
+    async fn attempt(&self, batch: Vec<(K, V)>) -> Attempt<E> {
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(batch)));
+        let Ok(mut sending) = call else {
+            return Attempt::Panicked;
+        };
+        let polled = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(result)) => Poll::Ready(Some(result)),
+                Err(_) => Poll::Ready(None),
+            }
+        });
+        match polled.await {
+            Some(Ok(())) => Attempt::Delivered,
+            Some(Err(error)) => Attempt::Failed(error),
+            None => Attempt::Panicked,
+        }
+    }
+
     /// Sends `batch` until the sink accepts it or the retries run out.
     async fn deliver(&self, batch: Vec<(K, V)>) {
         let len = batch.len() as u64;
         let mut retried = 0;
         let mut wait = self.backoff.0;
         let outcome = loop {
-            match (self.sink)(batch.clone()).await {
-                Ok(()) => break Ok(()),
-                Err(error) if self.retries.is_some_and(|retries| retried >= retries) => {
-                    break Err(error)
-                }
-                Err(_) => {
+            let last = self.retries.is_some_and(|retries| retried >= retries);
+            match self.attempt(batch.clone()).await {
+                Attempt::Delivered => break Ok(()),
+                Attempt::Failed(error) if last => break Err(Some(error)),
+                Attempt::Panicked if last => break Err(None),
+                Attempt::Failed(_) | Attempt::Panicked => {
                     retried += 1;
                     self.shared.queue.lock().stats.retried += 1;
                     tokio::time::sleep(wait).await;
@@ -866,11 +889,18 @@ where
                 Err(_) => queue.stats.failed += len,
             }
         }
-        if let (Err(error), Some(on_failure)) = (outcome, &self.on_failure) {
+        if let (Err(Some(error)), Some(on_failure)) = (outcome, &self.on_failure) {
             on_failure(batch, error);
         }
         self.shared.progress.notify_waiters();
     }
+}
+
+/// How one sink call ended.
+enum Attempt<E> {
+    Delivered,
+    Failed(E),
+    Panicked,
 }
 
 /// Counters of a [`WriteBehind`], from [`WriteBehind::stats`].
@@ -935,7 +965,7 @@ impl fmt::Display for WriteBehindStats {
 pub enum WriteError<K, V> {
     /// `max_pending` keys are queued (from [`WriteBehind::try_write`] only).
     Full(K, V),
-    /// The buffer was shut down (or its last handle dropped, or its sink panicked).
+    /// The buffer was shut down (or its last handle dropped, or its task stopped).
     Closed(K, V),
 }
 

@@ -502,8 +502,49 @@ async fn dropping_the_last_handle_delivers_in_the_background() {
     assert_eq!(store.entries(), [(1, 1), (2, 1)]);
 }
 
+/// A sink that panics on its first two calls (in the call itself, then in its future), then
+/// stores the batch: the panics cost retries, not the buffer.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_panicking_sink_stops_the_buffer_without_leaving_anyone_waiting() {
+async fn a_panicking_sink_is_a_failed_attempt_and_the_batch_is_retried() {
+    let cache = Cache::new(100);
+    let store = Store::default();
+    let calls = Arc::new(AtomicU64::new(0));
+    let sink = {
+        let (store, calls) = (store.clone(), calls.clone());
+        move |batch: Vec<Entry>| -> SinkFuture {
+            let call = calls.fetch_add(1, SeqCst);
+            assert!(call != 0, "a sink bug in the call (expected by this test)");
+            let store = store.clone();
+            Box::pin(async move {
+                assert!(
+                    call != 1,
+                    "a sink bug in the future (expected by this test)"
+                );
+                store.accept(batch).await
+            })
+        }
+    };
+    let buffer = WriteBehind::builder(cache, sink).build().unwrap();
+    buffer.write(1, 1).await.unwrap();
+    buffer.flush().await;
+    assert_eq!(store.entries(), [(1, 1)]);
+    assert_eq!(calls.load(SeqCst), 3);
+    let stats = buffer.stats();
+    assert_eq!(
+        (stats.retried, stats.flushed, stats.failed),
+        (2, 1, 0),
+        "{stats}"
+    );
+    // The buffer still works.
+    buffer.write(2, 1).await.unwrap();
+    buffer.shutdown().await;
+    assert_eq!(store.entries(), [(1, 1), (2, 1)]);
+}
+
+/// A sink that always panics: after its retries the batch counts as failed, and nobody is
+/// left waiting.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_sink_that_always_panics_fails_its_batches_after_the_retries() {
     let cache = Cache::new(100);
     async fn broken_sink(batch: Vec<Entry>) -> Result<(), SinkDown> {
         panic!(
@@ -511,12 +552,20 @@ async fn a_panicking_sink_stops_the_buffer_without_leaving_anyone_waiting() {
             batch.len()
         )
     }
-    let buffer = WriteBehind::builder(cache, broken_sink).build().unwrap();
+    let buffer = WriteBehind::builder(cache, broken_sink)
+        .retries(2)
+        .build()
+        .unwrap();
     buffer.write(1, 1).await.unwrap();
     buffer.flush().await;
+    let stats = buffer.stats();
+    assert_eq!(
+        (stats.retried, stats.failed, stats.pending),
+        (2, 1, 0),
+        "{stats}"
+    );
     buffer.shutdown().await;
     assert!(buffer.write(2, 1).await.unwrap_err().is_closed());
-    assert_eq!(buffer.stats().pending, 1, "the batch it held is lost");
 }
 
 /// Many tasks write many keys with increasing values while the sink fails now and then and the
