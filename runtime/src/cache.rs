@@ -137,6 +137,18 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.inner.hasher.hash_one(key)
     }
 
+    /// The hash the cache's policy sees for `key`; for the policy model tests, which feed the
+    /// same hashes to the same frequency sketch. Not part of the stable API.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// assert_eq!(cache.__hash(&1), cache.__hash(&1));
+    /// ```
+    #[doc(hidden)]
+    pub fn __hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hash(key)
+    }
+
     /// The shard of a hash: bits the hash table does not use for probing (low bits) nor for its
     /// control bytes (top seven).
     #[inline]
