@@ -70,8 +70,8 @@ pub(crate) struct Inner<K, V> {
 /// share it through a `static`, an `Arc`, or clones.
 ///
 /// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
-/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`] and [`Policy::Fifo`] take
-/// the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
+/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`],
+/// [`Policy::S3FifoTinyLfu`] and [`Policy::Fifo`] take the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
 ///
 /// ```
 /// use std::time::Duration;

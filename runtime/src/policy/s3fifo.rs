@@ -20,6 +20,20 @@
 //!
 //! Hits only bump a 2-bit counter kept in the entry's policy bits (an atomic byte inside the
 //! entry itself, so a hit touches no other memory), so they need no exclusive lock.
+//!
+//! With admission on (`Policy::S3FifoTinyLfu`), a frequency sketch decides which returning keys
+//! may enter main. It is fed only under the exclusive lock: each new key on insert, and each use
+//! an entry's counter spends (a promotion adds the counter, a second chance adds one), so hits
+//! stay as cheap as above. A key found in the ghost queue goes straight to main only while main
+//! has room (after it, the small queue is still over its target, so the next eviction comes from
+//! there); otherwise it enters the small queue marked as returning. When it leaves the small queue
+//! unused, main's hand runs to the next unused entry (giving second chances as usual) and the
+//! returning key takes that victim's place only if the sketch counts it strictly more often. On a
+//! loop longer than the cache every key counts the same, ties keep the incumbent, and main stays
+//! resident (a loop of 1,100 keys through 1,000 entries: 89% hits instead of 79%, see the tests).
+//! Measured and dropped: letting every unused small-queue key compete (TinyLFU proper) won more
+//! on the loops but lost 2 to 5 points on Zipf and up to 30 on zigzags; comparing returning keys
+//! already on insert lost most of the loop gain.
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
