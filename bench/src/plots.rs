@@ -16,6 +16,7 @@ pub fn color_of(kind: Kind) -> RGBColor {
         Kind::MemokitLru => RGBColor(255, 152, 150),
         Kind::MemokitLfu => RGBColor(227, 119, 194),
         Kind::MemokitFifo => RGBColor(188, 189, 34),
+        Kind::MemokitS3FifoTinyLfu => RGBColor(255, 127, 14),
         Kind::QuickCache => RGBColor(31, 119, 180),
         Kind::MokaSync => RGBColor(44, 160, 44),
         Kind::MokaFuture => RGBColor(152, 223, 138),

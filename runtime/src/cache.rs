@@ -70,8 +70,8 @@ pub(crate) struct Inner<K, V> {
 /// share it through a `static`, an `Arc`, or clones.
 ///
 /// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
-/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`] and [`Policy::Fifo`] take
-/// the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
+/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`],
+/// [`Policy::S3FifoTinyLfu`] and [`Policy::Fifo`] take the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
 ///
 /// ```
 /// use std::time::Duration;
@@ -135,6 +135,18 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     #[inline]
     fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.inner.hasher.hash_one(key)
+    }
+
+    /// The hash the cache's policy sees for `key`; for the policy model tests, which feed the
+    /// same hashes to the same frequency sketch. Not part of the stable API.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// assert_eq!(cache.__hash(&1), cache.__hash(&1));
+    /// ```
+    #[doc(hidden)]
+    pub fn __hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hash(key)
     }
 
     /// The shard of a hash: bits the hash table does not use for probing (low bits) nor for its

@@ -80,6 +80,8 @@ pub use write_behind::WriteBehind;
 pub mod __private {
     pub use crate::flight::ShareError;
     pub use crate::memo::MemoOptions;
+    /// The S3-FIFO policy's admission sketch, for the policy model tests.
+    pub use crate::policy::sketch::FrequencySketch;
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };

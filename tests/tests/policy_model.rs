@@ -1,4 +1,4 @@
-//! Model-based tests of the four eviction policies.
+//! Model-based tests of the five eviction policies.
 //!
 //! Each policy is restated as a small, obviously correct reference model over `VecDeque`s and
 //! `Vec`s (O(n) per operation is fine at these sizes). Random sequences of lookups, inserts and
@@ -7,8 +7,9 @@
 //! the end on the counters. Hand-written sequences then show each policy's characteristic
 //! behaviour, including LFU aging.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
+use memokit::__private::FrequencySketch;
 use memokit::{Cache, Policy};
 use proptest::prelude::*;
 
@@ -247,10 +248,19 @@ const S3_MAX_FREQ: u8 = 3;
 /// evicted from main grows it by one.
 const S3_SHRINK_STEP: usize = 32;
 
-/// S3-FIFO: small and main queues run from newest (front) to oldest (back); the ghost holds
-/// recently evicted keys from oldest (front) to newest (back). A key readmitted from the ghost
-/// is forgotten there but its place stays taken (`None`) until it ages out, as in the ring.
-/// The small queue's target adapts between 1% and 90% of the capacity (at least 1).
+/// S3-FIFO, with or without its frequency filter (`Policy::S3FifoTinyLfu`): small and main queues run from newest (front) to oldest
+/// (back); the ghost holds recently evicted keys from oldest (front) to newest (back). A key
+/// readmitted from the ghost is forgotten there but its place stays taken (`None`) until it ages
+/// out, as in the ring. The small queue's target adapts between 1% and 90% of the capacity (at
+/// least 1).
+///
+/// Without the filter, a returning key goes straight to main. With it, it does so only while main
+/// has room (the small queue stays over its target); otherwise it waits in the small queue and,
+/// if unused there, takes main's victim's place only if the sketch counts it strictly more often.
+/// The frequency sketch is memokit's own, used as a black box and fed the same key hashes as the
+/// cache's (`Cache::__hash`), at the same moments: each new key, each use folded in from a use
+/// counter when a promotion or a second chance spends it. It only counts once the cache first
+/// evicts (it is allocated then).
 struct S3FifoModel {
     capacity: usize,
     small_target: usize,
@@ -260,12 +270,17 @@ struct S3FifoModel {
     main: VecDeque<u32>,
     /// Use counter of each resident key.
     freq: HashMap<u32, u8>,
+    /// Small-queue keys that came back from the ghost: candidates for main when they leave.
+    returning: HashSet<u32>,
     ghost: VecDeque<Option<u32>>,
     ghost_capacity: usize,
+    admission: bool,
+    sketch: FrequencySketch,
+    hash: Box<dyn Fn(u32) -> u64>,
 }
 
 impl S3FifoModel {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, admission: bool, hash: impl Fn(u32) -> u64 + 'static) -> Self {
         let small_target = (capacity / 10).max(1);
         S3FifoModel {
             capacity,
@@ -275,9 +290,24 @@ impl S3FifoModel {
             small: VecDeque::new(),
             main: VecDeque::new(),
             freq: HashMap::new(),
+            returning: HashSet::new(),
             ghost: VecDeque::new(),
             ghost_capacity: capacity.saturating_sub(small_target).clamp(1, 1 << 24),
+            admission,
+            sketch: FrequencySketch::lazy(capacity as u64),
+            hash: Box::new(hash),
         }
+    }
+
+    /// A model of `cache`'s policy, fed its key hashes.
+    fn of(cache: &Cache<u32, u64>, capacity: usize) -> Self {
+        let admission = match cache.policy() {
+            Policy::S3Fifo => false,
+            Policy::S3FifoTinyLfu => true,
+            other => panic!("not an S3-FIFO policy: {other:?}"),
+        };
+        let cache = cache.clone();
+        S3FifoModel::new(capacity, admission, move |key| cache.__hash(&key))
     }
 
     fn bump(&mut self, key: u32) -> bool {
@@ -286,6 +316,17 @@ impl S3FifoModel {
         };
         *f = (*f + 1).min(S3_MAX_FREQ);
         true
+    }
+
+    fn count(&mut self, key: u32, times: u8) {
+        let hash = (self.hash)(key);
+        for _ in 0..times {
+            self.sketch.increment(hash);
+        }
+    }
+
+    fn estimate(&self, key: u32) -> u8 {
+        self.sketch.frequency((self.hash)(key))
     }
 
     /// Remembers an evicted key; one already remembered keeps its place.
@@ -310,17 +351,71 @@ impl S3FifoModel {
         }
     }
 
+    /// Whether one more key in main still leaves the small queue over its target.
+    fn main_has_room(&self) -> bool {
+        self.main.len() + 1 + self.small_target < self.capacity
+    }
+
+    /// Second chances at main's back until its oldest key is unused; that key.
+    fn main_victim(&mut self) -> Option<u32> {
+        loop {
+            let key = *self.main.back()?;
+            let f = self.freq[&key];
+            if f == 0 {
+                return Some(key);
+            }
+            self.main.pop_back();
+            self.second_chance(key, f);
+        }
+    }
+
+    /// One use spent, back to the front; main keeps its space.
+    fn second_chance(&mut self, key: u32, f: u8) {
+        self.small_target = self
+            .small_target
+            .saturating_sub(S3_SHRINK_STEP)
+            .max(self.min_target);
+        self.freq.insert(key, f - 1);
+        self.count(key, 1);
+        self.main.push_front(key);
+    }
+
+    /// Into main, with its counter reset.
+    fn promote(&mut self, key: u32) {
+        self.returning.remove(&key);
+        self.freq.insert(key, 0);
+        self.main.push_front(key);
+    }
+
     fn evict(&mut self) -> Option<u32> {
+        self.sketch.ensure_allocated();
         loop {
             if self.small.len() > self.small_target || self.main.is_empty() {
                 if let Some(key) = self.small.pop_back() {
                     let f = self.freq[&key];
                     if f >= 1 {
-                        // Used while on probation: promoted, with its counter reset.
-                        self.freq.insert(key, 0);
-                        self.main.push_front(key);
+                        // Used while on probation.
+                        self.count(key, f);
+                        self.promote(key);
                         continue;
                     }
+                    if self.returning.contains(&key) {
+                        if self.main_has_room() {
+                            self.promote(key);
+                            continue;
+                        }
+                        if let Some(victim) = self.main_victim() {
+                            // Admitted only if seen more often than main's victim.
+                            if self.estimate(key) > self.estimate(victim) {
+                                let pos = position(&self.main, victim).expect("in main");
+                                self.main.remove(pos);
+                                self.freq.remove(&victim);
+                                self.promote(key);
+                                return Some(victim);
+                            }
+                        }
+                    }
+                    self.returning.remove(&key);
                     self.remember(key);
                     self.freq.remove(&key);
                     return Some(key);
@@ -329,13 +424,7 @@ impl S3FifoModel {
             let key = self.main.pop_back()?;
             let f = self.freq[&key];
             if f > 0 {
-                // Second chance: one use spent, back to the front; main keeps its space.
-                self.small_target = self
-                    .small_target
-                    .saturating_sub(S3_SHRINK_STEP)
-                    .max(self.min_target);
-                self.freq.insert(key, f - 1);
-                self.main.push_front(key);
+                self.second_chance(key, f);
                 continue;
             }
             // Evicted from main unused: the small queue gets more room.
@@ -360,11 +449,17 @@ impl Model for S3FifoModel {
         } else {
             None
         };
+        self.count(key, 1);
         self.freq.insert(key, 0);
-        // A key evicted recently (still remembered) skips probation, once.
-        if self.forget(key) {
+        // A key evicted recently (still remembered) skips probation, once, if main has room;
+        // otherwise it competes for main when it leaves the small queue.
+        let returning = self.forget(key);
+        if returning && (!self.admission || self.main_has_room()) {
             self.main.push_front(key);
         } else {
+            if returning {
+                self.returning.insert(key);
+            }
             self.small.push_front(key);
         }
         victim
@@ -374,6 +469,7 @@ impl Model for S3FifoModel {
         if self.freq.remove(&key).is_none() {
             return false;
         }
+        self.returning.remove(&key);
         for queue in [&mut self.small, &mut self.main] {
             if let Some(pos) = position(queue, key) {
                 queue.remove(pos);
@@ -383,7 +479,8 @@ impl Model for S3FifoModel {
     }
 
     fn clear(&mut self) {
-        *self = S3FifoModel::new(self.capacity);
+        let hash = std::mem::replace(&mut self.hash, Box::new(|_| 0));
+        *self = S3FifoModel::new(self.capacity, self.admission, hash);
     }
 
     fn contains(&self, key: u32) -> bool {
@@ -411,7 +508,26 @@ fn check_against_model(
     ops: &[Op],
     model: &mut impl Model,
 ) -> Result<(), TestCaseError> {
-    let cache = cache(policy, capacity);
+    check_cache_against_model(
+        &cache(policy, capacity),
+        policy,
+        capacity,
+        key_space,
+        ops,
+        model,
+    )
+}
+
+/// [`check_against_model`] with a given cache (built by [`cache`]), for models that need its
+/// key hashes.
+fn check_cache_against_model(
+    cache: &Cache<u32, u64>,
+    policy: Policy,
+    capacity: usize,
+    key_space: u32,
+    ops: &[Op],
+    model: &mut impl Model,
+) -> Result<(), TestCaseError> {
     let mut written: HashMap<u32, u64> = HashMap::new();
     let (mut hits, mut misses, mut evictions, mut invalidations) = (0u64, 0u64, 0u64, 0u64);
     for (step, &op) in ops.iter().enumerate() {
@@ -546,13 +662,22 @@ proptest! {
 
     #[test]
     fn s3fifo_matches_model((capacity, key_space, ops) in scenario(400, false)) {
-        let mut model = S3FifoModel::new(capacity);
-        check_against_model(Policy::S3Fifo, capacity, key_space, &ops, &mut model)?;
+        let cache = cache(Policy::S3Fifo, capacity);
+        let mut model = S3FifoModel::of(&cache, capacity);
+        check_cache_against_model(&cache, Policy::S3Fifo, capacity, key_space, &ops, &mut model)?;
+    }
+
+    #[test]
+    fn s3fifo_tinylfu_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let policy = Policy::S3FifoTinyLfu;
+        let cache = cache(policy, capacity);
+        let mut model = S3FifoModel::of(&cache, capacity);
+        check_cache_against_model(&cache, policy, capacity, key_space, &ops, &mut model)?;
     }
 }
 
 proptest! {
-    // Each case runs all four policies.
+    // Each case runs all five policies.
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// `clear` must leave every policy as a freshly built one (same ghost size, aging counter...).
@@ -563,8 +688,13 @@ proptest! {
         check_against_model(Policy::Lru, capacity, key_space, &ops, &mut OrderModel::lru(capacity))?;
         check_against_model(Policy::Fifo, capacity, key_space, &ops, &mut OrderModel::fifo(capacity))?;
         check_against_model(Policy::Lfu, capacity, key_space, &ops, &mut LfuModel::new(capacity))?;
-        let mut s3 = S3FifoModel::new(capacity);
-        check_against_model(Policy::S3Fifo, capacity, key_space, &ops, &mut s3)?;
+        let s3_cache = cache(Policy::S3Fifo, capacity);
+        let mut s3 = S3FifoModel::of(&s3_cache, capacity);
+        check_cache_against_model(&s3_cache, Policy::S3Fifo, capacity, key_space, &ops, &mut s3)?;
+        let policy = Policy::S3FifoTinyLfu;
+        let filtered_cache = cache(policy, capacity);
+        let mut filtered = S3FifoModel::of(&filtered_cache, capacity);
+        check_cache_against_model(&filtered_cache, policy, capacity, key_space, &ops, &mut filtered)?;
     }
 }
 

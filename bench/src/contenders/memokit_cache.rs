@@ -12,9 +12,11 @@ pub const LRU: u8 = 1;
 pub const LFU: u8 = 2;
 /// [`Memokit`]'s policy parameter: [`Policy::Fifo`].
 pub const FIFO: u8 = 3;
+/// [`Memokit`]'s policy parameter: [`Policy::S3FifoTinyLfu`].
+pub const S3FIFO_TINYLFU: u8 = 4;
 
 /// A `memokit::Cache<u64, u64>` with the policy `POLICY` (one of [`S3FIFO`], [`LRU`], [`LFU`],
-/// [`FIFO`]; a const parameter so that each policy is its own type), default sharding.
+/// [`FIFO`], [`S3FIFO_TINYLFU`]; a const parameter so that each policy is its own type), default sharding.
 #[derive(Debug, Clone)]
 pub struct Memokit<const POLICY: u8>(pub Cache<u64, u64>);
 
@@ -26,6 +28,7 @@ impl<const POLICY: u8> Memokit<POLICY> {
             LRU => Policy::Lru,
             LFU => Policy::Lfu,
             FIFO => Policy::Fifo,
+            S3FIFO_TINYLFU => Policy::S3FifoTinyLfu,
             other => panic!("no memokit policy numbered {other}"),
         }
     }

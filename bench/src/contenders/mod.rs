@@ -17,7 +17,7 @@ mod quick_cache_sync;
 
 pub use cached_lru::CachedLru;
 pub use lru_mutex::LruMutex;
-pub use memokit_cache::{Memokit, FIFO, LFU, LRU, S3FIFO};
+pub use memokit_cache::{Memokit, FIFO, LFU, LRU, S3FIFO, S3FIFO_TINYLFU};
 pub use mini_moka_sync::MiniMoka;
 pub use moka_future::MokaFuture;
 pub use moka_sync::MokaSync;
@@ -59,6 +59,8 @@ pub enum Kind {
     MemokitLfu,
     /// memokit, FIFO.
     MemokitFifo,
+    /// memokit, S3-FIFO with the TinyLFU-style admission filter.
+    MemokitS3FifoTinyLfu,
     /// `quick_cache::sync::Cache`.
     QuickCache,
     /// `moka::sync::Cache`.
@@ -75,11 +77,12 @@ pub enum Kind {
 
 impl Kind {
     /// All contenders, in table order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::MemokitS3Fifo,
         Kind::MemokitLru,
         Kind::MemokitLfu,
         Kind::MemokitFifo,
+        Kind::MemokitS3FifoTinyLfu,
         Kind::QuickCache,
         Kind::MokaSync,
         Kind::MokaFuture,
@@ -98,6 +101,7 @@ impl Kind {
             Kind::MemokitLru => "memokit LRU",
             Kind::MemokitLfu => "memokit LFU",
             Kind::MemokitFifo => "memokit FIFO",
+            Kind::MemokitS3FifoTinyLfu => "memokit S3-FIFO+TinyLFU",
             Kind::QuickCache => "quick_cache",
             Kind::MokaSync => "moka sync",
             Kind::MokaFuture => "moka future",
@@ -114,6 +118,7 @@ impl Kind {
             Kind::MemokitLru => "memokit-lru",
             Kind::MemokitLfu => "memokit-lfu",
             Kind::MemokitFifo => "memokit-fifo",
+            Kind::MemokitS3FifoTinyLfu => "memokit-s3fifo-tinylfu",
             Kind::QuickCache => "quick-cache",
             Kind::MokaSync => "moka-sync",
             Kind::MokaFuture => "moka-future",
@@ -132,7 +137,11 @@ impl Kind {
     pub fn is_memokit(self) -> bool {
         matches!(
             self,
-            Kind::MemokitS3Fifo | Kind::MemokitLru | Kind::MemokitLfu | Kind::MemokitFifo
+            Kind::MemokitS3Fifo
+                | Kind::MemokitLru
+                | Kind::MemokitLfu
+                | Kind::MemokitFifo
+                | Kind::MemokitS3FifoTinyLfu
         )
     }
 
@@ -143,6 +152,7 @@ impl Kind {
             Kind::MemokitLru => measurement.measure::<Memokit<LRU>>(),
             Kind::MemokitLfu => measurement.measure::<Memokit<LFU>>(),
             Kind::MemokitFifo => measurement.measure::<Memokit<FIFO>>(),
+            Kind::MemokitS3FifoTinyLfu => measurement.measure::<Memokit<S3FIFO_TINYLFU>>(),
             Kind::QuickCache => measurement.measure::<QuickCache>(),
             Kind::MokaSync => measurement.measure::<MokaSync>(),
             Kind::MokaFuture => measurement.measure::<MokaFuture>(),

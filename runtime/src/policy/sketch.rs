@@ -1,0 +1,192 @@
+//! A count-min sketch of 4-bit counters with periodic halving (TinyLFU's frequency filter,
+//! Einziger et al., "TinyLFU: A Highly Efficient Cache Admission Policy", 2017).
+//!
+//! It estimates how often a key hash was seen recently, in a fixed amount of memory: four
+//! counters per hash, one in each quarter of the table, and the estimate is the smallest of the
+//! four (collisions only ever overestimate). After `sample` additions every counter is halved, so
+//! keys that were popular long ago fade. Everything is a pure function of the hashes fed in, so a
+//! test can replay the same hashes and expect the same estimates.
+
+/// Counters saturate at 15 (four bits).
+const MAX_COUNT: u64 = 15;
+/// Four counters per hash.
+const DEPTH: usize = 4;
+/// Odd multipliers that spread one 64-bit hash over the four rows.
+const SEEDS: [u64; DEPTH] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0xD6E8_FEB8_6659_FD93,
+];
+
+/// A frequency sketch; see the module documentation.
+///
+/// ```
+/// use memokit::__private::FrequencySketch;
+///
+/// let mut sketch = FrequencySketch::new(64);
+/// for _ in 0..3 {
+///     sketch.increment(42);
+/// }
+/// assert_eq!(sketch.frequency(42), 3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrequencySketch {
+    /// 16 counters per word; empty until [`FrequencySketch::ensure_allocated`].
+    table: Vec<u64>,
+    /// log2 of the counters in one row.
+    row_bits: u32,
+    /// Counters per row, for sizing when allocated.
+    row_len: usize,
+    additions: u64,
+    sample: u64,
+}
+
+impl FrequencySketch {
+    /// A sketch for about `entries` distinct keys: a row of the next power of two of
+    /// `entries / 2` counters (at least 16, at most 2^18), four rows, so half a byte to one byte
+    /// per entry; counters are halved every `10 × entries` additions. Allocated at once.
+    pub fn new(entries: u64) -> Self {
+        let mut sketch = Self::lazy(entries);
+        sketch.ensure_allocated();
+        sketch
+    }
+
+    /// Like [`FrequencySketch::new`], but allocates nothing until
+    /// [`FrequencySketch::ensure_allocated`]; until then it records nothing and estimates 0.
+    pub fn lazy(entries: u64) -> Self {
+        let row_len = (entries / 2).clamp(16, 1 << 18).next_power_of_two() as usize;
+        FrequencySketch {
+            table: Vec::new(),
+            row_bits: row_len.trailing_zeros(),
+            row_len,
+            additions: 0,
+            sample: entries.saturating_mul(10).max(16),
+        }
+    }
+
+    /// Allocates the counters if they are not yet.
+    pub fn ensure_allocated(&mut self) {
+        if self.table.is_empty() {
+            self.table = vec![0; self.row_len * DEPTH / 16];
+        }
+    }
+
+    /// Counter `row` of `hash`: (word, shift).
+    #[inline]
+    fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
+        let mixed = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
+        let column = (mixed >> (64 - self.row_bits)) as usize;
+        let counter = row * self.row_len + column;
+        (counter / 16, (counter % 16) as u32 * 4)
+    }
+
+    /// Estimated recent count of `hash` (0 to 15).
+    pub fn frequency(&self, hash: u64) -> u8 {
+        if self.table.is_empty() {
+            return 0;
+        }
+        (0..DEPTH)
+            .map(|row| {
+                let (word, shift) = self.slot(hash, row);
+                (self.table[word] >> shift) & MAX_COUNT
+            })
+            .min()
+            .unwrap_or(0) as u8
+    }
+
+    /// Counts one occurrence of `hash`; every `sample` additions, halves all counters.
+    pub fn increment(&mut self, hash: u64) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mut added = false;
+        for row in 0..DEPTH {
+            let (word, shift) = self.slot(hash, row);
+            if (self.table[word] >> shift) & MAX_COUNT < MAX_COUNT {
+                self.table[word] += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample {
+                self.halve();
+            }
+        }
+    }
+
+    /// Halves every counter (TinyLFU's reset), so old popularity fades.
+    fn halve(&mut self) {
+        for word in &mut self.table {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut sketch = FrequencySketch::new(1000);
+        for _ in 0..40 {
+            sketch.increment(7);
+        }
+        assert_eq!(sketch.frequency(7), 15);
+        assert_eq!(sketch.frequency(8), 0);
+    }
+
+    #[test]
+    fn halving_fades_old_counts() {
+        let mut sketch = FrequencySketch::new(16); // halves every 160 additions
+        for _ in 0..10 {
+            sketch.increment(1);
+        }
+        assert_eq!(sketch.frequency(1), 10);
+        // 150 other keys complete the 160 additions; in 16 counters a row they collide with
+        // key 1 now and then, which only adds to its counters before they are halved.
+        for key in 100..250u64 {
+            sketch.increment(key.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        }
+        assert_eq!(sketch.additions, 80);
+        let halved = sketch.frequency(1);
+        assert!((5..10).contains(&halved), "{halved}");
+    }
+
+    #[test]
+    fn a_lazy_sketch_counts_only_once_allocated() {
+        let mut sketch = FrequencySketch::lazy(100);
+        sketch.increment(3);
+        assert_eq!(sketch.frequency(3), 0);
+        sketch.ensure_allocated();
+        sketch.increment(3);
+        assert_eq!(sketch.frequency(3), 1);
+    }
+
+    #[test]
+    fn estimates_of_distinct_keys_are_mostly_exact() {
+        // 500 keys in a sketch sized for 1000: collisions may only overestimate, and rarely.
+        let mut sketch = FrequencySketch::new(1000);
+        let keys: Vec<u64> = (0..500u64)
+            .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x1234)
+            .collect();
+        for (i, &key) in keys.iter().enumerate() {
+            for _ in 0..(i % 4) {
+                sketch.increment(key);
+            }
+        }
+        let exact = keys
+            .iter()
+            .enumerate()
+            .filter(|&(i, &key)| {
+                let f = sketch.frequency(key);
+                assert!(f as usize >= i % 4);
+                f as usize == i % 4
+            })
+            .count();
+        assert!(exact > 450, "{exact}");
+    }
+}
