@@ -1268,7 +1268,7 @@ mod tests {
         for needle in [
             "## Machine",
             "## Crate versions (from Cargo.lock)",
-            "| quick_cache | 14.0 (1.40×)",
+            "| quick_cache | 15.0 (1.50×)",
             "## Targets",
             "**missed**",
             "| gli | 1000 | 50.00 (1.00×)",
