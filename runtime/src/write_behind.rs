@@ -526,6 +526,25 @@ where
 }
 
 /// Configures and builds a [`WriteBehind`]; get one from [`WriteBehind::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use memokit::{Cache, WriteBehind};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let counts: Cache<u64, u64> = Cache::new(1_000);
+/// let builder = WriteBehind::builder(counts, |batch: Vec<(u64, u64)>| async move {
+///     println!("{} rows", batch.len());
+///     Ok::<(), std::io::Error>(())
+/// })
+/// .batch_size(200)
+/// .flush_interval(Duration::from_millis(500))
+/// .retries(3);
+/// let buffer = builder.build().expect("valid settings, inside a tokio runtime");
+/// buffer.shutdown().await;
+/// # }
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WriteBehindBuilder<K, V, E> {
     target: Box<dyn WriteTarget<K, V>>,
