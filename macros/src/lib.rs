@@ -248,9 +248,13 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   and apply their changes in the order written. With the target's Redis tier, the value
 ///   reaches Redis and the other processes as with `load_user_cache().insert(..)`.
 ///
-/// An unknown target is the compiler's "cannot find value `load_user`" (no such function
-/// there) or "cannot find function `load_user_cache`" (it is not `#[cached]`), at the path. A
-/// key or value of the wrong type is an error naming both functions. A writer cannot also be
+/// The writer reaches the target's cache through a hidden item that `#[cached]` defines next to
+/// the handle accessor, so a target that is not a `#[cached]` function in scope (a typo, a
+/// function without `#[cached]`, the wrong module) is one error at the path: "cannot find
+/// function `__memokit_cached_load_user`" (for a method, "no associated item named
+/// `__memokit_cached_get`"). Its help may offer another `#[cached]` function's hidden name: write
+/// that function's own name instead. A key or value of the wrong type is an error naming the
+/// writer. A writer cannot also be
 /// `#[cached]`: a cached call would skip its write.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -10,19 +10,19 @@ use crate::shape::Shape;
 use crate::Memo;
 
 /// A key a writer hands to a `#[cached]` function's cache: exactly the cache's key type.
-/// `Target` is the type of the `#[cached]` function and `Writer` a type named after the writer,
-/// so that the message names both.
+/// `Writer` is a type named after the writer, so that the message names it (the target is on
+/// the line the message shows).
 #[diagnostic::on_unimplemented(
-    message = "`{Writer}` gives `{Target}` a key of type `{Self}`, but its cache has keys of type `{K}`",
+    message = "`{Writer}` gives its target a key of type `{Self}`, but the target's cache has keys of type `{K}`",
     label = "this key is a `{Self}`, not a `{K}`",
     note = "the key is `key = …` (an expression over the writer's arguments), or else the writer's only argument; its type must be the key type of the `#[cached]` function: by default its argument (owned: `String` for `&str`), or the tuple of its arguments"
 )]
-pub trait KeyOf<K, Target, Writer> {
+pub trait KeyOf<K, Writer> {
     /// The key itself.
     fn into_key(self) -> K;
 }
 
-impl<K, Target, Writer> KeyOf<K, Target, Writer> for K {
+impl<K, Writer> KeyOf<K, Writer> for K {
     fn into_key(self) -> K {
         self
     }
@@ -30,46 +30,50 @@ impl<K, Target, Writer> KeyOf<K, Target, Writer> for K {
 
 /// A value `#[cache_put]` stores: exactly the type the `#[cached]` function caches.
 #[diagnostic::on_unimplemented(
-    message = "`{Writer}` returns `{Self}` to store, but the cache of `{Target}` holds `{V}`",
+    message = "`{Writer}` returns `{Self}` to store, but the cache of its target holds `{V}`",
     label = "`#[cache_put]` would store this `{Self}` in a cache of `{V}`",
     note = "`#[cache_put]` stores what the writer returns (the `Ok` value of a `Result`), which must have the type the `#[cached]` function caches (the `Ok` type of a `Result`)"
 )]
-pub trait ValueOf<V, Target, Writer> {
+pub trait ValueOf<V, Writer> {
     /// A copy of the value to store (the writer's caller gets the original).
     fn to_value(&self) -> V;
 }
 
-impl<V: Clone, Target, Writer> ValueOf<V, Target, Writer> for V {
+impl<V: Clone, Writer> ValueOf<V, Writer> for V {
     fn to_value(&self) -> V {
         self.clone()
     }
 }
 
 /// `#[cache_put(target, key = …)]`: stores the writer's value under a key built before it ran.
-pub struct Put<Target, Writer, K: 'static, V: 'static> {
+pub struct Put<Writer, K: 'static, V: 'static> {
     memo: &'static Memo<K, V>,
     key: K,
-    names: PhantomData<fn() -> (Target, Writer)>,
+    writer: PhantomData<fn() -> Writer>,
 }
 
-impl<Target, Writer, K, V> Put<Target, Writer, K, V>
+/// The key a writer's change is for, built before the writer runs (it may consume its
+/// arguments); `writer` is for messages.
+fn key_of<K, Writer>(writer: PhantomData<Writer>, key: impl KeyOf<K, Writer>) -> K {
+    let _ = writer;
+    key.into_key()
+}
+
+impl<Writer, K, V> Put<Writer, K, V>
 where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// `target` (the `#[cached]` function) and `writer` are for messages. The key is built
-    /// before the writer runs: the writer may consume its arguments.
+    /// Stores under `key` once the writer succeeds (`writer` is for messages).
     pub fn new(
         memo: &'static Memo<K, V>,
-        target: Target,
         writer: PhantomData<Writer>,
-        key: impl KeyOf<K, Target, Writer>,
+        key: impl KeyOf<K, Writer>,
     ) -> Self {
-        let _ = (target, writer);
         Put {
             memo,
-            key: key.into_key(),
-            names: PhantomData,
+            key: key_of(writer, key),
+            writer: PhantomData,
         }
     }
 
@@ -78,7 +82,7 @@ where
     /// `output` back.
     pub fn after<S: Shape>(self, output: S::Output) -> S::Output
     where
-        S::Value: ValueOf<V, Target, Writer>,
+        S::Value: ValueOf<V, Writer>,
     {
         let result = S::split(output);
         if let Ok(value) = &result {
@@ -99,43 +103,35 @@ enum Entries<K> {
 }
 
 /// `#[cache_evict(target, key = …)]` or `#[cache_evict(target, all)]`.
-pub struct Evict<Target, Writer, K: 'static, V: 'static> {
+pub struct Evict<K: 'static, V: 'static> {
     memo: &'static Memo<K, V>,
     entries: Entries<K>,
-    names: PhantomData<fn() -> (Target, Writer)>,
 }
 
-impl<Target, Writer, K, V> Evict<Target, Writer, K, V>
+impl<K, V> Evict<K, V>
 where
     K: Hash + Eq + Clone,
     V: Clone,
 {
-    /// Evicts the entry of `key`, built before the writer runs (`target` and `writer` are for
-    /// messages).
-    pub fn key(
+    /// Evicts the entry of `key` (`writer` is for messages).
+    pub fn key<Writer>(
         memo: &'static Memo<K, V>,
-        target: Target,
         writer: PhantomData<Writer>,
-        key: impl KeyOf<K, Target, Writer>,
+        key: impl KeyOf<K, Writer>,
     ) -> Self {
-        let _ = (target, writer);
         Evict {
             memo,
-            entries: Entries::One(key.into_key()),
-            names: PhantomData,
+            entries: Entries::One(key_of(writer, key)),
         }
     }
 
-    /// Clears the whole cache (`target` and `writer` are for messages).
-    pub fn all(memo: &'static Memo<K, V>, target: Target, writer: PhantomData<Writer>) -> Self {
-        let _ = (target, writer);
+    /// Clears the whole cache.
+    pub fn all(memo: &'static Memo<K, V>) -> Self {
         Evict {
             memo,
             entries: Entries::All,
-            names: PhantomData,
         }
     }
-
     /// `before = true`: evicts before the writer runs, whatever it then returns.
     pub fn before(&self) {
         self.evict();

@@ -3,7 +3,7 @@
 //! changes the target's cache on success and gives the output back.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Path, ReturnType, Signature};
 
@@ -49,11 +49,10 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         block,
     } = func;
     let private = quote!(::memokit::__private);
-    let target = &unshadowed(args.target.as_ref().expect("checked in valid.rs"), sig);
-    let accessor = accessor(target);
-    // The target function and a type named after the writer: a type mismatch names both (see
-    // `KeyOf` in the runtime). The type is declared in a block of its own, so that it shadows
-    // nothing the key expression names.
+    let target = args.target.as_ref().expect("checked in valid.rs");
+    let memo = marker(target);
+    // A type named after the writer: a type mismatch names it (see `KeyOf` in the runtime).
+    // It is declared in a block of its own, so that it shadows nothing the key expression names.
     let writer_marker = &sig.ident;
     let writer = quote!({
         #[allow(non_camel_case_types, dead_code)]
@@ -61,14 +60,14 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         ::core::marker::PhantomData::<#writer_marker>
     });
     let change = match (args.kind, &args.all) {
-        (Kind::Evict, Some(_)) => quote!(Evict::all(#accessor(), #target, #writer)),
+        (Kind::Evict, Some(_)) => quote!(Evict::all(#memo())),
         (Kind::Evict, None) => {
             let key = key(args, sig);
-            quote!(Evict::key(#accessor(), #target, #writer, #key))
+            quote!(Evict::key(#memo(), #writer, #key))
         }
         (Kind::Put, _) => {
             let key = key(args, sig);
-            quote!(Put::new(#accessor(), #target, #writer, #key))
+            quote!(Put::new(#memo(), #writer, #key))
         }
     };
     let before = args
@@ -129,31 +128,15 @@ fn stored_span(ty: &syn::Type) -> Span {
     ty.span()
 }
 
-/// The target's path as the body sees it: a one-word target that an argument shadows
-/// (`#[cache_put(profile, …)] fn save(profile: Profile)`) is named from the module
-/// (`self::profile`), which no local variable shadows.
-fn unshadowed(target: &Path, sig: &Signature) -> Path {
-    let Some(word) = target.get_ident() else {
-        return target.clone();
-    };
-    let accessor = format_ident!("{}_cache", word);
-    let shadowed = sig::typed_args(sig)
-        .iter()
-        .any(|arg| *arg.name == *word || *arg.name == accessor);
-    if !shadowed {
-        return target.clone();
-    }
-    let module = syn::Ident::new("self", word.span());
-    syn::parse_quote!(#module::#word)
-}
-
-/// The target's handle accessor (`load_user` → `load_user_cache`, `Self::get` →
-/// `Self::get_cache`), at the user's path: an unknown target is reported there.
-fn accessor(target: &Path) -> Path {
-    let mut accessor = target.clone();
-    let last = accessor.segments.last_mut().expect("a path has a segment");
-    last.ident = format_ident!("{}_cache", last.ident, span = last.ident.span());
-    accessor
+/// The hidden constant `#[cached]` defines next to the target's handle accessor, at the user's
+/// path (`load_user` → `__memokit_cached_load_user`, `Self::get` → `Self::__memokit_cached_get`):
+/// the writer reaches the cache through it alone, so a target that is not a `#[cached]`
+/// function in scope is one error there: "cannot find function `__memokit_cached_load_user`".
+fn marker(target: &Path) -> Path {
+    let mut marker = target.clone();
+    let last = marker.segments.last_mut().expect("a path has a segment");
+    last.ident = crate::expand::writer_marker(&last.ident);
+    marker
 }
 
 /// The key, owned and built from the arguments: as in `#[cached]`, a key made of argument

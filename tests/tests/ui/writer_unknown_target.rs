@@ -25,6 +25,18 @@ fn delete_user(id: u64) {}
 #[cache_evict(users::load_user, key = id)]
 fn forget_user(id: u64) {}
 
+struct Repo;
+
+impl Repo {
+    fn get(&self, id: u64) -> String {
+        format!("row {id}")
+    }
+
+    // A method that is not `#[cached]`.
+    #[cache_evict(Self::get, key = id)]
+    fn delete(&self, id: u64) {}
+}
+
 fn main() {
-    let _ = (load_user(1), not_cached(1));
+    let _ = (load_user(1), not_cached(1), Repo.get(1));
 }
