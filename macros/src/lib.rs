@@ -86,15 +86,17 @@ use proc_macro::TokenStream;
 /// - `ttl = …`, `tti = …`: time to live (since written) and time to idle (since last read), as
 ///   integer seconds (`ttl = 30`) or a duration string: `"250ms"`, `"30s"`, `"5m"`, `"1h30m"`,
 ///   `"2d"`.
-/// - `refresh = …` with `ttl`, shorter than it (a duration as for `ttl`): refresh-ahead. A
+/// - `refresh = …` (a duration as for `ttl`, shorter than `ttl` if there is one): refresh-ahead. A
 ///   result older than `refresh` is still returned by every call, and one call recomputes it:
 ///   an `async` function whose arguments are all owned does so on a tokio task (feature
 ///   `tokio` of memokit, inside a runtime; its future must then be `Send`), so every caller
 ///   gets the old value at once; otherwise the first caller past `refresh` runs the body and
 ///   gets the new value while the others keep getting the old one. One refresh per key at a
 ///   time; a failed one keeps the old value until `ttl` and is tried again a quarter of
-///   `ttl − refresh` later. With `redis`, a refresh recomputes and writes through. Counted in
-///   `refreshes` and `refresh_failures` (see `CacheBuilder::refresh_after`).
+///   `ttl − refresh` later. Without `ttl`, results never expire and are recomputed every
+///   `refresh` (a failure is tried again a quarter of `refresh` later). With `redis`, a
+///   refresh recomputes and writes through. Counted in `refreshes` and `refresh_failures` (see
+///   `CacheBuilder::refresh_after`).
 /// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
 ///   drawn at random, so that results computed together do not expire together.
 /// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu`: eviction policy (default `s3fifo`).
@@ -186,8 +188,8 @@ use proc_macro::TokenStream;
 ///
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
-/// repeated options, bad durations or policies, `refresh` or `jitter` without `ttl` or not
-/// shorter than it, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
+/// repeated options, bad durations or policies, `jitter` without `ttl`, `refresh` or `jitter`
+/// not shorter than `ttl`, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
 /// `redis` without the `redis` feature of memokit), a method without `key`, `impl Trait` or
 /// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
 /// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, and `cache_errors`

@@ -14,18 +14,13 @@ pub(crate) fn check(sig: &Signature, options: &Options, errors: &mut Errors) {
     check_expiry(options, errors);
 }
 
-/// `refresh` and `jitter` work on `ttl`: both need it, and must fit inside it.
+/// `refresh` fits inside `ttl` when there is one (without, entries never expire and are
+/// refreshed every `refresh`); `jitter` spreads `ttl`, so it needs it.
 fn check_expiry(options: &Options, errors: &mut Errors) {
     // A `ttl` that was written but could not be read has its own error.
     let ttl_missing = !options.given("ttl");
-    if let Some(refresh) = &options.refresh {
-        if ttl_missing {
-            errors.spanned(
-                &refresh.tokens,
-                "`refresh` needs `ttl = …`: a value older than `refresh` is recomputed while the old one is still \
-                 served, until `ttl`; add e.g. `ttl = \"10m\"`",
-            );
-        } else if options.ttl.is_some_and(|ttl| refresh.value >= ttl) {
+    if let (Some(refresh), Some(ttl)) = (&options.refresh, options.ttl) {
+        if refresh.value >= ttl {
             errors.spanned(
                 &refresh.tokens,
                 "`refresh` must be shorter than `ttl`: values are refreshed once older than `refresh` and \

@@ -138,7 +138,24 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     /// - **Stats**: `refreshes` and `refresh_failures`; refreshes are not counted in `loads`.
     ///
     /// With a [time-to-live](Self::time_to_live) shorter than `refresh`, entries expire before
-    /// they are due and are never refreshed.
+    /// they are due and are never refreshed. Without a time-to-live (as Caffeine's
+    /// `refreshAfterWrite` alone), entries never expire by age and are recomputed every
+    /// `refresh`; a failed refresh keeps the old value and waits a quarter of `refresh`:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit::{Cache, MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .refresh_after(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("rate", 1);
+    /// clock.advance(Duration::from_secs(24 * 3600));
+    /// assert_eq!(cache.get(&"rate"), Some(1)); // still there a day later
+    /// assert_eq!(cache.get_or_insert_with("rate", || 2), 2); // and refreshed
+    /// ```
     ///
     /// ```
     /// use std::time::Duration;

@@ -423,6 +423,62 @@ fn a_sync_function_is_refreshed_by_its_first_caller_past_refresh() {
     );
 }
 
+#[test]
+fn without_a_ttl_entries_never_expire_and_are_refreshed_every_refresh_period() {
+    let clock = MockClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .refresh_after(REFRESH)
+        .clock(clock.clone())
+        .build();
+    cache.insert(1, 10);
+    clock.advance(REFRESH - NS);
+    assert_eq!(cache.get_or_insert_with(1, || panic!("not due yet")), 10);
+    clock.advance(NS);
+    assert_eq!(cache.get_or_insert_with(1, || 11), 11, "due: refreshed");
+    assert_eq!(cache.stats().refreshes, 1);
+
+    // A failure keeps the old value (there is no ttl to end it) and waits a quarter of
+    // `refresh` before the next attempt.
+    clock.advance(REFRESH);
+    let failed: Result<u32, &str> = cache.try_get_or_insert_with(1, || Err("down"));
+    assert_eq!(failed, Ok(11));
+    clock.advance(REFRESH / 4 - NS);
+    assert_eq!(
+        cache.get_or_insert_with(1, || panic!("retried too soon")),
+        11
+    );
+    clock.advance(NS);
+    assert_eq!(cache.get_or_insert_with(1, || 12), 12);
+
+    // Never expires: a year later, the value is still there and due again.
+    clock.advance(Duration::from_secs(365 * 24 * 3600));
+    assert_eq!(cache.get(&1), Some(12));
+    assert_eq!(cache.get_or_insert_with(1, || 13), 13);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.refreshes, stats.refresh_failures, stats.expirations),
+        (4, 1, 0)
+    );
+}
+
+static UNBOUNDED_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(refresh = "200ms")]
+fn refreshed_without_ttl(n: u32) -> u32 {
+    n * 100 + UNBOUNDED_RUNS.fetch_add(1, SeqCst) + 1
+}
+
+#[test]
+fn the_macro_accepts_refresh_without_ttl() {
+    assert_eq!(refreshed_without_ttl(1), 101);
+    assert_eq!(refreshed_without_ttl(1), 101);
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(refreshed_without_ttl(1), 102);
+    assert_eq!(refreshed_without_ttl(1), 102);
+    let stats = refreshed_without_ttl_cache().stats();
+    assert_eq!((stats.loads, stats.refreshes), (1, 1));
+}
+
 // --- jitter ---
 
 /// Inserts 10,000 entries at one instant, then moves the clock across `[from, to]` in 100

@@ -1,10 +1,5 @@
 use memokit::cached;
 
-#[cached(refresh = "8m")]
-fn without_ttl(n: u64) -> u64 {
-    n
-}
-
 #[cached(ttl = "10m", refresh = "10m")]
 fn not_shorter_than_ttl(n: u64) -> u64 {
     n
