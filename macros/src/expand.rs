@@ -277,8 +277,10 @@ fn loader(
         call = quote!(#call.await);
     }
     let ret = sig::return_type(sig)?;
+    // With `cache_errors`, an `Err` is stored like any value: it is warmed, not failed.
+    let cache_errors = options.cache_errors.as_ref().is_some_and(|flag| flag.value);
     let succeeded = match sig::return_kind(ret) {
-        ReturnKind::Result => quote!(::core::result::Result::is_ok(&#call)),
+        ReturnKind::Result if !cache_errors => quote!(::core::result::Result::is_ok(&#call)),
         _ => quote!({
             let _ = #call;
             true

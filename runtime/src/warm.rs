@@ -34,10 +34,11 @@ use crate::memo::{get_or_init_registered, Memo};
 #[non_exhaustive]
 pub struct WarmReport {
     /// Keys the function was called for and returned without an error (a value, an `Ok`, or
-    /// any `Option`; a `None` with `cache_none = false` is counted here but not stored). With
-    /// the shared tier, a key found in Redis is loaded from there, not computed.
+    /// any `Option`; a `None` with `cache_none = false` is counted here but not stored), or
+    /// with an `Err` that `cache_errors = true` stores. With the shared tier, a key found in
+    /// Redis is loaded from there, not computed.
     pub loaded: usize,
-    /// Keys whose call returned `Err` (not stored, unless `cache_errors = true`) or panicked
+    /// Keys whose call returned an `Err` it does not store (without `cache_errors`) or panicked
     /// (the panic hook still prints the message; the other keys are warmed anyway).
     pub failed: usize,
     /// Keys already cached in this process when their turn came: skipped, not recomputed.

@@ -157,8 +157,9 @@ fn odd_only(n: u32) -> Option<u32> {
 
 #[test]
 fn the_functions_storage_rules_apply_to_what_warm_loads() {
-    // With `cache_errors`, an error is failed but stored.
-    assert_eq!(counts(remembered_cache().warm(0..4)), report(2, 2, 0));
+    // With `cache_errors`, an error is stored, so it is warmed: loaded, not failed.
+    assert_eq!(counts(remembered_cache().warm(0..4)), report(4, 0, 0));
+    assert_eq!(remembered_cache().len(), 4);
     assert_eq!(remembered_cache().get(&2), Some(Err(DbError(2))));
     // With `cache_none = false`, a `None` is loaded but not stored.
     assert_eq!(counts(odd_only_cache().warm(0..6)), report(6, 0, 0));
@@ -386,6 +387,30 @@ fn async_functions_whose_future_is_not_send_can_be_warmed_too() {
     let warmed = runtime.block_on(local_only_cache().warm_with_parallelism(0..3, 2));
     assert_eq!(counts(warmed), report(3, 0, 0));
     assert_eq!(local_only_cache().get(&2), Some(3));
+}
+
+#[cached(cache_errors = true)]
+async fn remembered_async(n: u32) -> Result<u32, String> {
+    tokio::task::yield_now().await;
+    if n % 2 == 0 {
+        Err(format!("even {n}"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_async_function_with_cache_errors_counts_a_stored_error_as_loaded() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let warmed = runtime.block_on(remembered_async_cache().warm(0..4));
+    assert_eq!(counts(warmed), report(4, 0, 0));
+    assert_eq!(remembered_async_cache().len(), 4);
+    assert_eq!(
+        remembered_async_cache().get(&2),
+        Some(Err("even 2".to_string()))
+    );
 }
 
 // ---- Bulk insert and invalidate --------------------------------------------------------------
