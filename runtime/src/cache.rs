@@ -343,7 +343,10 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         count
     }
 
-    /// Stores each `(key, value)` as [`insert`](Self::insert) does.
+    /// Stores each `(key, value)` as [`insert`](Self::insert) does, in order (a later value of
+    /// a key wins), taking each shard's lock once for all its keys. The removal listener is
+    /// called after each shard's writes, outside its lock: in order within a shard, shard
+    /// after shard.
     ///
     /// ```
     /// let cache: memokit::Cache<u32, &str> = memokit::Cache::new(10);
@@ -351,8 +354,37 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// assert_eq!((cache.get(&1), cache.get(&2)), (Some("one"), Some("two")));
     /// ```
     pub fn insert_many(&self, entries: impl IntoIterator<Item = (K, V)>) {
-        for (key, value) in entries {
-            self.insert(key, value);
+        let mut entries: Vec<(usize, u64, K, V)> = entries
+            .into_iter()
+            .map(|(key, value)| {
+                let hash = self.hash(&key);
+                (self.shard_of(hash), hash, key, value)
+            })
+            .collect();
+        // Stable: the writes of one key (all in one shard) keep their order.
+        entries.sort_by_key(|&(shard, ..)| shard);
+        let now = self.now();
+        let mut entries = entries.into_iter().peekable();
+        while let Some(&(shard, ..)) = entries.peek() {
+            let mut batch = Vec::new();
+            while let Some(entry) = entries.next_if(|&(next, ..)| next == shard) {
+                batch.push(entry);
+            }
+            let shard = &self.inner.shards[shard];
+            // As `insert`: computations in progress must not overwrite these newer values.
+            for (_, hash, key, _) in &batch {
+                shard.flights.supersede(*hash, key);
+            }
+            let mut removed = Vec::new();
+            shard.insert_many(
+                &self.inner.config,
+                batch
+                    .into_iter()
+                    .map(|(_, hash, key, value)| (hash, key, value)),
+                now,
+                &mut removed,
+            );
+            self.notify(removed);
         }
     }
 

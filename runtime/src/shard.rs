@@ -353,7 +353,39 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         if superseded.is_some_and(|flag| flag.load(Ordering::Acquire)) {
             return;
         }
-        let data = &mut *guard;
+        self.insert_locked(cfg, &mut guard, (hash, key, value, weight), now, removed);
+    }
+
+    /// Stores each of `entries` (hash, key, value), in order, as [`insert`](Self::insert) would
+    /// one after the other, under one lock: weighed before it is taken.
+    pub(crate) fn insert_many(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        entries: impl Iterator<Item = (u64, K, V)>,
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let weighed: Vec<_> = entries
+            .map(|(hash, key, value)| {
+                let weight = cfg.weigh(&key, &value);
+                (hash, key, value, weight)
+            })
+            .collect();
+        let mut guard = self.data.write();
+        for entry in weighed {
+            self.insert_locked(cfg, &mut guard, entry, now, removed);
+        }
+    }
+
+    /// One write of a weighed `(hash, key, value, weight)`, the lock held.
+    fn insert_locked(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        data: &mut ShardData<K, V>,
+        (hash, key, value, weight): (u64, K, V, u64),
+        now: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) {
         // Sweep first: room freed by expired entries must not be taken from live ones by eviction.
         self.sweep(cfg, data, SWEEP_PER_WRITE, now, removed);
         let mut existing = data.find(hash, &key);

@@ -1,6 +1,7 @@
 //! The eviction listener (the cause it is told on every removal path, and that it runs with no
 //! shard lock held), the [`Stats`] counters, `hit_ratio`, `reset_stats` and the `Display` line,
-//! borrowed-key lookups, and the `Send + Sync + Clone` handle whose clones share entries.
+//! borrowed-key lookups, the `Send + Sync + Clone` handle whose clones share entries, and
+//! `insert_many` (one lock per shard, the same outcome as one `insert` after another).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -438,4 +439,108 @@ fn overwriting_expired_values_reports_each_as_expired() {
     let stats = cache.stats();
     assert_eq!((stats.expirations, stats.evictions), (64, 32));
     assert_eq!((cache.len(), cache.weighted_size()), (32, 64));
+}
+
+// ---- `insert_many`: one lock per shard, the same outcome as one `insert` after another ------
+
+type Events = Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
+
+/// Four shards of two (weighed: a value of 1000 or more weighs 3, too heavy to be stored).
+fn bulk_cache(policy: Policy) -> (Cache<u32, u32>, Events) {
+    let events = Events::default();
+    let sink = events.clone();
+    let cache = Cache::builder()
+        .policy(policy)
+        .shards(4)
+        .max_capacity(8)
+        .weigher(|_, value: &u32| if *value >= 1000 { 3 } else { 1 })
+        .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)))
+        .build();
+    (cache, events)
+}
+
+/// Writes `entries` with `write`; returns what is cached, the stats and the listener's calls
+/// (ordered by key, stably: each key's calls in the order they came), then empties the cache.
+fn outcome(
+    cache: &Cache<u32, u32>,
+    events: &Events,
+    write: impl FnOnce(Vec<(u32, u32)>),
+    entries: &[(u32, u32)],
+) -> (Vec<(u32, u32)>, Stats, Vec<(u32, u32, RemovalCause)>) {
+    cache.clear();
+    cache.reset_stats();
+    events.lock().unwrap().clear();
+    write(entries.to_vec());
+    let stats = cache.stats();
+    let cached = (0..32)
+        .filter_map(|k| cache.peek(&k).map(|v| (k, v)))
+        .collect();
+    let mut calls = std::mem::take(&mut *events.lock().unwrap());
+    calls.sort_by_key(|&(k, ..)| k);
+    (cached, stats, calls)
+}
+
+#[test]
+fn insert_many_ends_as_one_insert_after_another() {
+    // Repeated keys (replaced), more keys than room (evicted), too heavy values (refused).
+    let entries: Vec<(u32, u32)> = (0..120)
+        .map(|i| ((i * 7) % 29, if i % 17 == 0 { 1000 + i } else { i }))
+        .flat_map(|(k, v)| {
+            let again = (v % 5 == 1).then_some((k, v + 500));
+            std::iter::once((k, v)).chain(again)
+        })
+        .collect();
+    let heavy = entries.iter().filter(|&&(_, v)| v >= 1000).count() as u64;
+    for policy in [Policy::Lru, Policy::Fifo] {
+        let (cache, events) = bulk_cache(policy);
+        let one_by_one = outcome(
+            &cache,
+            &events,
+            |entries| entries.into_iter().for_each(|(k, v)| cache.insert(k, v)),
+            &entries,
+        );
+        let bulk = outcome(
+            &cache,
+            &events,
+            |entries| cache.insert_many(entries),
+            &entries,
+        );
+        assert_eq!(bulk, one_by_one, "{policy:?}");
+        let (cached, stats, calls) = bulk;
+        assert!(
+            cached.len() <= 8 && stats.weighted_size <= 8,
+            "{policy:?}: {stats:?}"
+        );
+        assert_eq!(
+            stats.inserts,
+            entries.len() as u64 - heavy,
+            "{policy:?}: all but the too heavy"
+        );
+        assert!(stats.evictions > 8, "{policy:?}: {stats:?}");
+        let causes = |cause| calls.iter().filter(|call| call.2 == cause).count() as u64;
+        assert_eq!(causes(RemovalCause::Size), stats.evictions, "{policy:?}");
+        assert!(causes(RemovalCause::Replaced) > 0, "{policy:?}");
+    }
+}
+
+#[test]
+fn insert_many_writes_a_shards_keys_under_one_lock_and_calls_the_listener_after() {
+    // One shard of one entry: each write evicts the previous key. The listener, called outside
+    // the lock, sees the cache after the whole batch, not in between.
+    let cache: Arc<std::sync::OnceLock<Cache<u32, u32>>> = Arc::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (handle, sink) = (cache.clone(), seen.clone());
+    let built = cache.get_or_init(|| {
+        Cache::builder()
+            .shards(1)
+            .max_capacity(1)
+            .eviction_listener(move |k: u32, _v: u32, _cause| {
+                let cache = handle.get().expect("built");
+                sink.lock().unwrap().push((k, cache.peek(&3)));
+            })
+            .build()
+    });
+    built.insert_many([(1, 10), (2, 20), (3, 30)]);
+    assert_eq!(*seen.lock().unwrap(), [(1, Some(30)), (2, Some(30))]);
+    assert_eq!(built.peek(&3), Some(30));
 }
