@@ -443,7 +443,8 @@ fn overwriting_expired_values_reports_each_as_expired() {
 
 // ---- `insert_many`: one lock per shard, the same outcome as one `insert` after another ------
 
-type Events = Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
+type Call = (u32, u32, RemovalCause);
+type Events = Arc<Mutex<Vec<Call>>>;
 
 /// Four shards of two (weighed: a value of 1000 or more weighs 3, too heavy to be stored).
 fn bulk_cache(policy: Policy) -> (Cache<u32, u32>, Events) {
@@ -466,7 +467,7 @@ fn outcome(
     events: &Events,
     write: impl FnOnce(Vec<(u32, u32)>),
     entries: &[(u32, u32)],
-) -> (Vec<(u32, u32)>, Stats, Vec<(u32, u32, RemovalCause)>) {
+) -> (Vec<(u32, u32)>, Stats, Vec<Call>) {
     cache.clear();
     cache.reset_stats();
     events.lock().unwrap().clear();
