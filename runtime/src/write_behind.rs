@@ -31,6 +31,10 @@
 //!
 //! - **At once, then later**: [`write`](WriteBehind::write) stores the value in the target (a
 //!   [`Cache`] or a `#[cached]` function's [`Memo`]) and queues it for the sink before it returns.
+//!   The target is updated outside the queue's lock, one write at a time in the order the
+//!   writes were accepted (so per key it ends with the queue's last value), and may itself
+//!   write to the buffer: a removal listener of the target cache that writes into the same
+//!   buffer is applied right after the write that triggered it, not deadlocked.
 //! - **Coalescing**: the queue holds at most one value per key. A write to a key that is still
 //!   queued replaces its value (last write wins) and keeps the key's place in the queue, so a
 //!   key written over and over is still delivered in its turn; it is counted as `coalesced`.
@@ -73,6 +77,7 @@
 //! [`Cache`]: crate::Cache
 //! [`Memo`]: crate::Memo
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -83,7 +88,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, ReentrantMutex};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -92,9 +97,11 @@ use crate::{Cache, Memo};
 /// What a [`WriteBehind`] updates at once: a [`Cache`] or a `#[cached]` function's
 /// `&'static` [`Memo`].
 ///
-/// `write` is called with the buffer's queue locked, so that the target and the queue agree on
-/// the last value of every key: it must not write to the same [`WriteBehind`]. (A `Memo` with
-/// the Redis tier writes to Redis there, as its `insert` does.)
+/// `write` is called outside the buffer's queue lock, one write at a time and in the order the
+/// buffer accepted them, so that the target and the queue agree on the last value of every key.
+/// It may write to the same [`WriteBehind`] (a removal listener of the target cache that does
+/// is fine): such a nested write reaches the target right after the one in progress. (A `Memo`
+/// with the Redis tier writes to Redis there, as its `insert` does.)
 ///
 /// ```
 /// use memokit::write_behind::WriteTarget;
@@ -213,6 +220,11 @@ impl<K, V> Drop for Owner<K, V> {
 struct Shared<K, V> {
     queue: Mutex<Queue<K, V>>,
     target: Box<dyn WriteTarget<K, V>>,
+    /// Held while writes are applied to the target, one at a time, in `Queue::to_apply`'s
+    /// order; set while a thread drains that list. Reentrant: a write made by the target
+    /// itself (a removal listener) on the draining thread finds it set and leaves its write to
+    /// that drain, which applies it next.
+    applying: ReentrantMutex<Cell<bool>>,
     batch_size: usize,
     flush_interval: Duration,
     max_pending: usize,
@@ -235,6 +247,8 @@ struct Queue<K, V> {
     flush_through: u64,
     /// The batch being delivered: its first sequence number and its length.
     in_flight: Option<(u64, usize)>,
+    /// Accepted writes not yet applied to the target, in the order they were accepted.
+    to_apply: VecDeque<(K, V)>,
     /// No more writes are accepted.
     closed: bool,
     /// The task has stopped.
@@ -321,13 +335,39 @@ where
             wake = queued == 1 || queued == self.batch_size;
         }
         queue.stats.queued += 1;
-        // Under the lock: two writers of one key update the target in the queue's order.
-        self.target.write(key, value);
+        // In the queue's order, so that two writers of one key update the target in that order;
+        // applied outside the lock, so that the target may write to this buffer.
+        queue.to_apply.push_back((key, value));
         drop(queue);
+        self.apply();
         if wake {
             self.wake_flusher.notify_one();
         }
         Ok(())
+    }
+
+    /// Applies the accepted writes to the target, in order, until none is left. A writer
+    /// returns only once its own write is applied: by itself, or by the thread it waited for.
+    /// Nested in a drain on this thread (the target wrote to this buffer), it returns at once:
+    /// the drain applies the write next.
+    fn apply(&self) {
+        let draining = self.applying.lock();
+        if draining.replace(true) {
+            return;
+        }
+        /// Ends the drain even if the target panics.
+        struct Drain<'a>(&'a Cell<bool>);
+        impl Drop for Drain<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _drain = Drain(&draining);
+        loop {
+            let next = self.queue.lock().to_apply.pop_front();
+            let Some((key, value)) = next else { break };
+            self.target.write(key, value);
+        }
     }
 }
 
@@ -751,11 +791,13 @@ where
                 next_seq: 1,
                 flush_through: 0,
                 in_flight: None,
+                to_apply: VecDeque::new(),
                 closed: false,
                 stopped: false,
                 stats: WriteBehindStats::default(),
             }),
             target: self.target,
+            applying: ReentrantMutex::new(Cell::new(false)),
             batch_size: self.batch_size,
             flush_interval: self.flush_interval,
             max_pending: self.max_pending,

@@ -641,3 +641,91 @@ async fn concurrent_writers_lose_nothing_and_never_see_an_older_value_after_a_ne
     assert_eq!(stats.queued, stats.coalesced + stats.flushed, "{stats}");
     assert!(stats.retried > 0, "the sink failed on the way: {stats}");
 }
+
+/// A removal listener of the target cache that writes into the same buffer: the target is
+/// updated outside the queue's lock, so the nested write is queued (and applied right after
+/// the write in progress) instead of deadlocking. Run on a thread of its own, so that a
+/// deadlock fails the test instead of hanging it.
+#[test]
+fn a_removal_listener_may_write_into_the_same_buffer() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            let store = Store::default();
+            let buffer: Arc<std::sync::OnceLock<WriteBehind<u32, u64>>> = Arc::default();
+            let handle = buffer.clone();
+            // One entry: each write evicts the previous key, which the listener moves to
+            // `key + 100` (once: moved keys are not moved again).
+            let cache: Cache<u32, u64> = Cache::builder()
+                .shards(1)
+                .max_capacity(1)
+                .eviction_listener(move |key, value, _cause| {
+                    if key < 100 {
+                        handle.get().unwrap().try_write(key + 100, value).unwrap();
+                    }
+                })
+                .build();
+            let built = WriteBehind::builder(cache.clone(), store.sink())
+                .build()
+                .unwrap();
+            let buffer = buffer.get_or_init(|| built);
+            buffer.write(1, 10).await.unwrap();
+            buffer.write(2, 20).await.unwrap();
+            // 2 evicted 1 (moved to 101), 101 evicted 2 (moved to 102), 102 evicted 101.
+            let cached: Vec<_> = [1, 2, 101, 102].map(|k| cache.get(&k)).to_vec();
+            buffer.shutdown().await;
+            (cached, store.entries())
+        });
+        done.send(outcome).unwrap();
+    });
+    let (cached, delivered) = finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no deadlock: the writes return");
+    assert_eq!(cached, [None, None, None, Some(20)]);
+    assert_eq!(delivered, [(1, 10), (2, 20), (101, 10), (102, 20)]);
+}
+
+/// A target that takes its time over each write, so that writes racing to it overlap.
+struct Slow(Cache<u32, u64>);
+
+impl memokit::write_behind::WriteTarget<u32, u64> for Slow {
+    fn write(&self, key: u32, value: u64) {
+        for _ in 0..20 {
+            std::thread::yield_now();
+        }
+        self.0.insert(key, value);
+    }
+}
+
+/// Writers racing on the same keys: the target is updated outside the queue's lock, yet in the
+/// queue's order, so each key's cached value is the last value the sink received for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_of_one_key_leave_the_target_with_the_queues_last_value() {
+    for _ in 0..50 {
+        let store = Store::default();
+        let cache: Cache<u32, u64> = Cache::builder().build();
+        let buffer = WriteBehind::builder(Slow(cache.clone()), store.sink())
+            .build()
+            .unwrap();
+        let writers: Vec<_> = (0..4u64)
+            .map(|task| {
+                let buffer = buffer.clone();
+                tokio::task::spawn_blocking(move || {
+                    for round in 0..50u64 {
+                        buffer.try_write(0, round * 4 + task).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        buffer.shutdown().await;
+        let delivered = store.entries();
+        assert_eq!(cache.get(&0), delivered.last().map(|&(_, value)| value));
+    }
+}
