@@ -111,8 +111,8 @@ use proc_macro::TokenStream;
 /// - `redis` or `redis(ttl = "10m", lease = "5s")` (feature `redis` of memokit): also keep
 ///   results in Redis, shared by every process connected to it (see `memokit::redis`). `ttl`
 ///   is how long Redis keeps an entry (default: the local `ttl`, or one hour); `lease` how long
-///   a computing process holds a missing key before another may compute it (default: the
-///   connection's, 5 s). The key and value types must be `serde::Serialize +
+///   another process waits for a computing process that died before it computes the key
+///   itself (default: the connection's, 5 s; a live holder extends it while it computes). The key and value types must be `serde::Serialize +
 ///   serde::de::DeserializeOwned`. Values are stored in clear in Redis: leave the option off for
 ///   results that must not leave the process.
 ///

@@ -413,6 +413,81 @@ fn a_lease_this_process_left_behind_does_not_make_it_wait() {
     eprintln!("orphaned lease of this process: waited {waited:?} (lease 5 s)");
 }
 
+static LONG_URL: OnceLock<String> = OnceLock::new();
+
+/// Watches `lease` for `for_how_long` as another process would: returns whether it could have
+/// taken it (the lease was gone) at any moment, and the holder's token.
+fn lease_ever_free(lease: &str, for_how_long: Duration) -> (bool, Option<String>) {
+    let url = LONG_URL.get().expect("set by the test");
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let started = Instant::now();
+    let mut holder = None;
+    while started.elapsed() < for_how_long {
+        let token: Option<String> = conn.get(lease).unwrap();
+        match token {
+            None => return (true, holder),
+            Some(token) => holder = Some(token),
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    (false, holder)
+}
+
+/// Computes for four times its 300 ms lease, watching the lease meanwhile.
+#[cached(redis(lease = "300ms"), name = "t::long")]
+fn long_computation(n: u32) -> (bool, Option<String>) {
+    lease_ever_free(
+        &format!("keepalive:t::long:0:{n:02x}:lease"),
+        Duration::from_millis(1_200),
+    )
+}
+
+#[cached(redis(lease = "300ms"), name = "t::long_async")]
+async fn long_async_computation(n: u32) -> (bool, Option<String>) {
+    let lease = format!("keepalive:t::long_async:0:{n:02x}:lease");
+    tokio::task::spawn_blocking(move || lease_ever_free(&lease, Duration::from_millis(1_200)))
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_computation_longer_than_its_lease_keeps_it_until_it_ends() {
+    let Some((_serial, server)) = setup("keepalive") else {
+        return;
+    };
+    LONG_URL.set(server.url()).unwrap();
+    let (free, holder) = long_computation(1);
+    assert!(holder.is_some(), "the computation held the lease");
+    assert!(!free, "the lease of a sync computation lapsed while it ran");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (free, holder) = runtime.block_on(long_async_computation(1));
+    assert!(holder.is_some(), "the computation held the lease");
+    assert!(
+        !free,
+        "the lease of an async computation lapsed while it ran"
+    );
+    // Released at the end, and not extended after.
+    let mut conn = server.connection();
+    for lease in [
+        "keepalive:t::long:0:01:lease",
+        "keepalive:t::long_async:0:01:lease",
+    ] {
+        wait_until("lease released", Duration::from_secs(2), || {
+            !conn.exists::<_, bool>(lease).unwrap()
+        });
+    }
+    thread::sleep(Duration::from_millis(400));
+    assert!(!conn
+        .exists::<_, bool>("keepalive:t::long:0:01:lease")
+        .unwrap());
+}
+
 #[cached(redis, name = "t::async")]
 async fn fetch(n: u32) -> Result<String, String> {
     tokio::task::yield_now().await;

@@ -16,15 +16,68 @@ use crate::flight::Superseded;
 const RELEASE: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
-/// The lease this process holds; released on drop, also after a panic or a cancelled future.
+/// Extends a lease by `ARGV[2]` ms only if this process still holds it; 0 once it does not.
+const EXTEND: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/// The lease this process holds; kept alive while it is held, released on drop, also after a
+/// panic or a cancelled future.
 struct Held {
     tier: Arc<Tier>,
     lease: String,
     token: String,
+    keep_alive: Option<tokio::task::AbortHandle>,
+}
+
+impl Held {
+    /// Holds `lease` (taken for `ttl`) and extends it back to `ttl` every third of it, on the
+    /// tier's runtime, so that a computation longer than the lease keeps it: the other
+    /// processes wait for its value instead of computing it too. Only a holder that dies (or
+    /// cannot reach Redis for the rest of the lease) lets them in.
+    fn new(tier: &Arc<Tier>, lease: &str, token: &str, ttl: Duration) -> Held {
+        let period = (ttl / 3).max(Duration::from_millis(1));
+        let mut extend = redis::cmd("EVAL");
+        extend
+            .arg(EXTEND)
+            .arg(1)
+            .arg(lease)
+            .arg(token)
+            .arg(lease_millis(ttl));
+        let timeout = tier.config.timeout;
+        let keep_alive = tier.spawn(move |mut conn| async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let extended =
+                    tokio::time::timeout(timeout, extend.query_async::<i64>(&mut conn)).await;
+                // Not ours any more (it expired during an outage and another process took
+                // it): nothing left to keep. Without an answer this time, two thirds of the
+                // lease remain to try again.
+                if let Ok(Ok(0)) = extended {
+                    break;
+                }
+            }
+        });
+        Held {
+            tier: tier.clone(),
+            lease: lease.to_string(),
+            token: token.to_string(),
+            keep_alive,
+        }
+    }
+}
+
+/// A lease's time to live in whole milliseconds, at least one.
+fn lease_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // Before the release: an extension still on its way finds the lease gone (token-checked)
+        // and does not bring it back.
+        if let Some(keep_alive) = self.keep_alive.take() {
+            keep_alive.abort();
+        }
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(RELEASE)
             .arg(1)
@@ -134,20 +187,10 @@ pub(crate) async fn load_through<K, V, E>(
             .arg(1)
             .arg(&lease)
             .arg(&token)
-            .arg(
-                u64::try_from(lease_ttl.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-            )
+            .arg(lease_millis(lease_ttl))
             .arg(process_prefix());
         match tier.query::<bool>(take).await {
-            Ok(true) => {
-                break Some(Held {
-                    tier: tier.clone(),
-                    lease: lease.clone(),
-                    token: token.clone(),
-                })
-            }
+            Ok(true) => break Some(Held::new(&tier, &lease, &token, lease_ttl)),
             Ok(false) => {}
             Err(unavailable) => {
                 state.count(unavailable);

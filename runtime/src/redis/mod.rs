@@ -37,8 +37,11 @@
 //! - **Distributed single flight**: when a key is in neither tier, one process computes it
 //!   under a lease (`SET NX PX`, released only by its holder); the others poll Redis until the
 //!   value appears. A holder that dies delays the others until its lease expires
-//!   ([`Config::lease_ttl`], or `redis(lease = "…")`), then one of them computes. A computation
-//!   that outlives its lease may run twice; it is never wrong.
+//!   ([`Config::lease_ttl`], or `redis(lease = "…")`), then one of them computes. While the
+//!   holder computes, the lease is extended back to its full length every third of it (on the
+//!   tier's runtime thread, for sync and async functions alike), so a computation longer than
+//!   the lease still runs once. Only a holder cut off from Redis for longer than the lease may
+//!   see the computation run twice; it is never wrong.
 //! - **Outages**: with Redis down, slow or restarted, every call still returns its value (from
 //!   the in-process tier or computed), with at most about one [`Config::timeout`] of extra
 //!   latency per call: after a failure Redis is not asked for [`Config::retry_after`]. Failures
@@ -175,7 +178,8 @@ impl Config {
     }
 
     /// How long a computing process holds a key's lease (default 5 s): if it dies, the others
-    /// wait that long before one of them computes. Overridden per function by
+    /// wait that long before one of them computes. A live holder extends it every third of
+    /// this while it computes, however long that takes. Overridden per function by
     /// `redis(lease = "…")`.
     ///
     /// ```

@@ -299,6 +299,17 @@ impl Tier {
         }
     }
 
+    /// Runs `task` on the tier's runtime with a connection, in the background (a lease's
+    /// keep-alive); `None` without that runtime. Abort it with the returned handle.
+    pub(crate) fn spawn<F, Fut>(&self, task: F) -> Option<tokio::task::AbortHandle>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = runtime()?;
+        Some(runtime.spawn(task(self.manager.clone())).abort_handle())
+    }
+
     /// Runs `cmd` without waiting for its answer (a lease release from a `Drop`).
     pub(crate) fn fire(&self, cmd: redis::Cmd) {
         if let Some(runtime) = runtime() {
