@@ -194,8 +194,34 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 
     /// A counted lookup of an already hashed key; reclaims an expired entry it finds. With the
     /// value, whether its entry is due for a refresh.
+    ///
+    /// The common case (no clock, a policy that records hits under the shared lock) is inlined
+    /// here with nothing else: no expiry branch, no read of the shard's policy state (a cache
+    /// line that writes dirty), and no code of the other cases holding registers. Every other
+    /// case takes [`Cache::get_hashed_general`].
     #[inline]
     fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let bump_bits = match self.inner.policy {
+            Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
+            Policy::Fifo => false,
+            _ => return self.get_hashed_general(shard_idx, hash, key),
+        };
+        if self.inner.config.expiry.is_enabled() {
+            return self.get_hashed_general(shard_idx, hash, key);
+        }
+        let found = self.inner.shards[shard_idx].lookup_unclocked(hash, key, bump_bits);
+        self.inner.lookups.record(found.is_some());
+        found.map(|value| (value, false))
+    }
+
+    /// [`Cache::get_hashed`] for every case: expiry, refresh, and policies whose hits take the
+    /// exclusive lock.
+    #[inline(never)]
+    fn get_hashed_general<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

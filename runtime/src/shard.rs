@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::expiry::{Deadline, ExpiryPolicy};
 use crate::flight::Flights;
-use crate::policy::{Policy, PolicyState, SlotInfo};
+use crate::policy::{Policy, PolicyState, S3Fifo, SlotInfo};
 use crate::stats::{bump, Counters};
 use crate::RemovalCause;
 
@@ -149,6 +149,27 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
             .copied()
     }
 
+    /// [`ShardData::find`] that also returns the entry, read once while probing (no second
+    /// bounds check and `Option` test of the slot on the hit path).
+    #[inline]
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        let mut found = None;
+        // The probe stops at the first match, so `found` is set exactly when it matches.
+        self.table.find(hash, |&idx| match &slots[idx as usize] {
+            Some(entry) if entry.key.borrow() == key => {
+                found = Some((idx, entry));
+                true
+            }
+            _ => false,
+        });
+        found
+    }
+
     fn entry(&self, idx: u32) -> &Entry<K, V> {
         self.slots[idx as usize]
             .as_ref()
@@ -254,9 +275,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             }
         } else {
             let data = self.data.read();
-            match data.find(hash, key) {
-                Some(idx) if !data.is_expired(idx, now) => {
-                    let entry = data.entry(idx);
+            match data.find_entry(hash, key) {
+                Some((idx, entry)) if !data.is_expired(idx, now) => {
                     data.policy.on_hit_shared(&entry.policy_bits);
                     let stale = Self::touch_deadline(&data, cfg, idx, now);
                     Lookup::hit(entry.value.clone(), stale)
@@ -265,6 +285,24 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 None => Lookup::Miss,
             }
         }
+    }
+
+    /// The hit path of a cache without a clock whose policy records a hit under the shared lock:
+    /// S3-FIFO in the entry's policy bits (`bump_bits`; what [`PolicyState::on_hit_shared`]
+    /// does, without reading the policy's state), FIFO not at all. Counts nothing.
+    #[inline(always)]
+    pub(crate) fn lookup_unclocked<Q>(&self, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert!(!self.exclusive_hits);
+        let data = self.data.read();
+        let (_, entry) = data.find_entry(hash, key)?;
+        if bump_bits {
+            S3Fifo::on_hit(&entry.policy_bits);
+        }
+        Some(entry.value.clone())
     }
 
     /// Records a read in the entry's deadlines; returns whether the entry is due for a refresh.
