@@ -188,8 +188,38 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        self.get_hashed(self.shard_of(hash), hash, key)
-            .map(|(value, _)| value)
+        let shard = self.shard_of(hash);
+        match self.shared_hit_bits() {
+            Some(bump_bits) => self.get_unclocked(shard, hash, key, bump_bits),
+            None => self
+                .get_hashed_general(shard, hash, key)
+                .map(|(value, _)| value),
+        }
+    }
+
+    /// For the hit path inlined in [`Cache::get`] and [`Cache::get_hashed`]: `Some` when the
+    /// cache reads no clock and its policy records a hit under the shared lock, with whether
+    /// that hit bumps the entry's policy bits (S3-FIFO) or records nothing (FIFO).
+    #[inline]
+    fn shared_hit_bits(&self) -> Option<bool> {
+        let bump_bits = match self.inner.policy {
+            Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
+            Policy::Fifo => false,
+            _ => return None,
+        };
+        (!self.inner.config.expiry.is_enabled()).then_some(bump_bits)
+    }
+
+    /// A counted lookup on the path [`Cache::shared_hit_bits`] allows.
+    #[inline]
+    fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.inner.shards[shard].lookup_unclocked(hash, key, bump_bits);
+        self.inner.lookups.record(found.is_some());
+        found
     }
 
     /// A counted lookup of an already hashed key; reclaims an expired entry it finds. With the
@@ -205,17 +235,12 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let bump_bits = match self.inner.policy {
-            Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
-            Policy::Fifo => false,
-            _ => return self.get_hashed_general(shard_idx, hash, key),
-        };
-        if self.inner.config.expiry.is_enabled() {
-            return self.get_hashed_general(shard_idx, hash, key);
+        match self.shared_hit_bits() {
+            Some(bump_bits) => self
+                .get_unclocked(shard_idx, hash, key, bump_bits)
+                .map(|value| (value, false)),
+            None => self.get_hashed_general(shard_idx, hash, key),
         }
-        let found = self.inner.shards[shard_idx].lookup_unclocked(hash, key, bump_bits);
-        self.inner.lookups.record(found.is_some());
-        found.map(|value| (value, false))
     }
 
     /// [`Cache::get_hashed`] for every case: expiry, refresh, and policies whose hits take the

@@ -1,6 +1,7 @@
 //! Hit/miss counters, kept per shard so that a hit never writes a cache line shared by all
 //! shards, and the [`Stats`] snapshot summed from them.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{
     AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -86,13 +87,20 @@ impl LookupCounters {
 
     #[inline]
     pub(crate) fn record(&self, hit: bool) {
+        // `NOT_TAKEN` and `HANDED_BACK` are beyond any stripe: one test covers them.
+        match self.stripes.get(CACHED_NUMBER.get()) {
+            Some(stripe) => stripe.record_owned(hit),
+            None => self.record_unowned(hit),
+        }
+    }
+
+    /// [`LookupCounters::record`] before the thread took its number, or by a thread that owns
+    /// no stripe here.
+    #[cold]
+    #[inline(never)]
+    fn record_unowned(&self, hit: bool) {
         match thread_stripe() {
-            Some(number) if number < self.stripes.len() => {
-                // Only this thread writes this counter (see `thread_stripe`), so no update can
-                // come between the load and the store.
-                let counter = self.stripes[number].owned.get(hit);
-                counter.store(counter.load(Relaxed) + 1, Relaxed);
-            }
+            Some(number) if number < self.stripes.len() => self.stripes[number].record_owned(hit),
             number => {
                 let stripe = number.unwrap_or(0) & (self.stripes.len() - 1);
                 self.stripes[stripe].shared.get(hit).fetch_add(1, Relaxed);
@@ -121,6 +129,14 @@ impl LookupCounters {
 }
 
 impl LookupStripe {
+    /// Counts a lookup of this stripe's owner, the only thread that calls this (see
+    /// [`thread_stripe`]): no update can come between the load and the store.
+    #[inline]
+    fn record_owned(&self, hit: bool) {
+        let counter = self.owned.get(hit);
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
     /// Hits (or misses) counted in this stripe since the cache was built.
     fn total(&self, hit: bool) -> u64 {
         self.owned.get(hit).load(Relaxed) + self.shared.get(hit).load(Relaxed)
@@ -155,6 +171,7 @@ impl StripeNumber {
 
 impl Drop for StripeNumber {
     fn drop(&mut self) {
+        CACHED_NUMBER.set(HANDED_BACK);
         // The lock orders this thread's last counts before the next owner's first load.
         FREE_NUMBERS
             .lock()
@@ -163,13 +180,36 @@ impl Drop for StripeNumber {
     }
 }
 
+/// [`CACHED_NUMBER`] before the thread took a number.
+const NOT_TAKEN: usize = usize::MAX;
+/// [`CACHED_NUMBER`] once the thread handed its number back.
+const HANDED_BACK: usize = usize::MAX - 1;
+
+thread_local! {
+    /// The number held by [`STRIPE`], read without the lazy initialization check of `STRIPE`
+    /// (a constant-initialized thread-local without a destructor is always there).
+    static CACHED_NUMBER: Cell<usize> = const { Cell::new(NOT_TAKEN) };
+    /// Holds the thread's number, and hands it back when the thread ends.
+    static STRIPE: StripeNumber = {
+        let number = StripeNumber::take();
+        CACHED_NUMBER.set(number.0);
+        number
+    };
+}
+
 /// This thread's stripe number, or `None` once its thread-locals are being destroyed (the
 /// number is then back in the free list and may belong to another thread).
 #[inline]
 fn thread_stripe() -> Option<usize> {
-    thread_local! {
-        static STRIPE: StripeNumber = StripeNumber::take();
+    match CACHED_NUMBER.get() {
+        NOT_TAKEN => first_stripe(),
+        HANDED_BACK => None,
+        number => Some(number),
     }
+}
+
+#[cold]
+fn first_stripe() -> Option<usize> {
     STRIPE.try_with(|stripe| stripe.0).ok()
 }
 
