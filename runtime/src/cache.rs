@@ -562,7 +562,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn reset_stats(&self) {
         for shard in self.inner.shards.iter() {
-            shard.counters.reset();
+            shard.reset_counters();
         }
         self.inner.lookups.reset();
     }

@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use crate::expiry::{Deadline, ExpiryPolicy};
 use crate::flight::Flights;
 use crate::policy::{Policy, PolicyState, S3Fifo, SlotInfo};
-use crate::stats::{bump, Counters};
+use crate::stats::Counters;
 use crate::RemovalCause;
 
 /// Slots examined for expiry on each write, so expired entries leave without being read.
@@ -50,8 +50,16 @@ impl<K, V> Entry<K, V> {
     }
 }
 
+/// Counts one event in a shard counter that is only written under the shard's exclusive lock,
+/// which the caller holds (inserts, evictions, expirations, invalidations; see
+/// [`Shard::reset_counters`]): a load and a store, without an atomic read-modify-write.
+fn bump_locked(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
+}
+
 /// A weight as stored: plus one, so that it is never zero. Weights come from a `u32` weigher;
 /// the largest one is stored one lighter.
+#[inline]
 fn stored_weight(weight: u64) -> NonZeroU32 {
     let plus_one = u32::try_from(weight).unwrap_or(u32::MAX).saturating_add(1);
     NonZeroU32::new(plus_one).expect("at least one")
@@ -246,6 +254,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.weight.load(Relaxed)
     }
 
+    /// Sets the shard's counters back to zero under its exclusive lock, so that no writer's
+    /// [`bump_locked`] stores a count loaded before the reset.
+    pub(crate) fn reset_counters(&self) {
+        let _exclusive = self.data.write();
+        self.counters.reset();
+    }
+
     /// Looks `key` up and records the use with the policy; counts nothing (see
     /// [`Shard::count`]). `now` is the clock reading when the cache expires entries.
     #[inline]
@@ -406,7 +421,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             if let Some(idx) = existing {
                 self.remove_resident(cfg, data, idx, RemovalCause::Replaced, removed);
             }
-            bump(&self.counters.evictions);
+            bump_locked(&self.counters.evictions);
             self.note(cfg, removed, key, value, RemovalCause::Size);
         } else if let Some(idx) = existing {
             let entry = data.slots[idx as usize].as_mut().expect("live slot");
@@ -419,7 +434,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             if let Some(now) = now {
                 data.set_times(&cfg.expiry, idx, hash, now);
             }
-            bump(&self.counters.inserts);
+            bump_locked(&self.counters.inserts);
             self.note(cfg, removed, key, old_value, RemovalCause::Replaced);
             self.evict_to_fit(cfg, data, 0, now, removed);
         } else {
@@ -444,7 +459,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             data.weight += weight;
             let entry = data.slots[idx as usize].as_ref().expect("just stored");
             data.policy.on_insert(idx, hash, weight, &entry.policy_bits);
-            bump(&self.counters.inserts);
+            bump_locked(&self.counters.inserts);
         }
         self.publish_size(data);
     }
@@ -471,7 +486,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             } else {
                 RemovalCause::Size
             };
-            bump(if cause == RemovalCause::Expired {
+            bump_locked(if cause == RemovalCause::Expired {
                 &self.counters.expirations
             } else {
                 &self.counters.evictions
@@ -495,9 +510,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             .on_remove(idx, entry.weight(), &entry.policy_bits);
         let Entry { key, value, .. } = data.take_slot(idx);
         match cause {
-            RemovalCause::Expired => bump(&self.counters.expirations),
-            RemovalCause::Invalidated => bump(&self.counters.invalidations),
-            RemovalCause::Size => bump(&self.counters.evictions),
+            RemovalCause::Expired => bump_locked(&self.counters.expirations),
+            RemovalCause::Invalidated => bump_locked(&self.counters.invalidations),
+            RemovalCause::Size => bump_locked(&self.counters.evictions),
             RemovalCause::Replaced => {}
         }
         self.note(cfg, removed, key, value, cause);
@@ -646,7 +661,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             } else {
                 RemovalCause::Invalidated
             };
-            bump(if cause == RemovalCause::Expired {
+            bump_locked(if cause == RemovalCause::Expired {
                 &self.counters.expirations
             } else {
                 &self.counters.invalidations

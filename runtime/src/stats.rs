@@ -10,7 +10,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// One shard's counters of writes and loads, on their own cache lines. Hits and misses are
-/// counted apart, in [`LookupCounters`].
+/// counted apart, in [`LookupCounters`]. The first four are written only under the shard's
+/// exclusive lock (with a load and a store, see `shard::bump_locked`), the others with [`bump`].
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Counters {
