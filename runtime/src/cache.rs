@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::builder::CacheBuilder;
-use crate::expiry::{duration_nanos, Clock};
+use crate::expiry::{duration_nanos, Clock, ExpiryPolicy};
 use crate::flight::{Join, Leader, Outcome, ShareError, Superseded};
 use crate::shard::{Lookup, Removed, Shard, ShardConfig};
 use crate::stats::LookupCounters;
@@ -62,6 +62,20 @@ pub(crate) struct Inner<K, V> {
     pub(crate) capacity: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) lookups: LookupCounters,
+    /// [`Cache::shared_hit_bits`], worked out once by the builder (see [`shared_hit_bits`]).
+    pub(crate) shared_hit_bits: Option<bool>,
+}
+
+/// `Some` when a cache with this policy and expiry reads no clock and records a hit under the
+/// shared lock, with whether that hit bumps the entry's policy bits (S3-FIFO) or records
+/// nothing (FIFO); `None` for the other caches, whose lookups take the general path.
+pub(crate) fn shared_hit_bits(policy: Policy, expiry: &ExpiryPolicy) -> Option<bool> {
+    let bump_bits = match policy {
+        Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
+        Policy::Fifo => false,
+        _ => return None,
+    };
+    (!expiry.is_enabled()).then_some(bump_bits)
 }
 
 /// A concurrent, sharded, bounded or unbounded cache.
@@ -197,17 +211,11 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         }
     }
 
-    /// For the hit path inlined in [`Cache::get`] and [`Cache::get_hashed`]: `Some` when the
-    /// cache reads no clock and its policy records a hit under the shared lock, with whether
-    /// that hit bumps the entry's policy bits (S3-FIFO) or records nothing (FIFO).
+    /// For the hit path inlined in [`Cache::get`] and [`Cache::get_hashed`]: whether it applies
+    /// and how a hit is recorded (see [`shared_hit_bits`]); one byte read.
     #[inline]
     fn shared_hit_bits(&self) -> Option<bool> {
-        let bump_bits = match self.inner.policy {
-            Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
-            Policy::Fifo => false,
-            _ => return None,
-        };
-        (!self.inner.config.expiry.is_enabled()).then_some(bump_bits)
+        self.inner.shared_hit_bits
     }
 
     /// A counted lookup on the path [`Cache::shared_hit_bits`] allows.
