@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::builder::CacheBuilder;
-use crate::expiry::{duration_nanos, Clock};
+use crate::expiry::{duration_nanos, Clock, ExpiryPolicy};
 use crate::flight::{Join, Leader, Outcome, ShareError, Superseded};
 use crate::shard::{Lookup, Removed, Shard, ShardConfig};
 use crate::stats::LookupCounters;
@@ -62,6 +62,20 @@ pub(crate) struct Inner<K, V> {
     pub(crate) capacity: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) lookups: LookupCounters,
+    /// [`Cache::shared_hit_bits`], worked out once by the builder (see [`shared_hit_bits`]).
+    pub(crate) shared_hit_bits: Option<bool>,
+}
+
+/// `Some` when a cache with this policy and expiry reads no clock and records a hit under the
+/// shared lock, with whether that hit bumps the entry's policy bits (S3-FIFO) or records
+/// nothing (FIFO); `None` for the other caches, whose lookups take the general path.
+pub(crate) fn shared_hit_bits(policy: Policy, expiry: &ExpiryPolicy) -> Option<bool> {
+    let bump_bits = match policy {
+        Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
+        Policy::Fifo => false,
+        _ => return None,
+    };
+    (!expiry.is_enabled()).then_some(bump_bits)
 }
 
 /// A concurrent, sharded, bounded or unbounded cache.
@@ -188,14 +202,59 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        self.get_hashed(self.shard_of(hash), hash, key)
-            .map(|(value, _)| value)
+        let shard = self.shard_of(hash);
+        match self.shared_hit_bits() {
+            Some(bump_bits) => self.get_unclocked(shard, hash, key, bump_bits),
+            None => self
+                .get_hashed_general(shard, hash, key)
+                .map(|(value, _)| value),
+        }
+    }
+
+    /// For the hit path inlined in [`Cache::get`] and [`Cache::get_hashed`]: whether it applies
+    /// and how a hit is recorded (see [`shared_hit_bits`]); one byte read.
+    #[inline]
+    fn shared_hit_bits(&self) -> Option<bool> {
+        self.inner.shared_hit_bits
+    }
+
+    /// A counted lookup on the path [`Cache::shared_hit_bits`] allows.
+    #[inline]
+    fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.inner.shards[shard].lookup_unclocked(hash, key, bump_bits);
+        self.inner.lookups.record(found.is_some());
+        found
     }
 
     /// A counted lookup of an already hashed key; reclaims an expired entry it finds. With the
     /// value, whether its entry is due for a refresh.
+    ///
+    /// The common case (no clock, a policy that records hits under the shared lock) is inlined
+    /// here with nothing else: no expiry branch, no read of the shard's policy state (a cache
+    /// line that writes dirty), and no code of the other cases holding registers. Every other
+    /// case takes [`Cache::get_hashed_general`].
     #[inline]
     fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.shared_hit_bits() {
+            Some(bump_bits) => self
+                .get_unclocked(shard_idx, hash, key, bump_bits)
+                .map(|value| (value, false)),
+            None => self.get_hashed_general(shard_idx, hash, key),
+        }
+    }
+
+    /// [`Cache::get_hashed`] for every case: expiry, refresh, and policies whose hits take the
+    /// exclusive lock.
+    #[inline(never)]
+    fn get_hashed_general<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -543,7 +602,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn reset_stats(&self) {
         for shard in self.inner.shards.iter() {
-            shard.counters.reset();
+            shard.reset_counters();
         }
         self.inner.lookups.reset();
     }

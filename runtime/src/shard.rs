@@ -11,8 +11,8 @@ use parking_lot::RwLock;
 
 use crate::expiry::{Deadline, ExpiryPolicy};
 use crate::flight::Flights;
-use crate::policy::{Policy, PolicyState, SlotInfo};
-use crate::stats::{bump, Counters};
+use crate::policy::{Policy, PolicyState, S3Fifo, SlotInfo};
+use crate::stats::Counters;
 use crate::RemovalCause;
 
 /// Slots examined for expiry on each write, so expired entries leave without being read.
@@ -50,8 +50,16 @@ impl<K, V> Entry<K, V> {
     }
 }
 
+/// Counts one event in a shard counter that is only written under the shard's exclusive lock,
+/// which the caller holds (inserts, evictions, expirations, invalidations; see
+/// [`Shard::reset_counters`]): a load and a store, without an atomic read-modify-write.
+fn bump_locked(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
+}
+
 /// A weight as stored: plus one, so that it is never zero. Weights come from a `u32` weigher;
 /// the largest one is stored one lighter.
+#[inline]
 fn stored_weight(weight: u64) -> NonZeroU32 {
     let plus_one = u32::try_from(weight).unwrap_or(u32::MAX).saturating_add(1);
     NonZeroU32::new(plus_one).expect("at least one")
@@ -149,6 +157,27 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
             .copied()
     }
 
+    /// [`ShardData::find`] that also returns the entry, read once while probing (no second
+    /// bounds check and `Option` test of the slot on the hit path).
+    #[inline]
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        let mut found = None;
+        // The probe stops at the first match, so `found` is set exactly when it matches.
+        self.table.find(hash, |&idx| match &slots[idx as usize] {
+            Some(entry) if entry.key.borrow() == key => {
+                found = Some((idx, entry));
+                true
+            }
+            _ => false,
+        });
+        found
+    }
+
     fn entry(&self, idx: u32) -> &Entry<K, V> {
         self.slots[idx as usize]
             .as_ref()
@@ -225,6 +254,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.weight.load(Relaxed)
     }
 
+    /// Sets the shard's counters back to zero under its exclusive lock, so that no writer's
+    /// [`bump_locked`] stores a count loaded before the reset.
+    pub(crate) fn reset_counters(&self) {
+        let _exclusive = self.data.write();
+        self.counters.reset();
+    }
+
     /// Looks `key` up and records the use with the policy; counts nothing (see
     /// [`Shard::count`]). `now` is the clock reading when the cache expires entries.
     #[inline]
@@ -254,9 +290,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             }
         } else {
             let data = self.data.read();
-            match data.find(hash, key) {
-                Some(idx) if !data.is_expired(idx, now) => {
-                    let entry = data.entry(idx);
+            match data.find_entry(hash, key) {
+                Some((idx, entry)) if !data.is_expired(idx, now) => {
                     data.policy.on_hit_shared(&entry.policy_bits);
                     let stale = Self::touch_deadline(&data, cfg, idx, now);
                     Lookup::hit(entry.value.clone(), stale)
@@ -265,6 +300,24 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 None => Lookup::Miss,
             }
         }
+    }
+
+    /// The hit path of a cache without a clock whose policy records a hit under the shared lock:
+    /// S3-FIFO in the entry's policy bits (`bump_bits`; what [`PolicyState::on_hit_shared`]
+    /// does, without reading the policy's state), FIFO not at all. Counts nothing.
+    #[inline(always)]
+    pub(crate) fn lookup_unclocked<Q>(&self, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert!(!self.exclusive_hits);
+        let data = self.data.read();
+        let (_, entry) = data.find_entry(hash, key)?;
+        if bump_bits {
+            S3Fifo::on_hit(&entry.policy_bits);
+        }
+        Some(entry.value.clone())
     }
 
     /// Records a read in the entry's deadlines; returns whether the entry is due for a refresh.
@@ -400,7 +453,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             if let Some(idx) = existing {
                 self.remove_resident(cfg, data, idx, RemovalCause::Replaced, removed);
             }
-            bump(&self.counters.evictions);
+            bump_locked(&self.counters.evictions);
             self.note(cfg, removed, key, value, RemovalCause::Size);
         } else if let Some(idx) = existing {
             let entry = data.slots[idx as usize].as_mut().expect("live slot");
@@ -413,7 +466,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             if let Some(now) = now {
                 data.set_times(&cfg.expiry, idx, hash, now);
             }
-            bump(&self.counters.inserts);
+            bump_locked(&self.counters.inserts);
             self.note(cfg, removed, key, old_value, RemovalCause::Replaced);
             self.evict_to_fit(cfg, data, 0, now, removed);
         } else {
@@ -438,7 +491,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             data.weight += weight;
             let entry = data.slots[idx as usize].as_ref().expect("just stored");
             data.policy.on_insert(idx, hash, weight, &entry.policy_bits);
-            bump(&self.counters.inserts);
+            bump_locked(&self.counters.inserts);
         }
         self.publish_size(data);
     }
@@ -465,7 +518,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             } else {
                 RemovalCause::Size
             };
-            bump(if cause == RemovalCause::Expired {
+            bump_locked(if cause == RemovalCause::Expired {
                 &self.counters.expirations
             } else {
                 &self.counters.evictions
@@ -489,9 +542,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             .on_remove(idx, entry.weight(), &entry.policy_bits);
         let Entry { key, value, .. } = data.take_slot(idx);
         match cause {
-            RemovalCause::Expired => bump(&self.counters.expirations),
-            RemovalCause::Invalidated => bump(&self.counters.invalidations),
-            RemovalCause::Size => bump(&self.counters.evictions),
+            RemovalCause::Expired => bump_locked(&self.counters.expirations),
+            RemovalCause::Invalidated => bump_locked(&self.counters.invalidations),
+            RemovalCause::Size => bump_locked(&self.counters.evictions),
             RemovalCause::Replaced => {}
         }
         self.note(cfg, removed, key, value, cause);
@@ -640,7 +693,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             } else {
                 RemovalCause::Invalidated
             };
-            bump(if cause == RemovalCause::Expired {
+            bump_locked(if cause == RemovalCause::Expired {
                 &self.counters.expirations
             } else {
                 &self.counters.invalidations

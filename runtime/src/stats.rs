@@ -1,12 +1,17 @@
 //! Hit/miss counters, kept per shard so that a hit never writes a cache line shared by all
 //! shards, and the [`Stats`] snapshot summed from them.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// One shard's counters of writes and loads, on their own cache lines. Hits and misses are
-/// counted apart, in [`LookupCounters`].
+/// counted apart, in [`LookupCounters`]. The first four are written only under the shard's
+/// exclusive lock (with a load and a store, see `shard::bump_locked`), the others with [`bump`].
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Counters {
@@ -28,7 +33,13 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 /// Hits and misses, striped by thread rather than by shard: under skewed traffic every thread
 /// reads the same hot shards, and a per-shard counter would be a cache line they all write.
-/// Each thread writes its own stripe (threads beyond the stripe count share, still correctly).
+///
+/// Each live thread has a number of its own (see [`thread_stripe`]); the thread numbered `i`
+/// owns stripe `i` and is the only one to write its `owned` counters, so it counts with a load
+/// and a store instead of an atomic read-modify-write (a locked instruction on x86, which also
+/// keeps the next lookup's memory reads from starting early). Threads numbered beyond the
+/// stripes, and threads already tearing down their thread-locals, count in the `shared`
+/// counters of a stripe with `fetch_add`. Every lookup is therefore counted exactly once.
 #[derive(Debug)]
 pub(crate) struct LookupCounters {
     stripes: Box<[LookupStripe]>,
@@ -37,8 +48,30 @@ pub(crate) struct LookupCounters {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct LookupStripe {
+    /// Written by the stripe's owner only.
+    owned: HitsMisses,
+    /// Written with `fetch_add` by threads without a stripe of their own.
+    shared: HitsMisses,
+    /// The totals at the last [`LookupCounters::reset`]: counters only go up (a reset storing
+    /// zero could be undone by an owner's store of the value it had just loaded), and a reset
+    /// moves this baseline instead.
+    baseline: HitsMisses,
+}
+
+#[derive(Debug, Default)]
+struct HitsMisses {
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+impl HitsMisses {
+    fn get(&self, hit: bool) -> &AtomicU64 {
+        if hit {
+            &self.hits
+        } else {
+            &self.misses
+        }
+    }
 }
 
 /// At most this many stripes per cache (64 × 128 bytes).
@@ -55,33 +88,130 @@ impl LookupCounters {
 
     #[inline]
     pub(crate) fn record(&self, hit: bool) {
-        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
-        bump(if hit { &stripe.hits } else { &stripe.misses });
+        // `NOT_TAKEN` and `HANDED_BACK` are beyond any stripe: one test covers them.
+        match self.stripes.get(CACHED_NUMBER.get()) {
+            Some(stripe) => stripe.record_owned(hit),
+            None => self.record_unowned(hit),
+        }
+    }
+
+    /// [`LookupCounters::record`] before the thread took its number, or by a thread that owns
+    /// no stripe here.
+    #[cold]
+    #[inline(never)]
+    fn record_unowned(&self, hit: bool) {
+        match thread_stripe() {
+            Some(number) if number < self.stripes.len() => self.stripes[number].record_owned(hit),
+            number => {
+                let stripe = number.unwrap_or(0) & (self.stripes.len() - 1);
+                self.stripes[stripe].shared.get(hit).fetch_add(1, Relaxed);
+            }
+        }
     }
 
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         for stripe in self.stripes.iter() {
-            stats.hits += stripe.hits.load(Relaxed);
-            stats.misses += stripe.misses.load(Relaxed);
+            // Acquire: the counters read below are at least what `reset` read for the baseline.
+            let (hits_base, misses_base) = (
+                stripe.baseline.hits.load(Acquire),
+                stripe.baseline.misses.load(Acquire),
+            );
+            stats.hits += stripe.total(true).saturating_sub(hits_base);
+            stats.misses += stripe.total(false).saturating_sub(misses_base);
         }
     }
 
     pub(crate) fn reset(&self) {
         for stripe in self.stripes.iter() {
-            stripe.hits.store(0, Relaxed);
-            stripe.misses.store(0, Relaxed);
+            stripe.baseline.hits.store(stripe.total(true), Release);
+            stripe.baseline.misses.store(stripe.total(false), Release);
         }
     }
 }
 
-/// This thread's stripe number: threads are numbered in the order they first count a lookup.
-#[inline]
-fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Relaxed);
+impl LookupStripe {
+    /// Counts a lookup of this stripe's owner, the only thread that calls this (see
+    /// [`thread_stripe`]): no update can come between the load and the store.
+    #[inline]
+    fn record_owned(&self, hit: bool) {
+        let counter = self.owned.get(hit);
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
     }
-    STRIPE.with(|stripe| *stripe)
+
+    /// Hits (or misses) counted in this stripe since the cache was built.
+    fn total(&self, hit: bool) -> u64 {
+        self.owned.get(hit).load(Relaxed) + self.shared.get(hit).load(Relaxed)
+    }
+}
+
+/// Numbers handed back by threads that ended, for the next threads to take.
+static FREE_NUMBERS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// The next number never handed out.
+static NEXT_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's stripe number, unique among live threads and handed back when the thread ends,
+/// so that numbers stay small (below the stripe count) while no more threads than stripes
+/// count lookups at once.
+struct StripeNumber(usize);
+
+impl StripeNumber {
+    fn take() -> Self {
+        let mut free = FREE_NUMBERS.lock().unwrap_or_else(PoisonError::into_inner);
+        // The smallest free number: the likeliest to own a stripe in every cache.
+        let smallest = free
+            .iter()
+            .enumerate()
+            .min_by_key(|&(_, &number)| number)
+            .map(|(at, _)| at);
+        StripeNumber(match smallest {
+            Some(at) => free.swap_remove(at),
+            None => NEXT_NUMBER.fetch_add(1, Relaxed),
+        })
+    }
+}
+
+impl Drop for StripeNumber {
+    fn drop(&mut self) {
+        CACHED_NUMBER.set(HANDED_BACK);
+        // The lock orders this thread's last counts before the next owner's first load.
+        FREE_NUMBERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.0);
+    }
+}
+
+/// [`CACHED_NUMBER`] before the thread took a number.
+const NOT_TAKEN: usize = usize::MAX;
+/// [`CACHED_NUMBER`] once the thread handed its number back.
+const HANDED_BACK: usize = usize::MAX - 1;
+
+thread_local! {
+    /// The number held by [`STRIPE`], read without the lazy initialization check of `STRIPE`
+    /// (a constant-initialized thread-local without a destructor is always there).
+    static CACHED_NUMBER: Cell<usize> = const { Cell::new(NOT_TAKEN) };
+    /// Holds the thread's number, and hands it back when the thread ends.
+    static STRIPE: StripeNumber = {
+        let number = StripeNumber::take();
+        CACHED_NUMBER.set(number.0);
+        number
+    };
+}
+
+/// This thread's stripe number, or `None` once its thread-locals are being destroyed (the
+/// number is then back in the free list and may belong to another thread).
+#[inline]
+fn thread_stripe() -> Option<usize> {
+    match CACHED_NUMBER.get() {
+        NOT_TAKEN => first_stripe(),
+        HANDED_BACK => None,
+        number => Some(number),
+    }
+}
+
+#[cold]
+fn first_stripe() -> Option<usize> {
+    STRIPE.try_with(|stripe| stripe.0).ok()
 }
 
 impl Counters {
@@ -303,5 +433,49 @@ impl fmt::Display for Stats {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_counted_exactly_by_owners_and_sharers_and_reset_moves_the_baseline() {
+        let counters = LookupCounters::new();
+        // More threads at once than stripes: some own a stripe, the others share.
+        let threads = counters.stripes.len() * 3;
+        let per_thread = 10_000u64;
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let (counters, start) = (&counters, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    for i in 0..per_thread {
+                        counters.record((i + t as u64) % 4 != 0);
+                    }
+                });
+            }
+        });
+        let mut stats = Stats::default();
+        counters.add_to(&mut stats);
+        let total = threads as u64 * per_thread;
+        assert_eq!(stats.hits + stats.misses, total);
+        assert_eq!(stats.misses, total / 4);
+        counters.reset();
+        counters.record(true);
+        let mut stats = Stats::default();
+        counters.add_to(&mut stats);
+        assert_eq!((stats.hits, stats.misses), (1, 0));
+    }
+
+    #[test]
+    fn an_ended_thread_hands_its_stripe_number_to_the_next() {
+        let first = std::thread::spawn(thread_stripe).join().unwrap();
+        let next = std::thread::spawn(thread_stripe).join().unwrap();
+        assert!(first.is_some() && next.is_some());
+        // Other tests run threads meanwhile, so only a bound holds: numbers stay small.
+        assert!(next.unwrap() < 1_000, "{next:?}");
     }
 }
