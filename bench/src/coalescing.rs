@@ -282,6 +282,11 @@ type Scenario<'a> = (&'static str, String, Box<dyn Fn() -> RunResult + 'a>);
 /// (run 1 of every scenario, then run 2, …) so that a burst of load from elsewhere on the
 /// machine does not land on one scenario only.
 pub fn run_all(sizes: CoalescingSizes) -> Vec<ScenarioResult> {
+    run_matching(sizes, "")
+}
+
+/// The scenarios whose name contains `filter` (all of them for ""), as [`run_all`] runs them.
+pub fn run_matching(sizes: CoalescingSizes, filter: &str) -> Vec<ScenarioResult> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_time()
         .build()
@@ -365,6 +370,10 @@ pub fn run_all(sizes: CoalescingSizes) -> Vec<ScenarioResult> {
             }),
         ),
     ];
+    let scenarios: Vec<Scenario<'_>> = scenarios
+        .into_iter()
+        .filter(|(name, _, _)| name.contains(filter))
+        .collect();
     let mut results: Vec<ScenarioResult> = scenarios
         .iter()
         .map(|(name, callers, _)| ScenarioResult {

@@ -6,7 +6,7 @@
 //! memokit-bench one latency|throughput NAME [--threads N] [--quick]
 //! memokit-bench one macro [--quick]
 //! memokit-bench one shared [--quick]
-//! memokit-bench one coalescing [--runs N]
+//! memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 //! ```
 //!
 //! `report` runs everything and writes `REPORT.md` and SVG plots into `--out` (default
@@ -38,7 +38,7 @@ usage:
   memokit-bench one latency|throughput NAME [--threads N] [--quick]
   memokit-bench one macro [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
-  memokit-bench one coalescing [--runs N]
+  memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 
   --quick        reduced sizes (a check of the harness, under a minute)
   --out DIR      where REPORT.md and the plots go (default: bench/results)
@@ -167,11 +167,13 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let mut threads = 1;
     let mut quick = false;
     let mut runs = None;
+    let mut only = String::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--threads" => threads = rest.next().ok_or("--threads needs a value")?.parse()?,
+            "--only" => only = rest.next().ok_or("--only needs a value")?.clone(),
             "--runs" => runs = Some(rest.next().ok_or("--runs needs a value")?.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -209,7 +211,7 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
         ("coalescing", _) => {
             let mut coalescing = sizes.coalescing;
             coalescing.runs = runs.unwrap_or(coalescing.runs);
-            for result in coalescing::run_all(coalescing) {
+            for result in coalescing::run_matching(coalescing, &only) {
                 let after: Vec<String> = result
                     .runs
                     .iter()
