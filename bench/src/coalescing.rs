@@ -2,11 +2,13 @@
 //! must be 1), and how long until every caller has its value.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
+use tokio::sync::{Notify, Semaphore};
 
 /// How long a load takes.
 pub const LOAD_TIME: Duration = Duration::from_millis(20);
@@ -120,6 +122,14 @@ impl ScenarioResult {
 }
 
 /// `tasks` tokio tasks call `call(key)` for one fresh key; each checks its value.
+///
+/// The harness keeps out of the way of what it measures: every task is spawned before any
+/// calls (they wait at a gate, opened once all are spawned, as threads wait at a barrier), so
+/// that spawning 1000 tasks — allocating and copying futures of a few KiB each — does not
+/// overlap the load's end; each task takes two `Instant`s and returns them in its own output (no
+/// shared collection to lock); and the driving thread sleeps until the last task is served (one
+/// wake-up, not one per finished task competing with the workers for the cores) before it
+/// collects the outputs.
 pub fn run_tasks<F, Fut>(runtime: &Runtime, tasks: usize, call: F) -> RunResult
 where
     F: Fn(u64) -> Fut,
@@ -127,16 +137,30 @@ where
 {
     PROBE.reset();
     let key = fresh_key();
+    let remaining = Arc::new(AtomicUsize::new(tasks));
+    let all_served = Arc::new(Notify::new());
+    let gate = Arc::new(Semaphore::new(0));
     runtime.block_on(async {
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
                 let value = call(key);
+                let (remaining, all_served) = (remaining.clone(), all_served.clone());
+                let gate = gate.clone();
                 tokio::spawn(async move {
+                    gate.acquire().await.expect("the gate stays open").forget();
                     let called = Instant::now();
-                    (value.await, called, Instant::now())
+                    let value = value.await;
+                    let served = Instant::now();
+                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        // A permit if the driver is not waiting yet.
+                        all_served.notify_one();
+                    }
+                    (value, called, served)
                 })
             })
             .collect();
+        gate.add_permits(tasks);
+        all_served.notified().await;
         let mut calls = Vec::with_capacity(tasks);
         for handle in handles {
             calls.push(handle.await.expect("a caller task panicked"));
@@ -204,9 +228,72 @@ pub struct CoalescingSizes {
     pub runs: usize,
 }
 
-/// Every scenario: memokit's async and blocking loaders and `#[cached]` functions, and moka's
-/// `get_with` for comparison.
+/// The floor under any single flight, measured as reference rows: the first caller loads, the
+/// others wait for a bare wake-up (one `tokio::sync::Notify::notify_waiters` for tasks, one
+/// `Thread::unpark` per thread for threads) and read the value from a `OnceLock`, with no
+/// cache, table or counters. What remains after the load is the scheduler's cost of waking and
+/// running every caller.
+#[derive(Debug, Default)]
+pub struct BareFlight {
+    started: AtomicBool,
+    value: OnceLock<u64>,
+    ended: Notify,
+    sleepers: Mutex<Vec<Thread>>,
+}
+
+impl BareFlight {
+    /// An async caller.
+    pub async fn call_async(&self, key: u64) -> u64 {
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let value = PROBE.load_async(key).await;
+            let _ = self.value.set(value);
+            self.ended.notify_waiters();
+            return value;
+        }
+        let mut ended = std::pin::pin!(self.ended.notified());
+        ended.as_mut().enable();
+        if let Some(&value) = self.value.get() {
+            return value;
+        }
+        ended.await;
+        *self.value.get().expect("set before the wake-up")
+    }
+
+    /// A blocking caller.
+    pub fn call_blocking(&self, key: u64) -> u64 {
+        let sleepers = || self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let value = PROBE.load_blocking(key);
+            let _ = self.value.set(value);
+            for sleeper in std::mem::take(&mut *sleepers()) {
+                sleeper.unpark();
+            }
+            return value;
+        }
+        // Registered before the value is read: a leader that sets it later unparks this thread.
+        sleepers().push(std::thread::current());
+        loop {
+            if let Some(&value) = self.value.get() {
+                return value;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+/// One scenario: its name, its callers, one run.
+type Scenario<'a> = (&'static str, String, Box<dyn Fn() -> RunResult + 'a>);
+
+/// Every scenario: memokit's async and blocking loaders and `#[cached]` functions, moka's
+/// `get_with` for comparison, and the bare wake-ups as the floor. The runs are interleaved
+/// (run 1 of every scenario, then run 2, …) so that a burst of load from elsewhere on the
+/// machine does not land on one scenario only.
 pub fn run_all(sizes: CoalescingSizes) -> Vec<ScenarioResult> {
+    run_matching(sizes, "")
+}
+
+/// The scenarios whose name contains `filter` (all of them for ""), as [`run_all`] runs them.
+pub fn run_matching(sizes: CoalescingSizes, filter: &str) -> Vec<ScenarioResult> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_time()
         .build()
@@ -216,13 +303,13 @@ pub fn run_all(sizes: CoalescingSizes) -> Vec<ScenarioResult> {
     let memokit_cache: memokit::Cache<u64, u64> = memokit::Cache::new(10_000);
     let moka_future: moka::future::Cache<u64, u64> = moka::future::Cache::new(10_000);
     let moka_sync: moka::sync::Cache<u64, u64> = moka::sync::Cache::new(10_000);
-    let runs = |run: &dyn Fn() -> RunResult| (0..sizes.runs.max(1)).map(|_| run()).collect();
-    vec![
-        ScenarioResult {
-            name: "memokit Cache::get_or_insert_with_async",
-            callers: tasks.clone(),
-            runs: runs(&|| {
-                run_tasks(&runtime, sizes.tasks, |key| {
+    let runtime = &runtime;
+    let scenarios: Vec<Scenario<'_>> = vec![
+        (
+            "memokit Cache::get_or_insert_with_async",
+            tasks.clone(),
+            Box::new(|| {
+                run_tasks(runtime, sizes.tasks, |key| {
                     let cache = memokit_cache.clone();
                     async move {
                         cache
@@ -231,46 +318,83 @@ pub fn run_all(sizes: CoalescingSizes) -> Vec<ScenarioResult> {
                     }
                 })
             }),
-        },
-        ScenarioResult {
-            name: "memokit #[cached] async fn",
-            callers: tasks.clone(),
-            runs: runs(&|| run_tasks(&runtime, sizes.tasks, cached_async_load)),
-        },
-        ScenarioResult {
-            name: "moka future::Cache::get_with",
-            callers: tasks,
-            runs: runs(&|| {
-                run_tasks(&runtime, sizes.tasks, |key| {
+        ),
+        (
+            "memokit #[cached] async fn",
+            tasks.clone(),
+            Box::new(|| run_tasks(runtime, sizes.tasks, cached_async_load)),
+        ),
+        (
+            "moka future::Cache::get_with",
+            tasks.clone(),
+            Box::new(|| {
+                run_tasks(runtime, sizes.tasks, |key| {
                     let cache = moka_future.clone();
                     async move { cache.get_with(key, PROBE.load_async(key)).await }
                 })
             }),
-        },
-        ScenarioResult {
-            name: "memokit Cache::get_or_insert_with",
-            callers: threads.clone(),
-            runs: runs(&|| {
+        ),
+        (
+            "reference: bare tokio Notify wake-up",
+            tasks,
+            Box::new(|| {
+                let bare = Arc::new(BareFlight::default());
+                run_tasks(runtime, sizes.tasks, |key| {
+                    let bare = bare.clone();
+                    async move { bare.call_async(key).await }
+                })
+            }),
+        ),
+        (
+            "memokit Cache::get_or_insert_with",
+            threads.clone(),
+            Box::new(|| {
                 run_threads(sizes.threads, |key| {
                     memokit_cache.get_or_insert_with(key, || PROBE.load_blocking(key))
                 })
             }),
-        },
-        ScenarioResult {
-            name: "memokit #[cached] fn",
-            callers: threads.clone(),
-            runs: runs(&|| run_threads(sizes.threads, cached_blocking_load)),
-        },
-        ScenarioResult {
-            name: "moka sync::Cache::get_with",
-            callers: threads,
-            runs: runs(&|| {
+        ),
+        (
+            "memokit #[cached] fn",
+            threads.clone(),
+            Box::new(|| run_threads(sizes.threads, cached_blocking_load)),
+        ),
+        (
+            "moka sync::Cache::get_with",
+            threads.clone(),
+            Box::new(|| {
                 run_threads(sizes.threads, |key| {
                     moka_sync.get_with(key, || PROBE.load_blocking(key))
                 })
             }),
-        },
-    ]
+        ),
+        (
+            "reference: bare thread unpark",
+            threads,
+            Box::new(|| {
+                let bare = BareFlight::default();
+                run_threads(sizes.threads, |key| bare.call_blocking(key))
+            }),
+        ),
+    ];
+    let scenarios: Vec<Scenario<'_>> = scenarios
+        .into_iter()
+        .filter(|(name, _, _)| name.contains(filter))
+        .collect();
+    let mut results: Vec<ScenarioResult> = scenarios
+        .iter()
+        .map(|(name, callers, _)| ScenarioResult {
+            name,
+            callers: callers.clone(),
+            runs: Vec::new(),
+        })
+        .collect();
+    for _ in 0..sizes.runs.max(1) {
+        for ((_, _, run), result) in scenarios.iter().zip(&mut results) {
+            result.runs.push(run());
+        }
+    }
+    results
 }
 
 #[cfg(test)]
@@ -285,7 +409,7 @@ mod tests {
             threads: 8,
             runs: 1,
         });
-        assert_eq!(results.len(), 6);
+        assert_eq!(results.len(), 8);
         for result in results {
             assert_eq!(result.max_loads(), 1, "{}", result.name);
             let total = result.median(|r| r.total);

@@ -6,6 +6,7 @@
 //! memokit-bench one latency|throughput NAME [--threads N] [--quick]
 //! memokit-bench one macro [--quick]
 //! memokit-bench one shared [--quick]
+//! memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 //! ```
 //!
 //! `report` runs everything and writes `REPORT.md` and SVG plots into `--out` (default
@@ -19,6 +20,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use memokit_bench::coalescing;
 use memokit_bench::contenders::Kind;
 use memokit_bench::hit_ratio;
 use memokit_bench::macro_overhead;
@@ -36,6 +38,7 @@ usage:
   memokit-bench one latency|throughput NAME [--threads N] [--quick]
   memokit-bench one macro [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
+  memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 
   --quick        reduced sizes (a check of the harness, under a minute)
   --out DIR      where REPORT.md and the plots go (default: bench/results)
@@ -154,7 +157,7 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
 fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let (what, rest) = args.split_first().ok_or(USAGE)?;
     let (kind, rest) = match (what.as_str(), rest) {
-        ("macro" | "shared", rest) => (None, rest),
+        ("macro" | "shared" | "coalescing", rest) => (None, rest),
         (_, [name, rest @ ..]) => {
             let kind = Kind::from_slug(name).ok_or_else(|| format!("no contender named {name}"))?;
             (Some(kind), rest)
@@ -163,11 +166,15 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     };
     let mut threads = 1;
     let mut quick = false;
+    let mut runs = None;
+    let mut only = String::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--threads" => threads = rest.next().ok_or("--threads needs a value")?.parse()?,
+            "--only" => only = rest.next().ok_or("--only needs a value")?.clone(),
+            "--runs" => runs = Some(rest.next().ok_or("--runs needs a value")?.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -201,8 +208,30 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
                 result.ratio()
             );
         }
+        ("coalescing", _) => {
+            let mut coalescing = sizes.coalescing;
+            coalescing.runs = runs.unwrap_or(coalescing.runs);
+            for result in coalescing::run_matching(coalescing, &only) {
+                let after: Vec<String> = result
+                    .runs
+                    .iter()
+                    .map(|r| format!("{:.3}", r.after_load.as_secs_f64() * 1e3))
+                    .collect();
+                println!(
+                    "{:<42} {:<16} loads ≤ {}  load end → all served, ms: median {:.3} max {:.3}  [{}]",
+                    result.name,
+                    result.callers,
+                    result.max_loads(),
+                    result.median(|r| r.after_load).as_secs_f64() * 1e3,
+                    result.max(|r| r.after_load).as_secs_f64() * 1e3,
+                    after.join(" ")
+                );
+            }
+        }
         (other, _) => {
-            return Err(format!("one {other}: latency, throughput, macro or shared").into())
+            return Err(
+                format!("one {other}: latency, throughput, macro, shared or coalescing").into(),
+            )
         }
     }
     Ok(())

@@ -1035,7 +1035,11 @@ fn render_coalescing(md: &mut String, results: &Results) {
          last caller has its value, less the load's \
          own time; \"load end → all served\" is from the moment the load finished until the \
          last caller has its value: the 2 ms target is judged on it (worst run). \
-         moka's `get_with` is measured the same way for comparison.\n",
+         moka's `get_with` is measured the same way for comparison, and the runs of all \
+         scenarios are interleaved. The reference rows are no cache: the first caller loads and \
+         the others wait for a bare wake-up (one `tokio::sync::Notify::notify_waiters`, or one \
+         `Thread::unpark` per thread) and read the value from a `OnceLock`, the floor that the \
+         scheduler sets under any single flight.\n",
         format_args!("Either {} tokio tasks or {} threads", s.tasks, s.threads),
         LOAD_TIME.as_millis(),
         s.runs

@@ -781,27 +781,35 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 
     /// The async twin of [`Cache::load`].
-    pub(crate) async fn load_async<E>(
-        &self,
+    ///
+    /// It and [`Cache::load_async_with`] return the future of `load_async_detachable` itself
+    /// rather than wrap it in one more `async fn`: each layer would store its arguments again
+    /// (`init` included), and the caller's task would carry, and tokio copy when the task
+    /// completes, every byte of it.
+    pub(crate) fn load_async<'a, E, F>(
+        &'a self,
         key: K,
-        init: impl Future<Output = Result<V, E>>,
+        init: F,
         rule: LoadRule<V, E>,
-    ) -> Result<V, E> {
-        self.load_async_with(key, |_| init, rule).await
-    }
-
-    /// The async twin of [`Cache::load_with`].
-    pub(crate) async fn load_async_with<E, F>(
-        &self,
-        key: K,
-        init: impl FnOnce(Superseded<V>) -> F,
-        rule: LoadRule<V, E>,
-    ) -> Result<V, E>
+    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
     where
         F: Future<Output = Result<V, E>>,
     {
-        self.load_async_detachable(key, init, rule, |leader, init| Some((leader, init)))
-            .await
+        self.load_async_with(key, |_| init, rule)
+    }
+
+    /// The async twin of [`Cache::load_with`].
+    pub(crate) fn load_async_with<'a, E, F, I>(
+        &'a self,
+        key: K,
+        init: I,
+        rule: LoadRule<V, E>,
+    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F, I>
+    where
+        I: FnOnce(Superseded<V>) -> F,
+        F: Future<Output = Result<V, E>>,
+    {
+        self.load_async_detachable(key, init, rule, keep_refresh)
     }
 
     /// [`Cache::load_async_with`] whose refreshes `detach` may take away from the caller (to
@@ -829,6 +837,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             detach = detach
         )
     }
+}
+
+/// The `detach` of a load that runs its refreshes itself.
+#[allow(clippy::type_complexity)]
+fn keep_refresh<'a, K: Hash + Eq + Clone, V: Clone, I>(
+    leader: Leader<'a, K, V>,
+    init: I,
+) -> Option<(Leader<'a, K, V>, I)> {
+    Some((leader, init))
 }
 
 /// How one load treats its outcome.

@@ -2,8 +2,14 @@
 //!
 //! The first caller of a missing key becomes the *leader*: it registers a [`Flight`] in its
 //! shard's flight table and runs the computation with no lock held. Later callers of the same key
-//! find the flight and wait on it (blocking on a condition variable, or awaiting a
+//! find the flight and wait on it (a blocking caller parks its thread, an async one awaits a
 //! [`tokio::sync::Notify`], which needs no runtime). Callers of other keys never touch it.
+//!
+//! The hand-over is lock-free: the leader publishes the outcome once in a [`OnceLock`], then
+//! unparks every parked thread and wakes every waiting task with one `notify_waiters`, holding
+//! no lock while they run; each woken waiter reads the outcome without taking any lock (no
+//! mutex that the waiters take in turn, no re-registration with the `Notify`, no second lookup)
+//! and clones the value.
 //!
 //! How a flight ends:
 //! - **value**: the leader stores it in the cache, then every waiter gets a clone.
@@ -17,12 +23,12 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::{self, ThreadId};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::{self, Thread, ThreadId};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::cache::LoadRule;
@@ -60,8 +66,10 @@ impl<K, V> Flights<K, V> {
 
 /// One computation in progress.
 pub(crate) struct Flight<V> {
-    state: Mutex<State<V>>,
-    ended: Condvar,
+    /// Set once, when the flight ends; read by the waiters without a lock.
+    ended: OnceLock<Ended<V>>,
+    /// The blocking waiters, each unparked by the end.
+    sleepers: Mutex<Vec<Thread>>,
     ended_async: Notify,
     /// The thread of a blocking leader, to detect a same-key recursive call.
     leader_thread: Option<ThreadId>,
@@ -70,8 +78,8 @@ pub(crate) struct Flight<V> {
     superseded: AtomicBool,
 }
 
-enum State<V> {
-    Running,
+/// How a flight ended.
+enum Ended<V> {
     Value(V),
     Error(SharedError),
     Abandoned,
@@ -124,8 +132,8 @@ pub(crate) enum Outcome<V, E> {
 impl<V: Clone> Flight<V> {
     fn new(leader_thread: Option<ThreadId>) -> Self {
         Flight {
-            state: Mutex::new(State::Running),
-            ended: Condvar::new(),
+            ended: OnceLock::new(),
+            sleepers: Mutex::new(Vec::new()),
             ended_async: Notify::new(),
             leader_thread,
             superseded: AtomicBool::new(false),
@@ -134,44 +142,64 @@ impl<V: Clone> Flight<V> {
 
     /// Blocks until the flight ends.
     pub(crate) fn wait<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
-        let mut state = self.state.lock();
-        while matches!(*state, State::Running) {
-            self.ended.wait(&mut state);
+        if let Some(ended) = self.ended.get() {
+            return Self::outcome(ended, share_error);
         }
-        Self::outcome(&state, share_error)
+        // Registered before the outcome is read again: `end` publishes the outcome before it
+        // takes the list, so this thread either is in the list it takes or sees the outcome.
+        self.sleepers.lock().push(thread::current());
+        loop {
+            if let Some(ended) = self.ended.get() {
+                return Self::outcome(ended, share_error);
+            }
+            // An unpark that came first makes this return at once; a spurious return loops.
+            thread::park();
+        }
     }
 
     /// Awaits the end of the flight on any executor.
     pub(crate) async fn wait_async<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
-        loop {
-            let ended = std::pin::pin!(self.ended_async.notified());
-            let mut ended = ended;
-            // Registered before the state is read, so an end between the two is not missed.
-            ended.as_mut().enable();
-            {
-                let state = self.state.lock();
-                if !matches!(*state, State::Running) {
-                    return Self::outcome(&state, share_error);
-                }
-            }
-            ended.await;
+        if let Some(ended) = self.ended.get() {
+            return Self::outcome(ended, share_error);
         }
+        let mut notified = std::pin::pin!(self.ended_async.notified());
+        // Registered before the outcome is read again: an end between the two wakes it.
+        notified.as_mut().enable();
+        if let Some(ended) = self.ended.get() {
+            return Self::outcome(ended, share_error);
+        }
+        notified.await;
+        // `end` publishes the outcome before it wakes anyone, and only `end` wakes.
+        let ended = self
+            .ended
+            .get()
+            .expect("a flight wakes its waiters once it ended");
+        Self::outcome(ended, share_error)
     }
 
-    fn outcome<E>(state: &State<V>, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
-        match state {
-            State::Value(value) => Outcome::Done(Ok(value.clone())),
-            State::Error(error) => match share_error.and_then(|share| (share.copy)(error)) {
+    fn outcome<E>(ended: &Ended<V>, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
+        match ended {
+            Ended::Value(value) => Outcome::Done(Ok(value.clone())),
+            Ended::Error(error) => match share_error.and_then(|share| (share.copy)(error)) {
                 Some(error) => Outcome::Done(Err(error)),
                 None => Outcome::Retry,
             },
-            State::Abandoned | State::Running => Outcome::Retry,
+            Ended::Abandoned => Outcome::Retry,
         }
     }
 
-    fn end(&self, state: State<V>) {
-        *self.state.lock() = state;
-        self.ended.notify_all();
+    /// Publishes the outcome, then wakes every waiter: each parked thread by its own unpark,
+    /// outside any lock, and every task with one `notify_waiters`.
+    fn end(&self, ended: Ended<V>) {
+        let first = self.ended.set(ended).is_ok();
+        debug_assert!(first, "a flight ends once");
+        if !first {
+            return;
+        }
+        let sleepers = std::mem::take(&mut *self.sleepers.lock());
+        for sleeper in sleepers {
+            sleeper.unpark();
+        }
         self.ended_async.notify_waiters();
     }
 }
@@ -382,9 +410,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         // No waiter can find the flight any more; without one, skip cloning for nobody.
         let ended =
             (Arc::strong_count(&self.flight) > 1).then(|| match (result, rule.share_error) {
-                (Ok(value), _) => State::Value(value.clone()),
-                (Err(error), Some(share)) => State::Error((share.share)(error)),
-                (Err(_), None) => State::Abandoned,
+                (Ok(value), _) => Ended::Value(value.clone()),
+                (Err(error), Some(share)) => Ended::Error((share.share)(error)),
+                (Err(_), None) => Ended::Abandoned,
             });
         // Counted before the waiters wake, so that they see this load in the stats.
         self.count(result.is_err(), nanos);
@@ -457,7 +485,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
             self.span.end(outcome, self.started.elapsed());
             let key = self.key.take().expect("checked");
             self.leave_table(&key);
-            self.flight.end(State::Abandoned);
+            self.flight.end(Ended::Abandoned);
         }
     }
 }

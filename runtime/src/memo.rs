@@ -394,9 +394,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                     .load_async_with(
                         key,
                         |superseded| {
-                            crate::redis::load_through(
+                            // Boxed: the shared tier's future is large, and unboxed it would
+                            // size every call's future, waiters' and hits' included; only a
+                            // caller that computes allocates it (and then talks to Redis).
+                            Box::pin(crate::redis::load_through(
                                 shared, self.name, &for_redis, rule.store, superseded, compute,
-                            )
+                            ))
                         },
                         rule,
                     )

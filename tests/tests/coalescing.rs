@@ -836,3 +836,126 @@ fn a_write_during_a_computation_is_not_overwritten_by_its_result() {
         assert_eq!(cache.get(&1), Some(expected), "after {write}");
     }
 }
+
+/// Flights that end while their waiters are still joining: a waiter that registers just before
+/// or just after the leader publishes its value must not sleep through the wake-up. Many short
+/// rounds, each on a fresh key, with threads and tasks (on another thread's executor) racing a
+/// leader whose computation takes almost no time: every caller gets the value, in time, from
+/// one computation per key. The race window is a few instructions wide, so this is a stress
+/// test: it catches a lost wake-up only with some luck, never reports one falsely.
+#[test]
+fn waiters_joining_as_the_flight_ends_are_never_lost() {
+    const ROUNDS: u32 = 300;
+    const THREADS: usize = 6;
+    const TASKS: usize = 6;
+    let cache: Cache<u32, u32> = Cache::new(10_000);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    cache.get_or_insert_with(round, || {
+                        runs.fetch_add(1, SeqCst);
+                        // Some rounds end at once, others after a few waiters joined.
+                        if i % 2 == 0 {
+                            thread::sleep(Duration::from_micros(u64::from(round % 7) * 20));
+                        }
+                        round * 3
+                    })
+                })
+            })
+            .collect();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), runs.clone());
+                runtime.spawn(async move {
+                    let init = async {
+                        runs.fetch_add(1, SeqCst);
+                        tokio::task::yield_now().await;
+                        round * 3
+                    };
+                    cache.get_or_insert_with_async(round, init).await
+                })
+            })
+            .collect();
+        barrier.wait();
+        for thread in threads {
+            assert_eq!(join(thread).unwrap(), round * 3);
+        }
+        let values = runtime.block_on(async {
+            tokio::time::timeout(HANG, async {
+                let mut values = Vec::new();
+                for task in tasks {
+                    values.push(task.await.unwrap());
+                }
+                values
+            })
+            .await
+            .expect("a task slept through the end of its flight")
+        });
+        assert!(values.iter().all(|&v| v == round * 3), "{values:?}");
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        ROUNDS as usize,
+        "one computation per key"
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.loads, u64::from(ROUNDS));
+    assert_eq!(
+        stats.hits + stats.misses,
+        u64::from(ROUNDS) * (THREADS + TASKS) as u64
+    );
+}
+
+/// Many blocking waiters of a leader that panics: one takes over, every other one gets its
+/// value, after being woken by the abandoned flight and again by the successor's.
+#[test]
+fn leader_panic_with_many_waiters_hands_over_to_exactly_one() {
+    const WAITERS: usize = 24;
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let (started, leader_started) = mpsc::channel();
+    let release = Arc::new(Barrier::new(2));
+    let leader = {
+        let (cache, release) = (cache.clone(), release.clone());
+        thread::spawn(move || {
+            cache.get_or_insert_with(9, || {
+                started.send(()).unwrap();
+                release.wait();
+                panic!("the leader fails");
+            })
+        })
+    };
+    leader_started.recv_timeout(HANG).unwrap();
+    let takeovers = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|i| {
+            let (cache, takeovers) = (cache.clone(), takeovers.clone());
+            thread::spawn(move || {
+                cache.get_or_insert_with(9, || {
+                    takeovers.fetch_add(1, SeqCst);
+                    thread::sleep(Duration::from_millis(20));
+                    900 + i as u32
+                })
+            })
+        })
+        .collect();
+    wait_until("the waiters wait", || coalesced_waits(&cache) >= WAITERS);
+    release.wait();
+    assert!(join(leader).is_err());
+    let values: Vec<u32> = waiters.into_iter().map(|w| join(w).unwrap()).collect();
+    assert_eq!(takeovers.load(SeqCst), 1);
+    assert!(values.iter().all(|&v| v == values[0]), "{values:?}");
+    assert_eq!(cache.get(&9), Some(values[0]));
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (2, 1));
+    assert_eq!(stats.coalesced_waits, WAITERS as u64);
+}
