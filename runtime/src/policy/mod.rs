@@ -11,11 +11,13 @@ pub(crate) mod list;
 mod lru;
 mod s3fifo;
 pub(crate) mod sketch;
+mod wtinylfu;
 
 pub(crate) use fifo::Fifo;
 pub(crate) use lfu::Lfu;
 pub(crate) use lru::Lru;
 pub(crate) use s3fifo::S3Fifo;
+pub(crate) use wtinylfu::WTinyLfu;
 
 /// Which entry a full cache evicts.
 ///
@@ -79,6 +81,16 @@ pub enum Policy {
     /// assert!(hits > 5000, "{hits}");
     /// ```
     S3FifoTinyLfu,
+    /// Adaptive W-TinyLFU (the policy of Java's Caffeine): new entries enter an admission
+    /// window; an entry leaving it replaces the main space's next victim only if a count-min
+    /// sketch of recent key frequencies (4-bit counters, about one byte per entry of capacity,
+    /// allocated once the shard is first full) counts it strictly more often. Main is a
+    /// segmented queue (probation and protected). A hill climber moves the window's share of the
+    /// capacity every sample period, toward whichever direction raised the hit ratio: small on
+    /// skewed and looping workloads, large (close to LRU) on recency-only ones. Queues are
+    /// CLOCKs with a use counter in each entry, so a hit takes only the shard's shared lock and
+    /// writes only the entry's own byte; the sketch and the climber are fed on the miss path.
+    WTinyLfu,
 }
 
 /// What a policy may ask of the shard's slots while choosing a victim.
@@ -100,6 +112,7 @@ pub(crate) enum PolicyState {
     Lfu(Lfu),
     Fifo(Fifo),
     S3Fifo(S3Fifo),
+    WTinyLfu(WTinyLfu),
 }
 
 macro_rules! dispatch {
@@ -109,6 +122,7 @@ macro_rules! dispatch {
             PolicyState::Lfu($p) => $body,
             PolicyState::Fifo($p) => $body,
             PolicyState::S3Fifo($p) => $body,
+            PolicyState::WTinyLfu($p) => $body,
         }
     };
 }
@@ -122,6 +136,7 @@ impl PolicyState {
             Policy::Fifo => PolicyState::Fifo(Fifo::default()),
             Policy::S3Fifo => PolicyState::S3Fifo(S3Fifo::new(capacity, false)),
             Policy::S3FifoTinyLfu => PolicyState::S3Fifo(S3Fifo::new(capacity, true)),
+            Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(capacity)),
         }
     }
 
@@ -134,8 +149,10 @@ impl PolicyState {
     /// Records a hit under the shared lock (policies whose hits change no links).
     #[inline]
     pub(crate) fn on_hit_shared(&self, bits: &AtomicU8) {
-        if let PolicyState::S3Fifo(_) = self {
-            S3Fifo::on_hit(bits);
+        match self {
+            PolicyState::S3Fifo(_) => S3Fifo::on_hit(bits),
+            PolicyState::WTinyLfu(_) => WTinyLfu::on_hit(bits),
+            _ => {}
         }
     }
 
@@ -146,6 +163,7 @@ impl PolicyState {
             PolicyState::Lfu(p) => p.on_hit(idx),
             PolicyState::Fifo(_) => {}
             PolicyState::S3Fifo(_) => S3Fifo::on_hit(bits),
+            PolicyState::WTinyLfu(_) => WTinyLfu::on_hit(bits),
         }
     }
 
@@ -156,6 +174,7 @@ impl PolicyState {
             PolicyState::Lfu(p) => p.on_insert(idx),
             PolicyState::Fifo(p) => p.on_insert(idx),
             PolicyState::S3Fifo(p) => p.on_insert(idx, hash, weight, bits),
+            PolicyState::WTinyLfu(p) => p.on_insert(idx, hash, weight, bits),
         }
     }
 
@@ -166,6 +185,7 @@ impl PolicyState {
             PolicyState::Lfu(p) => p.on_hit(idx),
             PolicyState::Fifo(_) => {}
             PolicyState::S3Fifo(p) => p.on_update(old, new, bits),
+            PolicyState::WTinyLfu(p) => p.on_update(old, new, bits),
         }
     }
 
@@ -176,6 +196,7 @@ impl PolicyState {
             PolicyState::Lfu(p) => p.on_remove(idx),
             PolicyState::Fifo(p) => p.on_remove(idx),
             PolicyState::S3Fifo(p) => p.on_remove(idx, weight, bits),
+            PolicyState::WTinyLfu(p) => p.on_remove(idx, weight, bits),
         }
     }
 
