@@ -7,9 +7,9 @@
 //! 80% of main). Main's *victim* is the entry at probation's tail. A count-min sketch of recent
 //! key frequencies (4-bit counters, halved every four additions per entry of capacity) decides
 //! between the two: the candidate replaces the victim only if the sketch counts it strictly more
-//! often; otherwise the candidate is evicted. On a loop longer than the cache every key counts
-//! the same, ties keep the incumbent, and main stays resident; one-time keys (scans) never
-//! out-count main's entries.
+//! often by more than [`ADMIT_MARGIN`]; otherwise the candidate is evicted. On a loop longer than
+//! the cache every key counts about the same, near-ties keep the incumbent, and main stays
+//! resident; one-time keys (scans) never out-count main's entries.
 //!
 //! Recency is approximated with use counters instead of moving entries on hits: a hit only
 //! increments a counter in the entry's policy bits (under the shard's shared lock). The queues are
@@ -24,8 +24,8 @@
 //! period the hit ratio of the period is compared with the previous one's; if it got worse, the
 //! direction of the window's moves reverses; the window then moves by a step that starts at
 //! 6.25% of the capacity and decays by 2% a period (and restarts when the hit ratio jumps by 5
-//! points, a change of workload). Recency-heavy patterns (zigzags) grow the window until the
-//! policy is close to LRU; frequency-heavy ones shrink it toward 1%.
+//! points, a change of workload). Recency-heavy patterns (zigzags) grow the window; frequency-
+//! heavy ones shrink it toward its floor of one entry. The window starts at 1%.
 //!
 //! Hits are not counted anywhere a hit would have to write to, so the climber estimates a
 //! period's hits from the use counters the hands collect (exact for entries used fewer than
@@ -476,7 +476,7 @@ mod tests {
     fn climber_keeps_its_direction_while_the_hit_ratio_improves() {
         let mut climber = Climber::new(1000);
         climber.started = true;
-        let mut period = |climber: &mut Climber, hits: u64| {
+        let period = |climber: &mut Climber, hits: u64| {
             climber.hits = hits;
             climber.misses = climber.sample - hits;
             climber.sample().expect("a complete period")
