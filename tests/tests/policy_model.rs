@@ -406,7 +406,7 @@ impl S3FifoModel {
                         }
                         if let Some(victim) = self.main_victim() {
                             // Admitted only if seen more often than main's victim.
-                            if self.estimate(key) > self.estimate(victim) + 1 {
+                            if self.estimate(key) > self.estimate(victim) {
                                 let pos = position(&self.main, victim).expect("in main");
                                 self.main.remove(pos);
                                 self.freq.remove(&victim);
