@@ -303,6 +303,65 @@ pub fn run(
         .collect()
 }
 
+/// One line per memokit policy in `kinds`: on how many rows it is more than half a point below
+/// the best peer, the worst such rows, and its mean hit ratio per family (peers' means follow on
+/// one line each). Empty lines are never returned; with no peer in `kinds` there are no
+/// shortfall counts.
+pub fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
+    let mut families: Vec<Family> = Vec::new();
+    for row in rows {
+        if !families.contains(&row.family) {
+            families.push(row.family);
+        }
+    }
+    let has_peer = kinds.iter().any(|k| !k.is_memokit());
+    let mut lines = Vec::new();
+    for (at, kind) in kinds.iter().enumerate() {
+        let means: Vec<String> = families
+            .iter()
+            .map(|&family| {
+                let ratios: Vec<f64> = rows
+                    .iter()
+                    .filter(|row| row.family == family)
+                    .map(|row| row.ratios[at])
+                    .collect();
+                let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+                format!("{} {:.2}", family.name(), mean * 100.0)
+            })
+            .collect();
+        let mut line = format!("{}: mean % {}", kind.name(), means.join(", "));
+        if kind.is_memokit() && has_peer {
+            let mut short: Vec<(f64, String)> = rows
+                .iter()
+                .filter_map(|row| {
+                    let best = kinds
+                        .iter()
+                        .zip(&row.ratios)
+                        .filter(|(k, _)| !k.is_memokit())
+                        .map(|(_, &r)| r)
+                        .fold(f64::MIN, f64::max);
+                    let gap = best - row.ratios[at];
+                    (gap > 0.005).then(|| (gap, format!("{} @{}", row.workload, row.capacity)))
+                })
+                .collect();
+            short.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let worst: Vec<String> = short
+                .iter()
+                .take(5)
+                .map(|(gap, name)| format!("{name} -{:.2}", gap * 100.0))
+                .collect();
+            line.push_str(&format!(
+                "; more than 0.5 points below the best peer on {} of {} rows (worst: {})",
+                short.len(),
+                rows.len(),
+                worst.join(", ")
+            ));
+        }
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,8 @@ struct Options {
     out: PathBuf,
     trace_dir: Option<PathBuf>,
     user_traces: Vec<PathBuf>,
+    /// `hit-ratio --only SLUG,...`: replay only these contenders.
+    only: Option<Vec<Kind>>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -63,6 +65,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("results"),
         trace_dir: None,
         user_traces: Vec::new(),
+        only: None,
     };
     let mut explicit_dir = None;
     let mut args = args.iter();
@@ -77,6 +80,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--out" => options.out = value("--out")?,
             "--traces" => explicit_dir = Some(value("--traces")?),
             "--trace" => options.user_traces.push(value("--trace")?),
+            "--only" => {
+                let list = args.next().ok_or("--only needs a value")?;
+                let kinds = list
+                    .split(',')
+                    .map(|slug| Kind::from_slug(slug).ok_or(format!("no contender named {slug}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                options.only = Some(kinds);
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -132,7 +143,7 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
         options.trace_dir.as_deref(),
         &options.user_traces,
     )?;
-    let kinds = Kind::ALL;
+    let kinds = options.only.clone().unwrap_or_else(|| Kind::ALL.to_vec());
     let rows = hit_ratio::run(&workloads, &kinds, 2, |row| {
         eprintln!("{} @{}", row.workload, row.capacity);
     });
@@ -149,6 +160,9 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
         })
         .collect();
     print!("{}", table(&header, &cells));
+    for line in hit_ratio::shortfall_summary(&rows, &kinds) {
+        println!("{line}");
+    }
     Ok(())
 }
 

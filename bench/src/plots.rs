@@ -17,6 +17,7 @@ pub fn color_of(kind: Kind) -> RGBColor {
         Kind::MemokitLfu => RGBColor(227, 119, 194),
         Kind::MemokitFifo => RGBColor(188, 189, 34),
         Kind::MemokitS3FifoTinyLfu => RGBColor(255, 127, 14),
+        Kind::MemokitWTinyLfu => RGBColor(23, 190, 207),
         Kind::QuickCache => RGBColor(31, 119, 180),
         Kind::MokaSync => RGBColor(44, 160, 44),
         Kind::MokaFuture => RGBColor(152, 223, 138),

@@ -513,17 +513,18 @@ fn type_of(value: &Expr, errors: &mut Errors) -> Option<Type> {
 }
 
 /// The policies `policy = …` accepts, with the runtime variant each names.
-pub(crate) const POLICIES: [(&str, &str); 5] = [
+pub(crate) const POLICIES: [(&str, &str); 6] = [
     ("lru", "Lru"),
     ("lfu", "Lfu"),
     ("fifo", "Fifo"),
     ("s3fifo", "S3Fifo"),
     ("s3fifo_tinylfu", "S3FifoTinyLfu"),
+    ("w_tinylfu", "WTinyLfu"),
 ];
 
 fn policy_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
     const EXPECTED: &str =
-        "expected one of `lru`, `lfu`, `fifo`, `s3fifo` (the default), `s3fifo_tinylfu`";
+        "expected one of `lru`, `lfu`, `fifo`, `s3fifo` (the default), `s3fifo_tinylfu`, `w_tinylfu`";
     match value {
         Expr::Path(path) => match path.path.get_ident() {
             Some(ident) => match POLICIES.iter().find(|(name, _)| ident == name) {

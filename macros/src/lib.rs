@@ -99,7 +99,8 @@ use proc_macro::TokenStream;
 ///   `CacheBuilder::refresh_after`).
 /// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
 ///   drawn at random, so that results computed together do not expire together.
-/// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu`: eviction policy (default `s3fifo`).
+/// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu | w_tinylfu`: eviction policy (default
+///   `s3fifo`).
 /// - `key = <expr>`, `key_type = <type>`: see above.
 /// - `cache_errors = true`: for a function returning `Result`, also cache `Err` (the error must
 ///   be `Clone`). By default only `Ok` values are cached.

@@ -541,6 +541,7 @@ policy_fn!(with_lfu, WITH_LFU_RUNS, policy = lfu);
 policy_fn!(with_fifo, WITH_FIFO_RUNS, policy = fifo);
 policy_fn!(with_s3fifo, WITH_S3FIFO_RUNS, policy = s3fifo);
 policy_fn!(with_tinylfu, WITH_TINYLFU_RUNS, policy = s3fifo_tinylfu);
+policy_fn!(with_w_tinylfu, WITH_W_TINYLFU_RUNS, policy = w_tinylfu);
 policy_fn!(with_default, WITH_DEFAULT_RUNS,);
 
 /// A function, its handle, its run counter and the policy it was given.
@@ -553,7 +554,7 @@ type PolicyCase = (
 
 #[test]
 fn every_policy_keeps_the_cache_within_size_and_returns_right_values() {
-    let cases: [PolicyCase; 6] = [
+    let cases: [PolicyCase; 7] = [
         (with_lru, with_lru_cache(), &WITH_LRU_RUNS, Policy::Lru),
         (with_lfu, with_lfu_cache(), &WITH_LFU_RUNS, Policy::Lfu),
         (with_fifo, with_fifo_cache(), &WITH_FIFO_RUNS, Policy::Fifo),
@@ -568,6 +569,12 @@ fn every_policy_keeps_the_cache_within_size_and_returns_right_values() {
             with_tinylfu_cache(),
             &WITH_TINYLFU_RUNS,
             Policy::S3FifoTinyLfu,
+        ),
+        (
+            with_w_tinylfu,
+            with_w_tinylfu_cache(),
+            &WITH_W_TINYLFU_RUNS,
+            Policy::WTinyLfu,
         ),
         (
             with_default,

@@ -1,4 +1,4 @@
-//! Model-based tests of the five eviction policies.
+//! Model-based tests of the six eviction policies.
 //!
 //! Each policy is restated as a small, obviously correct reference model over `VecDeque`s and
 //! `Vec`s (O(n) per operation is fine at these sizes). Random sequences of lookups, inserts and
@@ -492,6 +492,225 @@ impl Model for S3FifoModel {
     }
 }
 
+/// W-TinyLFU's use counters saturate here (six bits).
+const W_MAX_USES: u8 = 63;
+/// At most this many uses of one pass reach the sketch.
+const W_MAX_FOLD: u8 = 15;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WQueue {
+    Window,
+    Probation,
+    Protected,
+}
+
+/// W-TinyLFU (`Policy::WTinyLfu`): window, probation and protected queues from newest (front)
+/// to oldest (back), each a CLOCK over the keys' use counters. The window's target is 1% of the
+/// capacity (at least 1): the hill climber that moves it needs at least 3,000 requests per
+/// period, more than these sequences hold, so it never moves here. Protected holds at most 80%
+/// of the rest.
+///
+/// The sketch is memokit's own, used as a black box with the cache's key hashes, fed at the same
+/// moments: each new key on insert (allocated once the cache is half full, or at the first
+/// eviction), and the uses a key's counter collected when a hand passes it (at most 15).
+struct WTinyLfuModel {
+    capacity: usize,
+    window_target: usize,
+    window: VecDeque<u32>,
+    probation: VecDeque<u32>,
+    protected: VecDeque<u32>,
+    uses: HashMap<u32, u8>,
+    queue: HashMap<u32, WQueue>,
+    sketch: FrequencySketch,
+    hash: Box<dyn Fn(u32) -> u64>,
+}
+
+impl WTinyLfuModel {
+    fn new(capacity: usize, hash: impl Fn(u32) -> u64 + 'static) -> Self {
+        WTinyLfuModel {
+            capacity,
+            window_target: (capacity / 100).max(1),
+            window: VecDeque::new(),
+            probation: VecDeque::new(),
+            protected: VecDeque::new(),
+            uses: HashMap::new(),
+            queue: HashMap::new(),
+            sketch: FrequencySketch::lazy_with_sample(capacity as u64, 4),
+            hash: Box::new(hash),
+        }
+    }
+
+    fn of(cache: &Cache<u32, u64>, capacity: usize) -> Self {
+        assert_eq!(cache.policy(), Policy::WTinyLfu);
+        let cache = cache.clone();
+        WTinyLfuModel::new(capacity, move |key| cache.__hash(&key))
+    }
+
+    fn main_len(&self) -> usize {
+        self.probation.len() + self.protected.len()
+    }
+
+    fn estimate(&self, key: u32) -> u8 {
+        self.sketch.frequency((self.hash)(key))
+    }
+
+    /// A hand passes `key`: its uses go to the sketch and its counter restarts.
+    fn collect(&mut self, key: u32) {
+        let uses = std::mem::take(self.uses.get_mut(&key).expect("resident"));
+        let hash = (self.hash)(key);
+        for _ in 0..uses.min(W_MAX_FOLD) {
+            self.sketch.increment(hash);
+        }
+    }
+
+    fn queue_of(&mut self, which: WQueue) -> &mut VecDeque<u32> {
+        match which {
+            WQueue::Window => &mut self.window,
+            WQueue::Probation => &mut self.probation,
+            WQueue::Protected => &mut self.protected,
+        }
+    }
+
+    fn unlink(&mut self, key: u32) {
+        let which = self.queue[&key];
+        let queue = self.queue_of(which);
+        let pos = position(queue, key).expect("in its queue");
+        queue.remove(pos);
+    }
+
+    fn push(&mut self, key: u32, which: WQueue) {
+        self.queue.insert(key, which);
+        self.queue_of(which).push_front(key);
+    }
+
+    fn balance_protected(&mut self) {
+        let target = (self.capacity - self.window_target) * 800 / 1000;
+        let mut budget = 2 * self.protected.len() + 1;
+        while self.protected.len() > target && budget > 0 {
+            budget -= 1;
+            let key = self.protected.pop_back().expect("over target");
+            if self.uses[&key] > 0 {
+                self.collect(key);
+                self.protected.push_front(key);
+            } else {
+                self.push(key, WQueue::Probation);
+            }
+        }
+    }
+
+    fn main_victim(&mut self) -> Option<u32> {
+        loop {
+            self.balance_protected();
+            if let Some(&key) = self.probation.back() {
+                if self.uses[&key] == 0 {
+                    return Some(key);
+                }
+                self.collect(key);
+                self.probation.pop_back();
+                self.push(key, WQueue::Protected);
+                continue;
+            }
+            let key = *self.protected.back()?;
+            if self.uses[&key] == 0 {
+                return Some(key);
+            }
+            self.collect(key);
+            self.protected.pop_back();
+            self.protected.push_front(key);
+        }
+    }
+
+    fn evict(&mut self) -> Option<u32> {
+        self.sketch.ensure_allocated();
+        loop {
+            if self.window.len() >= self.window_target || self.main_len() == 0 {
+                if let Some(&key) = self.window.back() {
+                    self.window.pop_back();
+                    if self.uses[&key] > 0 {
+                        self.collect(key);
+                        self.window.push_front(key);
+                        continue;
+                    }
+                    if self.main_len() + 1 + self.window_target <= self.capacity {
+                        self.push(key, WQueue::Probation);
+                        continue;
+                    }
+                    let Some(victim) = self.main_victim() else {
+                        return Some(key);
+                    };
+                    if self.estimate(key) > self.estimate(victim) + 1 {
+                        self.unlink(victim);
+                        self.push(key, WQueue::Probation);
+                        return Some(victim);
+                    }
+                    return Some(key);
+                }
+            }
+            let victim = self.main_victim()?;
+            self.unlink(victim);
+            return Some(victim);
+        }
+    }
+
+    fn bump(&mut self, key: u32) -> bool {
+        let Some(uses) = self.uses.get_mut(&key) else {
+            return false;
+        };
+        *uses = (*uses + 1).min(W_MAX_USES);
+        true
+    }
+}
+
+impl Model for WTinyLfuModel {
+    fn get(&mut self, key: u32) -> bool {
+        self.bump(key)
+    }
+
+    fn insert(&mut self, key: u32) -> Option<u32> {
+        if self.bump(key) {
+            return None;
+        }
+        let victim = if self.len() >= self.capacity {
+            let victim = self.evict().expect("a full cache has a victim");
+            self.uses.remove(&victim);
+            self.queue.remove(&victim);
+            Some(victim)
+        } else {
+            None
+        };
+        if self.len() >= self.capacity / 2 {
+            self.sketch.ensure_allocated();
+        }
+        self.sketch.increment((self.hash)(key));
+        self.uses.insert(key, 0);
+        self.push(key, WQueue::Window);
+        victim
+    }
+
+    fn invalidate(&mut self, key: u32) -> bool {
+        if !self.uses.contains_key(&key) {
+            return false;
+        }
+        self.unlink(key);
+        self.uses.remove(&key);
+        self.queue.remove(&key);
+        true
+    }
+
+    fn clear(&mut self) {
+        let hash = std::mem::replace(&mut self.hash, Box::new(|_| 0));
+        *self = WTinyLfuModel::new(self.capacity, hash);
+    }
+
+    fn contains(&self, key: u32) -> bool {
+        self.uses.contains_key(&key)
+    }
+
+    fn len(&self) -> usize {
+        self.uses.len()
+    }
+}
+
 fn cache(policy: Policy, capacity: usize) -> Cache<u32, u64> {
     Cache::builder()
         .max_capacity(capacity as u64)
@@ -674,10 +893,18 @@ proptest! {
         let mut model = S3FifoModel::of(&cache, capacity);
         check_cache_against_model(&cache, policy, capacity, key_space, &ops, &mut model)?;
     }
+
+    #[test]
+    fn w_tinylfu_matches_model((capacity, key_space, ops) in scenario(400, false)) {
+        let policy = Policy::WTinyLfu;
+        let cache = cache(policy, capacity);
+        let mut model = WTinyLfuModel::of(&cache, capacity);
+        check_cache_against_model(&cache, policy, capacity, key_space, &ops, &mut model)?;
+    }
 }
 
 proptest! {
-    // Each case runs all five policies.
+    // Each case runs all six policies.
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// `clear` must leave every policy as a freshly built one (same ghost size, aging counter...).
@@ -695,6 +922,10 @@ proptest! {
         let filtered_cache = cache(policy, capacity);
         let mut filtered = S3FifoModel::of(&filtered_cache, capacity);
         check_cache_against_model(&filtered_cache, policy, capacity, key_space, &ops, &mut filtered)?;
+        let policy = Policy::WTinyLfu;
+        let w_cache = cache(policy, capacity);
+        let mut w = WTinyLfuModel::of(&w_cache, capacity);
+        check_cache_against_model(&w_cache, policy, capacity, key_space, &ops, &mut w)?;
     }
 }
 
@@ -850,4 +1081,80 @@ fn s3fifo_keeps_a_hot_set_through_a_scan_that_flushes_lru() {
         }
         assert_eq!(cache.len(), 20);
     }
+}
+
+/// Hit ratio of reading `keys` through `cache` (insert on a miss).
+fn hit_ratio(cache: &Cache<u32, u64>, keys: impl IntoIterator<Item = u32>) -> f64 {
+    let (mut hits, mut reads) = (0, 0);
+    for key in keys {
+        hits += u32::from(read_through(cache, key));
+        reads += 1;
+    }
+    f64::from(hits) / f64::from(reads)
+}
+
+#[test]
+fn w_tinylfu_keeps_most_of_a_loop_longer_than_the_cache() {
+    // 50 passes over 1,100 keys through 1,000 entries: at most 91% can hit; LRU hits nothing.
+    let lap = || (0..50).flat_map(|_| 0..1100u32);
+    let w = hit_ratio(&cache(Policy::WTinyLfu, 1000), lap());
+    let lru = hit_ratio(&cache(Policy::Lru, 1000), lap());
+    assert!(w > 0.85, "{w}");
+    assert_eq!(lru, 0.0);
+    // The same with the default sharding (8 shards of 125 here, each its own policy).
+    let sharded: Cache<u32, u64> = Cache::builder()
+        .max_capacity(1000)
+        .policy(Policy::WTinyLfu)
+        .build();
+    let w_sharded = hit_ratio(&sharded, lap());
+    assert!(w_sharded > 0.8, "{w_sharded}");
+}
+
+#[test]
+fn w_tinylfu_keeps_a_hot_set_through_a_scan() {
+    // 50 hot keys, each read again after 150 one-time keys have gone by, in 100 entries: LRU
+    // never hits them, W-TinyLFU keeps them in main once the sketch has counted them.
+    for (policy, min_hot_ratio, max_hot_ratio) in
+        [(Policy::WTinyLfu, 0.9, 1.0), (Policy::Lru, 0.0, 0.0)]
+    {
+        let cache = cache(policy, 100);
+        let (mut hot_hits, mut hot_reads) = (0, 0);
+        for i in 0..30_000u32 {
+            let hot = i % 50;
+            let hit = read_through(&cache, hot);
+            if i >= 15_000 {
+                hot_hits += u32::from(hit);
+                hot_reads += 1;
+            }
+            for j in 0..3 {
+                read_through(&cache, 100 + 3 * i + j);
+            }
+        }
+        let ratio = f64::from(hot_hits) / f64::from(hot_reads);
+        assert!(
+            (min_hot_ratio..=max_hot_ratio).contains(&ratio),
+            "{policy:?}: {ratio}"
+        );
+    }
+}
+
+#[test]
+fn w_tinylfu_on_pure_recency_ends_up_near_lru() {
+    // Sweeps up and down 0..1000 through 100 entries: only recency helps (each key is reused
+    // right after a turn). LRU hits about 99 keys a turn; W-TinyLFU's climber grows its window
+    // toward that, where a fixed 1% window would hit a few.
+    let zigzag = || {
+        (0..200).flat_map(|i| {
+            let sweep: Box<dyn Iterator<Item = u32>> = if i % 2 == 0 {
+                Box::new(0..1000)
+            } else {
+                Box::new((0..1000).rev())
+            };
+            sweep
+        })
+    };
+    let lru = hit_ratio(&cache(Policy::Lru, 100), zigzag());
+    let w = hit_ratio(&cache(Policy::WTinyLfu, 100), zigzag());
+    assert!(lru > 0.09, "{lru}");
+    assert!(w > 0.75 * lru, "{w} vs LRU {lru}");
 }

@@ -14,9 +14,11 @@ pub const LFU: u8 = 2;
 pub const FIFO: u8 = 3;
 /// [`Memokit`]'s policy parameter: [`Policy::S3FifoTinyLfu`].
 pub const S3FIFO_TINYLFU: u8 = 4;
+/// [`Memokit`]'s policy parameter: [`Policy::WTinyLfu`].
+pub const W_TINYLFU: u8 = 5;
 
 /// A `memokit::Cache<u64, u64>` with the policy `POLICY` (one of [`S3FIFO`], [`LRU`], [`LFU`],
-/// [`FIFO`], [`S3FIFO_TINYLFU`]; a const parameter so that each policy is its own type), default sharding.
+/// [`FIFO`], [`S3FIFO_TINYLFU`], [`W_TINYLFU`]; a const parameter so that each policy is its own type), default sharding.
 #[derive(Debug, Clone)]
 pub struct Memokit<const POLICY: u8>(pub Cache<u64, u64>);
 
@@ -29,6 +31,7 @@ impl<const POLICY: u8> Memokit<POLICY> {
             LFU => Policy::Lfu,
             FIFO => Policy::Fifo,
             S3FIFO_TINYLFU => Policy::S3FifoTinyLfu,
+            W_TINYLFU => Policy::WTinyLfu,
             other => panic!("no memokit policy numbered {other}"),
         }
     }

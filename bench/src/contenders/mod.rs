@@ -17,7 +17,7 @@ mod quick_cache_sync;
 
 pub use cached_lru::CachedLru;
 pub use lru_mutex::LruMutex;
-pub use memokit_cache::{Memokit, FIFO, LFU, LRU, S3FIFO, S3FIFO_TINYLFU};
+pub use memokit_cache::{Memokit, FIFO, LFU, LRU, S3FIFO, S3FIFO_TINYLFU, W_TINYLFU};
 pub use mini_moka_sync::MiniMoka;
 pub use moka_future::MokaFuture;
 pub use moka_sync::MokaSync;
@@ -61,6 +61,8 @@ pub enum Kind {
     MemokitFifo,
     /// memokit, S3-FIFO with the TinyLFU-style admission filter.
     MemokitS3FifoTinyLfu,
+    /// memokit, adaptive W-TinyLFU.
+    MemokitWTinyLfu,
     /// `quick_cache::sync::Cache`.
     QuickCache,
     /// `moka::sync::Cache`.
@@ -77,12 +79,13 @@ pub enum Kind {
 
 impl Kind {
     /// All contenders, in table order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::MemokitS3Fifo,
         Kind::MemokitLru,
         Kind::MemokitLfu,
         Kind::MemokitFifo,
         Kind::MemokitS3FifoTinyLfu,
+        Kind::MemokitWTinyLfu,
         Kind::QuickCache,
         Kind::MokaSync,
         Kind::MokaFuture,
@@ -102,6 +105,7 @@ impl Kind {
             Kind::MemokitLfu => "memokit LFU",
             Kind::MemokitFifo => "memokit FIFO",
             Kind::MemokitS3FifoTinyLfu => "memokit S3-FIFO+TinyLFU",
+            Kind::MemokitWTinyLfu => "memokit W-TinyLFU",
             Kind::QuickCache => "quick_cache",
             Kind::MokaSync => "moka sync",
             Kind::MokaFuture => "moka future",
@@ -119,6 +123,7 @@ impl Kind {
             Kind::MemokitLfu => "memokit-lfu",
             Kind::MemokitFifo => "memokit-fifo",
             Kind::MemokitS3FifoTinyLfu => "memokit-s3fifo-tinylfu",
+            Kind::MemokitWTinyLfu => "memokit-w-tinylfu",
             Kind::QuickCache => "quick-cache",
             Kind::MokaSync => "moka-sync",
             Kind::MokaFuture => "moka-future",
@@ -142,6 +147,7 @@ impl Kind {
                 | Kind::MemokitLfu
                 | Kind::MemokitFifo
                 | Kind::MemokitS3FifoTinyLfu
+                | Kind::MemokitWTinyLfu
         )
     }
 
@@ -153,6 +159,7 @@ impl Kind {
             Kind::MemokitLfu => measurement.measure::<Memokit<LFU>>(),
             Kind::MemokitFifo => measurement.measure::<Memokit<FIFO>>(),
             Kind::MemokitS3FifoTinyLfu => measurement.measure::<Memokit<S3FIFO_TINYLFU>>(),
+            Kind::MemokitWTinyLfu => measurement.measure::<Memokit<W_TINYLFU>>(),
             Kind::QuickCache => measurement.measure::<QuickCache>(),
             Kind::MokaSync => measurement.measure::<MokaSync>(),
             Kind::MokaFuture => measurement.measure::<MokaFuture>(),

@@ -53,6 +53,10 @@ impl Default for List {
 }
 
 impl List {
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -55,13 +55,19 @@ impl FrequencySketch {
     /// Like [`FrequencySketch::new`], but allocates nothing until
     /// [`FrequencySketch::ensure_allocated`]; until then it records nothing and estimates 0.
     pub fn lazy(entries: u64) -> Self {
+        Self::lazy_with_sample(entries, 10)
+    }
+
+    /// Like [`FrequencySketch::lazy`], with counters halved every `sample_per_entry × entries`
+    /// additions instead of ten.
+    pub fn lazy_with_sample(entries: u64, sample_per_entry: u64) -> Self {
         let row_len = (entries / 2).clamp(16, 1 << 18).next_power_of_two() as usize;
         FrequencySketch {
             table: Vec::new(),
             row_bits: row_len.trailing_zeros(),
             row_len,
             additions: 0,
-            sample: entries.saturating_mul(10).max(16),
+            sample: entries.saturating_mul(sample_per_entry).max(16),
         }
     }
 
