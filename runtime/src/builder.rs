@@ -335,7 +335,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             capacity,
             policy,
             lookups: LookupCounters::new(),
-            shared_hit_bits: crate::cache::shared_hit_bits(policy, &expiry),
+            shared_hit_counter: crate::cache::shared_hit_counter(policy, &expiry),
         };
         let cache = Cache {
             inner: Arc::new(inner),

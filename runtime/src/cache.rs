@@ -62,20 +62,15 @@ pub(crate) struct Inner<K, V> {
     pub(crate) capacity: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) lookups: LookupCounters,
-    /// [`Cache::shared_hit_bits`], worked out once by the builder (see [`shared_hit_bits`]).
-    pub(crate) shared_hit_bits: Option<bool>,
+    /// [`Cache::shared_hit_counter`], worked out once by the builder (see [`shared_hit_counter`]).
+    pub(crate) shared_hit_counter: Option<u8>,
 }
 
 /// `Some` when a cache with this policy and expiry reads no clock and records a hit under the
-/// shared lock, with whether that hit bumps the entry's policy bits (S3-FIFO) or records
-/// nothing (FIFO); `None` for the other caches, whose lookups take the general path.
-pub(crate) fn shared_hit_bits(policy: Policy, expiry: &ExpiryPolicy) -> Option<bool> {
-    let bump_bits = match policy {
-        Policy::S3Fifo | Policy::S3FifoTinyLfu => true,
-        Policy::Fifo => false,
-        _ => return None,
-    };
-    (!expiry.is_enabled()).then_some(bump_bits)
+/// shared lock, with the policy's use-counter maximum (see [`Policy::shared_hit_counter`]);
+/// `None` for the other caches, whose lookups take the general path.
+pub(crate) fn shared_hit_counter(policy: Policy, expiry: &ExpiryPolicy) -> Option<u8> {
+    policy.shared_hit_counter().filter(|_| !expiry.is_enabled())
 }
 
 /// A concurrent, sharded, bounded or unbounded cache.
@@ -85,7 +80,8 @@ pub(crate) fn shared_hit_bits(policy: Policy, expiry: &ExpiryPolicy) -> Option<b
 ///
 /// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
 /// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`],
-/// [`Policy::S3FifoTinyLfu`] and [`Policy::Fifo`] take the shared lock only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
+/// [`Policy::S3FifoTinyLfu`], [`Policy::WTinyLfu`] and [`Policy::Fifo`] take the shared lock
+/// only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
 ///
 /// ```
 /// use std::time::Duration;
@@ -203,8 +199,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     {
         let hash = self.hash(key);
         let shard = self.shard_of(hash);
-        match self.shared_hit_bits() {
-            Some(bump_bits) => self.get_unclocked(shard, hash, key, bump_bits),
+        match self.shared_hit_counter() {
+            Some(max_uses) => self.get_unclocked(shard, hash, key, max_uses),
             None => self
                 .get_hashed_general(shard, hash, key)
                 .map(|(value, _)| value),
@@ -212,20 +208,20 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 
     /// For the hit path inlined in [`Cache::get`] and [`Cache::get_hashed`]: whether it applies
-    /// and how a hit is recorded (see [`shared_hit_bits`]); one byte read.
+    /// and how a hit is recorded (see [`shared_hit_counter`]); two bytes read.
     #[inline]
-    fn shared_hit_bits(&self) -> Option<bool> {
-        self.inner.shared_hit_bits
+    fn shared_hit_counter(&self) -> Option<u8> {
+        self.inner.shared_hit_counter
     }
 
-    /// A counted lookup on the path [`Cache::shared_hit_bits`] allows.
+    /// A counted lookup on the path [`Cache::shared_hit_counter`] allows.
     #[inline]
-    fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, max_uses: u8) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let found = self.inner.shards[shard].lookup_unclocked(hash, key, bump_bits);
+        let found = self.inner.shards[shard].lookup_unclocked(hash, key, max_uses);
         self.inner.lookups.record(found.is_some());
         found
     }
@@ -243,9 +239,9 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.shared_hit_bits() {
-            Some(bump_bits) => self
-                .get_unclocked(shard_idx, hash, key, bump_bits)
+        match self.shared_hit_counter() {
+            Some(max_uses) => self
+                .get_unclocked(shard_idx, hash, key, max_uses)
                 .map(|value| (value, false)),
             None => self.get_hashed_general(shard_idx, hash, key),
         }

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::expiry::{Deadline, ExpiryPolicy};
 use crate::flight::Flights;
-use crate::policy::{Policy, PolicyState, S3Fifo, SlotInfo};
+use crate::policy::{bump_uses, Policy, PolicyState, SlotInfo};
 use crate::stats::Counters;
 use crate::RemovalCause;
 
@@ -303,10 +303,11 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     /// The hit path of a cache without a clock whose policy records a hit under the shared lock:
-    /// S3-FIFO in the entry's policy bits (`bump_bits`; what [`PolicyState::on_hit_shared`]
-    /// does, without reading the policy's state), FIFO not at all. Counts nothing.
+    /// a use counter in the entry's policy bits, up to `max_uses` (what
+    /// [`PolicyState::on_hit_shared`] does, without reading the policy's state; FIFO's 0
+    /// records nothing). Counts nothing.
     #[inline(always)]
-    pub(crate) fn lookup_unclocked<Q>(&self, hash: u64, key: &Q, bump_bits: bool) -> Option<V>
+    pub(crate) fn lookup_unclocked<Q>(&self, hash: u64, key: &Q, max_uses: u8) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -314,8 +315,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         debug_assert!(!self.exclusive_hits);
         let data = self.data.read();
         let (_, entry) = data.find_entry(hash, key)?;
-        if bump_bits {
-            S3Fifo::on_hit(&entry.policy_bits);
+        if max_uses != 0 {
+            bump_uses(&entry.policy_bits, max_uses);
         }
         Some(entry.value.clone())
     }

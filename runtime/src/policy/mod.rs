@@ -3,7 +3,7 @@
 //! A policy only keeps an order over slot numbers; the shard owns the entries. Each policy is a
 //! plain struct, and [`PolicyState`] dispatches to the one a cache was built with.
 
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 mod fifo;
 mod lfu;
@@ -115,6 +115,33 @@ pub enum Policy {
     /// assert!(hits > 5000, "{hits}");
     /// ```
     WTinyLfu,
+}
+
+impl Policy {
+    /// How a hit is recorded under the shared lock, for the hit path that reads no policy
+    /// state: `Some(max)` bumps a use counter in the low bits of the entry's policy bits up to
+    /// `max` (see [`bump_uses`]; `Some(0)` records nothing), `None` when hits take the
+    /// exclusive lock.
+    pub(crate) fn shared_hit_counter(self) -> Option<u8> {
+        match self {
+            Policy::S3Fifo | Policy::S3FifoTinyLfu => Some(s3fifo::MAX_FREQ),
+            Policy::WTinyLfu => Some(wtinylfu::MAX_USES),
+            Policy::Fifo => Some(0),
+            Policy::Lru | Policy::Lfu => None,
+        }
+    }
+}
+
+/// Records a hit in a use counter kept in the low bits of an entry's policy bits, saturating
+/// at `max` (all ones in those bits). A saturated counter is left alone, so hot entries cause
+/// no writes; a lost race between two hits loses one count, which is harmless. Flag bits above
+/// the counter change only under the exclusive lock, so no hit can overwrite them.
+#[inline(always)]
+pub(crate) fn bump_uses(bits: &AtomicU8, max: u8) {
+    let b = bits.load(Relaxed);
+    if b & max < max {
+        bits.store(b + 1, Relaxed);
+    }
 }
 
 /// What a policy may ask of the shard's slots while choosing a victim.

@@ -44,7 +44,7 @@ use super::sketch::FrequencySketch;
 use super::SlotInfo;
 
 /// Use counters saturate here (two bits, as in the paper).
-const MAX_FREQ: u8 = 3;
+pub(super) const MAX_FREQ: u8 = 3;
 /// The low bits of an entry's policy bits: its use counter.
 const FREQ_MASK: u8 = 0b11;
 /// The high bit of an entry's policy bits: it sits in the main queue. Changed only under the
@@ -153,11 +153,7 @@ impl S3Fifo {
 
     #[inline]
     pub(crate) fn on_hit(bits: &AtomicU8) {
-        let b = bits.load(Relaxed);
-        // Saturated counters are left alone so hot entries cause no writes.
-        if b & FREQ_MASK < MAX_FREQ {
-            bits.store(b + 1, Relaxed);
-        }
+        super::bump_uses(bits, MAX_FREQ);
     }
 
     pub(crate) fn on_insert(&mut self, idx: u32, hash: u64, weight: u64, bits: &AtomicU8) {

@@ -41,7 +41,7 @@ use super::SlotInfo;
 /// The low bits of an entry's policy bits: uses since a hand last passed it (saturating).
 const USES_MASK: u8 = 0b0011_1111;
 /// Use counters saturate here.
-const MAX_USES: u8 = USES_MASK;
+pub(super) const MAX_USES: u8 = USES_MASK;
 /// The high bits: which queue the entry is in. Changed only under the exclusive lock; hits
 /// change only the counter.
 const QUEUE_MASK: u8 = 0b1100_0000;
@@ -129,11 +129,7 @@ impl WTinyLfu {
 
     #[inline]
     pub(crate) fn on_hit(bits: &AtomicU8) {
-        let b = bits.load(Relaxed);
-        // Saturated counters are left alone so hot entries cause no writes.
-        if b & USES_MASK < MAX_USES {
-            bits.store(b + 1, Relaxed);
-        }
+        super::bump_uses(bits, MAX_USES);
     }
 
     pub(crate) fn on_insert(&mut self, idx: u32, hash: u64, weight: u64, bits: &AtomicU8) {
