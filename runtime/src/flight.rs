@@ -5,7 +5,7 @@
 //! find the flight and wait on it (a blocking caller parks its thread, an async one awaits a
 //! [`tokio::sync::Notify`], which needs no runtime). Callers of other keys never touch it.
 //!
-//! The hand-over is lock-free: the leader publishes the outcome once in a [`OnceLock`], then
+//! The hand-over is lock-free: the leader publishes the outcome once in a `OnceLock`, then
 //! unparks every parked thread and wakes every waiting task with one `notify_waiters`, holding
 //! no lock while they run; each woken waiter reads the outcome without taking any lock (no
 //! mutex that the waiters take in turn, no re-registration with the `Notify`, no second lookup)
@@ -23,8 +23,8 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::thread::{self, Thread, ThreadId};
+use std::sync::{Arc, Weak};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 
 use crate::cache::LoadRule;
 use crate::stats::bump;
+use crate::sync::{self, OnceLock, Thread};
 use crate::trace::{LoadOutcome, LoadSpan};
 use crate::Cache;
 
@@ -66,16 +67,69 @@ impl<K, V> Flights<K, V> {
 
 /// One computation in progress.
 pub(crate) struct Flight<V> {
-    /// Set once, when the flight ends; read by the waiters without a lock.
-    ended: OnceLock<Ended<V>>,
-    /// The blocking waiters, each unparked by the end.
-    sleepers: Mutex<Vec<Thread>>,
+    /// Set once, when the flight ends; read by the waiters without a lock. Blocking waiters
+    /// sleep in it until then.
+    ended: Handover<Ended<V>>,
     ended_async: Notify,
     /// The thread of a blocking leader, to detect a same-key recursive call.
     leader_thread: Option<ThreadId>,
     /// Set when the key was invalidated, replaced or cleared while computing: the result may
     /// predate that write, so it is handed to the callers already waiting but not stored.
     superseded: AtomicBool,
+}
+
+/// A value published once, for threads that block until it is: the blocking half of a flight's
+/// hand-over. Its primitives come from `crate::sync`, so that under `--cfg shuttle` a test
+/// explores its interleavings (`shuttle_tests` below).
+struct Handover<T> {
+    /// Set once; read without a lock.
+    outcome: OnceLock<T>,
+    /// The threads that wait for the outcome, each unparked once it is published.
+    sleepers: sync::Mutex<Vec<Thread>>,
+}
+
+impl<T> Handover<T> {
+    fn new() -> Self {
+        Handover {
+            outcome: OnceLock::new(),
+            sleepers: sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The outcome, if published.
+    fn get(&self) -> Option<&T> {
+        self.outcome.get()
+    }
+
+    /// Blocks until the outcome is published.
+    fn wait(&self) -> &T {
+        if let Some(outcome) = self.outcome.get() {
+            return outcome;
+        }
+        // Registered before the outcome is read again: `publish` publishes the outcome before
+        // it takes the list, so this thread either is in the list it takes or sees the outcome.
+        self.sleepers.lock().push(sync::current());
+        loop {
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            // An unpark that came first makes this return at once; a spurious return loops.
+            sync::park();
+        }
+    }
+
+    /// Publishes the outcome, then unparks every waiting thread, outside the list's lock.
+    /// Returns false, publishing nothing, if an outcome was published already.
+    fn publish(&self, outcome: T) -> bool {
+        if self.outcome.set(outcome).is_err() {
+            return false;
+        }
+        let sleepers = std::mem::take(&mut *self.sleepers.lock());
+        for sleeper in sleepers {
+            sleeper.unpark();
+        }
+        true
+    }
 }
 
 /// How a flight ended.
@@ -132,8 +186,7 @@ pub(crate) enum Outcome<V, E> {
 impl<V: Clone> Flight<V> {
     fn new(leader_thread: Option<ThreadId>) -> Self {
         Flight {
-            ended: OnceLock::new(),
-            sleepers: Mutex::new(Vec::new()),
+            ended: Handover::new(),
             ended_async: Notify::new(),
             leader_thread,
             superseded: AtomicBool::new(false),
@@ -142,19 +195,7 @@ impl<V: Clone> Flight<V> {
 
     /// Blocks until the flight ends.
     pub(crate) fn wait<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
-        if let Some(ended) = self.ended.get() {
-            return Self::outcome(ended, share_error);
-        }
-        // Registered before the outcome is read again: `end` publishes the outcome before it
-        // takes the list, so this thread either is in the list it takes or sees the outcome.
-        self.sleepers.lock().push(thread::current());
-        loop {
-            if let Some(ended) = self.ended.get() {
-                return Self::outcome(ended, share_error);
-            }
-            // An unpark that came first makes this return at once; a spurious return loops.
-            thread::park();
-        }
+        Self::outcome(self.ended.wait(), share_error)
     }
 
     /// Awaits the end of the flight on any executor.
@@ -191,14 +232,10 @@ impl<V: Clone> Flight<V> {
     /// Publishes the outcome, then wakes every waiter: each parked thread by its own unpark,
     /// outside any lock, and every task with one `notify_waiters`.
     fn end(&self, ended: Ended<V>) {
-        let first = self.ended.set(ended).is_ok();
+        let first = self.ended.publish(ended);
         debug_assert!(first, "a flight ends once");
         if !first {
             return;
-        }
-        let sleepers = std::mem::take(&mut *self.sleepers.lock());
-        for sleeper in sleepers {
-            sleeper.unpark();
         }
         self.ended_async.notify_waiters();
     }
@@ -487,5 +524,71 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
             self.leave_table(&key);
             self.flight.end(Ended::Abandoned);
         }
+    }
+}
+
+/// The blocking hand-over, model-checked: `RUSTFLAGS="--cfg shuttle" cargo test -p memokit --lib
+/// shuttle` explores interleavings of a leader ending a flight and blocking waiters, through
+/// `Flight::end` and `Flight::wait`. A lost wake-up leaves a waiter parked for ever, which
+/// `shuttle` reports as a deadlock.
+#[cfg(all(test, shuttle))]
+mod shuttle_tests {
+    use std::sync::Arc;
+
+    use super::{Ended, Flight, Outcome};
+
+    /// One leader ends a flight with a value while `waiters` threads wait for it.
+    fn value_reaches_every_waiter(waiters: usize) {
+        let flight = Arc::new(Flight::<u64>::new(None));
+        let waiting: Vec<_> = (0..waiters)
+            .map(|_| {
+                let flight = flight.clone();
+                shuttle::thread::spawn(move || match flight.wait::<()>(None) {
+                    Outcome::Done(Ok(value)) => value,
+                    _ => panic!("a waiter missed the value"),
+                })
+            })
+            .collect();
+        let leader = {
+            let flight = flight.clone();
+            shuttle::thread::spawn(move || flight.end(Ended::Value(42)))
+        };
+        leader.join().unwrap();
+        for waiter in waiting {
+            assert_eq!(waiter.join().unwrap(), 42);
+        }
+    }
+
+    /// An abandoned flight (the leader panicked) wakes every waiter too, each to take over.
+    fn abandonment_reaches_every_waiter() {
+        let flight = Arc::new(Flight::<u64>::new(None));
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let flight = flight.clone();
+                shuttle::thread::spawn(move || matches!(flight.wait::<()>(None), Outcome::Retry))
+            })
+            .collect();
+        flight.end(Ended::Abandoned);
+        for waiter in waiting {
+            assert!(waiter.join().unwrap());
+        }
+    }
+
+    #[test]
+    fn shuttle_handover_two_waiters() {
+        shuttle::check_random(|| value_reaches_every_waiter(2), 10_000);
+        shuttle::check_pct(|| value_reaches_every_waiter(2), 10_000, 3);
+    }
+
+    #[test]
+    fn shuttle_handover_three_waiters() {
+        shuttle::check_random(|| value_reaches_every_waiter(3), 10_000);
+        shuttle::check_pct(|| value_reaches_every_waiter(3), 10_000, 3);
+    }
+
+    #[test]
+    fn shuttle_handover_abandoned() {
+        shuttle::check_random(abandonment_reaches_every_waiter, 5000);
+        shuttle::check_pct(abandonment_reaches_every_waiter, 5000, 3);
     }
 }

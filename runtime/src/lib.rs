@@ -56,6 +56,7 @@ mod registry;
 mod shape;
 mod shard;
 mod stats;
+mod sync;
 mod trace;
 mod warm;
 #[cfg(feature = "write-behind")]
