@@ -147,14 +147,7 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slots = &self.slots;
-        self.table
-            .find(hash, |&idx| {
-                slots[idx as usize]
-                    .as_ref()
-                    .is_some_and(|e| e.key.borrow() == key)
-            })
-            .copied()
+        self.find_entry(hash, key).map(|(idx, _)| idx)
     }
 
     /// [`ShardData::find`] that also returns the entry, read once while probing (no second
