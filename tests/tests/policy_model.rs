@@ -251,8 +251,12 @@ const S3_SHRINK_STEP: usize = 32;
 /// S3-FIFO, with or without its frequency filter (`Policy::S3FifoTinyLfu`): small and main queues run from newest (front) to oldest
 /// (back); the ghost holds recently evicted keys from oldest (front) to newest (back). A key
 /// readmitted from the ghost is forgotten there but its place stays taken (`None`) until it ages
-/// out, as in the ring. The small queue's target adapts between 1% and 90% of the capacity (at
-/// least 1).
+/// out, as in the ring, which holds half the capacity. The small queue's target starts at 1% of
+/// the capacity and adapts between 1% and 90% (at least 1).
+///
+/// Until the first eviction, new keys go to main while it holds fewer than `capacity -
+/// small_target` (fillers); a filler evicted from main unused does not grow the small target,
+/// and stops being one once a second chance finds it used.
 ///
 /// Without the filter, a returning key goes straight to main. With it, it does so only while main
 /// has room (the small queue stays over its target); otherwise it waits in the small queue and,
@@ -272,6 +276,10 @@ struct S3FifoModel {
     freq: HashMap<u32, u8>,
     /// Small-queue keys that came back from the ghost: candidates for main when they leave.
     returning: HashSet<u32>,
+    /// Whether the cache has not evicted yet.
+    filling: bool,
+    /// Main keys that filled it before the first eviction and were not found used since.
+    fillers: HashSet<u32>,
     ghost: VecDeque<Option<u32>>,
     ghost_capacity: usize,
     admission: bool,
@@ -281,18 +289,20 @@ struct S3FifoModel {
 
 impl S3FifoModel {
     fn new(capacity: usize, admission: bool, hash: impl Fn(u32) -> u64 + 'static) -> Self {
-        let small_target = (capacity / 10).max(1);
+        let small_target = (capacity / 100).max(1);
         S3FifoModel {
             capacity,
             small_target,
-            min_target: (capacity / 100).max(1),
+            min_target: small_target,
             max_target: (capacity * 9 / 10).max(1),
             small: VecDeque::new(),
             main: VecDeque::new(),
             freq: HashMap::new(),
             returning: HashSet::new(),
+            filling: true,
+            fillers: HashSet::new(),
             ghost: VecDeque::new(),
-            ghost_capacity: capacity.saturating_sub(small_target).clamp(1, 1 << 24),
+            ghost_capacity: (capacity / 2).clamp(1, 1 << 24),
             admission,
             sketch: FrequencySketch::lazy(capacity as u64),
             hash: Box::new(hash),
@@ -375,6 +385,7 @@ impl S3FifoModel {
             .small_target
             .saturating_sub(S3_SHRINK_STEP)
             .max(self.min_target);
+        self.fillers.remove(&key);
         self.freq.insert(key, f - 1);
         self.count(key, 1);
         self.main.push_front(key);
@@ -388,6 +399,7 @@ impl S3FifoModel {
     }
 
     fn evict(&mut self) -> Option<u32> {
+        self.filling = false;
         self.sketch.ensure_allocated();
         loop {
             if self.small.len() > self.small_target || self.main.is_empty() {
@@ -410,6 +422,7 @@ impl S3FifoModel {
                                 let pos = position(&self.main, victim).expect("in main");
                                 self.main.remove(pos);
                                 self.freq.remove(&victim);
+                                self.fillers.remove(&victim);
                                 self.promote(key);
                                 return Some(victim);
                             }
@@ -427,8 +440,11 @@ impl S3FifoModel {
                 self.second_chance(key, f);
                 continue;
             }
-            // Evicted from main unused: the small queue gets more room.
-            self.small_target = (self.small_target + 1).min(self.max_target);
+            // Evicted from main unused: the small queue gets more room, unless the key only
+            // filled main.
+            if !self.fillers.remove(&key) {
+                self.small_target = (self.small_target + 1).min(self.max_target);
+            }
             self.freq.remove(&key);
             return Some(key);
         }
@@ -452,9 +468,14 @@ impl Model for S3FifoModel {
         self.count(key, 1);
         self.freq.insert(key, 0);
         // A key evicted recently (still remembered) skips probation, once, if main has room;
-        // otherwise it competes for main when it leaves the small queue.
+        // otherwise it competes for main when it leaves the small queue. Before the first
+        // eviction, main takes new keys up to its share.
         let returning = self.forget(key);
-        if returning && (!self.admission || self.main_has_room()) {
+        let filler = self.filling && self.main.len() + 1 + self.small_target <= self.capacity;
+        if filler || (returning && (!self.admission || self.main_has_room())) {
+            if filler {
+                self.fillers.insert(key);
+            }
             self.main.push_front(key);
         } else {
             if returning {
@@ -470,6 +491,7 @@ impl Model for S3FifoModel {
             return false;
         }
         self.returning.remove(&key);
+        self.fillers.remove(&key);
         for queue in [&mut self.small, &mut self.main] {
             if let Some(pos) = position(queue, key) {
                 queue.remove(pos);
