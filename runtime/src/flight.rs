@@ -204,7 +204,7 @@ impl<V: Clone> Flight<V> {
     /// Not an `async fn`, which would store `self` twice, and the outcome is read apart: every
     /// waiter's future holds this one (see `Cache::load_async`).
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn wait_async(&self) -> impl Future<Output = ()> + use<'_, V> {
+    pub(crate) fn wait_async<'f>(&'f self) -> impl Future<Output = ()> + use<'f, V> {
         async move {
             if self.ended.get().is_some() {
                 return;
