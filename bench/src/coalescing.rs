@@ -281,6 +281,59 @@ impl BareFlight {
     }
 }
 
+/// The size in bytes of the future each task of the async scenarios awaits (tokio copies a
+/// task's whole future when the task completes, so after a flight ends every waiter pays for
+/// its size), and of the load itself, which `get_or_insert_with_async` and moka's `get_with`
+/// carry inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutureSizes {
+    /// `PROBE.load_async(key)`, the load the callers pass.
+    pub load: usize,
+    /// `cache.get_or_insert_with_async(key, PROBE.load_async(key))`.
+    pub get_or_insert_with_async: usize,
+    /// `cached_async_load(key)`, a `#[cached]` async fn.
+    pub cached_async_fn: usize,
+    /// moka's `cache.get_with(key, PROBE.load_async(key))`.
+    pub moka_get_with: usize,
+    /// The bare `Notify` caller of the reference row.
+    pub bare_notify: usize,
+}
+
+impl FutureSizes {
+    /// Measured on futures built and dropped unpolled.
+    pub fn measure() -> Self {
+        let memokit: memokit::Cache<u64, u64> = memokit::Cache::new(10);
+        let moka: moka::future::Cache<u64, u64> = moka::future::Cache::new(10);
+        let bare = BareFlight::default();
+        let get_or_insert_with_async =
+            std::mem::size_of_val(&memokit.get_or_insert_with_async(0, PROBE.load_async(0)));
+        let moka_get_with = std::mem::size_of_val(&moka.get_with(0, PROBE.load_async(0)));
+        let bare_notify = std::mem::size_of_val(&bare.call_async(0));
+        FutureSizes {
+            load: std::mem::size_of_val(&PROBE.load_async(0)),
+            get_or_insert_with_async,
+            cached_async_fn: std::mem::size_of_val(&cached_async_load(0)),
+            moka_get_with,
+            bare_notify,
+        }
+    }
+}
+
+impl std::fmt::Display for FutureSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "futures, bytes: memokit get_or_insert_with_async {}, memokit #[cached] async fn {}, \
+             moka get_with {}, bare Notify {}; the load alone {}",
+            self.get_or_insert_with_async,
+            self.cached_async_fn,
+            self.moka_get_with,
+            self.bare_notify,
+            self.load
+        )
+    }
+}
+
 /// One scenario: its name, its callers, one run.
 type Scenario<'a> = (&'static str, String, Box<dyn Fn() -> RunResult + 'a>);
 

@@ -225,6 +225,7 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
         ("coalescing", _) => {
             let mut coalescing = sizes.coalescing;
             coalescing.runs = runs.unwrap_or(coalescing.runs);
+            println!("{}", coalescing::FutureSizes::measure());
             for result in coalescing::run_matching(coalescing, &only) {
                 let after: Vec<String> = result
                     .runs

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::coalescing::{self, CoalescingSizes, ScenarioResult, LOAD_TIME};
+use crate::coalescing::{self, CoalescingSizes, FutureSizes, ScenarioResult, LOAD_TIME};
 use crate::contenders::Kind;
 use crate::hit_ratio::{self, Family, HitRatioSizes, Row};
 use crate::latency::{self, HitLatency, LatencyResult};
@@ -176,6 +176,8 @@ pub struct Results {
     pub memory: Vec<Result<MemoryResult, String>>,
     /// Coalescing scenarios.
     pub coalescing: Vec<ScenarioResult>,
+    /// The size of the futures the async coalescing scenarios await.
+    pub coalescing_futures: FutureSizes,
     /// Macro overhead.
     pub macro_overhead: MacroResult,
     /// Shared tier, or why it was skipped.
@@ -290,6 +292,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         hit_rows,
         memory,
         coalescing,
+        coalescing_futures: FutureSizes::measure(),
         macro_overhead,
         shared,
         phases,
@@ -1079,6 +1082,16 @@ fn render_coalescing(md: &mut String, results: &Results) {
         ],
         &rows,
     ));
+    let f = results.coalescing_futures;
+    let _ = writeln!(
+        md,
+        "\nThe future each task awaits, in bytes (tokio copies a task's whole future when the \
+         task completes, so every waiter pays for its size once the load ends): memokit \
+         `get_or_insert_with_async` {}, memokit `#[cached]` async fn {}, moka `get_with` {}, \
+         the bare `Notify` caller {}; the load itself, which `get_or_insert_with_async`, \
+         `get_with` and the bare caller hold inline, is {}.",
+        f.get_or_insert_with_async, f.cached_async_fn, f.moka_get_with, f.bare_notify, f.load
+    );
     md.push('\n');
 }
 
@@ -1217,6 +1230,13 @@ mod tests {
                     after_load: Duration::from_micros(500),
                 }],
             }],
+            coalescing_futures: FutureSizes {
+                load: 152,
+                get_or_insert_with_async: 328,
+                cached_async_fn: 224,
+                moka_get_with: 1696,
+                bare_notify: 184,
+            },
             macro_overhead: MacroResult {
                 macro_ns: 12.0,
                 cache_get_ns: 10.0,
@@ -1280,6 +1300,7 @@ mod tests {
             "Quick run",
             "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
             "| `payload(key)`, L2 hit | 50.0 | 1.25× |",
+            "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -118,13 +118,16 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
 
     // A refresh can run on a task of its own only if the body borrows nothing from the caller.
     let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(sig) {
-        quote!(__call_async_spawnable::<#shape, _>)
+        quote!(__call_async_spawnable::<#shape, _, _>)
     } else {
-        quote!(__call_async::<#shape>)
+        quote!(__call_async::<#shape, _, _>)
     };
     let call = if sig.asyncness.is_some() {
+        // A closure that makes the body's future, not the future: the runtime makes it only
+        // where it computes, and boxes it, so this function's future holds the arguments once
+        // more, not the body's state.
         let body = async_body(ret, block);
-        quote!(#accessor_call.#call_async(__memokit_key, #share_error, #body).await)
+        quote!(#accessor_call.#call_async(__memokit_key, #share_error, move || #body).await)
     } else {
         quote!(#accessor_call.__call::<#shape>(__memokit_key, #share_error, move || -> #ret #block))
     };

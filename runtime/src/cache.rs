@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -604,53 +605,71 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 }
 
-/// The body of [`Cache::load`] and [`Cache::load_async`], which differ only in how `init` runs
-/// and how a waiter waits (blocking or `.await`), and whether a refresh may leave the caller
-/// (`detach` returns the leader and `init` to run the refresh in the caller, or `None`).
+/// The body of [`Cache::load`] and [`Cache::load_async`], which differ only in how a caller
+/// that leads runs `init` (`start` starts it and `finish` awaits it, or `start` runs it), how a
+/// waiter waits (blocking or `.await`), and whether a refresh may leave the caller (`detach`
+/// returns the leader and `init` to run the refresh in the caller, or `None`). It evaluates to
+/// the caller's result.
+///
+/// Written for the async caller's state, which holds whatever may be live across an `.await`:
+/// - `init` is moved only where the caller leads, on paths that then leave the loop, so the
+///   borrow checker needs no `Option` around it (which would be a second copy of it);
+/// - the waits and the computation are not awaited inside a `match` on a temporary, or after
+///   a pattern moved part of a local still in scope: such a place is kept whole across the
+///   `.await`. (A refresh keeps the stale value twice so: once in its `Option`.)
 macro_rules! load_loop {
     ($cache:ident, $key:ident, $init:ident, $rule:ident, blocking = $blocking:expr,
-     run = |$run_init:ident, $leader:ident| $run:expr, wait = |$flight:ident| $wait:expr,
-     detach = $detach:expr) => {{
-        let hash = $cache.hash(&$key);
-        let shard = $cache.shard_of(hash);
-        match $cache.get_hashed(shard, hash, &$key) {
-            None => {}
-            Some((value, false)) => return Ok(value),
-            // Refresh-ahead: one caller refreshes (here or detached), every caller meanwhile
-            // gets the old value, and so does this one if the refresh fails.
-            Some((stale, true)) => {
-                if let Some(leader) = $cache.lead_refresh(shard, hash, &$key, $blocking) {
-                    if let Some((leader, $run_init)) = ($detach)(leader, $init) {
-                        let $leader = &leader;
-                        let result = $run;
-                        leader.finish(&result, $rule);
-                        if let Ok(value) = result {
-                            return Ok(value);
+     start = |$leader:ident, $run_init:ident| $start:expr, finish = |$started:ident| $finish:expr,
+     wait = |$flight:ident| $wait:expr, detach = $detach:expr) => {
+        'load: {
+            let hash = $cache.hash(&$key);
+            let shard = $cache.shard_of(hash);
+            // In a block of its own: `stale` is not kept across the waits below.
+            {
+                let stale = match $cache.get_hashed(shard, hash, &$key) {
+                    None => None,
+                    Some((value, false)) => break 'load Ok(value),
+                    Some((stale, true)) => Some(stale),
+                };
+                // Refresh-ahead: one caller refreshes (here or detached), every caller
+                // meanwhile gets the old value, and so does this one if the refresh fails.
+                if let Some(stale) = stale {
+                    let refresh = $cache
+                        .lead_refresh(shard, hash, &$key, $blocking)
+                        .and_then(|leader| ($detach)(leader, $init))
+                        .map(|($leader, $run_init)| $start);
+                    if let Some($started) = refresh {
+                        if let Ok(value) = $finish {
+                            break 'load Ok(value);
                         }
                     }
+                    break 'load Ok(stale);
                 }
-                return Ok(stale);
             }
-        }
-        let mut $init = Some($init);
-        let mut waited = false;
-        loop {
-            match $cache.join_flight(shard, hash, &$key, $blocking, $rule.coalesce, &mut waited) {
-                Join::Ready(value) => return Ok(value),
-                Join::Lead(leader) => {
-                    let $run_init = $init.take().expect("a caller leads at most once");
-                    let $leader = &leader;
-                    let result = $run;
-                    leader.finish(&result, $rule);
-                    return result;
-                }
-                Join::Wait($flight) => match $wait {
-                    Outcome::Done(result) => return result,
+            let mut waited = false;
+            let $leader = loop {
+                let $flight = match $cache.join_flight(
+                    shard,
+                    hash,
+                    &$key,
+                    $blocking,
+                    $rule.coalesce,
+                    &mut waited,
+                ) {
+                    Join::Ready(value) => break 'load Ok(value),
+                    Join::Lead(leader) => break leader,
+                    Join::Wait(flight) => flight,
+                };
+                match $wait {
+                    Outcome::Done(result) => break 'load result,
                     Outcome::Retry => continue,
-                },
-            }
+                }
+            };
+            let $run_init = $init;
+            let $started = $start;
+            $finish
         }
-    }};
+    };
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
@@ -707,6 +726,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
     /// waiter takes over with its own `init`.
     ///
+    /// Like an `async fn`, it does nothing until the future is first polled. The future holds
+    /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
+    /// moves `init` to the heap to run it, so that no caller's future grows by what `init`
+    /// holds while it runs.
+    ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
@@ -714,15 +738,27 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// assert_eq!(v, "seven");
     /// # });
     /// ```
-    pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        infallible(
-            self.load_async(key, async { Ok(init.await) }, LoadRule::ALWAYS)
-                .await,
+    // Not an `async fn`: one stores each argument twice (as written and moved into its body),
+    // and `init` would be in every caller's future twice.
+    pub fn get_or_insert_with_async<'a, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = V> + use<'a, K, V, F>
+    where
+        F: Future<Output = V>,
+    {
+        self.load_async(
+            key,
+            move |_, _| async move { Ok(init.await) },
+            LoadRule::ALWAYS,
+            infallible,
         )
     }
 
     /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with), with the same
-    /// error sharing.
+    /// error sharing. Its future holds `init` once, as
+    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async)'s does.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -731,19 +767,20 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// assert_eq!(r, Ok(1));
     /// # });
     /// ```
-    pub async fn try_get_or_insert_with_async<E>(
-        &self,
+    pub fn try_get_or_insert_with_async<'a, E, F>(
+        &'a self,
         key: K,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, E>
+        init: F,
+    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
     where
         E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
     {
         let rule = LoadRule {
             share_error: Some(ShareError::BY_CLONE),
             ..LoadRule::ALWAYS
         };
-        self.load_async(key, init, rule).await
+        self.load_async(key, move |_, _| init, rule, |result| result)
     }
 
     /// The blocking load path: lookup, then lead or wait (or, without coalescing, compute).
@@ -770,69 +807,103 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             init,
             rule,
             blocking = true,
-            run = |init, leader| leader.span().in_scope(|| init(leader.superseded())),
-            wait = |flight| { flight.wait(rule.share_error) },
+            start = |leader, init| {
+                let result = leader.span().in_scope(|| init(leader.superseded()));
+                leader.finish(&result, rule);
+                result
+            },
+            finish = |result| result,
+            wait = |flight| flight.wait(rule.share_error),
             detach = |leader, init| Some((leader, init))
         )
     }
 
-    /// The async twin of [`Cache::load`].
+    /// The async twin of [`Cache::load`]: `init` makes the computation of `key` (it gets the key
+    /// and the superseded flag), `output` turns the result into what the future returns.
     ///
-    /// It and [`Cache::load_async_with`] return the future of `load_async_detachable` itself
-    /// rather than wrap it in one more `async fn`: each layer would store its arguments again
-    /// (`init` included), and the caller's task would carry, and tokio copy when the task
-    /// completes, every byte of it.
-    pub(crate) fn load_async<'a, E, F>(
-        &'a self,
-        key: K,
-        init: F,
-        rule: LoadRule<V, E>,
-    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
-    where
-        F: Future<Output = Result<V, E>>,
-    {
-        self.load_async_with(key, |_| init, rule)
-    }
-
-    /// The async twin of [`Cache::load_with`].
-    pub(crate) fn load_async_with<'a, E, F, I>(
+    /// Every caller of a key carries this future whole, and tokio copies a task's whole future
+    /// when the task completes: after a flight ends, each of its waiters pays for every byte of
+    /// it. So it is kept small. `init` is a closure that makes the computation only in the caller
+    /// that leads, and the computation is boxed there (one allocation per computation, nothing
+    /// next to the computation itself), so no caller's future holds a running computation, or an
+    /// unstarted one for a caller that hits or waits. No function on the way is an `async fn`
+    /// (one stores each argument twice: as passed, and moved into its body), and `output` maps
+    /// the result here rather than in one more future around this one, which would hold this
+    /// one as it is passed and again as it is awaited.
+    pub(crate) fn load_async<'a, E, F, I, O, M>(
         &'a self,
         key: K,
         init: I,
         rule: LoadRule<V, E>,
-    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F, I>
+        output: M,
+    ) -> impl Future<Output = O> + use<'a, K, V, E, F, I, O, M>
     where
-        I: FnOnce(Superseded<V>) -> F,
+        I: FnOnce(&K, Superseded<V>) -> F,
         F: Future<Output = Result<V, E>>,
+        M: FnOnce(Result<V, E>) -> O,
     {
-        self.load_async_detachable(key, init, rule, keep_refresh)
+        self.load_async_detachable(key, init, rule, keep_refresh, output)
     }
 
-    /// [`Cache::load_async_with`] whose refreshes `detach` may take away from the caller (to
-    /// run them on another task): it returns `None` when it did, and otherwise the leader and
-    /// `init` for the caller to run the refresh itself.
-    pub(crate) async fn load_async_detachable<'a, E, F, I>(
+    /// [`Cache::load_async`] whose refreshes `detach` may take away from the caller (to run them
+    /// on another task): it returns `None` when it did, and otherwise the leader and `init` for
+    /// the caller to run the refresh itself.
+    #[allow(clippy::manual_async_fn)] // not an `async fn`: see `Cache::load_async`
+    pub(crate) fn load_async_detachable<'a, E, F, I, D, O, M>(
         &'a self,
         key: K,
         init: I,
         rule: LoadRule<V, E>,
-        detach: impl FnOnce(Leader<'a, K, V>, I) -> Option<(Leader<'a, K, V>, I)>,
-    ) -> Result<V, E>
+        detach: D,
+        output: M,
+    ) -> impl Future<Output = O> + use<'a, K, V, E, F, I, D, O, M>
     where
-        I: FnOnce(Superseded<V>) -> F,
+        I: FnOnce(&K, Superseded<V>) -> F,
         F: Future<Output = Result<V, E>>,
+        D: FnOnce(Leader<'a, K, V>, I) -> Option<(Leader<'a, K, V>, I)>,
+        M: FnOnce(Result<V, E>) -> O,
     {
-        load_loop!(
-            self,
-            key,
-            init,
-            rule,
-            blocking = false,
-            run = |init, leader| leader.span().instrument(init(leader.superseded())).await,
-            wait = |flight| { flight.wait_async(rule.share_error).await },
-            detach = detach
-        )
+        async move {
+            let result = load_loop!(
+                self,
+                key,
+                init,
+                rule,
+                blocking = false,
+                start = |leader, init| lead_async(leader, init, &key, rule),
+                finish = |computation| computation.await,
+                wait = |flight| {
+                    flight.wait_async().await;
+                    flight.ended(rule.share_error)
+                },
+                detach = detach
+            );
+            output(result)
+        }
     }
+}
+
+/// The computation of a caller that leads, with its leader handle, on the heap: the caller's
+/// future holds a pointer to it, and only while it runs (see [`Cache::load_async`]).
+#[allow(clippy::type_complexity)]
+fn lead_async<'a, 'k, K, V, E, F, I>(
+    leader: Leader<'a, K, V>,
+    init: I,
+    key: &'k K,
+    rule: LoadRule<V, E>,
+) -> Pin<Box<impl Future<Output = Result<V, E>> + use<'a, 'k, K, V, E, F, I>>>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    I: FnOnce(&K, Superseded<V>) -> F,
+    F: Future<Output = Result<V, E>>,
+{
+    Box::pin(async move {
+        let computation = init(key, leader.superseded());
+        let result = leader.span().instrument(computation).await;
+        leader.finish(&result, rule);
+        result
+    })
 }
 
 /// The `detach` of a load that runs its refreshes itself.

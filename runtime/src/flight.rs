@@ -21,6 +21,7 @@
 
 use std::any::Any;
 use std::borrow::Borrow;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -198,18 +199,27 @@ impl<V: Clone> Flight<V> {
         Self::outcome(self.ended.wait(), share_error)
     }
 
-    /// Awaits the end of the flight on any executor.
-    pub(crate) async fn wait_async<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
-        if let Some(ended) = self.ended.get() {
-            return Self::outcome(ended, share_error);
+    /// Awaits the end of the flight on any executor; [`Flight::ended`] then tells its outcome.
+    ///
+    /// Not an `async fn`, which would store `self` twice, and the outcome is read apart: every
+    /// waiter's future holds this one (see `Cache::load_async`).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn wait_async<'f>(&'f self) -> impl Future<Output = ()> + use<'f, V> {
+        async move {
+            if self.ended.get().is_some() {
+                return;
+            }
+            let mut notified = std::pin::pin!(self.ended_async.notified());
+            // Registered before the outcome is read again: an end between the two wakes it.
+            notified.as_mut().enable();
+            if self.ended.get().is_none() {
+                notified.await;
+            }
         }
-        let mut notified = std::pin::pin!(self.ended_async.notified());
-        // Registered before the outcome is read again: an end between the two wakes it.
-        notified.as_mut().enable();
-        if let Some(ended) = self.ended.get() {
-            return Self::outcome(ended, share_error);
-        }
-        notified.await;
+    }
+
+    /// The outcome of a flight that ended, for an async waiter.
+    pub(crate) fn ended<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
         // `end` publishes the outcome before it wakes anyone, and only `end` wakes.
         let ended = self
             .ended
@@ -410,6 +420,14 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             refresh: false,
             span: LoadSpan::start(&cache.inner.config.name),
         }
+    }
+
+    /// The key being computed.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn key(&self) -> &K {
+        self.key
+            .as_ref()
+            .expect("a leader holds its key until it finishes")
     }
 
     /// The span the computation runs in (feature `tracing`).

@@ -377,40 +377,61 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// The call of an `async` `#[cached]` function. Not part of the stable API.
+    ///
+    /// `body` makes the function's body future: only the caller that computes calls it (and
+    /// the cache boxes it), so the future of every call, hits' and waiters' included, holds the
+    /// arguments `body` captured and not the body's own state (see `Cache::load_async`).
     #[doc(hidden)]
-    pub async fn __call_async<S: Shape<Value = V>>(
-        &self,
+    pub fn __call_async<'a, S, B, F>(
+        &'a self,
         key: K,
         share_error: Option<ShareError<S::Error>>,
-        body: impl Future<Output = S::Output>,
-    ) -> S::Output {
+        body: B,
+    ) -> impl Future<Output = S::Output> + use<'a, K, V, S, B, F>
+    where
+        S: Shape<Value = V>,
+        B: FnOnce() -> F,
+        F: Future<Output = S::Output>,
+    {
         let rule = self.rule::<S>(share_error);
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            let for_redis = key.clone();
-            let compute = async { S::split(body.await) };
-            return S::join(
-                self.cache
-                    .load_async_with(
-                        key,
-                        |superseded| {
-                            // Boxed: the shared tier's future is large, and unboxed it would
-                            // size every call's future, waiters' and hits' included; only a
-                            // caller that computes allocates it (and then talks to Redis).
-                            Box::pin(crate::redis::load_through(
-                                shared, self.name, &for_redis, rule.store, superseded, compute,
-                            ))
-                        },
-                        rule,
-                    )
-                    .await,
-            );
-        }
-        S::join(
-            self.cache
-                .load_async(key, async { S::split(body.await) }, rule)
-                .await,
+        self.cache.load_async(
+            key,
+            move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
+            rule,
+            S::join,
         )
+    }
+
+    /// What the caller that computes `key` runs: the body, through the shared tier when the
+    /// function has one.
+    fn computation<'m, S, B, F>(
+        &'m self,
+        key: &K,
+        superseded: Superseded<V>,
+        store: fn(&V) -> bool,
+        body: B,
+    ) -> impl Future<Output = Result<V, S::Error>> + use<'m, K, V, S, B, F>
+    where
+        S: Shape<Value = V>,
+        B: FnOnce() -> F,
+        F: Future<Output = S::Output>,
+    {
+        // Cloned here, once a caller computes, rather than by every call.
+        #[cfg(feature = "redis")]
+        let shared = self.shared.as_ref().map(|shared| (shared, key.clone()));
+        #[cfg(not(feature = "redis"))]
+        let _ = (key, superseded, store);
+        async move {
+            #[cfg(feature = "redis")]
+            if let Some((shared, key)) = shared {
+                let compute = async move { S::split(body().await) };
+                return crate::redis::load_through(
+                    shared, self.name, &key, store, superseded, compute,
+                )
+                .await;
+            }
+            S::split(body().await)
+        }
     }
 }
 
@@ -424,39 +445,25 @@ where
     /// (feature `tokio`) a refresh runs on a task of its own and every caller gets the old
     /// value at once. Not part of the stable API.
     #[doc(hidden)]
-    pub async fn __call_async_spawnable<S, F>(
+    pub fn __call_async_spawnable<S, B, F>(
         &'static self,
         key: K,
         share_error: Option<ShareError<S::Error>>,
-        body: F,
-    ) -> S::Output
+        body: B,
+    ) -> impl Future<Output = S::Output> + use<K, V, S, B, F>
     where
         S: Shape<Value = V> + 'static,
         S::Error: 'static,
+        B: FnOnce() -> F + Send + 'static,
         F: Future<Output = S::Output> + Send + 'static,
     {
         let rule = self.rule::<S>(share_error);
-        let compute = async move { S::split(body.await) };
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            let (name, for_redis) = (self.name, key.clone());
-            let init = move |superseded: Superseded<V>| async move {
-                let store = rule.store;
-                crate::redis::load_through(shared, name, &for_redis, store, superseded, compute)
-                    .await
-            };
-            let detach = detach_refresh(rule);
-            return S::join(
-                self.cache
-                    .load_async_detachable(key, init, rule, detach)
-                    .await,
-            );
-        }
-        let init = move |_: Superseded<V>| compute;
-        S::join(
-            self.cache
-                .load_async_detachable(key, init, rule, detach_refresh(rule))
-                .await,
+        self.cache.load_async_detachable(
+            key,
+            move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
+            rule,
+            detach_refresh(rule),
+            S::join,
         )
     }
 
@@ -503,13 +510,15 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     E: 'static,
-    I: FnOnce(Superseded<V>) -> F,
+    I: FnOnce(&K, Superseded<V>) -> F,
     F: Future<Output = Result<V, E>> + Send + 'static,
 {
     move |leader, init| {
         #[cfg(feature = "tokio")]
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let refresh = leader.span().instrument(init(leader.superseded()));
+            let refresh = leader
+                .span()
+                .instrument(init(leader.key(), leader.superseded()));
             runtime.spawn(async move {
                 let result = refresh.await;
                 leader.finish(&result, rule);
