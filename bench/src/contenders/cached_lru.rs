@@ -25,4 +25,8 @@ impl Contender for CachedLru {
     fn insert(&self, key: u64, value: u64) {
         self.0.lock().cache_set(key, value);
     }
+
+    fn resident(&self) -> usize {
+        self.0.lock().cache_size()
+    }
 }

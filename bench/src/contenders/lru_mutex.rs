@@ -25,4 +25,8 @@ impl Contender for LruMutex {
     fn insert(&self, key: u64, value: u64) {
         self.0.lock().put(key, value);
     }
+
+    fn resident(&self) -> usize {
+        self.0.lock().len()
+    }
 }

@@ -56,4 +56,8 @@ impl<const POLICY: u8> Contender for Memokit<POLICY> {
     fn insert(&self, key: u64, value: u64) {
         self.0.insert(key, value);
     }
+
+    fn resident(&self) -> usize {
+        self.0.len() as usize
+    }
 }

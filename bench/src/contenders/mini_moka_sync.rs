@@ -21,4 +21,9 @@ impl Contender for MiniMoka {
     fn insert(&self, key: u64, value: u64) {
         self.0.insert(key, value);
     }
+
+    fn resident(&self) -> usize {
+        // `entry_count` is itself brought up to date by maintenance only.
+        self.0.iter().count()
+    }
 }

@@ -36,6 +36,10 @@ pub trait Contender: Send + Sync + 'static {
     /// Finishes deferred maintenance (moka applies its policy in batches), so that a
     /// measurement that follows sees the settled state. Not called in timed loops.
     fn settle(&self) {}
+    /// Entries held right now, counting those that deferred maintenance has not yet weighed
+    /// against the capacity (moka keeps new entries beyond it until then). May walk the whole
+    /// cache; not called in timed loops.
+    fn resident(&self) -> usize;
 }
 
 /// A measurement run on one contender type. `measure` is generic, so the timed loops are

@@ -43,6 +43,11 @@ impl Contender for MokaFuture {
         poll_to_completion(self.0.insert(key, value));
     }
 
+    fn resident(&self) -> usize {
+        // `entry_count` is itself brought up to date by maintenance only.
+        self.0.iter().count()
+    }
+
     fn settle(&self) {
         poll_to_completion(self.0.run_pending_tasks());
     }

@@ -21,6 +21,11 @@ impl Contender for MokaSync {
         self.0.insert(key, value);
     }
 
+    fn resident(&self) -> usize {
+        // `entry_count` is itself brought up to date by maintenance only.
+        self.0.iter().count()
+    }
+
     fn settle(&self) {
         self.0.run_pending_tasks();
     }

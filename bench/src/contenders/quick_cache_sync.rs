@@ -20,4 +20,8 @@ impl Contender for QuickCache {
     fn insert(&self, key: u64, value: u64) {
         self.0.insert(key, value);
     }
+
+    fn resident(&self) -> usize {
+        self.0.len()
+    }
 }
