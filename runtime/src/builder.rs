@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cache::{Inner, Listener};
 use crate::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
+use crate::policy::WindowClimber;
 use crate::shard::{Shard, ShardConfig, Weigher};
 use crate::stats::LookupCounters;
 use crate::{Cache, Policy, RemovalCause};
@@ -300,13 +301,21 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
         let shard_count = self.shard_count();
         let capacity = self.max_capacity;
         let hasher = ahash::RandomState::new();
+        let lookups = LookupCounters::new();
+        // W-TinyLFU's window is sized by one climber per cache, on the cache's hit ratio.
+        let climber = (self.policy == Policy::WTinyLfu).then(|| {
+            Arc::new(WindowClimber::new(
+                capacity.unwrap_or(u64::MAX),
+                lookups.totals(),
+            ))
+        });
         let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
             .map(|i| {
                 // Exact split: the first `total % n` shards hold one more.
                 let share = capacity.map_or(u64::MAX, |total| {
                     total / shard_count as u64 + u64::from(i < total % shard_count as u64)
                 });
-                Shard::new(self.policy, share, hasher.clone())
+                Shard::new(self.policy, share, hasher.clone(), climber.as_ref())
             })
             .collect();
         let expiry = ExpiryPolicy {
@@ -334,7 +343,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             listener,
             capacity,
             policy,
-            lookups: LookupCounters::new(),
+            lookups,
             shared_hit_counter: crate::cache::shared_hit_counter(policy, &expiry),
         };
         let cache = Cache {

@@ -5,13 +5,14 @@ use std::borrow::Borrow;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::expiry::{Deadline, ExpiryPolicy};
 use crate::flight::Flights;
-use crate::policy::{bump_uses, Policy, PolicyState, SlotInfo};
+use crate::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
 use crate::stats::Counters;
 use crate::RemovalCause;
 
@@ -216,8 +217,13 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
 }
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
-    pub(crate) fn new(policy: Policy, capacity: u64, hasher: ahash::RandomState) -> Self {
-        let policy = PolicyState::new(policy, capacity);
+    pub(crate) fn new(
+        policy: Policy,
+        capacity: u64,
+        hasher: ahash::RandomState,
+        climber: Option<&Arc<WindowClimber>>,
+    ) -> Self {
+        let policy = PolicyState::new(policy, capacity, climber);
         Shard {
             exclusive_hits: policy.hit_needs_exclusive(),
             flights: Flights::default(),
@@ -773,7 +779,7 @@ mod tests {
                 collect_removed: false,
                 name: Default::default(),
             };
-            let shard = Shard::new(Policy::S3Fifo, u64::MAX, ahash::RandomState::new());
+            let shard = Shard::new(Policy::S3Fifo, u64::MAX, ahash::RandomState::new(), None);
             for key in 0..100u64 {
                 let hash = shard.data.read().hasher.hash_one(key);
                 shard.insert(&cfg, hash, key, key, Some(0), None, &mut Vec::new());
@@ -783,5 +789,39 @@ mod tests {
         };
         assert_eq!(times(None), (100, 0));
         assert_eq!(times(Some(800)), (100, 100));
+    }
+
+    #[test]
+    fn w_tinylfu_shards_size_their_window_on_the_cache_hit_ratio() {
+        let cache: crate::Cache<u32, u32> = crate::Cache::builder()
+            .max_capacity(400)
+            .shards(4)
+            .policy(Policy::WTinyLfu)
+            .build();
+        let windows = || -> Vec<u64> {
+            cache
+                .inner
+                .shards
+                .iter()
+                .map(|shard| match &shard.data.read().policy {
+                    PolicyState::WTinyLfu(policy) => policy.window_target(),
+                    _ => unreachable!("built with W-TinyLFU"),
+                })
+                .collect()
+        };
+        assert_eq!(windows(), [1, 1, 1, 1], "1% of each shard's 100");
+        // Sweeps up and down 0..4000: keys are reused only right after a turn, so a larger
+        // window (more recency) hits more, and the climber, reading the cache's lookups,
+        // grows every shard's window alike.
+        for turn in 0..100 {
+            for i in 0..4000 {
+                let key = if turn % 2 == 0 { i } else { 3999 - i };
+                if cache.get(&key).is_none() {
+                    cache.insert(key, key);
+                }
+            }
+        }
+        let grown = windows();
+        assert!(grown.iter().all(|&w| w > 5 && w == grown[0]), "{grown:?}");
     }
 }

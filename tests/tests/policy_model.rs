@@ -528,8 +528,8 @@ enum WQueue {
 
 /// W-TinyLFU (`Policy::WTinyLfu`): window, probation and protected queues from newest (front)
 /// to oldest (back), each a CLOCK over the keys' use counters. The window's target is 1% of the
-/// capacity (at least 1): the hill climber that moves it needs at least 3,000 requests per
-/// period, more than these sequences hold, so it never moves here. Protected holds at most 80%
+/// capacity (at least 1): the hill climber that moves it needs at least 10,000 lookups per
+/// period, more than these sequences hold, so it never moves here. Protected holds at most 90%
 /// of the rest.
 ///
 /// The sketch is memokit's own, used as a black box with the cache's key hashes, fed at the same
@@ -557,7 +557,7 @@ impl WTinyLfuModel {
             protected: VecDeque::new(),
             uses: HashMap::new(),
             queue: HashMap::new(),
-            sketch: FrequencySketch::lazy_with_sample(capacity as u64, 4),
+            sketch: FrequencySketch::lazy_sized(capacity as u64, 8, 4),
             hash: Box::new(hash),
         }
     }
@@ -606,7 +606,7 @@ impl WTinyLfuModel {
     }
 
     fn balance_protected(&mut self) {
-        let target = (self.capacity - self.window_target) * 800 / 1000;
+        let target = (self.capacity - self.window_target) * 900 / 1000;
         let mut budget = 2 * self.protected.len() + 1;
         while self.protected.len() > target && budget > 0 {
             budget -= 1;

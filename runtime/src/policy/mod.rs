@@ -17,7 +17,7 @@ pub(crate) use fifo::Fifo;
 pub(crate) use lfu::Lfu;
 pub(crate) use lru::Lru;
 pub(crate) use s3fifo::S3Fifo;
-pub(crate) use wtinylfu::WTinyLfu;
+pub(crate) use wtinylfu::{WTinyLfu, WindowClimber};
 
 /// Which entry a full cache evicts.
 ///
@@ -86,14 +86,15 @@ pub enum Policy {
     S3FifoTinyLfu,
     /// Adaptive W-TinyLFU (the policy of Java's Caffeine): new entries enter an admission
     /// window; an entry leaving it replaces the main space's next victim only if a count-min
-    /// sketch of recent key frequencies (4-bit counters, about one byte per entry of capacity,
-    /// allocated once the shard is half full) counts it more often (by at least two). Main is a
-    /// segmented queue (probation and protected). A hill climber moves the window's share of the
-    /// capacity every sample period toward whichever direction raised the hit ratio: small on
-    /// skewed and looping workloads, larger on recency-only ones. Queues are CLOCKs over a use
-    /// counter in each entry, so a hit takes only the shard's shared lock and writes only the
-    /// entry's own byte; the sketch and the climber are fed on the miss path (the climber
-    /// estimates hits from the use counters its hands collect).
+    /// sketch of recent key frequencies (4-bit counters, eight per entry of capacity, so four
+    /// bytes per entry, allocated once the shard is half full) counts it more often (by at least
+    /// two). Main is a segmented queue (probation and protected). A hill climber moves the
+    /// window's share of the capacity every sample period (ten lookups per entry, at least
+    /// 10,000) toward whichever direction raised the cache's hit ratio: small on skewed and
+    /// looping workloads, larger on recency-only ones. There is one climber per cache, reading
+    /// the same hit and miss counters as [`Cache::stats`](crate::Cache::stats). Queues are
+    /// CLOCKs over a use counter in each entry, so a hit takes only the shard's shared lock and
+    /// writes only the entry's own byte; the sketch is fed on the miss path.
     ///
     /// It keeps most of a loop slightly longer than the cache resident (where
     /// [`Policy::S3Fifo`]'s main queue churns), but it loses one to four points to
@@ -181,15 +182,24 @@ macro_rules! dispatch {
 }
 
 impl PolicyState {
-    /// A fresh state for a shard holding at most `capacity` weight.
-    pub(crate) fn new(policy: Policy, capacity: u64) -> Self {
+    /// A fresh state for a shard holding at most `capacity` weight. `climber` is the cache's
+    /// W-TinyLFU window climber, shared by its shards (a policy built without one never moves
+    /// its window).
+    pub(crate) fn new(
+        policy: Policy,
+        capacity: u64,
+        climber: Option<&std::sync::Arc<WindowClimber>>,
+    ) -> Self {
         match policy {
             Policy::Lru => PolicyState::Lru(Lru::default()),
             Policy::Lfu => PolicyState::Lfu(Lfu::default()),
             Policy::Fifo => PolicyState::Fifo(Fifo::default()),
             Policy::S3Fifo => PolicyState::S3Fifo(S3Fifo::new(capacity, false)),
             Policy::S3FifoTinyLfu => PolicyState::S3Fifo(S3Fifo::new(capacity, true)),
-            Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(capacity)),
+            Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(
+                capacity,
+                climber.map_or_else(|| WindowClimber::detached(capacity), Clone::clone),
+            )),
         }
     }
 

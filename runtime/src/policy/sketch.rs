@@ -2,22 +2,36 @@
 //! Einziger et al., "TinyLFU: A Highly Efficient Cache Admission Policy", 2017).
 //!
 //! It estimates how often a key hash was seen recently, in a fixed amount of memory: four
-//! counters per hash, one in each quarter of the table, and the estimate is the smallest of the
-//! four (collisions only ever overestimate). After `sample` additions every counter is halved, so
-//! keys that were popular long ago fade. Everything is a pure function of the hashes fed in, so a
-//! test can replay the same hashes and expect the same estimates.
+//! counters per hash, and the estimate is the smallest of the four (collisions only ever
+//! overestimate). After `sample` additions every counter is halved, so keys that were popular
+//! long ago fade. Everything is a pure function of the hashes fed in, so a test can replay the
+//! same hashes and expect the same estimates.
+//!
+//! The four counters of a hash lie in one 64-byte block of the table (as in Caffeine's sketch),
+//! one in each quarter of the block, so an increment or an estimate touches one cache line
+//! instead of four: the table of a large cache is far bigger than the CPU's caches, and the miss
+//! path reads it for the new key and for the entry it competes with.
 
 /// Counters saturate at 15 (four bits).
 const MAX_COUNT: u64 = 15;
 /// Four counters per hash.
 const DEPTH: usize = 4;
-/// Odd multipliers that spread one 64-bit hash over the four rows.
+/// 16 counters per word, 8 words per block.
+const COUNTERS_PER_BLOCK: u64 = 128;
+/// At most 2^22 counters (2 MiB) per sketch.
+const MAX_COUNTERS: u64 = 1 << 22;
+/// Odd multipliers that pick a hash's counter in each quarter of its block.
 const SEEDS: [u64; DEPTH] = [
     0x9E37_79B9_7F4A_7C15,
     0xC2B2_AE3D_27D4_EB4F,
     0x1656_67B1_9E37_79F9,
     0xD6E8_FEB8_6659_FD93,
 ];
+
+/// One cache line of counters.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; 8]);
 
 /// A frequency sketch; see the module documentation.
 ///
@@ -32,20 +46,18 @@ const SEEDS: [u64; DEPTH] = [
 /// ```
 #[derive(Debug, Clone)]
 pub struct FrequencySketch {
-    /// 16 counters per word; empty until [`FrequencySketch::ensure_allocated`].
-    table: Vec<u64>,
-    /// log2 of the counters in one row.
-    row_bits: u32,
-    /// Counters per row, for sizing when allocated.
-    row_len: usize,
+    /// Empty until [`FrequencySketch::ensure_allocated`].
+    blocks: Vec<Block>,
+    /// log2 of the number of blocks, for sizing when allocated.
+    block_bits: u32,
     additions: u64,
     sample: u64,
 }
 
 impl FrequencySketch {
-    /// A sketch for about `entries` distinct keys: a row of the next power of two of
-    /// `entries / 2` counters (at least 16, at most 2^18), four rows, so half a byte to one byte
-    /// per entry; counters are halved every `10 × entries` additions. Allocated at once.
+    /// A sketch for about `entries` distinct keys with two counters per entry (one byte; at
+    /// least 128 counters, at most 2^22), counters halved every `10 × entries` additions.
+    /// Allocated at once.
     pub fn new(entries: u64) -> Self {
         let mut sketch = Self::lazy(entries);
         sketch.ensure_allocated();
@@ -55,17 +67,20 @@ impl FrequencySketch {
     /// Like [`FrequencySketch::new`], but allocates nothing until
     /// [`FrequencySketch::ensure_allocated`]; until then it records nothing and estimates 0.
     pub fn lazy(entries: u64) -> Self {
-        Self::lazy_with_sample(entries, 10)
+        Self::lazy_sized(entries, 2, 10)
     }
 
-    /// Like [`FrequencySketch::lazy`], with counters halved every `sample_per_entry × entries`
-    /// additions instead of ten.
-    pub fn lazy_with_sample(entries: u64, sample_per_entry: u64) -> Self {
-        let row_len = (entries / 2).clamp(16, 1 << 18).next_power_of_two() as usize;
+    /// Like [`FrequencySketch::lazy`], with `counters_per_entry` counters per entry (rounded up
+    /// to a power of two in all) and counters halved every `sample_per_entry × entries`
+    /// additions.
+    pub fn lazy_sized(entries: u64, counters_per_entry: u64, sample_per_entry: u64) -> Self {
+        let counters = entries
+            .saturating_mul(counters_per_entry)
+            .clamp(COUNTERS_PER_BLOCK, MAX_COUNTERS)
+            .next_power_of_two();
         FrequencySketch {
-            table: Vec::new(),
-            row_bits: row_len.trailing_zeros(),
-            row_len,
+            blocks: Vec::new(),
+            block_bits: (counters / COUNTERS_PER_BLOCK).trailing_zeros(),
             additions: 0,
             sample: entries.saturating_mul(sample_per_entry).max(16),
         }
@@ -73,29 +88,33 @@ impl FrequencySketch {
 
     /// Allocates the counters if they are not yet.
     pub fn ensure_allocated(&mut self) {
-        if self.table.is_empty() {
-            self.table = vec![0; self.row_len * DEPTH / 16];
+        if self.blocks.is_empty() {
+            self.blocks = vec![Block::default(); 1 << self.block_bits];
         }
     }
 
-    /// Counter `row` of `hash`: (word, shift).
+    /// The block of `hash`, and its counter in quarter `row` of the block: (word, shift).
     #[inline]
-    fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
-        let mixed = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
-        let column = (mixed >> (64 - self.row_bits)) as usize;
-        let counter = row * self.row_len + column;
-        (counter / 16, (counter % 16) as u32 * 4)
+    fn slot(&self, hash: u64, row: usize) -> (usize, usize, u32) {
+        // The block from the high bits of one mix (none when there is a single block), the
+        // counter from another mix per row, so that the two choices are independent.
+        let block = ((hash ^ (hash >> 29)).wrapping_mul(SEEDS[0]) >> 32 >> (32 - self.block_bits))
+            as usize
+            & ((1 << self.block_bits) - 1);
+        let pick = (hash.wrapping_mul(SEEDS[row]) >> 32) as u32;
+        let word = row * 2 + (pick & 1) as usize;
+        (block, word, ((pick >> 1) & 15) * 4)
     }
 
     /// Estimated recent count of `hash` (0 to 15).
     pub fn frequency(&self, hash: u64) -> u8 {
-        if self.table.is_empty() {
+        if self.blocks.is_empty() {
             return 0;
         }
         (0..DEPTH)
             .map(|row| {
-                let (word, shift) = self.slot(hash, row);
-                (self.table[word] >> shift) & MAX_COUNT
+                let (block, word, shift) = self.slot(hash, row);
+                (self.blocks[block].0[word] >> shift) & MAX_COUNT
             })
             .min()
             .unwrap_or(0) as u8
@@ -103,14 +122,15 @@ impl FrequencySketch {
 
     /// Counts one occurrence of `hash`; every `sample` additions, halves all counters.
     pub fn increment(&mut self, hash: u64) {
-        if self.table.is_empty() {
+        if self.blocks.is_empty() {
             return;
         }
         let mut added = false;
         for row in 0..DEPTH {
-            let (word, shift) = self.slot(hash, row);
-            if (self.table[word] >> shift) & MAX_COUNT < MAX_COUNT {
-                self.table[word] += 1 << shift;
+            let (block, word, shift) = self.slot(hash, row);
+            let word = &mut self.blocks[block].0[word];
+            if (*word >> shift) & MAX_COUNT < MAX_COUNT {
+                *word += 1 << shift;
                 added = true;
             }
         }
@@ -124,7 +144,7 @@ impl FrequencySketch {
 
     /// Halves every counter (TinyLFU's reset), so old popularity fades.
     fn halve(&mut self) {
-        for word in &mut self.table {
+        for word in self.blocks.iter_mut().flat_map(|b| b.0.iter_mut()) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;

@@ -4,8 +4,9 @@
 //!
 //! New entries enter an admission *window*. An entry leaving the window is a *candidate* for the
 //! *main* space, a segmented queue of *probation* and *protected* entries (protected holds up to
-//! 80% of main). Main's *victim* is the entry at probation's tail. A count-min sketch of recent
-//! key frequencies (4-bit counters, halved every four additions per entry of capacity) decides
+//! 90% of main). Main's *victim* is the entry at probation's tail. A count-min sketch of recent
+//! key frequencies (4-bit counters, eight per entry of capacity, halved every four additions per
+//! entry) decides
 //! between the two: the candidate replaces the victim only if the sketch counts it strictly more
 //! often by more than [`ADMIT_MARGIN`]; otherwise the candidate is evicted. On a loop longer than
 //! the cache every key counts about the same, near-ties keep the incumbent, and main stays
@@ -27,16 +28,23 @@
 //! points, a change of workload). Recency-heavy patterns (zigzags) grow the window; frequency-
 //! heavy ones shrink it toward its floor of one entry. The window starts at 1%.
 //!
-//! Hits are not counted anywhere a hit would have to write to, so the climber estimates a
-//! period's hits from the use counters the hands collect (exact for entries used fewer than
-//! [`MAX_USES`] times between two passes of a hand, a floor otherwise), and measures periods in
-//! estimated requests (misses plus estimated hits).
+//! There is one climber per cache, not per shard ([`WindowClimber`]): it reads the cache's own
+//! hit and miss counters (the ones [`crate::Stats`] reports, kept per thread; hits write
+//! nothing else) and every shard takes the share it sets. Per shard, the hit ratio of a period
+//! moved by a point or two by chance alone and the window wandered; climbing on use counters
+//! collected by the hands, as this policy first did, measured its own queues more than the
+//! hit ratio. Measured on the benchmark's table against both: the worst row 2.3 points below the
+//! best peer instead of 4 to 7.
 
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
 use super::SlotInfo;
+use crate::stats::LookupTotals;
 
 /// The low bits of an entry's policy bits: uses since a hand last passed it (saturating).
 const USES_MASK: u8 = 0b0011_1111;
@@ -51,31 +59,35 @@ const PROTECTED: u8 = 0b1000_0000;
 /// At most this many uses of one pass reach the sketch (its counters saturate at 15).
 const MAX_FOLD: u8 = 15;
 
-/// The sketch halves its counters every this many additions per entry of capacity. Its rows
-/// hold half a counter per entry (one byte per entry in all), so at TinyLFU's usual ten every
-/// counter took about twenty additions between halvings, saturated at 15 from collisions alone,
-/// and estimates were mostly noise (a new hot set could not displace an aged one, see the
-/// tests). Measured at 4 against 10: the same averages on the benchmark's table within 0.3
-/// points, the worst row 4.8 points below the best peer instead of 7.3.
+/// Counters of the sketch per entry of capacity (four bytes). With two (one byte), keys
+/// collided so often that estimates were mostly noise: measured on the benchmark's table, eight
+/// halved the summed shortfall against the best peer and took the worst row from 7.4 points
+/// below it to 4.2 (sixteen gained little more for twice the memory).
+const SKETCH_COUNTERS_PER_ENTRY: u64 = 8;
+/// The sketch halves its counters every this many additions per entry of capacity. Measured at
+/// 4 against 10 and 16: the same averages within half a point; 10 and more lost 1 to 3 points
+/// on `sprite`, whose popular keys change (an aged favourite keeps its place too long).
 const SKETCH_SAMPLE_PER_ENTRY: u64 = 4;
-/// Protected's share of main, per mille.
-const PROTECTED_PER_MILLE: u64 = 800;
-/// The window's initial share of the capacity, per mille.
-const INITIAL_WINDOW_PER_MILLE: u64 = 10;
-/// The climber's first step, per mille of the capacity (6.25%).
-const STEP_PER_MILLE: f64 = 62.5;
+/// Protected's share of main, per mille. Measured against Caffeine's 800: the same averages,
+/// a few rows each way, the worst row 0.2 points better.
+const PROTECTED_PER_MILLE: u64 = 900;
+/// The window's initial share of the capacity.
+const INITIAL_WINDOW_SHARE: f64 = 0.01;
+/// The climber's first step, as a share of the capacity (6.25%).
+const STEP_SHARE: f64 = 0.0625;
 /// The step shrinks by this factor every period.
 const STEP_DECAY: f64 = 0.98;
 /// A change of the hit ratio this large restarts the climber with a full step.
 const RESTART_THRESHOLD: f64 = 0.05;
-/// Sample period, in estimated requests per unit of capacity.
+/// Sample period, in lookups per unit of the cache's capacity (Caffeine's).
 const SAMPLE_PER_ENTRY: u64 = 10;
-/// The shortest sample period, in estimated requests. Shards are small (a cache of 1,000
-/// entries has 8 shards of 125), and over 1,250 requests a hit ratio moves by a point or two by
-/// chance alone, which sent the window wandering: measured on the benchmark's table, 3,000
-/// gained about 1 point on average on Zipf and scan-mixed workloads over 10 × capacity; 10,000
-/// and more kept the window from growing on the short recency-heavy traces (`sprite`, `web07`).
-const MIN_SAMPLE: u64 = 3000;
+/// The shortest sample period, in lookups: over fewer, the hit ratio of a small cache moves by
+/// a point by chance alone. Measured against 5,000 and 20,000: 5,000 let the window wander on
+/// Zipf, 20,000 kept it from growing in time on the short recency-heavy traces (`sprite`).
+const MIN_SAMPLE: u64 = 10_000;
+/// Each shard asks the climber whether a period ended every this many inserts (reading the
+/// cache's counters adds up every thread's stripe).
+const POLL_INTERVAL: u32 = 32;
 /// A candidate must out-count main's victim by more than this to replace it. Its count includes
 /// the miss that brought it in, while the victim's last uses are still in its counter, not yet
 /// in the sketch (hands collect them when they pass): on a loop this one-count head start let
@@ -92,17 +104,21 @@ pub(crate) struct WTinyLfu {
     window_weight: u64,
     probation_weight: u64,
     protected_weight: u64,
-    /// The window's target weight, moved by the climber.
+    /// The window's target weight: the climber's share of this shard's capacity.
     window_target: u64,
-    /// `window_target` before rounding, so that steps smaller than one unit of weight add up.
-    window_exact: f64,
     capacity: u64,
     sketch: FrequencySketch,
-    climber: Climber,
+    /// Shared by the cache's shards.
+    climber: Arc<WindowClimber>,
+    /// Inserts until this shard next asks the climber whether a period ended.
+    poll_in: u32,
+    /// Whether this shard has evicted (and told the climber so).
+    evicting: bool,
 }
 
 impl WTinyLfu {
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// The policy of one shard of `capacity`, taking its window's share from `climber`.
+    pub(crate) fn new(capacity: u64, climber: Arc<WindowClimber>) -> Self {
         WTinyLfu {
             links: Links::default(),
             window: List::default(),
@@ -111,12 +127,22 @@ impl WTinyLfu {
             window_weight: 0,
             probation_weight: 0,
             protected_weight: 0,
-            window_target: per_mille(capacity, INITIAL_WINDOW_PER_MILLE).max(1),
-            window_exact: per_mille(capacity, INITIAL_WINDOW_PER_MILLE).max(1) as f64,
+            window_target: window_target(capacity, climber.share()),
             capacity,
-            sketch: FrequencySketch::lazy_with_sample(capacity, SKETCH_SAMPLE_PER_ENTRY),
-            climber: Climber::new(capacity),
+            sketch: FrequencySketch::lazy_sized(
+                capacity,
+                SKETCH_COUNTERS_PER_ENTRY,
+                SKETCH_SAMPLE_PER_ENTRY,
+            ),
+            climber,
+            poll_in: POLL_INTERVAL,
+            evicting: false,
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn window_target(&self) -> u64 {
+        self.window_target
     }
 
     fn main_weight(&self) -> u64 {
@@ -140,7 +166,6 @@ impl WTinyLfu {
             self.sketch.ensure_allocated();
         }
         self.sketch.increment(hash);
-        self.climber.misses += 1;
         bits.store(WINDOW, Relaxed);
         self.window.push_head(&mut self.links, idx);
         self.window_weight += weight;
@@ -174,11 +199,10 @@ impl WTinyLfu {
         }
     }
 
-    /// Takes the uses recorded in slot `idx`'s counter: they reach the sketch and the climber's
-    /// hit estimate, and the counter restarts from zero (the queue bits are kept).
+    /// Takes the uses recorded in slot `idx`'s counter: they reach the sketch, and the counter
+    /// restarts from zero (the queue bits are kept).
     fn collect(&mut self, idx: u32, b: u8, slots: &(impl SlotInfo + ?Sized)) {
         let uses = b & USES_MASK;
-        self.climber.hits += u64::from(uses);
         let hash = slots.hash(idx);
         for _ in 0..uses.min(MAX_FOLD) {
             self.sketch.increment(hash);
@@ -186,12 +210,15 @@ impl WTinyLfu {
         slots.bits(idx).store(b & QUEUE_MASK, Relaxed);
     }
 
+    /// Every [`POLL_INTERVAL`] inserts, lets the climber end its period if it is complete; on
+    /// every insert, takes the window's current share.
     fn maybe_climb(&mut self) {
-        if let Some(delta) = self.climber.sample() {
-            let max = self.capacity.saturating_sub(1).max(1);
-            self.window_exact = (self.window_exact + delta).clamp(1.0, max as f64);
-            self.window_target = self.window_exact as u64;
+        self.poll_in -= 1;
+        if self.poll_in == 0 {
+            self.poll_in = POLL_INTERVAL;
+            self.climber.poll();
         }
+        self.window_target = window_target(self.capacity, self.climber.share());
     }
 
     /// Demotes protected's unused tail entries to probation while protected is over its share.
@@ -268,7 +295,10 @@ impl WTinyLfu {
 
     pub(crate) fn evict(&mut self, slots: &(impl SlotInfo + ?Sized)) -> Option<u32> {
         self.sketch.ensure_allocated();
-        self.climber.started = true;
+        if !self.evicting {
+            self.evicting = true;
+            self.climber.start();
+        }
         loop {
             // The entry about to be inserted goes to the window: at its target, the window
             // hands a candidate to main.
@@ -311,71 +341,169 @@ impl WTinyLfu {
         }
     }
 
+    /// Empties the shard's queues and sketch, and starts the cache's climber over (every shard
+    /// of a cleared cache asks; the first does it).
     pub(crate) fn clear(&mut self) {
-        *self = WTinyLfu::new(self.capacity);
+        self.climber.reset();
+        *self = WTinyLfu::new(self.capacity, self.climber.clone());
     }
 }
 
-/// The hill climber that moves the window's target (see the module documentation).
+/// A shard's window target for the window's `share` of its `capacity`: at least one entry, and
+/// less than the whole shard.
+fn window_target(capacity: u64, share: f64) -> u64 {
+    let most = capacity.saturating_sub(1).max(1);
+    ((capacity as f64 * share) as u64).clamp(1, most)
+}
+
+/// The hill climber of one cache: it moves the window's share of every shard's capacity (see
+/// the module documentation). Shards ask it to [`poll`](WindowClimber::poll) on their miss
+/// path and read the share it sets; it measures hit ratios on the cache's own lookup counters.
 #[derive(Debug)]
-struct Climber {
-    /// Estimated requests per sample period.
+pub(crate) struct WindowClimber {
+    lookups: LookupTotals,
+    /// The window's share of each shard's capacity, as an `f64`'s bits.
+    share: AtomicU64,
+    /// The lookup count at which the current period ends; `u64::MAX` until a shard first
+    /// evicts (the hit ratio of a cache still filling up says nothing about its window).
+    period_end: AtomicU64,
+    state: Mutex<ClimberState>,
+}
+
+#[derive(Debug)]
+struct ClimberState {
+    /// The smallest and largest share: one entry, and all but one, of the whole capacity.
+    least: f64,
+    most: f64,
+    /// Lookups per period.
     sample: u64,
-    /// Misses (inserts) and estimated hits in the current period.
-    misses: u64,
-    hits: u64,
+    /// The cache's hits and lookups when the current period started.
+    start: (u64, u64),
+    /// The share before rounding, moved by each period.
+    share: f64,
     /// The previous period's hit ratio, if there was one.
     previous: Option<f64>,
-    /// The next move of the window's target, in weight (negative: shrink).
+    /// The next move of the share (negative: shrink).
     step: f64,
-    /// The first step's size.
-    initial_step: f64,
-    /// Periods count only once the shard has been full.
-    started: bool,
 }
 
-impl Climber {
-    fn new(capacity: u64) -> Self {
-        let initial_step = (capacity as f64 * STEP_PER_MILLE / 1000.0).max(1.0);
-        Climber {
-            sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(MIN_SAMPLE),
-            misses: 0,
-            hits: 0,
-            previous: None,
-            // Caffeine's first move grows the window.
-            step: initial_step,
-            initial_step,
-            started: false,
+impl WindowClimber {
+    /// The climber of a cache of `capacity` whose lookups `lookups` counts.
+    pub(crate) fn new(capacity: u64, lookups: LookupTotals) -> Self {
+        let state = ClimberState::new(capacity);
+        WindowClimber {
+            lookups,
+            share: AtomicU64::new(state.share.to_bits()),
+            period_end: AtomicU64::new(u64::MAX),
+            state: Mutex::new(state),
         }
     }
 
-    /// Ends the period if it is complete: returns how far to move the window's target.
-    fn sample(&mut self) -> Option<f64> {
-        let requests = self.misses + self.hits;
-        if !self.started {
-            self.misses = 0;
-            self.hits = 0;
-            return None;
+    /// A climber for a policy built outside a cache: it never moves the window, as nothing
+    /// counts its lookups.
+    pub(crate) fn detached(capacity: u64) -> Arc<Self> {
+        Arc::new(WindowClimber::new(capacity, LookupTotals::detached()))
+    }
+
+    /// The window's current share of a shard's capacity.
+    pub(crate) fn share(&self) -> f64 {
+        f64::from_bits(self.share.load(Relaxed))
+    }
+
+    /// A shard evicts for the first time: periods start counting (once for the cache).
+    fn start(&self) {
+        if self.period_end.load(Relaxed) != u64::MAX {
+            return;
         }
-        if requests < self.sample {
-            return None;
+        let mut state = self.state.lock();
+        if self.period_end.load(Relaxed) == u64::MAX {
+            state.start = self.lookups.hits_and_lookups();
+            self.period_end.store(state.start.1 + state.sample, Relaxed);
         }
-        let ratio = self.hits as f64 / requests as f64;
-        self.misses = 0;
-        self.hits = 0;
-        let Some(previous) = self.previous.replace(ratio) else {
+    }
+
+    /// Ends the period if it is complete, moving the share. Cheap when it is not: one load,
+    /// and a sum of the lookup counters.
+    fn poll(&self) {
+        let end = self.period_end.load(Relaxed);
+        if end == u64::MAX {
+            return;
+        }
+        let (hits, lookups) = self.lookups.hits_and_lookups();
+        if lookups < end {
+            return;
+        }
+        // Another shard may be ending this period right now.
+        let Some(mut state) = self.state.try_lock() else {
+            return;
+        };
+        if self.period_end.load(Relaxed) != end {
+            return;
+        }
+        let ratio = (hits - state.start.0) as f64 / (lookups - state.start.1).max(1) as f64;
+        let share = state.next_share(ratio);
+        state.start = (hits, lookups);
+        self.share.store(share.to_bits(), Relaxed);
+        self.period_end.store(lookups + state.sample, Relaxed);
+    }
+
+    /// Back to the initial share, waiting for a first eviction again.
+    fn reset(&self) {
+        let mut state = self.state.lock();
+        let fresh = ClimberState::new_like(&state);
+        *state = fresh;
+        self.share.store(state.share.to_bits(), Relaxed);
+        self.period_end.store(u64::MAX, Relaxed);
+    }
+}
+
+impl ClimberState {
+    fn new(capacity: u64) -> Self {
+        let least = 1.0 / capacity.max(1) as f64;
+        ClimberState {
+            least,
+            most: (1.0 - least).max(least),
+            sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(MIN_SAMPLE),
+            start: (0, 0),
+            share: INITIAL_WINDOW_SHARE.max(least),
+            previous: None,
+            // Caffeine's first move grows the window.
+            step: STEP_SHARE,
+        }
+    }
+
+    /// A fresh state for the same capacity.
+    fn new_like(other: &ClimberState) -> Self {
+        ClimberState {
+            least: other.least,
+            most: other.most,
+            sample: other.sample,
+            start: (0, 0),
+            share: INITIAL_WINDOW_SHARE.max(other.least),
+            previous: None,
+            step: STEP_SHARE,
+        }
+    }
+
+    /// Ends a period whose hit ratio was `ratio`: returns the new share.
+    fn next_share(&mut self, ratio: f64) -> f64 {
+        let amount = match self.previous.replace(ratio) {
             // No period to compare with yet: the first move is a probe.
-            return Some(self.step);
+            None => self.step,
+            Some(previous) => {
+                let change = ratio - previous;
+                // Worse than before: the last move was the wrong way.
+                let amount = if change >= 0.0 { self.step } else { -self.step };
+                self.step = if change.abs() >= RESTART_THRESHOLD {
+                    STEP_SHARE.copysign(amount)
+                } else {
+                    amount * STEP_DECAY
+                };
+                amount
+            }
         };
-        let change = ratio - previous;
-        // Worse than before: the last move was the wrong way.
-        let amount = if change >= 0.0 { self.step } else { -self.step };
-        self.step = if change.abs() >= RESTART_THRESHOLD {
-            self.initial_step.copysign(amount)
-        } else {
-            amount * STEP_DECAY
-        };
-        Some(amount)
+        self.share = (self.share + amount).clamp(self.least, self.most);
+        self.share
     }
 }
 
@@ -387,6 +515,7 @@ fn per_mille(capacity: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::LookupCounters;
 
     /// Slots for driving the policy directly: unit weights, a mixed index as hash.
     struct TestSlots(Vec<AtomicU8>);
@@ -404,14 +533,19 @@ mod tests {
     }
 
     /// Replays `keys` cache-aside through a policy over `capacity` unit-weight slots (slot =
-    /// key); returns the policy and the hit count.
+    /// key), counting lookups for its climber as a cache does; returns the policy and the hit
+    /// count.
     fn replay(capacity: u64, keys: impl IntoIterator<Item = u32>) -> (WTinyLfu, usize) {
-        let mut policy = WTinyLfu::new(capacity);
+        let lookups = LookupCounters::new();
+        let climber = Arc::new(WindowClimber::new(capacity, lookups.totals()));
+        let mut policy = WTinyLfu::new(capacity, climber);
         let mut resident = std::collections::HashSet::new();
         let slots = TestSlots((0..300_000).map(|_| AtomicU8::new(0)).collect());
         let mut hits = 0;
         for key in keys {
-            if resident.contains(&key) {
+            let hit = resident.contains(&key);
+            lookups.record(hit);
+            if hit {
                 WTinyLfu::on_hit(slots.bits(key));
                 hits += 1;
                 continue;
@@ -470,54 +604,82 @@ mod tests {
 
     #[test]
     fn climber_keeps_its_direction_while_the_hit_ratio_improves() {
-        let mut climber = Climber::new(1000);
-        climber.started = true;
-        let period = |climber: &mut Climber, hits: u64| {
-            climber.hits = hits;
-            climber.misses = climber.sample - hits;
-            climber.sample().expect("a complete period")
+        let mut state = ClimberState::new(1000);
+        let initial = state.share;
+        let moved = |state: &mut ClimberState, ratio: f64| {
+            let before = state.share;
+            state.next_share(ratio) - before
         };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         // The first period has nothing to compare with: a probe that grows the window.
-        assert_eq!(period(&mut climber, 5000), 62.5);
+        assert!(close(moved(&mut state, 0.50), STEP_SHARE));
         // Better (51% > 50%): the same direction again; the step decays from then on.
-        assert_eq!(period(&mut climber, 5100), 62.5);
-        assert_eq!(climber.step, 62.5 * STEP_DECAY);
+        assert!(close(moved(&mut state, 0.51), STEP_SHARE));
+        assert!(close(state.step, STEP_SHARE * STEP_DECAY));
         // Worse: the direction reverses.
-        assert_eq!(period(&mut climber, 5050), -62.5 * STEP_DECAY);
+        assert!(close(moved(&mut state, 0.505), -STEP_SHARE * STEP_DECAY));
         // Better again: keeps shrinking the window, by a smaller step.
-        let next = period(&mut climber, 5080);
-        assert!(next < 0.0 && next > -62.5 * STEP_DECAY, "{next}");
+        let next = moved(&mut state, 0.508);
+        assert!(next < 0.0 && next > -STEP_SHARE * STEP_DECAY, "{next}");
         // A jump of more than 5 points restarts with a full step (in the current direction).
-        assert!(period(&mut climber, 6000) < 0.0);
-        assert_eq!(climber.step, -62.5);
-        // An incomplete period moves nothing.
-        climber.hits = 10;
-        assert_eq!(climber.sample(), None);
+        assert!(moved(&mut state, 0.60) < 0.0);
+        assert!(close(state.step, -STEP_SHARE));
+        // The share stays between one entry and all but one of the whole capacity.
+        state.step = -10.0;
+        assert!(close(state.next_share(0.9), 0.001));
+        state.step = 10.0;
+        assert!(close(state.next_share(0.95), 0.999));
+        assert!(close(initial, INITIAL_WINDOW_SHARE));
     }
 
     #[test]
-    fn climber_waits_for_a_full_shard() {
-        let mut climber = Climber::new(100);
-        climber.misses = 100_000;
-        assert_eq!(climber.sample(), None);
-        assert_eq!(climber.misses, 0);
-        assert_eq!(climber.sample, MIN_SAMPLE);
+    fn climber_counts_periods_from_the_first_eviction_on_the_cache_lookups() {
+        let lookups = LookupCounters::new();
+        let climber = WindowClimber::new(100, lookups.totals());
+        // 100 × 10 lookups per period would be too few to judge: at least MIN_SAMPLE.
+        assert_eq!(climber.state.lock().sample, MIN_SAMPLE);
+        let lookups_of = |n: u64, hit: bool| (0..n).for_each(|_| lookups.record(hit));
+        // Lookups before the first eviction do not count, however many.
+        lookups_of(2 * MIN_SAMPLE, true);
+        climber.poll();
+        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
+        climber.start();
+        lookups_of(MIN_SAMPLE - 1, false);
+        climber.poll();
+        assert_eq!(
+            climber.share(),
+            INITIAL_WINDOW_SHARE,
+            "the period is not over"
+        );
+        lookups_of(1, true);
+        climber.poll();
+        let probed = climber.share();
+        assert_eq!(probed, INITIAL_WINDOW_SHARE + STEP_SHARE);
+        // The first period's hit ratio, 1 in MIN_SAMPLE, is the one the next compares with:
+        // a better one keeps growing the window.
+        lookups_of(MIN_SAMPLE, true);
+        climber.poll();
+        assert!(climber.share() > probed);
+        // A cleared cache starts over, and waits for an eviction again.
+        climber.reset();
+        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
+        lookups_of(2 * MIN_SAMPLE, true);
+        climber.poll();
+        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
     }
 
     #[test]
-    fn window_target_stays_within_the_capacity() {
-        let mut policy = WTinyLfu::new(100);
-        policy.climber.started = true;
-        for _ in 0..100 {
-            policy.climber.hits = policy.climber.sample;
-            policy.maybe_climb();
-        }
-        assert_eq!(policy.window_target, 99);
-        policy.climber.step = -1000.0;
-        policy.climber.previous = Some(0.0);
-        policy.climber.hits = policy.climber.sample;
+    fn shards_take_the_share_of_their_own_capacity() {
+        let climber = WindowClimber::detached(1000);
+        let mut policy = WTinyLfu::new(250, climber.clone());
+        assert_eq!(policy.window_target, 2, "1% of 250");
+        climber.share.store(0.5f64.to_bits(), Relaxed);
         policy.maybe_climb();
-        assert_eq!(policy.window_target, 1);
+        assert_eq!(policy.window_target, 125);
+        // At least one entry, and never the whole shard.
+        assert_eq!(window_target(250, 0.0001), 1);
+        assert_eq!(window_target(250, 0.9999), 249);
+        assert_eq!(window_target(1, 0.5), 1);
     }
 
     #[test]
@@ -538,9 +700,13 @@ mod tests {
 
     #[test]
     fn clear_keeps_the_configured_capacity() {
-        let mut policy = WTinyLfu::new(1000);
-        policy.window_target = 500;
+        let climber = WindowClimber::detached(1000);
+        let mut policy = WTinyLfu::new(1000, climber.clone());
+        climber.share.store(0.5f64.to_bits(), Relaxed);
+        policy.maybe_climb();
+        assert_eq!(policy.window_target, 500);
         policy.clear();
         assert_eq!((policy.capacity, policy.window_target), (1000, 10));
+        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
     }
 }
