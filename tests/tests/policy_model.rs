@@ -514,10 +514,8 @@ impl Model for S3FifoModel {
     }
 }
 
-/// W-TinyLFU's use counters saturate here (six bits).
-const W_MAX_USES: u8 = 63;
-/// At most this many uses of one pass reach the sketch.
-const W_MAX_FOLD: u8 = 15;
+/// W-TinyLFU's use counters saturate here (two bits).
+const W_MAX_USES: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WQueue {
@@ -580,7 +578,7 @@ impl WTinyLfuModel {
     fn collect(&mut self, key: u32) {
         let uses = std::mem::take(self.uses.get_mut(&key).expect("resident"));
         let hash = (self.hash)(key);
-        for _ in 0..uses.min(W_MAX_FOLD) {
+        for _ in 0..uses {
             self.sketch.increment(hash);
         }
     }

@@ -141,10 +141,7 @@ impl S3Fifo {
     /// the sketch, so they reach it when their use counter is spent).
     fn fold(&mut self, idx: u32, n: u8, slots: &(impl SlotInfo + ?Sized)) {
         if self.admission {
-            let hash = slots.hash(idx);
-            for _ in 0..n {
-                self.sketch.increment(hash);
-            }
+            self.sketch.increment_by(slots.hash(idx), n);
         }
     }
 

@@ -20,13 +20,18 @@ const DEPTH: usize = 4;
 const COUNTERS_PER_BLOCK: u64 = 128;
 /// At most 2^22 counters (2 MiB) per sketch.
 const MAX_COUNTERS: u64 = 1 << 22;
-/// Odd multipliers that pick a hash's counter in each quarter of its block.
-const SEEDS: [u64; DEPTH] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0xD6E8_FEB8_6659_FD93,
-];
+/// Odd multipliers: one picks a hash's block, the other its counter in each quarter of it.
+const BLOCK_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+const COUNTER_SEED: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Counter `row` of a hash whose counter bits are `picks` (see `FrequencySketch::locate`): its
+/// word in the block, two per row (below 8 by construction, so indexing needs no check), and
+/// its shift in the word.
+#[inline(always)]
+fn counter(picks: u64, row: usize) -> (usize, u32) {
+    let pick = (picks >> (8 * row)) as usize;
+    ((row * 2 + (pick & 1)) & 7, ((pick >> 1) & 15) as u32 * 4)
+}
 
 /// One cache line of counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,17 +98,15 @@ impl FrequencySketch {
         }
     }
 
-    /// The block of `hash`, and its counter in quarter `row` of the block: (word, shift).
+    /// The block of `hash` (an allocated sketch's) and the positions of its four counters in
+    /// it (see [`counter`]).
     #[inline]
-    fn slot(&self, hash: u64, row: usize) -> (usize, usize, u32) {
+    fn locate(&self, hash: u64) -> (usize, u64) {
         // The block from the high bits of one mix (none when there is a single block), the
-        // counter from another mix per row, so that the two choices are independent.
-        let block = ((hash ^ (hash >> 29)).wrapping_mul(SEEDS[0]) >> 32 >> (32 - self.block_bits))
-            as usize
-            & ((1 << self.block_bits) - 1);
-        let pick = (hash.wrapping_mul(SEEDS[row]) >> 32) as u32;
-        let word = row * 2 + (pick & 1) as usize;
-        (block, word, ((pick >> 1) & 15) * 4)
+        // counters from eight bits each of another, so that the two choices are independent.
+        let mixed = (hash ^ (hash >> 29)).wrapping_mul(BLOCK_SEED);
+        let block = (mixed >> 32 >> (32 - self.block_bits)) as usize;
+        (block, hash.wrapping_mul(COUNTER_SEED) >> 32)
     }
 
     /// Estimated recent count of `hash` (0 to 15).
@@ -111,13 +114,14 @@ impl FrequencySketch {
         if self.blocks.is_empty() {
             return 0;
         }
-        (0..DEPTH)
-            .map(|row| {
-                let (block, word, shift) = self.slot(hash, row);
-                (self.blocks[block].0[word] >> shift) & MAX_COUNT
-            })
-            .min()
-            .unwrap_or(0) as u8
+        let (block, picks) = self.locate(hash);
+        let words = &self.blocks[block].0;
+        let mut least = MAX_COUNT;
+        for row in 0..DEPTH {
+            let (word, shift) = counter(picks, row);
+            least = least.min((words[word] >> shift) & MAX_COUNT);
+        }
+        least as u8
     }
 
     /// Counts one occurrence of `hash`; every `sample` additions, halves all counters.
@@ -125,10 +129,12 @@ impl FrequencySketch {
         if self.blocks.is_empty() {
             return;
         }
+        let (block, picks) = self.locate(hash);
+        let words = &mut self.blocks[block].0;
         let mut added = false;
         for row in 0..DEPTH {
-            let (block, word, shift) = self.slot(hash, row);
-            let word = &mut self.blocks[block].0[word];
+            let (word, shift) = counter(picks, row);
+            let word = &mut words[word];
             if (*word >> shift) & MAX_COUNT < MAX_COUNT {
                 *word += 1 << shift;
                 added = true;
@@ -140,6 +146,36 @@ impl FrequencySketch {
                 self.halve();
             }
         }
+    }
+
+    /// Counts `n` occurrences of `hash`: the same as `n` calls of
+    /// [`increment`](Self::increment), in one pass over the hash's block unless a halving falls
+    /// in between.
+    pub fn increment_by(&mut self, hash: u64, n: u8) {
+        if self.blocks.is_empty() || n == 0 {
+            return;
+        }
+        let n = u64::from(n);
+        // Each of the `n` increments counts as an addition while one of the four counters is
+        // below 15, so at most `n` additions: if they cannot reach `sample`, no halving comes
+        // between them, and they add up.
+        if self.additions + n >= self.sample {
+            for _ in 0..n {
+                self.increment(hash);
+            }
+            return;
+        }
+        let (block, picks) = self.locate(hash);
+        let words = &mut self.blocks[block].0;
+        let mut least = MAX_COUNT;
+        for row in 0..DEPTH {
+            let (word, shift) = counter(picks, row);
+            let count = (words[word] >> shift) & MAX_COUNT;
+            least = least.min(count);
+            let raised = (count + n).min(MAX_COUNT);
+            words[word] += (raised - count) << shift;
+        }
+        self.additions += n.min(MAX_COUNT - least);
     }
 
     /// Halves every counter (TinyLFU's reset), so old popularity fades.
@@ -180,6 +216,30 @@ mod tests {
         assert_eq!(sketch.additions, 80);
         let halved = sketch.frequency(1);
         assert!((5..10).contains(&halved), "{halved}");
+    }
+
+    #[test]
+    fn increment_by_is_that_many_increments() {
+        // Small sketches (halving every 160 additions) fed the same runs of each key, across
+        // many halvings and saturated counters: identical counters, additions and estimates.
+        let mut one_by_one = FrequencySketch::new(16);
+        let mut batched = FrequencySketch::new(16);
+        let mut rng = 0x1234_5678_u64;
+        for _ in 0..5_000 {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let hash = (rng >> 40) % 50;
+            let n = ((rng >> 20) % 18) as u8;
+            for _ in 0..n {
+                one_by_one.increment(hash);
+            }
+            batched.increment_by(hash, n);
+            assert_eq!(batched.additions, one_by_one.additions);
+        }
+        assert_eq!(
+            batched.blocks.iter().map(|b| b.0).collect::<Vec<_>>(),
+            one_by_one.blocks.iter().map(|b| b.0).collect::<Vec<_>>()
+        );
+        assert!((0..50).any(|hash| batched.frequency(hash) == 15));
     }
 
     #[test]
