@@ -476,6 +476,7 @@ mod tests {
                 requests: &requests,
             })
         };
+        assert_eq!(most(Kind::MemokitWTinyLfu), 40);
         assert_eq!(most(Kind::MemokitS3Fifo), 40);
         assert_eq!(most(Kind::Lru), 40);
         assert!(most(Kind::MokaSync) > 40, "{}", most(Kind::MokaSync));
@@ -486,7 +487,7 @@ mod tests {
                 requests,
                 capacities: vec![100, 40],
             }],
-            &[Kind::MemokitS3Fifo, Kind::MokaSync],
+            &[Kind::MemokitWTinyLfu, Kind::MokaSync],
         )
         .expect("one workload");
         assert_eq!((workload.as_str(), capacity, all[0]), ("cycle", 40, 40));

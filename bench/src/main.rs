@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
-//! memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]...
+//! memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
 //! memokit-bench one latency|throughput NAME [--threads N] [--quick]
 //! memokit-bench one macro [--quick]
 //! memokit-bench one shared [--quick]
@@ -34,7 +34,7 @@ use memokit_bench::workloads::default_trace_dir;
 const USAGE: &str = "\
 usage:
   memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
-  memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]...
+  memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
   memokit-bench one latency|throughput NAME [--threads N] [--quick]
   memokit-bench one macro [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
@@ -45,9 +45,11 @@ usage:
   --traces DIR   the shared traces (default: ../shared/traces beside the repository)
   --trace FILE   also replay this trace: one unsigned integer key per line (repeatable)
 
-`one` runs a single timed measurement (NAME: memokit-s3fifo, memokit-lru, memokit-lfu,
-memokit-fifo, quick-cache, moka-sync, moka-future, mini-moka, cached, lru), e.g. to profile it:
-  perf record -g target/release/memokit-bench one latency memokit-s3fifo";
+`one` runs a single timed measurement (NAME: memokit-w-tinylfu, the default, memokit-s3fifo,
+memokit-lru, memokit-lfu, memokit-fifo, memokit-s3fifo-tinylfu, quick-cache, moka-sync,
+moka-future, mini-moka, cached, lru), e.g. to profile it:
+  perf record -g target/release/memokit-bench one latency memokit-w-tinylfu
+`hit-ratio --only NAME,...` replays only those contenders.";
 
 /// Parsed options of `report` and `hit-ratio`.
 struct Options {

@@ -12,12 +12,12 @@ use crate::contenders::Kind;
 /// The colour of each contender: memokit in reds, the peers in other hues.
 pub fn color_of(kind: Kind) -> RGBColor {
     match kind {
-        Kind::MemokitS3Fifo => RGBColor(214, 39, 40),
+        Kind::MemokitWTinyLfu => RGBColor(214, 39, 40),
+        Kind::MemokitS3Fifo => RGBColor(23, 190, 207),
         Kind::MemokitLru => RGBColor(255, 152, 150),
         Kind::MemokitLfu => RGBColor(227, 119, 194),
         Kind::MemokitFifo => RGBColor(188, 189, 34),
         Kind::MemokitS3FifoTinyLfu => RGBColor(255, 127, 14),
-        Kind::MemokitWTinyLfu => RGBColor(23, 190, 207),
         Kind::QuickCache => RGBColor(31, 119, 180),
         Kind::MokaSync => RGBColor(44, 160, 44),
         Kind::MokaFuture => RGBColor(152, 223, 138),
@@ -242,7 +242,7 @@ mod tests {
         };
         let panel = Panel {
             title: "zipf(1.0)".to_string(),
-            lines: vec![line(Kind::MemokitS3Fifo, 50.0), line(Kind::Lru, 40.0)],
+            lines: vec![line(Kind::MemokitWTinyLfu, 50.0), line(Kind::Lru, 40.0)],
         };
         hit_ratio_grid(&dir.join("grid.svg"), "hit ratio", &[panel]).unwrap();
         throughput_chart(&dir.join("tp.svg"), "throughput", &[line(Kind::Lru, 5.0)]).unwrap();

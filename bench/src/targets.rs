@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn shortfalls_compare_with_the_best_peer_only() {
         let kinds = [
-            Kind::MemokitS3Fifo,
+            Kind::MemokitWTinyLfu,
             Kind::MemokitLru,
             Kind::MokaSync,
             Kind::Lru,

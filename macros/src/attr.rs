@@ -524,7 +524,7 @@ pub(crate) const POLICIES: [(&str, &str); 6] = [
 
 fn policy_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
     const EXPECTED: &str =
-        "expected one of `lru`, `lfu`, `fifo`, `s3fifo` (the default), `s3fifo_tinylfu`, `w_tinylfu`";
+        "expected one of `lru`, `lfu`, `fifo`, `s3fifo`, `s3fifo_tinylfu`, `w_tinylfu` (the default)";
     match value {
         Expr::Path(path) => match path.path.get_ident() {
             Some(ident) => match POLICIES.iter().find(|(name, _)| ident == name) {

@@ -17,7 +17,7 @@ use proc_macro::TokenStream;
 /// ```
 /// use memokit::cached;
 ///
-/// #[cached]                                    // unbounded, default policy (S3-FIFO), coalesced
+/// #[cached]                                    // unbounded, default policy (W-TinyLFU), coalesced
 /// fn fib(n: u64) -> u64 {
 ///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
 /// }
@@ -100,7 +100,7 @@ use proc_macro::TokenStream;
 /// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
 ///   drawn at random, so that results computed together do not expire together.
 /// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu | w_tinylfu`: eviction policy (default
-///   `s3fifo`).
+///   `w_tinylfu`).
 /// - `key = <expr>`, `key_type = <type>`: see above.
 /// - `cache_errors = true`: for a function returning `Result`, also cache `Err` (the error must
 ///   be `Clone`). By default only `Ok` values are cached.

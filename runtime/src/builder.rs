@@ -215,7 +215,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
         self
     }
 
-    /// The eviction policy; [`Policy::S3Fifo`] by default.
+    /// The eviction policy; [`Policy::WTinyLfu`] by default.
     ///
     /// ```
     /// let cache: memokit::Cache<u32, u32> =

@@ -80,8 +80,8 @@ pub(crate) fn shared_hit_counter(policy: Policy, expiry: &ExpiryPolicy) -> Optio
 /// share it through a `static`, an `Arc`, or clones.
 ///
 /// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
-/// own `parking_lot` read-write lock. Lookups under [`Policy::S3Fifo`],
-/// [`Policy::S3FifoTinyLfu`], [`Policy::WTinyLfu`] and [`Policy::Fifo`] take the shared lock
+/// own `parking_lot` read-write lock. Lookups under [`Policy::WTinyLfu`] (the default),
+/// [`Policy::S3Fifo`], [`Policy::S3FifoTinyLfu`] and [`Policy::Fifo`] take the shared lock
 /// only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
 ///
 /// ```
@@ -554,7 +554,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// The eviction policy.
     ///
     /// ```
-    /// assert_eq!(memokit::Cache::<u32, u32>::new(10).policy(), memokit::Policy::S3Fifo);
+    /// assert_eq!(memokit::Cache::<u32, u32>::new(10).policy(), memokit::Policy::WTinyLfu);
     /// ```
     pub fn policy(&self) -> Policy {
         self.inner.policy

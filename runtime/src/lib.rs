@@ -1,7 +1,7 @@
 //! # memokit
 //!
-//! Concurrent, sharded in-process caches for memoization: LRU, LFU, FIFO and the scan-resistant
-//! S3-FIFO (the default), time-to-live and time-to-idle with an injectable clock, per-key
+//! Concurrent, sharded in-process caches for memoization: adaptive W-TinyLFU (the default),
+//! LRU, LFU, FIFO and the scan-resistant S3-FIFO, time-to-live and time-to-idle with an injectable clock, per-key
 //! request coalescing for sync and async loaders, and hit/miss statistics readable at run time.
 //!
 //! ```
@@ -81,7 +81,7 @@ pub use write_behind::WriteBehind;
 pub mod __private {
     pub use crate::flight::ShareError;
     pub use crate::memo::MemoOptions;
-    /// The S3-FIFO policy's admission sketch, for the policy model tests.
+    /// The TinyLFU policies' frequency sketch, for the policy model tests.
     pub use crate::policy::sketch::FrequencySketch;
     pub use crate::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,

@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 use memokit::{Cache, MockClock, Policy, RemovalCause};
 use proptest::prelude::*;
 
-const POLICIES: [Policy; 4] = [Policy::Lru, Policy::Lfu, Policy::Fifo, Policy::S3Fifo];
+const POLICIES: [Policy; 5] = [
+    Policy::Lru,
+    Policy::Lfu,
+    Policy::Fifo,
+    Policy::S3Fifo,
+    Policy::WTinyLfu,
+];
 const NS: Duration = Duration::from_nanos(1);
 const TTL: Duration = Duration::from_secs(10);
 

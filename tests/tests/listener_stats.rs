@@ -10,7 +10,13 @@ use std::time::Duration;
 
 use memokit::{Cache, MockClock, Policy, RemovalCause, Stats};
 
-const POLICIES: [Policy; 4] = [Policy::Lru, Policy::Lfu, Policy::Fifo, Policy::S3Fifo];
+const POLICIES: [Policy; 5] = [
+    Policy::Lru,
+    Policy::Lfu,
+    Policy::Fifo,
+    Policy::S3Fifo,
+    Policy::WTinyLfu,
+];
 const TTL: Duration = Duration::from_secs(10);
 
 type Log = Arc<Mutex<Vec<(u32, &'static str, RemovalCause)>>>;

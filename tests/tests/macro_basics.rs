@@ -580,7 +580,7 @@ fn every_policy_keeps_the_cache_within_size_and_returns_right_values() {
             with_default,
             with_default_cache(),
             &WITH_DEFAULT_RUNS,
-            Policy::S3Fifo,
+            Policy::WTinyLfu,
         ),
     ];
     for (function, memo, counter, policy) in cases {

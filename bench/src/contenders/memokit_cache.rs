@@ -4,7 +4,7 @@ use memokit::{Cache, Policy};
 
 use super::Contender;
 
-/// [`Memokit`]'s policy parameter: [`Policy::S3Fifo`], the default.
+/// [`Memokit`]'s policy parameter: [`Policy::S3Fifo`].
 pub const S3FIFO: u8 = 0;
 /// [`Memokit`]'s policy parameter: [`Policy::Lru`].
 pub const LRU: u8 = 1;
@@ -14,7 +14,7 @@ pub const LFU: u8 = 2;
 pub const FIFO: u8 = 3;
 /// [`Memokit`]'s policy parameter: [`Policy::S3FifoTinyLfu`].
 pub const S3FIFO_TINYLFU: u8 = 4;
-/// [`Memokit`]'s policy parameter: [`Policy::WTinyLfu`].
+/// [`Memokit`]'s policy parameter: [`Policy::WTinyLfu`], the default.
 pub const W_TINYLFU: u8 = 5;
 
 /// A `memokit::Cache<u64, u64>` with the policy `POLICY` (one of [`S3FIFO`], [`LRU`], [`LFU`],

@@ -55,7 +55,9 @@ pub trait Measure {
 /// every ratio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// memokit with its default policy, S3-FIFO.
+    /// memokit with its default policy, adaptive W-TinyLFU.
+    MemokitWTinyLfu,
+    /// memokit, S3-FIFO.
     MemokitS3Fifo,
     /// memokit, LRU.
     MemokitLru,
@@ -65,8 +67,6 @@ pub enum Kind {
     MemokitFifo,
     /// memokit, S3-FIFO with the TinyLFU-style admission filter.
     MemokitS3FifoTinyLfu,
-    /// memokit, adaptive W-TinyLFU.
-    MemokitWTinyLfu,
     /// `quick_cache::sync::Cache`.
     QuickCache,
     /// `moka::sync::Cache`.
@@ -84,12 +84,12 @@ pub enum Kind {
 impl Kind {
     /// All contenders, in table order.
     pub const ALL: [Kind; 12] = [
+        Kind::MemokitWTinyLfu,
         Kind::MemokitS3Fifo,
         Kind::MemokitLru,
         Kind::MemokitLfu,
         Kind::MemokitFifo,
         Kind::MemokitS3FifoTinyLfu,
-        Kind::MemokitWTinyLfu,
         Kind::QuickCache,
         Kind::MokaSync,
         Kind::MokaFuture,
@@ -99,17 +99,17 @@ impl Kind {
     ];
 
     /// The reference of every ratio: memokit's default policy.
-    pub const REFERENCE: Kind = Kind::MemokitS3Fifo;
+    pub const REFERENCE: Kind = Kind::MemokitWTinyLfu;
 
     /// The name in tables and plots.
     pub fn name(self) -> &'static str {
         match self {
-            Kind::MemokitS3Fifo => "memokit S3-FIFO (default)",
+            Kind::MemokitWTinyLfu => "memokit W-TinyLFU (default)",
+            Kind::MemokitS3Fifo => "memokit S3-FIFO",
             Kind::MemokitLru => "memokit LRU",
             Kind::MemokitLfu => "memokit LFU",
             Kind::MemokitFifo => "memokit FIFO",
             Kind::MemokitS3FifoTinyLfu => "memokit S3-FIFO+TinyLFU",
-            Kind::MemokitWTinyLfu => "memokit W-TinyLFU",
             Kind::QuickCache => "quick_cache",
             Kind::MokaSync => "moka sync",
             Kind::MokaFuture => "moka future",
