@@ -1,5 +1,6 @@
-//! Integration tests of memokit live in `tests/`; this crate holds what they share: a
-//! throw-away Redis server for the shared-tier tests.
+//! Integration tests of memokit live in `tests/`; this crate holds what they share: the
+//! policies the behaviour tests run under, and a throw-away Redis server for the shared-tier
+//! tests.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -8,6 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod tracing_capture;
+
+/// The policies whose capacity, expiry and listener behaviour the tests check one by one: the
+/// default and every other structure (S3-FIFO's admission filter adds no behaviour of that kind).
+pub const POLICIES: [memokit::Policy; 5] = [
+    memokit::Policy::WTinyLfu,
+    memokit::Policy::Lru,
+    memokit::Policy::Lfu,
+    memokit::Policy::Fifo,
+    memokit::Policy::S3Fifo,
+];
 
 /// A `redis-server` child on a free port, without persistence, killed when dropped.
 #[derive(Debug)]

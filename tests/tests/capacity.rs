@@ -12,13 +12,7 @@ use std::time::Duration;
 
 use memokit::{Cache, MockClock, Policy, RemovalCause};
 
-const POLICIES: [Policy; 5] = [
-    Policy::Lru,
-    Policy::Lfu,
-    Policy::Fifo,
-    Policy::S3Fifo,
-    Policy::WTinyLfu,
-];
+use memokit_tests::POLICIES;
 /// `None`: the default shard count (which depends on the capacity and the cores).
 const SHARDS: [Option<usize>; 4] = [None, Some(1), Some(4), Some(16)];
 const OPS_PER_WRITER: u64 = 2_000;

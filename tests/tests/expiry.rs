@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 use memokit::{Cache, MockClock, Policy, RemovalCause};
 use proptest::prelude::*;
 
-const POLICIES: [Policy; 5] = [
-    Policy::Lru,
-    Policy::Lfu,
-    Policy::Fifo,
-    Policy::S3Fifo,
-    Policy::WTinyLfu,
-];
+use memokit_tests::POLICIES;
 const NS: Duration = Duration::from_nanos(1);
 const TTL: Duration = Duration::from_secs(10);
 

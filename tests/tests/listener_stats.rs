@@ -10,13 +10,7 @@ use std::time::Duration;
 
 use memokit::{Cache, MockClock, Policy, RemovalCause, Stats};
 
-const POLICIES: [Policy; 5] = [
-    Policy::Lru,
-    Policy::Lfu,
-    Policy::Fifo,
-    Policy::S3Fifo,
-    Policy::WTinyLfu,
-];
+use memokit_tests::POLICIES;
 const TTL: Duration = Duration::from_secs(10);
 
 type Log = Arc<Mutex<Vec<(u32, &'static str, RemovalCause)>>>;
