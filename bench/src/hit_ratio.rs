@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use crate::belady::belady_hit_ratio;
 use crate::contenders::{Contender, Kind, Measure};
+use crate::targets::shortfalls_of;
 use crate::workloads::{
     distinct_keys, loop_requests, read_trace, scan_mixed_requests, trace_files, zipf_requests,
     ScanMix, SplitMix64, SEED,
@@ -383,24 +384,12 @@ pub fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
             .collect();
         let mut line = format!("{}: mean % {}", kind.name(), means.join(", "));
         if kind.is_memokit() && has_peer {
-            let mut short: Vec<(f64, String)> = rows
-                .iter()
-                .filter_map(|row| {
-                    let best = kinds
-                        .iter()
-                        .zip(&row.ratios)
-                        .filter(|(k, _)| !k.is_memokit())
-                        .map(|(_, &r)| r)
-                        .fold(f64::MIN, f64::max);
-                    let gap = best - row.ratios[at];
-                    (gap > 0.005).then(|| (gap, format!("{} @{}", row.workload, row.capacity)))
-                })
-                .collect();
-            short.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut short = shortfalls_of(*kind, rows, kinds, 0.005);
+            short.sort_by(|a, b| b.points().total_cmp(&a.points()));
             let worst: Vec<String> = short
                 .iter()
                 .take(5)
-                .map(|(gap, name)| format!("{name} -{:.2}", gap * 100.0))
+                .map(|s| format!("{} @{} -{:.2}", s.workload, s.capacity, s.points()))
                 .collect();
             line.push_str(&format!(
                 "; more than 0.5 points below the best peer on {} of {} rows (worst: {})",

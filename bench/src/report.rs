@@ -17,7 +17,7 @@ use crate::markdown::{fmt_ratio, percent, ratio, table, verdict, with_ratio};
 use crate::memory::{self, MemoryResult};
 use crate::plots::{self, color_of, Line, Panel};
 use crate::shared_tier::{self, SharedResult, SharedSizes};
-use crate::targets::{at_least, at_most, hit_ratio_shortfalls, Target};
+use crate::targets::{at_least, at_most, hit_ratio_shortfalls, shortfalls_of, Target};
 use crate::throughput::{self, ThroughputSizes};
 
 /// The crates whose versions the report states, as named in `Cargo.lock`.
@@ -988,6 +988,7 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         results.kinds.len(),
         results.hit_rows.len()
     );
+    md.push_str(&policy_shortfall_table(results));
     md.push_str("![hit ratio, synthetic](hit_ratio_synthetic.svg)\n\n");
     if results.hit_rows.iter().any(|r| r.family == Family::Trace) {
         md.push_str("![hit ratio, traces](hit_ratio_traces.svg)\n\n");
@@ -999,6 +1000,53 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
     {
         md.push_str("![hit ratio, your traces](hit_ratio_your_traces.svg)\n\n");
     }
+}
+
+/// Each memokit policy against the best other crate row by row: on how many rows it is more
+/// than half a point below, by how many points in all, and its worst row.
+fn policy_shortfall_table(results: &Results) -> String {
+    let rows: Vec<Vec<String>> = results
+        .kinds
+        .iter()
+        .filter(|kind| kind.is_memokit())
+        .map(|&kind| {
+            let short = shortfalls_of(kind, &results.hit_rows, &results.kinds, 0.005);
+            let worst = short
+                .iter()
+                .max_by(|a, b| a.points().total_cmp(&b.points()))
+                .map_or("none".to_string(), |s| {
+                    format!(
+                        "{} @{}: {:.2} below {}",
+                        s.workload,
+                        s.capacity,
+                        s.points(),
+                        s.best_peer.name()
+                    )
+                });
+            vec![
+                kind.name().to_string(),
+                format!("{} of {}", short.len(), results.hit_rows.len()),
+                format!("{:.1}", short.iter().map(|s| s.points()).sum::<f64>()),
+                worst,
+            ]
+        })
+        .collect();
+    if rows.is_empty() || results.kinds.iter().all(|k| k.is_memokit()) {
+        return String::new();
+    }
+    let mut md =
+        String::from("Each of memokit's policies against the best other crate, row by row:\n\n");
+    md.push_str(&table(
+        &[
+            "policy",
+            "rows more than 0.5 points below",
+            "points below, summed over those rows",
+            "worst row",
+        ],
+        &rows,
+    ));
+    md.push('\n');
+    md
 }
 
 fn render_memory(md: &mut String, results: &Results, me: Kind) {
@@ -1326,6 +1374,7 @@ mod tests {
             "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
             "`backf` was replayed at capacity 38 without settling, as its users run it: \
              memokit W-TinyLFU (default) 38, memokit S3-FIFO 39",
+            "| memokit W-TinyLFU (default) | 1 of 2 | 10.0 | gli @1000: 10.00 below lru+Mutex |",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -60,7 +60,13 @@ impl Shortfall {
 /// Every row where [`Kind::REFERENCE`] is more than `tolerance` below the best contender that
 /// is not memokit. `kinds` gives the order of each row's ratios.
 pub fn hit_ratio_shortfalls(rows: &[Row], kinds: &[Kind], tolerance: f64) -> Vec<Shortfall> {
-    let Some(reference_at) = kinds.iter().position(|&k| k == Kind::REFERENCE) else {
+    shortfalls_of(Kind::REFERENCE, rows, kinds, tolerance)
+}
+
+/// Every row where `of` is more than `tolerance` below the best contender that is not
+/// memokit (none if `of` was not measured). `kinds` gives the order of each row's ratios.
+pub fn shortfalls_of(of: Kind, rows: &[Row], kinds: &[Kind], tolerance: f64) -> Vec<Shortfall> {
+    let Some(reference_at) = kinds.iter().position(|&k| k == of) else {
         return Vec::new();
     };
     rows.iter()
