@@ -1,8 +1,9 @@
 //! # memokit
 //!
 //! Concurrent, sharded in-process caches for memoization: adaptive W-TinyLFU (the default),
-//! LRU, LFU, FIFO and the scan-resistant S3-FIFO, time-to-live and time-to-idle with an injectable clock, per-key
-//! request coalescing for sync and async loaders, and hit/miss statistics readable at run time.
+//! the scan-resistant S3-FIFO, LRU, LFU and FIFO, time-to-live and time-to-idle with an
+//! injectable clock, per-key request coalescing for sync and async loaders, and hit/miss
+//! statistics readable at run time.
 //!
 //! ```
 //! use std::time::Duration;
