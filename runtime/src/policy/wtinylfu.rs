@@ -33,8 +33,8 @@
 //! nothing else) and every shard takes the share it sets. Per shard, the hit ratio of a period
 //! moved by a point or two by chance alone and the window wandered; climbing on use counters
 //! collected by the hands, as this policy first did, measured its own queues more than the
-//! hit ratio. Measured on the benchmark's table against both: the worst row 2.3 points below the
-//! best peer instead of 4 to 7.
+//! hit ratio. Measured in replays of the benchmark's table: the shortfall against the best
+//! other crate, summed over the rows where it exceeds half a point, went from 55 to 46 points.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
@@ -51,8 +51,8 @@ const USES_MASK: u8 = 0b0000_0011;
 /// Use counters saturate here. A hit stores to the entry only until its counter is full, and
 /// a hot entry is read far more often than a hand passes it: with six bits (63) nearly every
 /// hit wrote to its entry's cache line, which two threads reading the same hot keys then passed
-/// back and forth (measured: 0.84× the single-thread throughput of two bits, with the same hit
-/// ratios; at most this many uses per pass reach the sketch either way).
+/// back and forth (measured in one interleaved run: two thirds of the single-thread throughput
+/// of two bits, with the same hit ratios; at most this many uses per pass reach the sketch).
 pub(super) const MAX_USES: u8 = USES_MASK;
 /// The high bits: which queue the entry is in. Changed only under the exclusive lock; hits
 /// change only the counter.
@@ -62,16 +62,17 @@ const PROBATION: u8 = 0b0100_0000;
 const PROTECTED: u8 = 0b1000_0000;
 
 /// Counters of the sketch per entry of capacity (four bytes). With two (one byte), keys
-/// collided so often that estimates were mostly noise: measured on the benchmark's table, eight
-/// halved the summed shortfall against the best peer and took the worst row from 7.4 points
-/// below it to 4.2 (sixteen gained little more for twice the memory).
+/// collided so often that estimates were mostly noise: measured in replays of the benchmark's
+/// table, eight halved the summed shortfall against the best other crate (109 to 55 points) and
+/// took the worst row from 7.4 points below it to 4.2. Sixteen took another sixth off the sum
+/// but would cost 8 bytes per entry, more than memokit's margin under quick_cache's memory.
 const SKETCH_COUNTERS_PER_ENTRY: u64 = 8;
 /// The sketch halves its counters every this many additions per entry of capacity. Measured at
-/// 4 against 10 and 16: the same averages within half a point; 10 and more lost 1 to 3 points
+/// 4 against 8, 16 and 32: the same averages within half a point; 8 and more lost 1 to 4 points
 /// on `sprite`, whose popular keys change (an aged favourite keeps its place too long).
 const SKETCH_SAMPLE_PER_ENTRY: u64 = 4;
 /// Protected's share of main, per mille. Measured against Caffeine's 800: the same averages,
-/// a few rows each way, the worst row 0.2 points better.
+/// a few rows each way, the summed shortfall 2 points smaller.
 const PROTECTED_PER_MILLE: u64 = 900;
 /// The window's initial share of the capacity.
 const INITIAL_WINDOW_SHARE: f64 = 0.01;
@@ -92,8 +93,9 @@ const SIGNIFICANCE: f64 = 2.0;
 /// Sample period, in lookups per unit of the cache's capacity (Caffeine's).
 const SAMPLE_PER_ENTRY: u64 = 10;
 /// The shortest sample period, in lookups: over fewer, the hit ratio of a small cache moves by
-/// a point by chance alone. Measured against 5,000 and 20,000: 5,000 let the window wander on
-/// Zipf, 20,000 kept it from growing in time on the short recency-heavy traces (`sprite`).
+/// a point by chance alone. Measured against 2,000, 3,000 and 5,000: each lost 5 to 8 points of
+/// the summed shortfall, on `sprite`, `backf` and `ps`; 20,000 (before the significance test)
+/// kept the window from growing in time on `sprite`.
 const MIN_SAMPLE: u64 = 10_000;
 /// Each shard asks the climber whether a period ended every this many inserts (reading the
 /// cache's counters adds up every thread's stripe).
@@ -381,6 +383,8 @@ pub(crate) struct WindowClimber {
 
 #[derive(Debug)]
 struct ClimberState {
+    /// The whole cache's capacity, to start over from.
+    capacity: u64,
     /// The smallest and largest share: one entry, and all but one, of the whole capacity.
     least: f64,
     most: f64,
@@ -460,8 +464,7 @@ impl WindowClimber {
     /// Back to the initial share, waiting for a first eviction again.
     fn reset(&self) {
         let mut state = self.state.lock();
-        let fresh = ClimberState::new_like(&state);
-        *state = fresh;
+        *state = ClimberState::new(state.capacity);
         self.share.store(state.share.to_bits(), Relaxed);
         self.period_end.store(u64::MAX, Relaxed);
     }
@@ -471,6 +474,7 @@ impl ClimberState {
     fn new(capacity: u64) -> Self {
         let least = 1.0 / capacity.max(1) as f64;
         ClimberState {
+            capacity,
             least,
             most: (1.0 - least).max(least),
             sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(MIN_SAMPLE),
@@ -478,19 +482,6 @@ impl ClimberState {
             share: INITIAL_WINDOW_SHARE.max(least),
             previous: None,
             // Caffeine's first move grows the window.
-            step: STEP_SHARE,
-        }
-    }
-
-    /// A fresh state for the same capacity.
-    fn new_like(other: &ClimberState) -> Self {
-        ClimberState {
-            least: other.least,
-            most: other.most,
-            sample: other.sample,
-            start: (0, 0),
-            share: INITIAL_WINDOW_SHARE.max(other.least),
-            previous: None,
             step: STEP_SHARE,
         }
     }
