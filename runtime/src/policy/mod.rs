@@ -55,9 +55,9 @@ pub enum Policy {
     /// entries there get reused, which keeps recency-only patterns (zigzags) closer to LRU's hit
     /// ratio. A loop or scan many times larger than the cache never promotes anything, so main
     /// keeps the keys it filled up with and serves them on every pass (near Bélády's optimum
-    /// instead of no hits at all). Scan-resistant; a hit takes only the shared lock. A point
-    /// ahead of [`Policy::WTinyLfu`] on the scan-mixed Zipf workloads, far behind it on zigzags
-    /// and loops slightly longer than the cache.
+    /// instead of no hits at all). Scan-resistant; a hit takes only the shared lock. Half a
+    /// point ahead of [`Policy::WTinyLfu`] on the scan-mixed Zipf workloads, far behind it on
+    /// zigzags and on loops slightly longer than the cache.
     S3Fifo,
     /// S3-FIFO with a TinyLFU-style admission filter: a count-min sketch of 4-bit counters
     /// (about one byte per entry of capacity, allocated once the shard is first full, halved
