@@ -126,56 +126,35 @@ impl FrequencySketch {
 
     /// Counts one occurrence of `hash`; every `sample` additions, halves all counters.
     pub fn increment(&mut self, hash: u64) {
+        self.increment_by(hash, 1);
+    }
+
+    /// Counts `n` occurrences of `hash`: the same as `n` calls of
+    /// [`increment`](Self::increment), one pass over the hash's block between halvings.
+    pub fn increment_by(&mut self, hash: u64, n: u8) {
         if self.blocks.is_empty() {
             return;
         }
         let (block, picks) = self.locate(hash);
-        let words = &mut self.blocks[block].0;
-        let mut added = false;
-        for row in 0..DEPTH {
-            let (word, shift) = counter(picks, row);
-            let word = &mut words[word];
-            if (*word >> shift) & MAX_COUNT < MAX_COUNT {
-                *word += 1 << shift;
-                added = true;
+        let mut left = u64::from(n);
+        while left > 0 {
+            // One increment counts as an addition while one of the four counters is below 15,
+            // so this run of them adds at most `run`: no halving falls inside it.
+            let run = left.min(self.sample - self.additions);
+            let words = &mut self.blocks[block].0;
+            let mut least = MAX_COUNT;
+            for row in 0..DEPTH {
+                let (word, shift) = counter(picks, row);
+                let count = (words[word] >> shift) & MAX_COUNT;
+                least = least.min(count);
+                words[word] += ((count + run).min(MAX_COUNT) - count) << shift;
             }
-        }
-        if added {
-            self.additions += 1;
+            self.additions += run.min(MAX_COUNT - least);
             if self.additions >= self.sample {
                 self.halve();
             }
+            left -= run;
         }
-    }
-
-    /// Counts `n` occurrences of `hash`: the same as `n` calls of
-    /// [`increment`](Self::increment), in one pass over the hash's block unless a halving falls
-    /// in between.
-    pub fn increment_by(&mut self, hash: u64, n: u8) {
-        if self.blocks.is_empty() || n == 0 {
-            return;
-        }
-        let n = u64::from(n);
-        // Each of the `n` increments counts as an addition while one of the four counters is
-        // below 15, so at most `n` additions: if they cannot reach `sample`, no halving comes
-        // between them, and they add up.
-        if self.additions + n >= self.sample {
-            for _ in 0..n {
-                self.increment(hash);
-            }
-            return;
-        }
-        let (block, picks) = self.locate(hash);
-        let words = &mut self.blocks[block].0;
-        let mut least = MAX_COUNT;
-        for row in 0..DEPTH {
-            let (word, shift) = counter(picks, row);
-            let count = (words[word] >> shift) & MAX_COUNT;
-            least = least.min(count);
-            let raised = (count + n).min(MAX_COUNT);
-            words[word] += (raised - count) << shift;
-        }
-        self.additions += n.min(MAX_COUNT - least);
     }
 
     /// Halves every counter (TinyLFU's reset), so old popularity fades.
@@ -218,6 +197,27 @@ mod tests {
         assert!((5..10).contains(&halved), "{halved}");
     }
 
+    /// TinyLFU's increment as the paper has it, one occurrence at a time: each counter below 15
+    /// goes up, and the occurrence counts as an addition if any did.
+    fn increment_one_by_one(sketch: &mut FrequencySketch, hash: u64) {
+        let (block, picks) = sketch.locate(hash);
+        let mut added = false;
+        for row in 0..DEPTH {
+            let (word, shift) = counter(picks, row);
+            let word = &mut sketch.blocks[block].0[word];
+            if (*word >> shift) & MAX_COUNT < MAX_COUNT {
+                *word += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            sketch.additions += 1;
+            if sketch.additions >= sketch.sample {
+                sketch.halve();
+            }
+        }
+    }
+
     #[test]
     fn increment_by_is_that_many_increments() {
         // Small sketches (halving every 160 additions) fed the same runs of each key, across
@@ -230,9 +230,13 @@ mod tests {
             let hash = (rng >> 40) % 50;
             let n = ((rng >> 20) % 18) as u8;
             for _ in 0..n {
-                one_by_one.increment(hash);
+                increment_one_by_one(&mut one_by_one, hash);
             }
-            batched.increment_by(hash, n);
+            if n == 1 {
+                batched.increment(hash);
+            } else {
+                batched.increment_by(hash, n);
+            }
             assert_eq!(batched.additions, one_by_one.additions);
         }
         assert_eq!(
