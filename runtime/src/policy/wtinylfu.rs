@@ -51,8 +51,9 @@ const USES_MASK: u8 = 0b0000_0011;
 /// Use counters saturate here. A hit stores to the entry only until its counter is full, and
 /// a hot entry is read far more often than a hand passes it: with six bits (63) nearly every
 /// hit wrote to its entry's cache line, which two threads reading the same hot keys then passed
-/// back and forth (measured in one interleaved run: two thirds of the single-thread throughput
-/// of two bits, with the same hit ratios; at most this many uses per pass reach the sketch).
+/// back and forth (measured in interleaved runs before and after: two thirds of the
+/// single-thread throughput of two bits, with the same hit ratios; at most this many uses per
+/// pass reach the sketch).
 pub(super) const MAX_USES: u8 = USES_MASK;
 /// The high bits: which queue the entry is in. Changed only under the exclusive lock; hits
 /// change only the counter.
