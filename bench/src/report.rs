@@ -880,8 +880,8 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
          next request (moka's pending maintenance is run, a no-op for the others), so that \
          every cache holds at most its capacity: moka applies inserts to its policy in batches \
          and holds them beyond its capacity until then (see the line below the table). Hit \
-         ratio in %, each with its ratio to memokit's default; the last column is Bélády's optimum (on a miss with a full cache, \
-         the key used farthest in the future leaves, the requested key included), the upper \
+         ratio in %, each with its ratio to memokit's default; the last column is Bélády's \
+         optimum (on a miss with a full cache, the key used farthest in the future leaves, the requested key included), the upper \
          bound for any policy.\n\n\
          - `zipf(s)`: {} requests, Zipf(s) over {} keys; capacities 1% and 10% of the keys.\n\
          - `zipf(s)+scans`: the same, interrupted every {} requests by a scan of {} keys that \
@@ -1005,6 +1005,9 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
 /// Each memokit policy against the best other crate row by row: on how many rows it is more
 /// than half a point below, by how many points in all, and its worst row.
 fn policy_shortfall_table(results: &Results) -> String {
+    if results.kinds.iter().all(|k| k.is_memokit()) {
+        return String::new();
+    }
     let rows: Vec<Vec<String>> = results
         .kinds
         .iter()
@@ -1031,7 +1034,7 @@ fn policy_shortfall_table(results: &Results) -> String {
             ]
         })
         .collect();
-    if rows.is_empty() || results.kinds.iter().all(|k| k.is_memokit()) {
+    if rows.is_empty() {
         return String::new();
     }
     let mut md =
