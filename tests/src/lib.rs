@@ -36,18 +36,19 @@ fn find_binary() -> Option<PathBuf> {
 }
 
 impl RedisServer {
-    /// Starts a server, or returns `None` after a loud message when `redis-server` is not
-    /// installed (the calling test then passes without testing anything) — unless
-    /// `MEMOKIT_REQUIRE_REDIS=1`, as in CI, where that panics.
+    /// Starts a server, or returns `None` after a loud message on the real standard error
+    /// (shown by a plain `cargo test`) when `redis-server` is not installed: the calling test
+    /// then passes without testing anything. With `MEMOKIT_REQUIRE_REDIS=1`, as in CI, that
+    /// panics instead.
     pub fn start() -> Option<RedisServer> {
         let Some(binary) = find_binary() else {
             if std::env::var("MEMOKIT_REQUIRE_REDIS").as_deref() == Ok("1") {
                 panic!("MEMOKIT_REQUIRE_REDIS=1 but `redis-server` is not on PATH: install it (apt-get install redis-server)");
             }
-            eprintln!(
-                "\n=== SKIPPED: `redis-server` is not on PATH, so this shared-tier test tests nothing. \
-                 Install Redis (apt-get install redis-server) or set MEMOKIT_REQUIRE_REDIS=1 to make \
-                 this a failure. ===\n"
+            report_skip(
+                "`redis-server` is not on PATH",
+                "Install Redis (apt-get install redis-server), or set MEMOKIT_REQUIRE_REDIS=1 \
+                 to make this a failure.",
             );
             return None;
         };
@@ -122,6 +123,21 @@ impl Drop for RedisServer {
     }
 }
 
+/// Says that the calling test tests nothing, on the process's real standard error: the test
+/// harness captures `eprintln!` of a passing test, but not a direct write, so a plain
+/// `cargo test` shows it.
+pub fn report_skip(why: &str, remedy: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n=== SKIPPED {test}: {why}, so this test tests nothing and passes. {remedy} ==="
+    );
+}
+
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address").port()
@@ -190,3 +206,10 @@ impl Drop for ChildTest {
         let _ = self.child.wait();
     }
 }
+
+/// Every Rust block of the README, compiled and run as a doctest of this crate (so by
+/// `cargo test --workspace`), with the features the README describes turned on. Hidden `# `
+/// lines hold each block's set-up.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
