@@ -17,6 +17,9 @@ use crate::{Cache, Policy, RemovalCause};
 const MIN_SHARD_CAPACITY: u64 = 64;
 /// Shards per core by default: enough that two threads rarely meet on one lock.
 const SHARDS_PER_CORE: usize = 4;
+/// The most shards [`CacheBuilder::shards`] gives: more only costs memory (each shard is a lock,
+/// a table and a policy) and never helps with the cores a machine has.
+pub const MAX_SHARDS: usize = 1 << 16;
 /// The largest `ttl_jitter`: every lifetime stays above zero.
 const MAX_JITTER: f64 = 0.99;
 
@@ -229,6 +232,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
 
     /// Makes [`max_capacity`](Self::max_capacity) count the weight `weigher` gives each entry
     /// instead of entries. A value heavier than one shard's share of the capacity is not stored.
+    /// A weight of 0 counts as 1, so that a bounded cache stays bounded in entries too.
     ///
     /// ```
     /// let cache: memokit::Cache<u32, Vec<u8>> = memokit::Cache::builder()
@@ -276,8 +280,9 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
         self
     }
 
-    /// The number of shards, rounded up to a power of two, and never more than a bounded cache's
-    /// capacity. By default: four per available core, fewer for small bounded caches (see
+    /// The number of shards, rounded up to a power of two, between 1 and [`MAX_SHARDS`]
+    /// (65,536; a larger number is clamped to it, 0 counts as 1), and never more than a bounded
+    /// cache's capacity. By default: four per available core, fewer for small bounded caches (see
     /// [`max_capacity`](Self::max_capacity)).
     ///
     /// ```
@@ -285,9 +290,11 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     /// assert_eq!(cache.shard_count(), 4);
     /// let small: memokit::Cache<u32, u32> = memokit::Cache::builder().max_capacity(3).shards(16).build();
     /// assert_eq!(small.shard_count(), 2);
+    /// let clamped: memokit::Cache<u32, u32> = memokit::Cache::builder().shards(usize::MAX).build();
+    /// assert_eq!(clamped.shard_count(), memokit::MAX_SHARDS);
     /// ```
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = Some(shards.max(1).next_power_of_two());
+        self.shards = Some(shards.clamp(1, MAX_SHARDS).next_power_of_two());
         self
     }
 

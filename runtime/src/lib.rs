@@ -64,7 +64,7 @@ mod warm;
 pub mod write_behind;
 mod writer;
 
-pub use builder::CacheBuilder;
+pub use builder::{CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, RemovalCause};
 pub use expiry::{Clock, MockClock, SystemClock};
 pub use memo::Memo;

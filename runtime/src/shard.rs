@@ -86,7 +86,8 @@ impl<K, V> ShardConfig<K, V> {
     fn weigh(&self, key: &K, value: &V) -> u64 {
         self.weigher
             .as_ref()
-            .map_or(1, |weigh| u64::from(weigh(key, value)))
+            // 0 counts as 1: entries that weigh nothing would make a bounded cache unbounded.
+            .map_or(1, |weigh| u64::from(weigh(key, value).max(1)))
     }
 }
 

@@ -340,3 +340,36 @@ fn evicted_keys_are_distinct_and_gone() {
         assert!(cache.weighted_size() <= 40);
     }
 }
+
+#[test]
+fn any_shard_count_builds_a_working_cache() {
+    for asked in [0, 3, 1 << 40, usize::MAX] {
+        let cache: Cache<u64, u64> = Cache::builder().shards(asked).build();
+        let shards = cache.shard_count();
+        assert!(
+            shards.is_power_of_two() && (1..=memokit::MAX_SHARDS).contains(&shards),
+            "shards({asked}) gave {shards}"
+        );
+        cache.insert(1, 10);
+        assert_eq!(cache.get(&1), Some(10), "shards({asked})");
+    }
+    let clamped: Cache<u64, u64> = Cache::builder().shards(usize::MAX).build();
+    assert_eq!(clamped.shard_count(), memokit::MAX_SHARDS);
+}
+
+#[test]
+fn entries_that_weigh_nothing_still_count_against_the_capacity() {
+    for policy in POLICIES {
+        let cache: Cache<u64, u64> = Cache::builder()
+            .policy(policy)
+            .max_capacity(10)
+            .shards(1)
+            .weigher(|_k, _v| 0)
+            .build();
+        for k in 0..1_000 {
+            cache.insert(k, k);
+        }
+        assert!(cache.len() <= 10, "{policy:?}: {} entries", cache.len());
+        assert!(cache.weighted_size() <= 10, "{policy:?}");
+    }
+}
