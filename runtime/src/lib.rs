@@ -42,58 +42,47 @@
 //!   registry name, empty for a [`Cache`] used directly. A hit emits nothing. The warnings of
 //!   the `redis` feature (target `memokit::redis`) need no feature of their own.
 
-mod builder;
 mod cache;
-mod expiry;
-mod exposition;
-mod flight;
 mod memo;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-mod policy;
-#[cfg(feature = "redis")]
-pub mod redis;
-mod registry;
-mod shape;
-mod shard;
-mod stats;
-mod sync;
-mod trace;
-mod warm;
+mod tier;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
-mod writer;
 
-pub use builder::CacheBuilder;
-pub use cache::{Cache, RemovalCause};
-pub use expiry::{Clock, MockClock, SystemClock};
+pub use cache::builder::CacheBuilder;
+pub use cache::expiry::{Clock, MockClock, SystemClock};
+pub use cache::policy::Policy;
+pub use cache::removal::RemovalCause;
+pub use cache::stats::Stats;
+pub use cache::Cache;
+#[cfg(feature = "metrics")]
+pub use memo::metrics;
+pub use memo::registry::{registry, FunctionStats, Registry};
+pub use memo::warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 pub use memo::Memo;
 pub use memokit_macros::cached;
 pub use memokit_macros::{cache_evict, cache_put};
-pub use policy::Policy;
-pub use registry::{registry, FunctionStats, Registry};
-pub use stats::Stats;
-pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
+#[cfg(feature = "redis")]
+pub use tier::redis;
 #[cfg(feature = "write-behind")]
 pub use write_behind::WriteBehind;
 
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::flight::ShareError;
-    pub use crate::memo::MemoOptions;
+    pub use crate::cache::flight::ShareError;
     /// The TinyLFU policies' frequency sketch, for the policy model tests.
-    pub use crate::policy::sketch::FrequencySketch;
-    pub use crate::shape::{
+    pub use crate::cache::policy::sketch::FrequencySketch;
+    pub use crate::memo::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
-    pub use crate::warm::LoadAsync;
-    pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
+    pub use crate::memo::warm::LoadAsync;
+    pub use crate::memo::writer::{Evict, KeyOf, Put, ValueOf};
+    pub use crate::memo::MemoOptions;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 
     #[cfg(feature = "redis")]
-    pub use crate::redis::__shared as shared_tier;
+    pub use crate::tier::redis::__shared as shared_tier;
 
     /// What `redis(...)` in `#[cached]` needs: the `redis` feature of memokit.
     #[cfg(not(feature = "redis"))]

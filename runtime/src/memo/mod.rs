@@ -6,10 +6,20 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::OnceLock;
 
+pub(crate) mod exposition;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub(crate) mod registry;
+pub(crate) mod shape;
+pub(crate) mod warm;
+pub(crate) mod writer;
+
+use crate::cache::flight::{Leader, ShareError, Superseded};
+use crate::cache::stats::Stats;
+use crate::cache::Cache;
 use crate::cache::LoadRule;
-use crate::flight::{Leader, ShareError, Superseded};
-use crate::shape::Shape;
-use crate::{registry, Cache, Stats};
+use crate::memo::registry::registry;
+use crate::memo::shape::Shape;
 
 /// Per-function settings from the `#[cached]` attribute that the runtime applies on each call.
 #[doc(hidden)]
@@ -61,7 +71,7 @@ pub struct Memo<K, V> {
     options: MemoOptions,
     /// The shared tier (`#[cached(redis(...))]`), with the serde glue for `K` and `V`.
     #[cfg(feature = "redis")]
-    shared: Option<crate::redis::Shared<K, V>>,
+    shared: Option<crate::tier::redis::Shared<K, V>>,
 }
 
 /// What `__with_shared` takes without the `redis` feature (never built: `shared_tier` does not
@@ -100,7 +110,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Adds the shared tier; used by `#[cached(redis(...))]`, not part of the stable API.
     #[doc(hidden)]
     #[cfg(feature = "redis")]
-    pub fn __with_shared(mut self, shared: crate::redis::Shared<K, V>) -> Self {
+    pub fn __with_shared(mut self, shared: crate::tier::redis::Shared<K, V>) -> Self {
         self.shared = Some(shared);
         self
     }
@@ -363,7 +373,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             return S::join(self.cache.load_with(
                 key,
                 |superseded| {
-                    crate::redis::block_on(crate::redis::load_through(
+                    crate::tier::redis::block_on(crate::tier::redis::load_through(
                         shared, self.name, &for_redis, rule.store, superseded, compute,
                     ))
                 },
@@ -425,7 +435,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             #[cfg(feature = "redis")]
             if let Some((shared, key)) = shared {
                 let compute = async move { S::split(body().await) };
-                return crate::redis::load_through(
+                return crate::tier::redis::load_through(
                     shared, self.name, &key, store, superseded, compute,
                 )
                 .await;
@@ -538,7 +548,7 @@ pub(crate) trait ErasedMemo: Send + Sync {
     fn clear(&self);
     /// Applies another process's write (shared functions only).
     #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>);
+    fn apply_remote(&self, op: &crate::tier::redis::RemoteOp<'_>);
 }
 
 impl<K, V> ErasedMemo for Memo<K, V>
@@ -559,7 +569,7 @@ where
     }
 
     #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>) {
+    fn apply_remote(&self, op: &crate::tier::redis::RemoteOp<'_>) {
         if let Some(shared) = &self.shared {
             shared.apply(&self.cache, op);
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{current, keys, set_px, Shared, Tier};
-use crate::flight::Superseded;
+use crate::cache::flight::Superseded;
 
 /// Releases a lease only if this process still holds it (a lease that expired and was taken by
 /// another process is not touched).

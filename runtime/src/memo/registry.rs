@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
+use crate::cache::stats::Stats;
 use crate::memo::ErasedMemo;
-use crate::Stats;
 
 /// Every `#[cached]` function of the process that has been used, by name.
 ///
@@ -145,7 +145,7 @@ impl Registry {
     /// Applies another process's write to the functions called `name` (every shared
     /// function for `None`).
     #[cfg(feature = "redis")]
-    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::redis::RemoteOp<'_>) {
+    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::tier::redis::RemoteOp<'_>) {
         for memo in self.memos.read().iter() {
             if name.is_none_or(|name| memo.name() == name) {
                 memo.apply_remote(op);

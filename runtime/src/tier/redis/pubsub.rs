@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{keys, Tier};
-use crate::registry;
+use crate::memo::registry::registry;
 
 /// The layout of events; bump it when `Event` changes (older events are ignored).
 const EVENT_VERSION: u8 = 1;

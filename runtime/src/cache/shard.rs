@@ -10,11 +10,11 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use crate::expiry::{Deadline, ExpiryPolicy};
-use crate::flight::Flights;
-use crate::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
-use crate::stats::Counters;
-use crate::RemovalCause;
+use crate::cache::expiry::{Deadline, ExpiryPolicy};
+use crate::cache::flight::Flights;
+use crate::cache::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
+use crate::cache::removal::RemovalCause;
+use crate::cache::stats::Counters;
 
 /// Slots examined for expiry on each write, so expired entries leave without being read.
 const SWEEP_PER_WRITE: usize = 4;
@@ -79,7 +79,7 @@ pub(crate) struct ShardConfig<K, V> {
     /// Whether removed entries must be collected for a listener (otherwise they are dropped).
     pub(crate) collect_removed: bool,
     /// The function's name, for traces (feature `tracing`).
-    pub(crate) name: crate::trace::TraceName,
+    pub(crate) name: crate::cache::trace::TraceName,
 }
 
 impl<K, V> ShardConfig<K, V> {
@@ -558,7 +558,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         value: V,
         cause: RemovalCause,
     ) {
-        crate::trace::removed(&cfg.name, cause);
+        crate::cache::trace::removed(&cfg.name, cause);
         if cfg.collect_removed {
             removed.push((key, value, cause));
         }

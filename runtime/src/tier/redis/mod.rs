@@ -83,7 +83,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::Stats;
+use crate::cache::stats::Stats;
 pub(crate) use lease::load_through;
 pub(crate) use pubsub::RemoteOp;
 pub(crate) use tier::{block_on, Tier, Unavailable};

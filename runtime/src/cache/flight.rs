@@ -32,11 +32,11 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::cache::stats::bump;
+use crate::cache::sync::{self, OnceLock, Thread};
+use crate::cache::trace::{LoadOutcome, LoadSpan};
+use crate::cache::Cache;
 use crate::cache::LoadRule;
-use crate::stats::bump;
-use crate::sync::{self, OnceLock, Thread};
-use crate::trace::{LoadOutcome, LoadSpan};
-use crate::Cache;
 
 /// A flight in its shard's table: (hash, key, flight).
 type Registered<K, V> = (u64, K, Arc<Flight<V>>);
@@ -80,7 +80,7 @@ pub(crate) struct Flight<V> {
 }
 
 /// A value published once, for threads that block until it is: the blocking half of a flight's
-/// hand-over. Its primitives come from `crate::sync`, so that under `--cfg shuttle` a test
+/// hand-over. Its primitives come from `crate::cache::sync`, so that under `--cfg shuttle` a test
 /// explores its interleavings (`shuttle_tests` below).
 struct Handover<T> {
     /// Set once; read without a lock.

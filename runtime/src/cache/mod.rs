@@ -10,46 +10,24 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::builder::CacheBuilder;
-use crate::expiry::{duration_nanos, Clock, ExpiryPolicy};
-use crate::flight::{Join, Leader, Outcome, ShareError, Superseded};
-use crate::shard::{Lookup, Removed, Shard, ShardConfig};
-use crate::stats::LookupCounters;
-use crate::{Policy, Stats};
+pub(crate) mod builder;
+pub(crate) mod expiry;
+pub(crate) mod flight;
+pub(crate) mod policy;
+pub(crate) mod removal;
+pub(crate) mod shard;
+pub(crate) mod stats;
+mod sync;
+pub(crate) mod trace;
 
-/// Why an entry left the cache, as told to an
-/// [eviction listener](CacheBuilder::eviction_listener).
-///
-/// ```
-/// use std::sync::{Arc, Mutex};
-/// use memokit::{Cache, RemovalCause};
-///
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let log = seen.clone();
-/// let cache: Cache<u32, &str> = Cache::builder()
-///     .eviction_listener(move |key, value, cause| log.lock().unwrap().push((key, value, cause)))
-///     .build();
-/// cache.insert(1, "a");
-/// cache.insert(1, "b");
-/// cache.invalidate(&1);
-/// assert_eq!(
-///     *seen.lock().unwrap(),
-///     [(1, "a", RemovalCause::Replaced), (1, "b", RemovalCause::Invalidated)]
-/// );
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RemovalCause {
-    /// Evicted by the policy to stay within capacity (or too heavy to be stored at all).
-    Size,
-    /// Its time-to-live or time-to-idle passed.
-    Expired,
-    /// Removed by `invalidate`, `invalidate_if` or `clear`.
-    Invalidated,
-    /// Its value was replaced by an insert (a value already expired then is reported as
-    /// `Expired`).
-    Replaced,
-}
+use crate::cache::builder::CacheBuilder;
+use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy};
+use crate::cache::flight::{Join, Leader, Outcome, ShareError, Superseded};
+use crate::cache::policy::Policy;
+use crate::cache::removal::RemovalCause;
+use crate::cache::shard::{Lookup, Removed, Shard, ShardConfig};
+use crate::cache::stats::LookupCounters;
+use crate::cache::stats::Stats;
 
 pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 
