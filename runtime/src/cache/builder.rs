@@ -6,6 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
+use crate::cache::flight::Flights;
 use crate::cache::policy::Policy;
 use crate::cache::policy::WindowClimber;
 use crate::cache::removal::RemovalCause;
@@ -337,8 +338,11 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
         debug_assert!(shards.len().is_power_of_two());
         let (listener, policy) = (self.listener, self.policy);
+        // One table of computations in progress beside each shard, found by the same bits.
+        let flights = (0..shards.len()).map(|_| Flights::default()).collect();
         let inner = Inner {
             shards,
+            flights,
             config,
             hasher,
             clock,

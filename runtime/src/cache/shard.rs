@@ -11,7 +11,6 @@ use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::cache::expiry::{Deadline, ExpiryPolicy};
-use crate::cache::flight::Flights;
 use crate::cache::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
 use crate::cache::removal::RemovalCause;
 use crate::cache::stats::Counters;
@@ -113,7 +112,6 @@ pub(crate) struct Shard<K, V> {
     len: AtomicU64,
     weight: AtomicU64,
     pub(crate) counters: Counters,
-    pub(crate) flights: Flights<K, V>,
 }
 
 /// The slots as a policy sees them while choosing a victim.
@@ -226,7 +224,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let policy = PolicyState::new(policy, capacity, climber);
         Shard {
             exclusive_hits: policy.hit_needs_exclusive(),
-            flights: Flights::default(),
             data: RwLock::new(ShardData {
                 table: HashTable::new(),
                 slots: Vec::new(),

@@ -14,10 +14,10 @@ pub(crate) mod shape;
 pub(crate) mod warm;
 pub(crate) mod writer;
 
-use crate::cache::flight::{Leader, ShareError, Superseded};
+use crate::cache::flight::{ShareError, Superseded};
+use crate::cache::load::{self, Leader, LoadRule};
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::cache::LoadRule;
 use crate::memo::registry::registry;
 use crate::memo::shape::Shape;
 
@@ -370,7 +370,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             let rule = self.rule::<S>(share_error);
             let compute = async { S::split(body()) };
             let for_redis = key.clone();
-            return S::join(self.cache.load_with(
+            return S::join(load::load_with(
+                &self.cache,
                 key,
                 |superseded| {
                     crate::tier::redis::block_on(crate::tier::redis::load_through(
@@ -380,17 +381,19 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                 rule,
             ));
         }
-        S::join(
-            self.cache
-                .load(key, || S::split(body()), self.rule::<S>(share_error)),
-        )
+        S::join(load::load_with(
+            &self.cache,
+            key,
+            |_| S::split(body()),
+            self.rule::<S>(share_error),
+        ))
     }
 
     /// The call of an `async` `#[cached]` function. Not part of the stable API.
     ///
     /// `body` makes the function's body future: only the caller that computes calls it (and
     /// the cache boxes it), so the future of every call, hits' and waiters' included, holds the
-    /// arguments `body` captured and not the body's own state (see `Cache::load_async`).
+    /// arguments `body` captured and not the body's own state (see `cache::load::load_async`).
     #[doc(hidden)]
     pub fn __call_async<'a, S, B, F>(
         &'a self,
@@ -404,7 +407,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         F: Future<Output = S::Output>,
     {
         let rule = self.rule::<S>(share_error);
-        self.cache.load_async(
+        load::load_async(
+            &self.cache,
             key,
             move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
             rule,
@@ -468,7 +472,8 @@ where
         F: Future<Output = S::Output> + Send + 'static,
     {
         let rule = self.rule::<S>(share_error);
-        self.cache.load_async_detachable(
+        load::load_async_detachable(
+            &self.cache,
             key,
             move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
             rule,
