@@ -44,9 +44,15 @@
 
 mod cache;
 mod memo;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod tier;
+// The memo layer's warm-up and writers, at the crate root: the compile errors they produce
+// (trybuild's `.stderr` files) name these files and module paths.
+mod warm;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
+mod writer;
 
 pub use cache::builder::CacheBuilder;
 pub use cache::expiry::{Clock, MockClock, SystemClock};
@@ -57,12 +63,10 @@ pub use cache::Cache;
 #[cfg(feature = "metrics")]
 pub use memo::metrics;
 pub use memo::registry::{registry, FunctionStats, Registry};
-pub use memo::warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 pub use memo::Memo;
 pub use memokit_macros::cached;
 pub use memokit_macros::{cache_evict, cache_put};
-#[cfg(feature = "redis")]
-pub use tier::redis;
+pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 #[cfg(feature = "write-behind")]
 pub use write_behind::WriteBehind;
 
@@ -75,14 +79,14 @@ pub mod __private {
     pub use crate::memo::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
-    pub use crate::memo::warm::LoadAsync;
-    pub use crate::memo::writer::{Evict, KeyOf, Put, ValueOf};
     pub use crate::memo::MemoOptions;
+    pub use crate::warm::LoadAsync;
+    pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 
     #[cfg(feature = "redis")]
-    pub use crate::tier::redis::__shared as shared_tier;
+    pub use crate::redis::__shared as shared_tier;
 
     /// What `redis(...)` in `#[cached]` needs: the `redis` feature of memokit.
     #[cfg(not(feature = "redis"))]

@@ -11,8 +11,6 @@ pub(crate) mod exposition;
 pub mod metrics;
 pub(crate) mod registry;
 pub(crate) mod shape;
-pub(crate) mod warm;
-pub(crate) mod writer;
 
 use crate::cache::flight::{ShareError, Superseded};
 use crate::cache::load::{self, Leader, LoadRule};
@@ -71,7 +69,7 @@ pub struct Memo<K, V> {
     options: MemoOptions,
     /// The shared tier (`#[cached(redis(...))]`), with the serde glue for `K` and `V`.
     #[cfg(feature = "redis")]
-    shared: Option<crate::tier::redis::Shared<K, V>>,
+    shared: Option<crate::redis::Shared<K, V>>,
 }
 
 /// What `__with_shared` takes without the `redis` feature (never built: `shared_tier` does not
@@ -110,7 +108,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Adds the shared tier; used by `#[cached(redis(...))]`, not part of the stable API.
     #[doc(hidden)]
     #[cfg(feature = "redis")]
-    pub fn __with_shared(mut self, shared: crate::tier::redis::Shared<K, V>) -> Self {
+    pub fn __with_shared(mut self, shared: crate::redis::Shared<K, V>) -> Self {
         self.shared = Some(shared);
         self
     }
@@ -374,7 +372,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                 &self.cache,
                 key,
                 |superseded| {
-                    crate::tier::redis::block_on(crate::tier::redis::load_through(
+                    crate::redis::block_on(crate::redis::load_through(
                         shared, self.name, &for_redis, rule.store, superseded, compute,
                     ))
                 },
@@ -439,7 +437,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             #[cfg(feature = "redis")]
             if let Some((shared, key)) = shared {
                 let compute = async move { S::split(body().await) };
-                return crate::tier::redis::load_through(
+                return crate::redis::load_through(
                     shared, self.name, &key, store, superseded, compute,
                 )
                 .await;
@@ -553,7 +551,7 @@ pub(crate) trait ErasedMemo: Send + Sync {
     fn clear(&self);
     /// Applies another process's write (shared functions only).
     #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::tier::redis::RemoteOp<'_>);
+    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>);
 }
 
 impl<K, V> ErasedMemo for Memo<K, V>
@@ -574,7 +572,7 @@ where
     }
 
     #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::tier::redis::RemoteOp<'_>) {
+    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>) {
         if let Some(shared) = &self.shared {
             shared.apply(&self.cache, op);
         }

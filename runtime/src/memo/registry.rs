@@ -145,7 +145,7 @@ impl Registry {
     /// Applies another process's write to the functions called `name` (every shared
     /// function for `None`).
     #[cfg(feature = "redis")]
-    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::tier::redis::RemoteOp<'_>) {
+    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::redis::RemoteOp<'_>) {
         for memo in self.memos.read().iter() {
             if name.is_none_or(|name| memo.name() == name) {
                 memo.apply_remote(op);

@@ -1,4 +1,1 @@
 //! Tiers behind the in-process cache: each one optional, each with its own counters.
-
-#[cfg(feature = "redis")]
-pub mod redis;

@@ -3,8 +3,8 @@
 use std::hash::Hash;
 
 use crate::cache::Cache;
-use crate::memo::warm::LoadingMemo;
 use crate::memo::Memo;
+use crate::warm::LoadingMemo;
 
 /// What a [`WriteBehind`](super::WriteBehind) updates at once: a [`Cache`] or a `#[cached]` function's
 /// `&'static` [`Memo`].
