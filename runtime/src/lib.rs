@@ -99,10 +99,10 @@ pub mod __private {
 
     /// Without the `redis` feature, `#[cached(redis(...))]` fails here with the message above.
     #[cfg(not(feature = "redis"))]
-    pub fn shared_tier<K, V>(_ttl: Duration, _lease: Option<Duration>) -> crate::memo::NoSharedTier
+    pub fn shared_tier<K, V>(_ttl: Duration, _lease: Option<Duration>) -> crate::tier::NoSharedTier
     where
         K: RedisFeatureIsOff,
     {
-        crate::memo::NoSharedTier
+        crate::tier::NoSharedTier
     }
 }

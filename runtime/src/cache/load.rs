@@ -141,12 +141,13 @@ fn counters<K, V>(cache: &Cache<K, V>, shard: usize) -> &Counters {
     &cache.inner.shards[shard].counters
 }
 
-/// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init` is
-/// told whether its run was superseded (the shared tier then does not write its result).
+/// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init`
+/// gets the key and is told whether its run was superseded (a tier then does not write its
+/// result).
 pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
     cache: &Cache<K, V>,
     key: K,
-    init: impl FnOnce(Superseded<V>) -> Result<V, E>,
+    init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
     let hash = cache.hash(&key);
@@ -180,10 +181,12 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
 /// A blocking leader's computation, in its span, then the end of its flight.
 fn run<K: Hash + Eq + Clone, V: Clone, E>(
     leader: Leader<'_, K, V>,
-    init: impl FnOnce(Superseded<V>) -> Result<V, E>,
+    init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
-    let result = leader.span().in_scope(|| init(leader.superseded()));
+    let result = leader
+        .span()
+        .in_scope(|| init(leader.key(), leader.superseded()));
     leader.finish(&result, rule);
     result
 }
@@ -360,7 +363,6 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     }
 
     /// The key being computed.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn key(&self) -> &K {
         self.key
             .as_ref()

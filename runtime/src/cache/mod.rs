@@ -602,7 +602,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
     /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        infallible(load_with(self, key, |_| Ok(init()), LoadRule::ALWAYS))
+        infallible(load_with(self, key, |_, _| Ok(init()), LoadRule::ALWAYS))
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
@@ -629,7 +629,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         load_with(
             self,
             key,
-            |_| init(),
+            |_, _| init(),
             LoadRule {
                 share_error: Some(ShareError::BY_CLONE),
                 ..LoadRule::ALWAYS

@@ -142,17 +142,6 @@ impl Registry {
         found
     }
 
-    /// Applies another process's write to the functions called `name` (every shared
-    /// function for `None`).
-    #[cfg(feature = "redis")]
-    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::redis::RemoteOp<'_>) {
-        for memo in self.memos.read().iter() {
-            if name.is_none_or(|name| memo.name() == name) {
-                memo.apply_remote(op);
-            }
-        }
-    }
-
     /// Clears the cache of every listed function.
     ///
     /// ```
