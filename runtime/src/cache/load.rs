@@ -54,6 +54,122 @@ pub(crate) fn infallible<V>(result: Result<V, Infallible>) -> V {
     }
 }
 
+/// The loading half of [`Cache`]'s API: it sits above the cache, whose query half knows
+/// nothing of loads.
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// The value of `key`, computing and storing it with `init` on a miss.
+    ///
+    /// Concurrent callers of the same missing key run `init` once: the first runs it, the others
+    /// block (without spinning and without holding any shard lock) and receive a clone of its
+    /// value. Callers of other keys are never held up. If the running `init` panics, the panic
+    /// goes to its own caller and one waiter takes over with its own `init`. Calling it again
+    /// for the same key from inside `init` panics with a message instead of deadlocking.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u64, u64> = memokit::Cache::new(100);
+    /// assert_eq!(cache.get_or_insert_with(3, || 3 * 3), 9);
+    /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        infallible(load_with(self, key, |_, _| Ok(init()), LoadRule::ALWAYS))
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
+    /// value is stored; an `Err` is not, and is returned to the caller that ran `init` and, as a
+    /// clone, to every caller that was waiting on that run (so a failing source sees one call,
+    /// not one per waiter). The next call after the failure computes again.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let failed: Result<String, &str> = cache.try_get_or_insert_with(1, || Err("db down"));
+    /// assert_eq!(failed, Err("db down"));
+    /// assert!(!cache.contains_key(&1)); // errors are not cached
+    /// let loaded: Result<String, &str> = cache.try_get_or_insert_with(1, || Ok("ok".into()));
+    /// assert_eq!(loaded.as_deref(), Ok("ok"));
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+    {
+        load_with(
+            self,
+            key,
+            |_, _| init(),
+            LoadRule {
+                share_error: Some(ShareError::BY_CLONE),
+                ..LoadRule::ALWAYS
+            },
+        )
+    }
+
+    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
+    /// only by the caller that leads; concurrent callers of the same key await its value. Works
+    /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
+    /// waiter takes over with its own `init`.
+    ///
+    /// Like an `async fn`, it does nothing until the future is first polled. The future holds
+    /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
+    /// moves `init` to the heap to run it, so that no caller's future grows by what `init`
+    /// holds while it runs.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let v = cache.get_or_insert_with_async(7, async { "seven".to_string() }).await;
+    /// assert_eq!(v, "seven");
+    /// # });
+    /// ```
+    // Not an `async fn`: one stores each argument twice (as written and moved into its body),
+    // and `init` would be in every caller's future twice.
+    pub fn get_or_insert_with_async<'a, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = V> + use<'a, K, V, F>
+    where
+        F: Future<Output = V>,
+    {
+        load_async(
+            self,
+            key,
+            move |_, _| async move { Ok(init.await) },
+            LoadRule::ALWAYS,
+            infallible,
+        )
+    }
+
+    /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with), with the same
+    /// error sharing. Its future holds `init` once, as
+    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async)'s does.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// let r: Result<u32, String> = cache.try_get_or_insert_with_async(1, async { Ok(1) }).await;
+    /// assert_eq!(r, Ok(1));
+    /// # });
+    /// ```
+    pub fn try_get_or_insert_with_async<'a, E, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        let rule = LoadRule {
+            share_error: Some(ShareError::BY_CLONE),
+            ..LoadRule::ALWAYS
+        };
+        load_async(self, key, move |_, _| init, rule, |result| result)
+    }
+}
+
 /// What the first look at the cache found.
 enum Found<V> {
     Hit(V),

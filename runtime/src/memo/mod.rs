@@ -16,7 +16,7 @@ use crate::cache::flight::{ShareError, Superseded};
 use crate::cache::load::{self, Leader, LoadRule};
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::memo::registry::registry;
+use crate::memo::registry::{registry, ErasedMemo};
 use crate::memo::shape::Shape;
 use crate::tier::{load_through, load_through_blocking, Tier, TierHandle};
 
@@ -500,13 +500,6 @@ where
         let _ = rule;
         Some((leader, init))
     }
-}
-
-/// What the registry can do with any memoized function, whatever its key and value types.
-pub(crate) trait ErasedMemo: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn stats(&self) -> Stats;
-    fn clear(&self);
 }
 
 impl<K, V> ErasedMemo for Memo<K, V>

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use parking_lot::RwLock;
 
 use crate::cache::stats::Stats;
-use crate::memo::ErasedMemo;
 
 /// Every `#[cached]` function of the process that has been used, by name.
 ///
@@ -152,4 +151,11 @@ impl Registry {
             memo.clear();
         }
     }
+}
+
+/// What the registry can do with any memoized function, whatever its key and value types.
+pub(crate) trait ErasedMemo: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn clear(&self);
 }
