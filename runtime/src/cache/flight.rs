@@ -403,7 +403,6 @@ pub(crate) struct Superseded<V>(Weak<Flight<V>>, bool);
 
 impl<V> Superseded<V> {
     /// Whether the computation's result must not be stored.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn get(&self) -> bool {
         self.0
             .upgrade()
@@ -411,7 +410,6 @@ impl<V> Superseded<V> {
     }
 
     /// Whether the computation refreshes a value still cached.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_refresh(&self) -> bool {
         self.1
     }

@@ -76,8 +76,9 @@ pub(crate) enum Fetched<V> {
 /// The right to store the value of one key in a tier (and whatever the tier holds meanwhile,
 /// such as a lease); dropped without [`Claim::store`], it stores nothing.
 pub(crate) trait Claim<V>: Send {
-    /// Stores a computed `value`, unless the computation was `superseded` (its key written
-    /// meanwhile): the value might predate that write.
+    /// Stores a computed `value`, which was not `superseded` (its key written meanwhile) when
+    /// the caller looked; a write of the key between that look and the store must not leave
+    /// this older value behind in the tier.
     fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()>;
 }
 
@@ -95,7 +96,7 @@ pub(crate) async fn load_through<K, V, E>(
         Fetched::Miss(claim) => claim,
     };
     let value = compute.await?;
-    if let Some(claim) = claim.filter(|_| store(&value)) {
+    if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
         claim.store(&value, superseded).await;
     }
     Ok(value)
@@ -115,10 +116,16 @@ pub(crate) fn load_through_blocking<K, V, E>(
         Fetched::Miss(claim) => claim,
     };
     let value = compute()?;
-    if let Some(claim) = claim.filter(|_| store(&value)) {
+    if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
         tier.block_on(claim.store(&value, superseded));
     }
     Ok(value)
+}
+
+/// Whether a computed value goes to the tier: when the in-process cache stores it too, which
+/// it does not for a computation superseded by a write of its key (it may predate the write).
+fn stores<V>(store: fn(&V) -> bool, value: &V, superseded: &Superseded<V>) -> bool {
+    store(value) && !superseded.get()
 }
 
 /// The output of `work`, run to its end by the tier's [`Tier::block_on`].

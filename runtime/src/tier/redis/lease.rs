@@ -253,13 +253,11 @@ struct WriteBack<V> {
 }
 
 impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
-    /// Writes a computed value to Redis unless it was superseded, then releases the lease.
+    /// Writes a computed value to Redis, then releases the lease.
     fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()> {
-        // A computation superseded by `invalidate`, `insert` or `clear` while it ran is not
-        // stored in the process, nor here: it may predate that write.
-        let bytes = (!superseded.get())
-            .then(|| (self.encode_value)(value))
-            .flatten();
+        // Superseded computations are not stored (see `tier::load_through`); one superseded
+        // after that check is taken back below.
+        let bytes = (self.encode_value)(value);
         Box::pin(async move {
             let WriteBack {
                 state,
