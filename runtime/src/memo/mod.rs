@@ -74,12 +74,12 @@ pub struct Memo<K, V> {
 
 impl<K, V> fmt::Debug for Memo<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut f = f.debug_struct("Memo");
-        f.field("name", &self.name)
+        f.debug_struct("Memo")
+            .field("name", &self.name)
             .field("options", &self.options)
             .field("cache", &self.cache)
-            .field("shared", &self.tier);
-        f.finish()
+            .field("shared", &self.tier)
+            .finish()
     }
 }
 
