@@ -42,37 +42,30 @@
 //!   registry name, empty for a [`Cache`] used directly. A hit emits nothing. The warnings of
 //!   the `redis` feature (target `memokit::redis`) need no feature of their own.
 
-mod builder;
 mod cache;
-mod expiry;
-mod exposition;
-mod flight;
 mod memo;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
-mod registry;
-mod shape;
-mod shard;
-mod stats;
-mod sync;
-mod trace;
+mod tier;
+// The memo layer's warm-up and writers, at the crate root: the compile errors they produce
+// (trybuild's `.stderr` files) name these files and module paths.
 mod warm;
 #[cfg(feature = "write-behind")]
 pub mod write_behind;
 mod writer;
 
-pub use builder::{CacheBuilder, MAX_SHARDS};
-pub use cache::{Cache, RemovalCause};
-pub use expiry::{Clock, MockClock, SystemClock};
+pub use cache::builder::{CacheBuilder, MAX_SHARDS};
+pub use cache::expiry::{Clock, MockClock, SystemClock};
+pub use cache::policy::Policy;
+pub use cache::removal::RemovalCause;
+pub use cache::stats::Stats;
+pub use cache::Cache;
+#[cfg(feature = "metrics")]
+pub use memo::metrics;
+pub use memo::registry::{registry, FunctionStats, Registry};
 pub use memo::Memo;
 pub use memokit_macros::cached;
 pub use memokit_macros::{cache_evict, cache_put};
-pub use policy::Policy;
-pub use registry::{registry, FunctionStats, Registry};
-pub use stats::Stats;
 pub use warm::{AsyncLoader, LoadingMemo, SyncLoader, WarmReport};
 #[cfg(feature = "write-behind")]
 pub use write_behind::WriteBehind;
@@ -80,13 +73,13 @@ pub use write_behind::WriteBehind;
 /// What `#[cached]` expands to calls; not part of the stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::flight::ShareError;
-    pub use crate::memo::MemoOptions;
+    pub use crate::cache::flight::ShareError;
     /// The TinyLFU policies' frequency sketch, for the policy model tests.
-    pub use crate::policy::sketch::FrequencySketch;
-    pub use crate::shape::{
+    pub use crate::cache::policy::sketch::FrequencySketch;
+    pub use crate::memo::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
     };
+    pub use crate::memo::MemoOptions;
     pub use crate::warm::LoadAsync;
     pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
     pub use std::sync::OnceLock;
@@ -106,10 +99,10 @@ pub mod __private {
 
     /// Without the `redis` feature, `#[cached(redis(...))]` fails here with the message above.
     #[cfg(not(feature = "redis"))]
-    pub fn shared_tier<K, V>(_ttl: Duration, _lease: Option<Duration>) -> crate::memo::NoSharedTier
+    pub fn shared_tier<K, V>(_ttl: Duration, _lease: Option<Duration>) -> crate::tier::NoSharedTier
     where
         K: RedisFeatureIsOff,
     {
-        crate::memo::NoSharedTier
+        crate::tier::NoSharedTier
     }
 }

@@ -6,8 +6,8 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use crate::shape::Shape;
-use crate::Memo;
+use crate::memo::shape::Shape;
+use crate::memo::Memo;
 
 /// A key a writer hands to a `#[cached]` function's cache: exactly the cache's key type.
 /// `Writer` is a type named after the writer, so that the message names it (the target is on

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::RemovalCause;
+use crate::cache::removal::RemovalCause;
 
 /// The name traces give a cache: its function's registry name, set once by its `Memo`; empty
 /// for a [`Cache`](crate::Cache) used directly.

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::{Registry, Stats};
+use crate::cache::stats::Stats;
+use crate::memo::registry::Registry;
 
 /// Counters only go up (until `reset_stats`); gauges are levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

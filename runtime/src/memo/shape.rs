@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
-use crate::flight::ShareError;
+use crate::cache::flight::ShareError;
 
 /// A return type `Output` seen as "a value to store, or an error to pass through".
 pub trait Shape {

@@ -6,10 +6,19 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::OnceLock;
 
-use crate::cache::LoadRule;
-use crate::flight::{Leader, ShareError, Superseded};
-use crate::shape::Shape;
-use crate::{registry, Cache, Stats};
+pub(crate) mod exposition;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub(crate) mod registry;
+pub(crate) mod shape;
+
+use crate::cache::flight::{ShareError, Superseded};
+use crate::cache::load::{self, Leader, LoadRule};
+use crate::cache::stats::Stats;
+use crate::cache::Cache;
+use crate::memo::registry::{registry, ErasedMemo};
+use crate::memo::shape::Shape;
+use crate::tier::{load_through, load_through_blocking, Tier, TierHandle};
 
 /// Per-function settings from the `#[cached]` attribute that the runtime applies on each call.
 #[doc(hidden)]
@@ -59,27 +68,18 @@ pub struct Memo<K, V> {
     name: &'static str,
     cache: Cache<K, V>,
     options: MemoOptions,
-    /// The shared tier (`#[cached(redis(...))]`), with the serde glue for `K` and `V`.
-    #[cfg(feature = "redis")]
-    shared: Option<crate::redis::Shared<K, V>>,
+    /// The tier behind the in-process cache (`#[cached(redis(...))]`), if any.
+    tier: Option<Box<dyn Tier<K, V>>>,
 }
-
-/// What `__with_shared` takes without the `redis` feature (never built: `shared_tier` does not
-/// compile then).
-#[doc(hidden)]
-#[cfg(not(feature = "redis"))]
-#[derive(Debug)]
-pub struct NoSharedTier;
 
 impl<K, V> fmt::Debug for Memo<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut f = f.debug_struct("Memo");
-        f.field("name", &self.name)
+        f.debug_struct("Memo")
+            .field("name", &self.name)
             .field("options", &self.options)
-            .field("cache", &self.cache);
-        #[cfg(feature = "redis")]
-        f.field("shared", &self.shared);
-        f.finish()
+            .field("cache", &self.cache)
+            .field("shared", &self.tier)
+            .finish()
     }
 }
 
@@ -92,23 +92,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             name,
             cache,
             options,
-            #[cfg(feature = "redis")]
-            shared: None,
+            tier: None,
         }
     }
 
-    /// Adds the shared tier; used by `#[cached(redis(...))]`, not part of the stable API.
+    /// Adds the tier behind the in-process cache, which hears from now on what other
+    /// processes write; used by `#[cached(redis(...))]`, not part of the stable API.
     #[doc(hidden)]
-    #[cfg(feature = "redis")]
-    pub fn __with_shared(mut self, shared: crate::redis::Shared<K, V>) -> Self {
-        self.shared = Some(shared);
-        self
-    }
-
-    /// Without the `redis` feature, `shared_tier` fails to compile with a message first.
-    #[doc(hidden)]
-    #[cfg(not(feature = "redis"))]
-    pub fn __with_shared(self, _shared: NoSharedTier) -> Self {
+    pub fn __with_shared(mut self, tier: impl Into<TierHandle<K, V>>) -> Self {
+        self.tier = tier.into().0;
+        if let Some(tier) = &self.tier {
+            tier.attach(self.name, &self.cache);
+        }
         self
     }
 
@@ -136,11 +131,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// assert_eq!((stats.hits, stats.misses, stats.loads), (1, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut stats = self.cache.stats();
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            shared.state.add_to(&mut stats);
+        if let Some(tier) = &self.tier {
+            tier.add_stats(&mut stats);
         }
         stats
     }
@@ -156,9 +149,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// ```
     pub fn reset_stats(&self) {
         self.cache.reset_stats();
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            shared.state.reset();
+        if let Some(tier) = &self.tier {
+            tier.reset_stats();
         }
     }
 
@@ -174,9 +166,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// ```
     pub fn clear(&self) {
         self.cache.clear();
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            shared.clear(self.name);
+        if let Some(tier) = &self.tier {
+            tier.clear();
         }
     }
 
@@ -196,9 +187,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         Q::Owned: Into<K>,
     {
         let found = self.cache.invalidate(key);
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            shared.invalidate(self.name, &key.to_owned().into());
+        if let Some(tier) = &self.tier {
+            tier.remove(&key.to_owned().into());
         }
         found
     }
@@ -213,12 +203,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// assert_eq!(price(1), 150);
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
+        if let Some(tier) = &self.tier {
             // In-process first: a computation of the key that is running now is superseded
-            // before the value reaches Redis, so its own (older) result is not written over it.
+            // before the value reaches the tier, so its own (older) result is not written over it.
             self.cache.insert(key.clone(), value.clone());
-            shared.insert(self.name, &key, &value);
+            tier.put(&key, &value);
             return;
         }
         self.cache.insert(key, value)
@@ -234,12 +223,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// assert_eq!((price(1), price(2)), (150, 250));
     /// ```
     pub fn insert_many(&self, entries: impl IntoIterator<Item = (K, V)>) {
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
+        if let Some(tier) = &self.tier {
             // In-process first, as `insert` does.
             let entries: Vec<(K, V)> = entries.into_iter().collect();
             self.cache.insert_many(entries.iter().cloned());
-            shared.insert_many(self.name, &entries);
+            tier.put_many(&entries);
             return;
         }
         self.cache.insert_many(entries)
@@ -263,15 +251,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         Q: Hash + Eq + ToOwned + ?Sized + 'a,
         Q::Owned: Into<K>,
     {
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
+        if let Some(tier) = &self.tier {
             let mut found = 0;
             let mut owned: Vec<K> = Vec::new();
             for key in keys {
                 found += u64::from(self.cache.invalidate(key));
                 owned.push(key.to_owned().into());
             }
-            shared.invalidate_many(self.name, &owned);
+            tier.remove_many(&owned);
             return found;
         }
         self.cache.invalidate_many(keys)
@@ -355,32 +342,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         share_error: Option<ShareError<S::Error>>,
         body: impl FnOnce() -> S::Output,
     ) -> S::Output {
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            let rule = self.rule::<S>(share_error);
-            let compute = async { S::split(body()) };
-            let for_redis = key.clone();
-            return S::join(self.cache.load_with(
-                key,
-                |superseded| {
-                    crate::redis::block_on(crate::redis::load_through(
-                        shared, self.name, &for_redis, rule.store, superseded, compute,
-                    ))
-                },
-                rule,
-            ));
-        }
-        S::join(
-            self.cache
-                .load(key, || S::split(body()), self.rule::<S>(share_error)),
-        )
+        let rule = self.rule::<S>(share_error);
+        let compute = || S::split(body());
+        // The tier is looked at by the caller that computes only: a hit never sees it.
+        let init = |key: &K, superseded| match self.tier.as_deref() {
+            Some(tier) => load_through_blocking(tier, key, rule.store, superseded, compute),
+            None => compute(),
+        };
+        S::join(load::load_with(&self.cache, key, init, rule))
     }
 
     /// The call of an `async` `#[cached]` function. Not part of the stable API.
     ///
     /// `body` makes the function's body future: only the caller that computes calls it (and
     /// the cache boxes it), so the future of every call, hits' and waiters' included, holds the
-    /// arguments `body` captured and not the body's own state (see `Cache::load_async`).
+    /// arguments `body` captured and not the body's own state (see `cache::load::load_async`).
     #[doc(hidden)]
     pub fn __call_async<'a, S, B, F>(
         &'a self,
@@ -394,7 +370,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         F: Future<Output = S::Output>,
     {
         let rule = self.rule::<S>(share_error);
-        self.cache.load_async(
+        load::load_async(
+            &self.cache,
             key,
             move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
             rule,
@@ -417,20 +394,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         F: Future<Output = S::Output>,
     {
         // Cloned here, once a caller computes, rather than by every call.
-        #[cfg(feature = "redis")]
-        let shared = self.shared.as_ref().map(|shared| (shared, key.clone()));
-        #[cfg(not(feature = "redis"))]
-        let _ = (key, superseded, store);
+        let tier = self.tier.as_deref().map(|tier| (tier, key.clone()));
         async move {
-            #[cfg(feature = "redis")]
-            if let Some((shared, key)) = shared {
-                let compute = async move { S::split(body().await) };
-                return crate::redis::load_through(
-                    shared, self.name, &key, store, superseded, compute,
-                )
-                .await;
+            let compute = async move { S::split(body().await) };
+            match tier {
+                Some((tier, key)) => load_through(tier, &key, store, superseded, compute).await,
+                None => compute.await,
             }
-            S::split(body().await)
         }
     }
 }
@@ -458,7 +428,8 @@ where
         F: Future<Output = S::Output> + Send + 'static,
     {
         let rule = self.rule::<S>(share_error);
-        self.cache.load_async_detachable(
+        load::load_async_detachable(
+            &self.cache,
             key,
             move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
             rule,
@@ -531,16 +502,6 @@ where
     }
 }
 
-/// What the registry can do with any memoized function, whatever its key and value types.
-pub(crate) trait ErasedMemo: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn stats(&self) -> Stats;
-    fn clear(&self);
-    /// Applies another process's write (shared functions only).
-    #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>);
-}
-
 impl<K, V> ErasedMemo for Memo<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -556,12 +517,5 @@ where
 
     fn clear(&self) {
         Memo::clear(self)
-    }
-
-    #[cfg(feature = "redis")]
-    fn apply_remote(&self, op: &crate::redis::RemoteOp<'_>) {
-        if let Some(shared) = &self.shared {
-            shared.apply(&self.cache, op);
-        }
     }
 }

@@ -2,59 +2,38 @@
 //! hands removed entries to the eviction listener after the shard's lock is released.
 
 use std::borrow::Borrow;
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::builder::CacheBuilder;
-use crate::expiry::{duration_nanos, Clock, ExpiryPolicy};
-use crate::flight::{Join, Leader, Outcome, ShareError, Superseded};
-use crate::shard::{Lookup, Removed, Shard, ShardConfig};
-use crate::stats::LookupCounters;
-use crate::{Policy, Stats};
+pub(crate) mod builder;
+pub(crate) mod expiry;
+pub(crate) mod flight;
+pub(crate) mod load;
+pub(crate) mod policy;
+pub(crate) mod removal;
+pub(crate) mod shard;
+pub(crate) mod stats;
+mod sync;
+pub(crate) mod trace;
 
-/// Why an entry left the cache, as told to an
-/// [eviction listener](CacheBuilder::eviction_listener).
-///
-/// ```
-/// use std::sync::{Arc, Mutex};
-/// use memokit::{Cache, RemovalCause};
-///
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let log = seen.clone();
-/// let cache: Cache<u32, &str> = Cache::builder()
-///     .eviction_listener(move |key, value, cause| log.lock().unwrap().push((key, value, cause)))
-///     .build();
-/// cache.insert(1, "a");
-/// cache.insert(1, "b");
-/// cache.invalidate(&1);
-/// assert_eq!(
-///     *seen.lock().unwrap(),
-///     [(1, "a", RemovalCause::Replaced), (1, "b", RemovalCause::Invalidated)]
-/// );
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RemovalCause {
-    /// Evicted by the policy to stay within capacity (or too heavy to be stored at all).
-    Size,
-    /// Its time-to-live or time-to-idle passed.
-    Expired,
-    /// Removed by `invalidate`, `invalidate_if` or `clear`.
-    Invalidated,
-    /// Its value was replaced by an insert (a value already expired then is reported as
-    /// `Expired`).
-    Replaced,
-}
+use crate::cache::builder::CacheBuilder;
+use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy};
+use crate::cache::flight::Flights;
+use crate::cache::policy::Policy;
+use crate::cache::removal::RemovalCause;
+use crate::cache::shard::{Lookup, Removed, Shard, ShardConfig};
+use crate::cache::stats::LookupCounters;
+use crate::cache::stats::Stats;
 
 pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 
 pub(crate) struct Inner<K, V> {
     pub(crate) shards: Box<[Shard<K, V>]>,
+    /// The computations in progress of each shard's keys: beside the shards, not in them, so
+    /// that a shard only stores, and a write can supersede a computation of its key.
+    pub(crate) flights: Box<[Flights<K, V>]>,
     pub(crate) config: ShardConfig<K, V>,
     /// The same hasher as every shard's, which recompute hashes of stored keys.
     pub(crate) hasher: ahash::RandomState,
@@ -326,7 +305,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         let hash = self.hash(&key);
         let shard = self.shard_of(hash);
         // A computation of this key in progress must not overwrite this newer value.
-        self.inner.shards[shard].flights.supersede(hash, &key);
+        self.inner.flights[shard].supersede(hash, &key);
         self.insert_hashed(shard, hash, key, value, None);
     }
 
@@ -369,9 +348,10 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     {
         let hash = self.hash(key);
         let mut removed = Vec::new();
-        let shard = &self.inner.shards[self.shard_of(hash)];
+        let shard_idx = self.shard_of(hash);
+        let shard = &self.inner.shards[shard_idx];
         // A computation that started before this call must not store its (older) result.
-        shard.flights.supersede(hash, key);
+        self.inner.flights[shard_idx].supersede(hash, key);
         let was_live = shard.invalidate(&self.inner.config, hash, key, self.now(), &mut removed);
         self.notify(removed);
         was_live
@@ -426,11 +406,11 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             while let Some(entry) = entries.next_if(|&(next, ..)| next == shard) {
                 batch.push(entry);
             }
-            let shard = &self.inner.shards[shard];
             // As `insert`: computations in progress must not overwrite these newer values.
             for (_, hash, key, _) in &batch {
-                shard.flights.supersede(*hash, key);
+                self.inner.flights[shard].supersede(*hash, key);
             }
+            let shard = &self.inner.shards[shard];
             let mut removed = Vec::new();
             shard.insert_many(
                 &self.inner.config,
@@ -473,9 +453,9 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn clear(&self) {
         let now = self.now();
-        for shard in self.inner.shards.iter() {
+        for (shard, flights) in self.inner.shards.iter().zip(self.inner.flights.iter()) {
             let mut removed = Vec::new();
-            shard.flights.supersede_all();
+            flights.supersede_all();
             shard.clear(&self.inner.config, now, &mut removed);
             self.notify(removed);
         }
@@ -602,349 +582,5 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             shard.reset_counters();
         }
         self.inner.lookups.reset();
-    }
-}
-
-/// The body of [`Cache::load`] and [`Cache::load_async`], which differ only in how a caller
-/// that leads runs `init` (`start` starts it and `finish` awaits it, or `start` runs it), how a
-/// waiter waits (blocking or `.await`), and whether a refresh may leave the caller (`detach`
-/// returns the leader and `init` to run the refresh in the caller, or `None`). It evaluates to
-/// the caller's result.
-///
-/// Written for the async caller's state, which holds whatever may be live across an `.await`:
-/// - `init` is moved only where the caller leads, on paths that then leave the loop, so the
-///   borrow checker needs no `Option` around it (which would be a second copy of it);
-/// - the waits and the computation are not awaited inside a `match` on a temporary, or after
-///   a pattern moved part of a local still in scope: such a place is kept whole across the
-///   `.await`. (A refresh keeps the stale value twice so: once in its `Option`.)
-macro_rules! load_loop {
-    ($cache:ident, $key:ident, $init:ident, $rule:ident, blocking = $blocking:expr,
-     start = |$leader:ident, $run_init:ident| $start:expr, finish = |$started:ident| $finish:expr,
-     wait = |$flight:ident| $wait:expr, detach = $detach:expr) => {
-        'load: {
-            let hash = $cache.hash(&$key);
-            let shard = $cache.shard_of(hash);
-            // In a block of its own: `stale` is not kept across the waits below.
-            {
-                let stale = match $cache.get_hashed(shard, hash, &$key) {
-                    None => None,
-                    Some((value, false)) => break 'load Ok(value),
-                    Some((stale, true)) => Some(stale),
-                };
-                // Refresh-ahead: one caller refreshes (here or detached), every caller
-                // meanwhile gets the old value, and so does this one if the refresh fails.
-                if let Some(stale) = stale {
-                    let refresh = $cache
-                        .lead_refresh(shard, hash, &$key, $blocking)
-                        .and_then(|leader| ($detach)(leader, $init))
-                        .map(|($leader, $run_init)| $start);
-                    if let Some($started) = refresh {
-                        if let Ok(value) = $finish {
-                            break 'load Ok(value);
-                        }
-                    }
-                    break 'load Ok(stale);
-                }
-            }
-            let mut waited = false;
-            let $leader = loop {
-                let $flight = match $cache.join_flight(
-                    shard,
-                    hash,
-                    &$key,
-                    $blocking,
-                    $rule.coalesce,
-                    &mut waited,
-                ) {
-                    Join::Ready(value) => break 'load Ok(value),
-                    Join::Lead(leader) => break leader,
-                    Join::Wait(flight) => flight,
-                };
-                match $wait {
-                    Outcome::Done(result) => break 'load result,
-                    Outcome::Retry => continue,
-                }
-            };
-            let $run_init = $init;
-            let $started = $start;
-            $finish
-        }
-    };
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
-    /// The value of `key`, computing and storing it with `init` on a miss.
-    ///
-    /// Concurrent callers of the same missing key run `init` once: the first runs it, the others
-    /// block (without spinning and without holding any shard lock) and receive a clone of its
-    /// value. Callers of other keys are never held up. If the running `init` panics, the panic
-    /// goes to its own caller and one waiter takes over with its own `init`. Calling it again
-    /// for the same key from inside `init` panics with a message instead of deadlocking.
-    ///
-    /// ```
-    /// let cache: memokit::Cache<u64, u64> = memokit::Cache::new(100);
-    /// assert_eq!(cache.get_or_insert_with(3, || 3 * 3), 9);
-    /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
-    /// ```
-    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        infallible(self.load(key, || Ok(init()), LoadRule::ALWAYS))
-    }
-
-    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
-    /// value is stored; an `Err` is not, and is returned to the caller that ran `init` and, as a
-    /// clone, to every caller that was waiting on that run (so a failing source sees one call,
-    /// not one per waiter). The next call after the failure computes again.
-    ///
-    /// ```
-    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
-    /// let failed: Result<String, &str> = cache.try_get_or_insert_with(1, || Err("db down"));
-    /// assert_eq!(failed, Err("db down"));
-    /// assert!(!cache.contains_key(&1)); // errors are not cached
-    /// let loaded: Result<String, &str> = cache.try_get_or_insert_with(1, || Ok("ok".into()));
-    /// assert_eq!(loaded.as_deref(), Ok("ok"));
-    /// ```
-    pub fn try_get_or_insert_with<E>(
-        &self,
-        key: K,
-        init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E>
-    where
-        E: Clone + Send + Sync + 'static,
-    {
-        self.load(
-            key,
-            init,
-            LoadRule {
-                share_error: Some(ShareError::BY_CLONE),
-                ..LoadRule::ALWAYS
-            },
-        )
-    }
-
-    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
-    /// only by the caller that leads; concurrent callers of the same key await its value. Works
-    /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
-    /// waiter takes over with its own `init`.
-    ///
-    /// Like an `async fn`, it does nothing until the future is first polled. The future holds
-    /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
-    /// moves `init` to the heap to run it, so that no caller's future grows by what `init`
-    /// holds while it runs.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
-    /// let v = cache.get_or_insert_with_async(7, async { "seven".to_string() }).await;
-    /// assert_eq!(v, "seven");
-    /// # });
-    /// ```
-    // Not an `async fn`: one stores each argument twice (as written and moved into its body),
-    // and `init` would be in every caller's future twice.
-    pub fn get_or_insert_with_async<'a, F>(
-        &'a self,
-        key: K,
-        init: F,
-    ) -> impl Future<Output = V> + use<'a, K, V, F>
-    where
-        F: Future<Output = V>,
-    {
-        self.load_async(
-            key,
-            move |_, _| async move { Ok(init.await) },
-            LoadRule::ALWAYS,
-            infallible,
-        )
-    }
-
-    /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with), with the same
-    /// error sharing. Its future holds `init` once, as
-    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async)'s does.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
-    /// let r: Result<u32, String> = cache.try_get_or_insert_with_async(1, async { Ok(1) }).await;
-    /// assert_eq!(r, Ok(1));
-    /// # });
-    /// ```
-    pub fn try_get_or_insert_with_async<'a, E, F>(
-        &'a self,
-        key: K,
-        init: F,
-    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
-    where
-        E: Clone + Send + Sync + 'static,
-        F: Future<Output = Result<V, E>>,
-    {
-        let rule = LoadRule {
-            share_error: Some(ShareError::BY_CLONE),
-            ..LoadRule::ALWAYS
-        };
-        self.load_async(key, move |_, _| init, rule, |result| result)
-    }
-
-    /// The blocking load path: lookup, then lead or wait (or, without coalescing, compute).
-    pub(crate) fn load<E>(
-        &self,
-        key: K,
-        init: impl FnOnce() -> Result<V, E>,
-        rule: LoadRule<V, E>,
-    ) -> Result<V, E> {
-        self.load_with(key, |_| init(), rule)
-    }
-
-    /// [`Cache::load`] whose `init` is told whether its run was superseded (the shared tier
-    /// then does not write its result to Redis).
-    pub(crate) fn load_with<E>(
-        &self,
-        key: K,
-        init: impl FnOnce(Superseded<V>) -> Result<V, E>,
-        rule: LoadRule<V, E>,
-    ) -> Result<V, E> {
-        load_loop!(
-            self,
-            key,
-            init,
-            rule,
-            blocking = true,
-            start = |leader, init| {
-                let result = leader.span().in_scope(|| init(leader.superseded()));
-                leader.finish(&result, rule);
-                result
-            },
-            finish = |result| result,
-            wait = |flight| flight.wait(rule.share_error),
-            detach = |leader, init| Some((leader, init))
-        )
-    }
-
-    /// The async twin of [`Cache::load`]: `init` makes the computation of `key` (it gets the key
-    /// and the superseded flag), `output` turns the result into what the future returns.
-    ///
-    /// Every caller of a key carries this future whole, and tokio copies a task's whole future
-    /// when the task completes: after a flight ends, each of its waiters pays for every byte of
-    /// it. So it is kept small. `init` is a closure that makes the computation only in the caller
-    /// that leads, and the computation is boxed there (one allocation per computation, nothing
-    /// next to the computation itself), so no caller's future holds a running computation, or an
-    /// unstarted one for a caller that hits or waits. No function on the way is an `async fn`
-    /// (one stores each argument twice: as passed, and moved into its body), and `output` maps
-    /// the result here rather than in one more future around this one, which would hold this
-    /// one as it is passed and again as it is awaited.
-    pub(crate) fn load_async<'a, E, F, I, O, M>(
-        &'a self,
-        key: K,
-        init: I,
-        rule: LoadRule<V, E>,
-        output: M,
-    ) -> impl Future<Output = O> + use<'a, K, V, E, F, I, O, M>
-    where
-        I: FnOnce(&K, Superseded<V>) -> F,
-        F: Future<Output = Result<V, E>>,
-        M: FnOnce(Result<V, E>) -> O,
-    {
-        self.load_async_detachable(key, init, rule, keep_refresh, output)
-    }
-
-    /// [`Cache::load_async`] whose refreshes `detach` may take away from the caller (to run them
-    /// on another task): it returns `None` when it did, and otherwise the leader and `init` for
-    /// the caller to run the refresh itself.
-    #[allow(clippy::manual_async_fn)] // not an `async fn`: see `Cache::load_async`
-    pub(crate) fn load_async_detachable<'a, E, F, I, D, O, M>(
-        &'a self,
-        key: K,
-        init: I,
-        rule: LoadRule<V, E>,
-        detach: D,
-        output: M,
-    ) -> impl Future<Output = O> + use<'a, K, V, E, F, I, D, O, M>
-    where
-        I: FnOnce(&K, Superseded<V>) -> F,
-        F: Future<Output = Result<V, E>>,
-        D: FnOnce(Leader<'a, K, V>, I) -> Option<(Leader<'a, K, V>, I)>,
-        M: FnOnce(Result<V, E>) -> O,
-    {
-        async move {
-            let result = load_loop!(
-                self,
-                key,
-                init,
-                rule,
-                blocking = false,
-                start = |leader, init| lead_async(leader, init, &key, rule),
-                finish = |computation| computation.await,
-                wait = |flight| {
-                    flight.wait_async().await;
-                    flight.ended(rule.share_error)
-                },
-                detach = detach
-            );
-            output(result)
-        }
-    }
-}
-
-/// The computation of a caller that leads, with its leader handle, on the heap: the caller's
-/// future holds a pointer to it, and only while it runs (see [`Cache::load_async`]).
-#[allow(clippy::type_complexity)]
-fn lead_async<'a, 'k, K, V, E, F, I>(
-    leader: Leader<'a, K, V>,
-    init: I,
-    key: &'k K,
-    rule: LoadRule<V, E>,
-) -> Pin<Box<impl Future<Output = Result<V, E>> + use<'a, 'k, K, V, E, F, I>>>
-where
-    K: Hash + Eq + Clone,
-    V: Clone,
-    I: FnOnce(&K, Superseded<V>) -> F,
-    F: Future<Output = Result<V, E>>,
-{
-    Box::pin(async move {
-        let computation = init(key, leader.superseded());
-        let result = leader.span().instrument(computation).await;
-        leader.finish(&result, rule);
-        result
-    })
-}
-
-/// The `detach` of a load that runs its refreshes itself.
-#[allow(clippy::type_complexity)]
-fn keep_refresh<'a, K: Hash + Eq + Clone, V: Clone, I>(
-    leader: Leader<'a, K, V>,
-    init: I,
-) -> Option<(Leader<'a, K, V>, I)> {
-    Some((leader, init))
-}
-
-/// How one load treats its outcome.
-pub(crate) struct LoadRule<V, E> {
-    /// Whether a computed value is stored (e.g. not a `None` when `None`s are not cached).
-    pub(crate) store: fn(&V) -> bool,
-    /// How waiters get a copy of the leader's error; without it, a failed run is handed over
-    /// like a panic: one waiter runs its own computation.
-    pub(crate) share_error: Option<ShareError<E>>,
-    /// Whether concurrent callers of one key share one computation.
-    pub(crate) coalesce: bool,
-}
-
-impl<V, E> Clone for LoadRule<V, E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<V, E> Copy for LoadRule<V, E> {}
-
-impl<V, E> LoadRule<V, E> {
-    pub(crate) const ALWAYS: Self = LoadRule {
-        store: |_| true,
-        share_error: None,
-        coalesce: true,
-    };
-}
-
-fn infallible<V>(result: Result<V, Infallible>) -> V {
-    match result {
-        Ok(value) => value,
-        Err(never) => match never {},
     }
 }

@@ -31,8 +31,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::exposition::{Kind, Value, FAMILIES};
-use crate::registry;
+use crate::memo::exposition::{Kind, Value, FAMILIES};
+use crate::memo::registry::registry;
 
 /// Records every listed function's current counters and gauges in the `metrics` recorder of
 /// the calling thread (the global one, or one set with `metrics::with_local_recorder`).

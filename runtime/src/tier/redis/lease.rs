@@ -1,15 +1,16 @@
-//! The miss path of a shared function: Redis, then the lease, then the computation.
+//! The miss path of a shared function: Redis, then the lease; the computation runs between
+//! [`fetch`] and the claim's write (see `tier::load_through`).
 //!
 //! It runs inside the in-process single flight's leader, so one caller per process and key
 //! talks to Redis; the in-process tier is filled by the caller's normal path.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{current, keys, set_px, Shared, Tier};
-use crate::flight::Superseded;
+use super::{current, keys, set_px, Connection, FnState, Shared};
+use crate::cache::flight::Superseded;
+use crate::tier::{Claim, Fetched, TierFuture};
 
 /// Releases a lease only if this process still holds it (a lease that expired and was taken by
 /// another process is not touched).
@@ -23,7 +24,7 @@ const EXTEND: &str =
 /// The lease this process holds; kept alive while it is held, released on drop, also after a
 /// panic or a cancelled future.
 struct Held {
-    tier: Arc<Tier>,
+    tier: Arc<Connection>,
     lease: String,
     token: String,
     keep_alive: Option<tokio::task::AbortHandle>,
@@ -34,7 +35,7 @@ impl Held {
     /// tier's runtime, so that a computation longer than the lease keeps it: the other
     /// processes wait for its value instead of computing it too. Only a holder that dies (or
     /// cannot reach Redis for the rest of the lease) lets them in.
-    fn new(tier: &Arc<Tier>, lease: &str, token: &str, ttl: Duration) -> Held {
+    fn new(tier: &Arc<Connection>, lease: &str, token: &str, ttl: Duration) -> Held {
         let period = (ttl / 3).max(Duration::from_millis(1));
         let mut extend = redis::cmd("EVAL");
         extend
@@ -128,43 +129,38 @@ impl<K, V> Shared<K, V> {
     }
 }
 
-/// The value of `key` from Redis, or computed by this process (under the lease) or by another
-/// one (waiting for its lease). Any Redis failure ends the Redis part: the value is computed
-/// and nothing is written. A refresh (see `CacheBuilder::refresh_after`) computes at once and
-/// writes its value through: reading Redis would give back the value being refreshed.
-pub(crate) async fn load_through<K, V, E>(
-    shared: &Shared<K, V>,
-    name: &str,
-    key: &K,
-    store: fn(&V) -> bool,
-    superseded: Superseded<V>,
-    compute: impl Future<Output = Result<V, E>>,
-) -> Result<V, E> {
+/// A miss of a shared function, by its in-process leader: the value of `key` from Redis
+/// (computed by another process, waiting for its lease if it holds one), or the claim to
+/// compute it here, under the lease. Any Redis failure ends the Redis part: the value is
+/// computed and nothing is written. A refresh (see `CacheBuilder::refresh_after`) computes at
+/// once and writes its value through: reading Redis would give back the value being refreshed.
+pub(crate) async fn fetch<K, V>(shared: &Shared<K, V>, key: &K, refresh: bool) -> Fetched<V>
+where
+    V: Send + Sync + 'static,
+{
     let state = &shared.state;
+    let name = shared.name();
     let Some(tier) = current().filter(|tier| tier.available()) else {
-        return compute.await;
+        return Fetched::Miss(None);
     };
     let Some(key) = (shared.encode_key)(key) else {
-        return compute.await;
+        return Fetched::Miss(None);
     };
     let entry = match state.generation(&tier, name).await {
         Ok(generation) => keys::entry(&tier.config.prefix, name, generation, &key),
         Err(unavailable) => {
             state.count(unavailable);
-            return compute.await;
+            return Fetched::Miss(None);
         }
     };
-    if superseded.is_refresh() {
-        // An error returns before any await: only a value is held across the write.
-        let value = compute.await?;
-        write_back(shared, &tier, entry, store, &superseded, &value).await;
-        return Ok(value);
+    if refresh {
+        return claim(shared, tier, entry, None);
     }
     match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
         Ok(bytes) => match shared.decode(bytes) {
             Found::Value(value) => {
                 state.counters.hits.fetch_add(1, Relaxed);
-                return Ok(value);
+                return Fetched::Hit(value);
             }
             Found::Nothing => {
                 state.counters.misses.fetch_add(1, Relaxed);
@@ -172,7 +168,7 @@ pub(crate) async fn load_through<K, V, E>(
         },
         Err(unavailable) => {
             state.count(unavailable);
-            return compute.await;
+            return Fetched::Miss(None);
         }
     }
     let lease_ttl = state.lease.unwrap_or(tier.config.lease_ttl);
@@ -194,7 +190,7 @@ pub(crate) async fn load_through<K, V, E>(
             Ok(false) => {}
             Err(unavailable) => {
                 state.count(unavailable);
-                return compute.await;
+                return Fetched::Miss(None);
             }
         }
         // Another process computes: wait for its value or for its lease to go.
@@ -211,7 +207,7 @@ pub(crate) async fn load_through<K, V, E>(
                 Ok((bytes, leased)) => match shared.decode(bytes) {
                     Found::Value(value) => {
                         state.counters.hits.fetch_add(1, Relaxed);
-                        return Ok(value);
+                        return Fetched::Hit(value);
                     }
                     Found::Nothing if leased => continue,
                     // The holder gave up (an error, a value not to store, a crash): try to
@@ -220,7 +216,7 @@ pub(crate) async fn load_through<K, V, E>(
                 },
                 Err(unavailable) => {
                     state.count(unavailable);
-                    return compute.await;
+                    return Fetched::Miss(None);
                 }
             }
         }
@@ -228,42 +224,64 @@ pub(crate) async fn load_through<K, V, E>(
             break None;
         }
     };
-    let value = compute.await?;
-    write_back(shared, &tier, entry, store, &superseded, &value).await;
-    drop(held);
-    Ok(value)
+    claim(shared, tier, entry, held)
 }
 
-/// Writes a computed value to Redis, when it is to be stored and was not superseded.
-async fn write_back<K, V>(
+/// The claim to write `entry`, holding the lease (if any) until the write is done.
+fn claim<K, V: Send + Sync + 'static>(
     shared: &Shared<K, V>,
-    tier: &Tier,
+    tier: Arc<Connection>,
     entry: String,
-    store: fn(&V) -> bool,
-    superseded: &Superseded<V>,
-    value: &V,
-) {
-    let state = &shared.state;
-    // A computation superseded by `invalidate`, `insert` or `clear` while it ran is not
-    // stored in the process, nor here: it may predate that write.
-    if !store(value) || superseded.get() {
-        return;
-    }
-    let Some(bytes) = (shared.encode_value)(value) else {
-        return;
-    };
-    match tier
-        .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
-        .await
-    {
-        // Superseded between the check and the write: the invalidation may have reached Redis
-        // first, so take the write back (a miss, never a stale value).
-        Ok(()) if superseded.get() => {
-            if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
-                state.count(unavailable);
+    held: Option<Held>,
+) -> Fetched<V> {
+    Fetched::Miss(Some(Box::new(WriteBack {
+        state: shared.state.clone(),
+        encode_value: shared.encode_value,
+        tier,
+        entry,
+        held,
+    })))
+}
+
+/// Where a computed value goes in Redis, and the lease held until it is there.
+struct WriteBack<V> {
+    state: Arc<FnState>,
+    encode_value: fn(&V) -> Option<Vec<u8>>,
+    tier: Arc<Connection>,
+    entry: String,
+    held: Option<Held>,
+}
+
+impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
+    /// Writes a computed value to Redis, then releases the lease.
+    fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()> {
+        // Superseded computations are not stored (see `tier::load_through`); one superseded
+        // after that check is taken back below.
+        let bytes = (self.encode_value)(value);
+        Box::pin(async move {
+            let WriteBack {
+                state,
+                tier,
+                entry,
+                held,
+                ..
+            } = *self;
+            let Some(bytes) = bytes else { return };
+            match tier
+                .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
+                .await
+            {
+                // Superseded between the check and the write: the invalidation may have
+                // reached Redis first, so take the write back (a miss, never a stale value).
+                Ok(()) if superseded.get() => {
+                    if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
+                        state.count(unavailable);
+                    }
+                }
+                Ok(()) => {}
+                Err(unavailable) => state.count(unavailable),
             }
-        }
-        Ok(()) => {}
-        Err(unavailable) => state.count(unavailable),
+            drop(held);
+        })
     }
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
+use crate::cache::flight::Flights;
+use crate::cache::policy::Policy;
+use crate::cache::policy::WindowClimber;
+use crate::cache::removal::RemovalCause;
+use crate::cache::shard::{Shard, ShardConfig, Weigher};
+use crate::cache::stats::LookupCounters;
+use crate::cache::Cache;
 use crate::cache::{Inner, Listener};
-use crate::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
-use crate::policy::WindowClimber;
-use crate::shard::{Shard, ShardConfig, Weigher};
-use crate::stats::LookupCounters;
-use crate::{Cache, Policy, RemovalCause};
 
 /// Shards of a bounded cache hold at least this much weight, so small caches are not cut
 /// into slivers that evict long before the cache is full.
@@ -342,8 +345,11 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
         debug_assert!(shards.len().is_power_of_two());
         let (listener, policy) = (self.listener, self.policy);
+        // One table of computations in progress beside each shard, found by the same bits.
+        let flights = (0..shards.len()).map(|_| Flights::default()).collect();
         let inner = Inner {
             shards,
+            flights,
             config,
             hasher,
             clock,

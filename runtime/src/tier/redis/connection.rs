@@ -36,7 +36,7 @@ pub(crate) enum Unavailable {
 }
 
 /// One connected (or connecting) Redis server.
-pub(crate) struct Tier {
+pub(crate) struct Connection {
     /// Unique per `connect`, so that cached generations of an earlier tier are not reused.
     pub(crate) id: u64,
     pub(crate) config: Config,
@@ -56,9 +56,9 @@ pub(crate) struct Tier {
     pub(crate) subscribed: AtomicBool,
 }
 
-impl std::fmt::Debug for Tier {
+impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tier")
+        f.debug_struct("Connection")
             .field("url", &redact(&self.config.url))
             .field("prefix", &self.config.prefix)
             .finish_non_exhaustive()
@@ -84,8 +84,8 @@ fn runtime() -> Option<&'static tokio::runtime::Handle> {
         .as_ref()
 }
 
-impl Tier {
-    pub(crate) fn new(config: Config) -> Result<Arc<Tier>, redis::RedisError> {
+impl Connection {
+    pub(crate) fn new(config: Config) -> Result<Arc<Connection>, redis::RedisError> {
         static IDS: AtomicU64 = AtomicU64::new(1);
         let client = redis::Client::open(config.url.as_str())?;
         let Some(runtime) = runtime() else {
@@ -104,7 +104,7 @@ impl Tier {
             let _entered = runtime.enter();
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?
         };
-        Ok(Arc::new(Tier {
+        Ok(Arc::new(Connection {
             id: IDS.fetch_add(1, Relaxed),
             config,
             client,
@@ -265,7 +265,7 @@ impl Tier {
     }
 
     /// Several commands in one round trip (directly from a sync caller's thread, as
-    /// [`Tier::query`]).
+    /// [`Connection::query`]).
     pub(crate) async fn query_pipe<T>(&self, pipe: redis::Pipeline) -> Result<T, Unavailable>
     where
         T: FromRedisValue + Send + 'static,

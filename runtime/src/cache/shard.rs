@@ -10,11 +10,10 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use crate::expiry::{Deadline, ExpiryPolicy};
-use crate::flight::Flights;
-use crate::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
-use crate::stats::Counters;
-use crate::RemovalCause;
+use crate::cache::expiry::{Deadline, ExpiryPolicy};
+use crate::cache::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
+use crate::cache::removal::RemovalCause;
+use crate::cache::stats::Counters;
 
 /// Slots examined for expiry on each write, so expired entries leave without being read.
 const SWEEP_PER_WRITE: usize = 4;
@@ -79,7 +78,7 @@ pub(crate) struct ShardConfig<K, V> {
     /// Whether removed entries must be collected for a listener (otherwise they are dropped).
     pub(crate) collect_removed: bool,
     /// The function's name, for traces (feature `tracing`).
-    pub(crate) name: crate::trace::TraceName,
+    pub(crate) name: crate::cache::trace::TraceName,
 }
 
 impl<K, V> ShardConfig<K, V> {
@@ -114,7 +113,6 @@ pub(crate) struct Shard<K, V> {
     len: AtomicU64,
     weight: AtomicU64,
     pub(crate) counters: Counters,
-    pub(crate) flights: Flights<K, V>,
 }
 
 /// The slots as a policy sees them while choosing a victim.
@@ -227,7 +225,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let policy = PolicyState::new(policy, capacity, climber);
         Shard {
             exclusive_hits: policy.hit_needs_exclusive(),
-            flights: Flights::default(),
             data: RwLock::new(ShardData {
                 table: HashTable::new(),
                 slots: Vec::new(),
@@ -559,7 +556,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         value: V,
         cause: RemovalCause,
     ) {
-        crate::trace::removed(&cfg.name, cause);
+        crate::cache::trace::removed(&cfg.name, cause);
         if cfg.collect_removed {
             removed.push((key, value, cause));
         }

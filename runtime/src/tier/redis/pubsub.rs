@@ -1,6 +1,6 @@
 //! Cross-process invalidation: handles publish their writes on `prefix:events`; a subscriber
-//! thread in each process applies the writes of the other processes to its in-process tier
-//! through the registry.
+//! thread in each process applies the writes of the other processes to the in-process caches
+//! of the functions that attached their shared tier here (see `Tier::attach`).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{keys, Tier};
-use crate::registry;
+use parking_lot::RwLock;
+
+use super::{keys, Connection, FnState};
+use crate::cache::Cache;
 
 /// The layout of events; bump it when `Event` changes (older events are ignored).
 const EVENT_VERSION: u8 = 1;
@@ -33,9 +35,9 @@ struct Event {
 }
 
 /// What another process did, as applied to a function of this one.
-pub(crate) enum RemoteOp<'a> {
+enum RemoteOp<'a> {
     Clear {
-        tier: &'a Tier,
+        tier: &'a Connection,
         generation: u64,
     },
     Invalidate {
@@ -49,6 +51,84 @@ pub(crate) enum RemoteOp<'a> {
     Resync,
 }
 
+/// A function of this process that hears the others' writes: its in-process cache and the
+/// state of its shared tier.
+pub(crate) struct Subscriber<K, V> {
+    pub(crate) name: &'static str,
+    pub(crate) local: Cache<K, V>,
+    pub(crate) state: Arc<FnState>,
+    pub(crate) decode_key: fn(&[u8]) -> Option<K>,
+    pub(crate) decode_value: fn(&[u8]) -> Option<V>,
+}
+
+/// A [`Subscriber`] whatever its key and value types.
+trait Apply: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn apply(&self, op: &RemoteOp<'_>);
+}
+
+impl<K, V> Apply for Subscriber<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier.
+    fn apply(&self, op: &RemoteOp<'_>) {
+        let cache = &self.local;
+        match op {
+            RemoteOp::Clear { tier, generation } => {
+                cache.clear();
+                self.state.set_generation(tier, tier.epoch(), *generation);
+            }
+            RemoteOp::Invalidate { key } => {
+                if let Some(key) = (self.decode_key)(key) {
+                    cache.invalidate(&key);
+                }
+            }
+            RemoteOp::Insert { key, value } => {
+                if let (Some(key), Some(value)) =
+                    ((self.decode_key)(key), (self.decode_value)(value))
+                {
+                    cache.insert(key, value);
+                } else if let Some(key) = (self.decode_key)(key) {
+                    cache.invalidate(&key);
+                }
+            }
+            RemoteOp::Resync => {
+                cache.clear();
+                self.state.forget_generation();
+            }
+        }
+    }
+}
+
+/// Every function of the process with a shared tier, from its first use.
+static SUBSCRIBERS: RwLock<Vec<Arc<dyn Apply>>> = RwLock::new(Vec::new());
+
+/// Lists a function to hear the other processes' writes.
+pub(crate) fn subscribe<K, V>(subscriber: Arc<Subscriber<K, V>>)
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    SUBSCRIBERS.write().push(subscriber);
+}
+
+/// Applies another process's write to the functions called `name` (every one for `None`).
+fn apply_remote(name: Option<&str>, op: &RemoteOp<'_>) {
+    // A copy: applying may run user code (an eviction listener) that attaches another function.
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in &subscribers {
+        if name.is_none_or(|name| subscriber.name() == name) {
+            subscriber.apply(op);
+        }
+    }
+}
+
 /// This process, among the publishers.
 pub(crate) fn origin() -> u64 {
     static ORIGIN: OnceLock<u64> = OnceLock::new();
@@ -56,7 +136,7 @@ pub(crate) fn origin() -> u64 {
 }
 
 /// Publishes what a handle did; a failure is counted by the tier's circuit breaker only.
-pub(crate) async fn publish(tier: &Tier, function: &str, op: Op) {
+pub(crate) async fn publish(tier: &Connection, function: &str, op: Op) {
     let Some(cmd) = publish_cmd(tier, function, op) else {
         return;
     };
@@ -64,7 +144,7 @@ pub(crate) async fn publish(tier: &Tier, function: &str, op: Op) {
 }
 
 /// The `PUBLISH` of what a handle did (for a pipeline).
-pub(crate) fn publish_cmd(tier: &Tier, function: &str, op: Op) -> Option<redis::Cmd> {
+pub(crate) fn publish_cmd(tier: &Connection, function: &str, op: Op) -> Option<redis::Cmd> {
     let event = Event {
         version: EVENT_VERSION,
         origin: origin(),
@@ -78,7 +158,7 @@ pub(crate) fn publish_cmd(tier: &Tier, function: &str, op: Op) -> Option<redis::
 }
 
 /// Starts the subscriber thread of `tier`; it ends when the tier is closed.
-pub(crate) fn start(tier: &Arc<Tier>) {
+pub(crate) fn start(tier: &Arc<Connection>) {
     let tier = Arc::downgrade(tier);
     let _ = thread::Builder::new()
         .name("memokit-redis-events".into())
@@ -104,7 +184,7 @@ pub(crate) fn start(tier: &Arc<Tier>) {
 }
 
 /// Subscribes and applies events until the connection fails or the tier is closed.
-fn listen(tier: &Tier, lost: &mut bool) -> redis::RedisResult<()> {
+fn listen(tier: &Connection, lost: &mut bool) -> redis::RedisResult<()> {
     let mut conn = tier
         .client
         .get_connection_with_timeout(tier.config.timeout.max(Duration::from_millis(100)))?;
@@ -115,7 +195,7 @@ fn listen(tier: &Tier, lost: &mut bool) -> redis::RedisResult<()> {
     tier.subscribed.store(true, Relaxed);
     if std::mem::take(lost) {
         // Events published meanwhile are gone: start over from Redis.
-        registry().apply_remote(None, &RemoteOp::Resync);
+        apply_remote(None, &RemoteOp::Resync);
     }
     loop {
         if tier.closed.load(Relaxed) {
@@ -141,6 +221,6 @@ fn listen(tier: &Tier, lost: &mut bool) -> redis::RedisResult<()> {
             Op::Invalidate { key } => RemoteOp::Invalidate { key },
             Op::Insert { key, value } => RemoteOp::Insert { key, value },
         };
-        registry().apply_remote(Some(&event.function), &op);
+        apply_remote(Some(&event.function), &op);
     }
 }

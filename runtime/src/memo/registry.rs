@@ -4,8 +4,7 @@ use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
-use crate::memo::ErasedMemo;
-use crate::Stats;
+use crate::cache::stats::Stats;
 
 /// Every `#[cached]` function of the process that has been used, by name.
 ///
@@ -142,17 +141,6 @@ impl Registry {
         found
     }
 
-    /// Applies another process's write to the functions called `name` (every shared
-    /// function for `None`).
-    #[cfg(feature = "redis")]
-    pub(crate) fn apply_remote(&self, name: Option<&str>, op: &crate::redis::RemoteOp<'_>) {
-        for memo in self.memos.read().iter() {
-            if name.is_none_or(|name| memo.name() == name) {
-                memo.apply_remote(op);
-            }
-        }
-    }
-
     /// Clears the cache of every listed function.
     ///
     /// ```
@@ -163,4 +151,11 @@ impl Registry {
             memo.clear();
         }
     }
+}
+
+/// What the registry can do with any memoized function, whatever its key and value types.
+pub(crate) trait ErasedMemo: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn clear(&self);
 }

@@ -44,7 +44,7 @@ use parking_lot::Mutex;
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
 use super::SlotInfo;
-use crate::stats::LookupTotals;
+use crate::cache::stats::LookupTotals;
 
 /// The low bits of an entry's policy bits: uses since a hand last passed it (saturating).
 const USES_MASK: u8 = 0b0000_0011;
@@ -536,7 +536,7 @@ fn per_mille(capacity: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::LookupCounters;
+    use crate::cache::stats::LookupCounters;
 
     /// Slots for driving the policy directly: unit weights, a mixed index as hash.
     struct TestSlots(Vec<AtomicU8>);

@@ -1,8 +1,14 @@
 //! Per-key single flight: concurrent callers of one missing key share one computation.
 //!
-//! The first caller of a missing key becomes the *leader*: it registers a [`Flight`] in its
-//! shard's flight table and runs the computation with no lock held. Later callers of the same key
-//! find the flight and wait on it (a blocking caller parks its thread, an async one awaits a
+//! A generic primitive that knows nothing of caches (as quick_cache's `placeholder.rs` knows
+//! nothing of its shard): [`Flights`] is a table of the computations in progress, keyed by
+//! `(hash, key)`; [`Flight`] is one of them, which its leader ends once with an outcome that
+//! every waiter reads. What a flight computes, where its value is stored and what is counted
+//! is the business of its caller (`cache::load`).
+//!
+//! The first caller of a missing key becomes the *leader*: it registers a [`Flight`] in the
+//! table and runs the computation with no lock held. Later callers of the same key find the
+//! flight and wait on it (a blocking caller parks its thread, an async one awaits a
 //! [`tokio::sync::Notify`], which needs no runtime). Callers of other keys never touch it.
 //!
 //! The hand-over is lock-free: the leader publishes the outcome once in a `OnceLock`, then
@@ -12,9 +18,9 @@
 //! and clones the value.
 //!
 //! How a flight ends:
-//! - **value**: the leader stores it in the cache, then every waiter gets a clone.
-//! - **error** (`try_*` variants): nothing is cached; every waiter gets a clone of the leader's
-//!   error. A waiter whose own call has a different error type (or none) retries instead.
+//! - **value**: every waiter gets a clone.
+//! - **error** (`try_*` variants): every waiter gets a clone of the leader's error. A waiter
+//!   whose own call has a different error type (or none) retries instead.
 //! - **abandoned** (the leader panicked, or its future was dropped): one waiter takes over as the
 //!   new leader and runs its own computation; the others wait for that one. No waiter hangs and
 //!   none sees a panic it did not cause.
@@ -26,22 +32,17 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::cache::LoadRule;
-use crate::stats::bump;
-use crate::sync::{self, OnceLock, Thread};
-use crate::trace::{LoadOutcome, LoadSpan};
-use crate::Cache;
+use crate::cache::sync::{self, OnceLock, Thread};
 
-/// A flight in its shard's table: (hash, key, flight).
+/// A flight in the table: (hash, key, flight).
 type Registered<K, V> = (u64, K, Arc<Flight<V>>);
 
-/// The flights of one shard.
+/// The computations in progress, by key.
 pub(crate) struct Flights<K, V> {
     table: Mutex<HashTable<Registered<K, V>>>,
     /// The table's length, published after each change, so that writes (`insert`, `invalidate`)
@@ -80,7 +81,7 @@ pub(crate) struct Flight<V> {
 }
 
 /// A value published once, for threads that block until it is: the blocking half of a flight's
-/// hand-over. Its primitives come from `crate::sync`, so that under `--cfg shuttle` a test
+/// hand-over. Its primitives come from `crate::cache::sync`, so that under `--cfg shuttle` a test
 /// explores its interleavings (`shuttle_tests` below).
 struct Handover<T> {
     /// Set once; read without a lock.
@@ -134,7 +135,7 @@ impl<T> Handover<T> {
 }
 
 /// How a flight ended.
-enum Ended<V> {
+pub(crate) enum Ended<V> {
     Value(V),
     Error(SharedError),
     Abandoned,
@@ -167,14 +168,26 @@ impl<E: Clone + Send + Sync + 'static> ShareError<E> {
     };
 }
 
-/// What a caller of a missing key does next.
-pub(crate) enum Join<'a, K: Hash + Eq + Clone, V: Clone> {
-    /// The value arrived in the cache meanwhile.
-    Ready(V),
-    /// This caller runs the computation.
-    Lead(Leader<'a, K, V>),
-    /// Another caller runs it.
+impl<V: Clone> Ended<V> {
+    /// How a leader's `result` ends its flight: a value, an error its waiters can copy (with
+    /// `share_error`), or abandoned, for one waiter to take over.
+    pub(crate) fn of<E>(result: &Result<V, E>, share_error: Option<ShareError<E>>) -> Self {
+        match (result, share_error) {
+            (Ok(value), _) => Ended::Value(value.clone()),
+            (Err(error), Some(share)) => Ended::Error((share.share)(error)),
+            (Err(_), None) => Ended::Abandoned,
+        }
+    }
+}
+
+/// What a caller of a key found in the table.
+pub(crate) enum Joined<V> {
+    /// Another caller computes the key: wait for it.
     Wait(Arc<Flight<V>>),
+    /// No flight, and the value is there now (a leader stores it before leaving the table).
+    Ready(V),
+    /// This caller leads the new flight; it leaves the table with [`Flights::leave`].
+    Started(Arc<Flight<V>>),
 }
 
 /// What a waiter learnt when the flight ended.
@@ -184,7 +197,7 @@ pub(crate) enum Outcome<V, E> {
     Retry,
 }
 
-impl<V: Clone> Flight<V> {
+impl<V> Flight<V> {
     fn new(leader_thread: Option<ThreadId>) -> Self {
         Flight {
             ended: Handover::new(),
@@ -194,6 +207,41 @@ impl<V: Clone> Flight<V> {
         }
     }
 
+    /// A flight of the calling thread when `blocking` (to detect same-key recursion).
+    fn of_caller(blocking: bool) -> Self {
+        Flight::new(blocking.then(|| thread::current().id()))
+    }
+
+    /// A flight in no table, which nobody can join: its leader computes on its own.
+    pub(crate) fn private() -> Arc<Self> {
+        Arc::new(Flight::new(None))
+    }
+
+    /// Whether the key was invalidated, replaced or cleared since the flight started.
+    pub(crate) fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Acquire)
+    }
+
+    /// The superseded flag, for a store that must not overwrite a newer value (read under the
+    /// store's lock).
+    pub(crate) fn superseded_flag(&self) -> &AtomicBool {
+        &self.superseded
+    }
+
+    /// The flight's superseded flag for its computation (a weak reference: it does not keep the
+    /// flight alive or count as one of its waiters); `refresh` tells whether the computation
+    /// refreshes a value still cached.
+    pub(crate) fn superseded(self: &Arc<Self>, refresh: bool) -> Superseded<V> {
+        Superseded(Arc::downgrade(self), refresh)
+    }
+
+    /// Whether anyone but the leader holds the flight (once it left the table: a waiter).
+    pub(crate) fn has_waiters(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1
+    }
+}
+
+impl<V: Clone> Flight<V> {
     /// Blocks until the flight ends.
     pub(crate) fn wait<E>(&self, share_error: Option<ShareError<E>>) -> Outcome<V, E> {
         Self::outcome(self.ended.wait(), share_error)
@@ -202,7 +250,7 @@ impl<V: Clone> Flight<V> {
     /// Awaits the end of the flight on any executor; [`Flight::ended`] then tells its outcome.
     ///
     /// Not an `async fn`, which would store `self` twice, and the outcome is read apart: every
-    /// waiter's future holds this one (see `Cache::load_async`).
+    /// waiter's future holds this one (see `cache::load::load_async`).
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn wait_async<'f>(&'f self) -> impl Future<Output = ()> + use<'f, V> {
         async move {
@@ -241,7 +289,7 @@ impl<V: Clone> Flight<V> {
 
     /// Publishes the outcome, then wakes every waiter: each parked thread by its own unpark,
     /// outside any lock, and every task with one `notify_waiters`.
-    fn end(&self, ended: Ended<V>) {
+    pub(crate) fn end(&self, ended: Ended<V>) {
         let first = self.ended.publish(ended);
         debug_assert!(first, "a flight ends once");
         if !first {
@@ -251,97 +299,71 @@ impl<V: Clone> Flight<V> {
     }
 }
 
-/// The leader's handle on its flight. Dropped without [`Leader::finish`] (a panic, a cancelled
-/// future), it hands the key over to a waiter.
-pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
-    cache: &'a Cache<K, V>,
-    shard: usize,
-    hash: u64,
-    key: Option<K>,
-    flight: Arc<Flight<V>>,
-    started: Instant,
-    /// A refresh of a value still cached (counted as a refresh, not a load).
-    refresh: bool,
-    span: LoadSpan,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
-    /// Looks for a flight of `key`; with none, checks the cache once more (a leader stores its
-    /// value before leaving the table) and otherwise starts one. `blocking` records the leader's
-    /// thread to detect same-key recursion.
-    pub(crate) fn join_flight(
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    /// Looks for a flight of `key`; with none, asks `ready` for the value once more (a leader
+    /// stores its value before leaving the table) and otherwise starts one. `blocking` records
+    /// the leader's thread to detect same-key recursion, which panics instead of deadlocking.
+    pub(crate) fn join(
         &self,
-        shard: usize,
         hash: u64,
         key: &K,
         blocking: bool,
-        coalesce: bool,
-        waited: &mut bool,
-    ) -> Join<'_, K, V> {
-        let owner = &self.inner.shards[shard];
-        if !coalesce {
-            // A private flight nobody can join: the caller computes on its own.
-            return Join::Lead(Leader::new(
-                self,
-                shard,
-                hash,
-                key,
-                Arc::new(Flight::new(None)),
-            ));
-        }
-        let mut table = owner.flights.table.lock();
+        ready: impl FnOnce() -> Option<V>,
+    ) -> Joined<V> {
+        let mut table = self.table.lock();
         if let Some((_, _, flight)) = table.find(hash, |(h, k, _)| *h == hash && k == key) {
             assert!(
                 !blocking || flight.leader_thread != Some(thread::current().id()),
                 "memokit: a computation called itself with the same key; waiting for it would deadlock"
             );
-            // One wait per call, however many hand-overs it sees.
-            if !std::mem::replace(waited, true) {
-                bump(&owner.counters.coalesced_waits);
-            }
-            return Join::Wait(flight.clone());
+            return Joined::Wait(flight.clone());
         }
-        if let Some(value) = owner
-            .lookup(&self.inner.config, hash, key, self.now())
-            .value()
-        {
-            return Join::Ready(value);
+        if let Some(value) = ready() {
+            return Joined::Ready(value);
         }
-        let flight = Arc::new(Flight::new(blocking.then(|| thread::current().id())));
-        table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
-        owner.flights.publish_len(&table);
-        Join::Lead(Leader::new(self, shard, hash, key, flight))
+        Joined::Started(self.register(&mut table, hash, key, blocking))
     }
 
-    /// Starts the refresh of `key`, found due for one, unless one is already in flight (or a
-    /// computation of the key is: its value will be as fresh) or the entry was refreshed
-    /// meanwhile. The caller that gets the leader runs the refresh; the others keep the old
-    /// value.
-    pub(crate) fn lead_refresh(
+    /// Starts a flight of `key` unless one is in progress or `due` says it is not needed
+    /// (asked under the table's lock, so that a flight that just left it is seen).
+    pub(crate) fn start_unless_running(
         &self,
-        shard: usize,
         hash: u64,
         key: &K,
         blocking: bool,
-    ) -> Option<Leader<'_, K, V>> {
-        let owner = &self.inner.shards[shard];
-        let mut table = owner.flights.table.lock();
+        due: impl FnOnce() -> bool,
+    ) -> Option<Arc<Flight<V>>> {
+        let mut table = self.table.lock();
         if table
             .find(hash, |(h, k, _)| *h == hash && k == key)
             .is_some()
+            || !due()
         {
             return None;
         }
-        // A refresh that just finished stored its value before leaving the table.
-        if !owner.refresh_due(hash, key, self.now()) {
-            return None;
-        }
-        let flight = Arc::new(Flight::new(blocking.then(|| thread::current().id())));
+        Some(self.register(&mut table, hash, key, blocking))
+    }
+
+    fn register(
+        &self,
+        table: &mut HashTable<Registered<K, V>>,
+        hash: u64,
+        key: &K,
+        blocking: bool,
+    ) -> Arc<Flight<V>> {
+        let flight = Arc::new(Flight::of_caller(blocking));
         table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
-        owner.flights.publish_len(&table);
-        let mut leader = Leader::new(self, shard, hash, key, flight);
-        leader.refresh = true;
-        Some(leader)
+        self.publish_len(table);
+        flight
+    }
+
+    /// Removes `flight` (of `key`) from the table, if still there: later callers start anew.
+    pub(crate) fn leave(&self, hash: u64, key: &K, flight: &Arc<Flight<V>>) {
+        let mut table = self.table.lock();
+        if let Ok(entry) = table.find_entry(hash, |(_, k, f)| k == key && Arc::ptr_eq(f, flight)) {
+            entry.remove();
+        }
+        self.publish_len(&table);
     }
 }
 
@@ -381,7 +403,6 @@ pub(crate) struct Superseded<V>(Weak<Flight<V>>, bool);
 
 impl<V> Superseded<V> {
     /// Whether the computation's result must not be stored.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn get(&self) -> bool {
         self.0
             .upgrade()
@@ -389,159 +410,8 @@ impl<V> Superseded<V> {
     }
 
     /// Whether the computation refreshes a value still cached.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_refresh(&self) -> bool {
         self.1
-    }
-}
-
-impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
-    /// The superseded flag of this computation (a weak reference: it does not keep the flight
-    /// alive or count as one of its waiters).
-    pub(crate) fn superseded(&self) -> Superseded<V> {
-        Superseded(Arc::downgrade(&self.flight), self.refresh)
-    }
-
-    fn new(
-        cache: &'a Cache<K, V>,
-        shard: usize,
-        hash: u64,
-        key: &K,
-        flight: Arc<Flight<V>>,
-    ) -> Self {
-        let key = Some(key.clone());
-        Leader {
-            cache,
-            shard,
-            hash,
-            key,
-            flight,
-            started: Instant::now(),
-            refresh: false,
-            span: LoadSpan::start(&cache.inner.config.name),
-        }
-    }
-
-    /// The key being computed.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn key(&self) -> &K {
-        self.key
-            .as_ref()
-            .expect("a leader holds its key until it finishes")
-    }
-
-    /// The span the computation runs in (feature `tracing`).
-    pub(crate) fn span(&self) -> &LoadSpan {
-        &self.span
-    }
-
-    /// Ends the flight with the computation's result: a value is stored in the cache when the
-    /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
-    /// can share it, and otherwise one waiter takes over.
-    pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
-        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        // The key stays in `self` until the last user code has run: should it panic (a weigher
-        // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
-        // leaving its waiters asleep forever, and counts the load once.
-        let key = self.key.as_ref().expect("finished once");
-        let stored = result.as_ref().is_ok_and(|value| (rule.store)(value));
-        if !stored {
-            // Before leaving the table, so that no hit starts the next refresh right away.
-            self.postpone_refresh();
-        }
-        if let Ok(value) = result {
-            if (rule.store)(value) {
-                let superseded = Some(&self.flight.superseded);
-                self.cache.insert_hashed(
-                    self.shard,
-                    self.hash,
-                    key.clone(),
-                    value.clone(),
-                    superseded,
-                );
-            }
-        }
-        self.leave_table(key);
-        // No waiter can find the flight any more; without one, skip cloning for nobody.
-        let ended =
-            (Arc::strong_count(&self.flight) > 1).then(|| match (result, rule.share_error) {
-                (Ok(value), _) => Ended::Value(value.clone()),
-                (Err(error), Some(share)) => Ended::Error((share.share)(error)),
-                (Err(_), None) => Ended::Abandoned,
-            });
-        // Counted before the waiters wake, so that they see this load in the stats.
-        self.count(result.is_err(), nanos);
-        self.key = None;
-        let outcome = match result {
-            Ok(_) => LoadOutcome::Ok,
-            Err(_) => LoadOutcome::Error,
-        };
-        self.span.end(outcome, Duration::from_nanos(nanos));
-        if let Some(ended) = ended {
-            self.flight.end(ended);
-        }
-    }
-
-    /// Counts the end of the computation: a load, or a refresh.
-    fn count(&self, failed: bool, nanos: u64) {
-        let counters = &self.cache.inner.shards[self.shard].counters;
-        if self.refresh {
-            bump(&counters.refreshes);
-            if failed {
-                bump(&counters.refresh_failures);
-            }
-            return;
-        }
-        bump(&counters.loads);
-        counters
-            .load_nanos
-            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-        if failed {
-            bump(&counters.load_failures);
-        }
-    }
-
-    /// After a refresh that stored nothing, the entry keeps its old value and waits
-    /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
-    /// newer entry alone).
-    fn postpone_refresh(&self) {
-        if !self.refresh || self.flight.superseded.load(Ordering::Acquire) {
-            return;
-        }
-        let (Some(key), Some(now)) = (&self.key, self.cache.now()) else {
-            return;
-        };
-        let at = now.saturating_add(self.cache.inner.config.expiry.refresh_backoff());
-        self.cache.inner.shards[self.shard].postpone_refresh(self.hash, key, Some(now), at);
-    }
-
-    fn leave_table(&self, key: &K) {
-        let flights = &self.cache.inner.shards[self.shard].flights;
-        let mut table = flights.table.lock();
-        if let Ok(entry) = table.find_entry(self.hash, |(_, k, f)| {
-            k == key && Arc::ptr_eq(f, &self.flight)
-        }) {
-            entry.remove();
-        }
-        flights.publish_len(&table);
-    }
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
-    fn drop(&mut self) {
-        if self.key.is_some() {
-            self.postpone_refresh();
-            self.count(true, 0);
-            let outcome = if thread::panicking() {
-                LoadOutcome::Panic
-            } else {
-                LoadOutcome::Cancelled
-            };
-            self.span.end(outcome, self.started.elapsed());
-            let key = self.key.take().expect("checked");
-            self.leave_table(&key);
-            self.flight.end(Ended::Abandoned);
-        }
     }
 }
 

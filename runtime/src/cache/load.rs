@@ -1,0 +1,592 @@
+//! The miss path: look the key up, then lead or join its flight, run the computation with no
+//! lock held, store its value and count it.
+//!
+//! Plain functions over a [`Cache`] and its [`Flights`]: [`lookup`] and [`step`] tell a caller
+//! what to do next, and two loops drive them, [`load_with`] for a blocking caller and
+//! [`load_async_detachable`] for a future. A [`Leader`] is the handle of the caller that
+//! computes: it stores, counts and ends the flight, or hands the key over when dropped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cache::flight::{Ended, Flight, Flights, Joined, Outcome, ShareError, Superseded};
+use crate::cache::stats::{bump, Counters};
+use crate::cache::trace::{LoadOutcome, LoadSpan};
+use crate::cache::Cache;
+
+/// How one load treats its outcome.
+pub(crate) struct LoadRule<V, E> {
+    /// Whether a computed value is stored (e.g. not a `None` when `None`s are not cached).
+    pub(crate) store: fn(&V) -> bool,
+    /// How waiters get a copy of the leader's error; without it, a failed run is handed over
+    /// like a panic: one waiter runs its own computation.
+    pub(crate) share_error: Option<ShareError<E>>,
+    /// Whether concurrent callers of one key share one computation.
+    pub(crate) coalesce: bool,
+}
+
+impl<V, E> Clone for LoadRule<V, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V, E> Copy for LoadRule<V, E> {}
+
+impl<V, E> LoadRule<V, E> {
+    pub(crate) const ALWAYS: Self = LoadRule {
+        store: |_| true,
+        share_error: None,
+        coalesce: true,
+    };
+}
+
+/// The value of a load that cannot fail.
+pub(crate) fn infallible<V>(result: Result<V, Infallible>) -> V {
+    match result {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
+/// The loading half of [`Cache`]'s API: it sits above the cache, whose query half knows
+/// nothing of loads.
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// The value of `key`, computing and storing it with `init` on a miss.
+    ///
+    /// Concurrent callers of the same missing key run `init` once: the first runs it, the others
+    /// block (without spinning and without holding any shard lock) and receive a clone of its
+    /// value. Callers of other keys are never held up. If the running `init` panics, the panic
+    /// goes to its own caller and one waiter takes over with its own `init`. Calling it again
+    /// for the same key from inside `init` panics with a message instead of deadlocking.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u64, u64> = memokit::Cache::new(100);
+    /// assert_eq!(cache.get_or_insert_with(3, || 3 * 3), 9);
+    /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        infallible(load_with(self, key, |_, _| Ok(init()), LoadRule::ALWAYS))
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
+    /// value is stored; an `Err` is not, and is returned to the caller that ran `init` and, as a
+    /// clone, to every caller that was waiting on that run (so a failing source sees one call,
+    /// not one per waiter). The next call after the failure computes again.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let failed: Result<String, &str> = cache.try_get_or_insert_with(1, || Err("db down"));
+    /// assert_eq!(failed, Err("db down"));
+    /// assert!(!cache.contains_key(&1)); // errors are not cached
+    /// let loaded: Result<String, &str> = cache.try_get_or_insert_with(1, || Ok("ok".into()));
+    /// assert_eq!(loaded.as_deref(), Ok("ok"));
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+    {
+        load_with(
+            self,
+            key,
+            |_, _| init(),
+            LoadRule {
+                share_error: Some(ShareError::BY_CLONE),
+                ..LoadRule::ALWAYS
+            },
+        )
+    }
+
+    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
+    /// only by the caller that leads; concurrent callers of the same key await its value. Works
+    /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
+    /// waiter takes over with its own `init`.
+    ///
+    /// Like an `async fn`, it does nothing until the future is first polled. The future holds
+    /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
+    /// moves `init` to the heap to run it, so that no caller's future grows by what `init`
+    /// holds while it runs.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// let v = cache.get_or_insert_with_async(7, async { "seven".to_string() }).await;
+    /// assert_eq!(v, "seven");
+    /// # });
+    /// ```
+    // Not an `async fn`: one stores each argument twice (as written and moved into its body),
+    // and `init` would be in every caller's future twice.
+    pub fn get_or_insert_with_async<'a, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = V> + use<'a, K, V, F>
+    where
+        F: Future<Output = V>,
+    {
+        load_async(
+            self,
+            key,
+            move |_, _| async move { Ok(init.await) },
+            LoadRule::ALWAYS,
+            infallible,
+        )
+    }
+
+    /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with), with the same
+    /// error sharing. Its future holds `init` once, as
+    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async)'s does.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// let r: Result<u32, String> = cache.try_get_or_insert_with_async(1, async { Ok(1) }).await;
+    /// assert_eq!(r, Ok(1));
+    /// # });
+    /// ```
+    pub fn try_get_or_insert_with_async<'a, E, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<V, E>> + use<'a, K, V, E, F>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        let rule = LoadRule {
+            share_error: Some(ShareError::BY_CLONE),
+            ..LoadRule::ALWAYS
+        };
+        load_async(self, key, move |_, _| init, rule, |result| result)
+    }
+}
+
+/// What the first look at the cache found.
+enum Found<V> {
+    Hit(V),
+    /// A value due for a refresh: the caller returns it, after refreshing it if it leads.
+    Stale(V),
+    Miss,
+}
+
+/// The first step of a load: a counted lookup (the hit path, with nothing added).
+#[inline]
+fn lookup<K: Hash + Eq, V: Clone>(
+    cache: &Cache<K, V>,
+    shard: usize,
+    hash: u64,
+    key: &K,
+) -> Found<V> {
+    match cache.get_hashed(shard, hash, key) {
+        None => Found::Miss,
+        Some((value, false)) => Found::Hit(value),
+        Some((stale, true)) => Found::Stale(stale),
+    }
+}
+
+/// What a caller of a missing key does next.
+pub(crate) enum Join<'a, K: Hash + Eq + Clone, V: Clone> {
+    /// The value arrived in the cache meanwhile.
+    Ready(V),
+    /// This caller runs the computation.
+    Lead(Leader<'a, K, V>),
+    /// Another caller runs it.
+    Wait(Arc<Flight<V>>),
+}
+
+/// One step of a miss: join the key's flight, or lead a new one (without coalescing, always a
+/// flight of its own). `waited` counts one coalesced wait per call, however many hand-overs it
+/// sees.
+fn step<'a, K: Hash + Eq + Clone, V: Clone>(
+    cache: &'a Cache<K, V>,
+    shard: usize,
+    hash: u64,
+    key: &K,
+    blocking: bool,
+    coalesce: bool,
+    waited: &mut bool,
+) -> Join<'a, K, V> {
+    if !coalesce {
+        return Join::Lead(Leader::new(cache, shard, hash, key, Flight::private()));
+    }
+    let ready = || {
+        cache.inner.shards[shard]
+            .lookup(&cache.inner.config, hash, key, cache.now())
+            .value()
+    };
+    match cache.inner.flights[shard].join(hash, key, blocking, ready) {
+        Joined::Wait(flight) => {
+            if !std::mem::replace(waited, true) {
+                bump(&counters(cache, shard).coalesced_waits);
+            }
+            Join::Wait(flight)
+        }
+        Joined::Ready(value) => Join::Ready(value),
+        Joined::Started(flight) => Join::Lead(Leader::new(cache, shard, hash, key, flight)),
+    }
+}
+
+/// Starts the refresh of `key`, found due for one, unless one is already in flight (or a
+/// computation of the key is: its value will be as fresh) or the entry was refreshed
+/// meanwhile. The caller that gets the leader runs the refresh; the others keep the old value.
+fn lead_refresh<'a, K: Hash + Eq + Clone, V: Clone>(
+    cache: &'a Cache<K, V>,
+    shard: usize,
+    hash: u64,
+    key: &K,
+    blocking: bool,
+) -> Option<Leader<'a, K, V>> {
+    // A refresh that just finished stored its value before leaving the table.
+    let due = || cache.inner.shards[shard].refresh_due(hash, key, cache.now());
+    let flight = cache.inner.flights[shard].start_unless_running(hash, key, blocking, due)?;
+    let mut leader = Leader::new(cache, shard, hash, key, flight);
+    leader.refresh = true;
+    Some(leader)
+}
+
+fn counters<K, V>(cache: &Cache<K, V>, shard: usize) -> &Counters {
+    &cache.inner.shards[shard].counters
+}
+
+/// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init`
+/// gets the key and is told whether its run was superseded (a tier then does not write its
+/// result).
+pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
+    cache: &Cache<K, V>,
+    key: K,
+    init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
+    rule: LoadRule<V, E>,
+) -> Result<V, E> {
+    let hash = cache.hash(&key);
+    let shard = cache.shard_of(hash);
+    match lookup(cache, shard, hash, &key) {
+        Found::Hit(value) => return Ok(value),
+        // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and
+        // so does this one if the refresh fails.
+        Found::Stale(stale) => {
+            let refreshed = lead_refresh(cache, shard, hash, &key, true)
+                .and_then(|leader| run(leader, init, rule).ok());
+            return Ok(refreshed.unwrap_or(stale));
+        }
+        Found::Miss => {}
+    }
+    let mut waited = false;
+    let leader = loop {
+        let flight = match step(cache, shard, hash, &key, true, rule.coalesce, &mut waited) {
+            Join::Ready(value) => return Ok(value),
+            Join::Lead(leader) => break leader,
+            Join::Wait(flight) => flight,
+        };
+        match flight.wait(rule.share_error) {
+            Outcome::Done(result) => return result,
+            Outcome::Retry => continue,
+        }
+    };
+    run(leader, init, rule)
+}
+
+/// A blocking leader's computation, in its span, then the end of its flight.
+fn run<K: Hash + Eq + Clone, V: Clone, E>(
+    leader: Leader<'_, K, V>,
+    init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
+    rule: LoadRule<V, E>,
+) -> Result<V, E> {
+    let result = leader
+        .span()
+        .in_scope(|| init(leader.key(), leader.superseded()));
+    leader.finish(&result, rule);
+    result
+}
+
+/// The async twin of [`load_with`]: `init` makes the computation of `key` (it gets the key
+/// and the superseded flag), `output` turns the result into what the future returns.
+///
+/// Every caller of a key carries this future whole, and tokio copies a task's whole future
+/// when the task completes: after a flight ends, each of its waiters pays for every byte of
+/// it. So it is kept small. `init` is a closure that makes the computation only in the caller
+/// that leads, and the computation is boxed there (one allocation per computation, nothing
+/// next to the computation itself), so no caller's future holds a running computation, or an
+/// unstarted one for a caller that hits or waits. No function on the way is an `async fn`
+/// (one stores each argument twice: as passed, and moved into its body), and `output` maps
+/// the result here rather than in one more future around this one, which would hold this
+/// one as it is passed and again as it is awaited.
+pub(crate) fn load_async<'a, K, V, E, F, I, O, M>(
+    cache: &'a Cache<K, V>,
+    key: K,
+    init: I,
+    rule: LoadRule<V, E>,
+    output: M,
+) -> impl Future<Output = O> + use<'a, K, V, E, F, I, O, M>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    I: FnOnce(&K, Superseded<V>) -> F,
+    F: Future<Output = Result<V, E>>,
+    M: FnOnce(Result<V, E>) -> O,
+{
+    load_async_detachable(cache, key, init, rule, keep_refresh, output)
+}
+
+/// [`load_async`] whose refreshes `detach` may take away from the caller (to run them on
+/// another task): it returns `None` when it did, and otherwise the leader and `init` for the
+/// caller to run the refresh itself.
+///
+/// Written for the future's state, which holds whatever may be live across an `.await`:
+/// - `init` is moved only where the caller leads, on paths that then leave the block, so the
+///   borrow checker needs no `Option` around it (which would be a second copy of it);
+/// - the waits and the computation are not awaited inside a `match` on a temporary, or after
+///   a pattern moved part of a local still in scope: such a place is kept whole across the
+///   `.await`. (A refresh keeps the stale value twice so: once in its `Option`.)
+#[allow(clippy::manual_async_fn)] // not an `async fn`: see `load_async`
+pub(crate) fn load_async_detachable<'a, K, V, E, F, I, D, O, M>(
+    cache: &'a Cache<K, V>,
+    key: K,
+    init: I,
+    rule: LoadRule<V, E>,
+    detach: D,
+    output: M,
+) -> impl Future<Output = O> + use<'a, K, V, E, F, I, D, O, M>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    I: FnOnce(&K, Superseded<V>) -> F,
+    F: Future<Output = Result<V, E>>,
+    D: FnOnce(Leader<'a, K, V>, I) -> Option<(Leader<'a, K, V>, I)>,
+    M: FnOnce(Result<V, E>) -> O,
+{
+    async move {
+        let result = 'load: {
+            let hash = cache.hash(&key);
+            let shard = cache.shard_of(hash);
+            // In a block of its own: `stale` is not kept across the waits below.
+            {
+                let stale = match lookup(cache, shard, hash, &key) {
+                    Found::Miss => None,
+                    Found::Hit(value) => break 'load Ok(value),
+                    Found::Stale(stale) => Some(stale),
+                };
+                if let Some(stale) = stale {
+                    let refresh = lead_refresh(cache, shard, hash, &key, false)
+                        .and_then(|leader| detach(leader, init))
+                        .map(|(leader, init)| lead_async(leader, init, &key, rule));
+                    if let Some(computation) = refresh {
+                        if let Ok(value) = computation.await {
+                            break 'load Ok(value);
+                        }
+                    }
+                    break 'load Ok(stale);
+                }
+            }
+            let mut waited = false;
+            let leader = loop {
+                let flight = match step(cache, shard, hash, &key, false, rule.coalesce, &mut waited)
+                {
+                    Join::Ready(value) => break 'load Ok(value),
+                    Join::Lead(leader) => break leader,
+                    Join::Wait(flight) => flight,
+                };
+                flight.wait_async().await;
+                match flight.ended(rule.share_error) {
+                    Outcome::Done(result) => break 'load result,
+                    Outcome::Retry => continue,
+                }
+            };
+            let computation = lead_async(leader, init, &key, rule);
+            computation.await
+        };
+        output(result)
+    }
+}
+
+/// The computation of a caller that leads, with its leader handle, on the heap: the caller's
+/// future holds a pointer to it, and only while it runs (see [`load_async`]).
+#[allow(clippy::type_complexity)]
+fn lead_async<'a, 'k, K, V, E, F, I>(
+    leader: Leader<'a, K, V>,
+    init: I,
+    key: &'k K,
+    rule: LoadRule<V, E>,
+) -> Pin<Box<impl Future<Output = Result<V, E>> + use<'a, 'k, K, V, E, F, I>>>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    I: FnOnce(&K, Superseded<V>) -> F,
+    F: Future<Output = Result<V, E>>,
+{
+    Box::pin(async move {
+        let computation = init(key, leader.superseded());
+        let result = leader.span().instrument(computation).await;
+        leader.finish(&result, rule);
+        result
+    })
+}
+
+/// The `detach` of a load that runs its refreshes itself.
+#[allow(clippy::type_complexity)]
+fn keep_refresh<'a, K: Hash + Eq + Clone, V: Clone, I>(
+    leader: Leader<'a, K, V>,
+    init: I,
+) -> Option<(Leader<'a, K, V>, I)> {
+    Some((leader, init))
+}
+
+/// The handle of the caller that computes a key. Dropped without [`Leader::finish`] (a panic,
+/// a cancelled future), it hands the key over to a waiter.
+pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
+    cache: &'a Cache<K, V>,
+    shard: usize,
+    hash: u64,
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+    started: Instant,
+    /// A refresh of a value still cached (counted as a refresh, not a load).
+    refresh: bool,
+    span: LoadSpan,
+}
+
+impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
+    fn new(
+        cache: &'a Cache<K, V>,
+        shard: usize,
+        hash: u64,
+        key: &K,
+        flight: Arc<Flight<V>>,
+    ) -> Self {
+        Leader {
+            cache,
+            shard,
+            hash,
+            key: Some(key.clone()),
+            flight,
+            started: Instant::now(),
+            refresh: false,
+            span: LoadSpan::start(&cache.inner.config.name),
+        }
+    }
+
+    /// The superseded flag of this computation.
+    pub(crate) fn superseded(&self) -> Superseded<V> {
+        self.flight.superseded(self.refresh)
+    }
+
+    /// The key being computed.
+    pub(crate) fn key(&self) -> &K {
+        self.key
+            .as_ref()
+            .expect("a leader holds its key until it finishes")
+    }
+
+    /// The span the computation runs in (feature `tracing`).
+    pub(crate) fn span(&self) -> &LoadSpan {
+        &self.span
+    }
+
+    fn flights(&self) -> &Flights<K, V> {
+        &self.cache.inner.flights[self.shard]
+    }
+
+    /// Ends the flight with the computation's result: a value is stored in the cache when the
+    /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
+    /// can share it, and otherwise one waiter takes over.
+    pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
+        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // The key stays in `self` until the last user code has run: should it panic (a weigher
+        // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
+        // leaving its waiters asleep forever, and counts the load once.
+        let key = self.key.as_ref().expect("finished once");
+        let stored = result.as_ref().is_ok_and(|value| (rule.store)(value));
+        if !stored {
+            // Before leaving the table, so that no hit starts the next refresh right away.
+            self.postpone_refresh();
+        }
+        if let Ok(value) = result {
+            if (rule.store)(value) {
+                let superseded = Some(self.flight.superseded_flag());
+                self.cache.insert_hashed(
+                    self.shard,
+                    self.hash,
+                    key.clone(),
+                    value.clone(),
+                    superseded,
+                );
+            }
+        }
+        self.flights().leave(self.hash, key, &self.flight);
+        // No waiter can find the flight any more; without one, skip cloning for nobody.
+        let ended = self
+            .flight
+            .has_waiters()
+            .then(|| Ended::of(result, rule.share_error));
+        // Counted before the waiters wake, so that they see this load in the stats.
+        self.count(result.is_err(), nanos);
+        self.key = None;
+        let outcome = match result {
+            Ok(_) => LoadOutcome::Ok,
+            Err(_) => LoadOutcome::Error,
+        };
+        self.span.end(outcome, Duration::from_nanos(nanos));
+        if let Some(ended) = ended {
+            self.flight.end(ended);
+        }
+    }
+
+    /// Counts the end of the computation: a load, or a refresh.
+    fn count(&self, failed: bool, nanos: u64) {
+        let counters = counters(self.cache, self.shard);
+        if self.refresh {
+            bump(&counters.refreshes);
+            if failed {
+                bump(&counters.refresh_failures);
+            }
+            return;
+        }
+        bump(&counters.loads);
+        counters
+            .load_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        if failed {
+            bump(&counters.load_failures);
+        }
+    }
+
+    /// After a refresh that stored nothing, the entry keeps its old value and waits
+    /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
+    /// newer entry alone).
+    fn postpone_refresh(&self) {
+        if !self.refresh || self.flight.is_superseded() {
+            return;
+        }
+        let (Some(key), Some(now)) = (&self.key, self.cache.now()) else {
+            return;
+        };
+        let at = now.saturating_add(self.cache.inner.config.expiry.refresh_backoff());
+        self.cache.inner.shards[self.shard].postpone_refresh(self.hash, key, Some(now), at);
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            self.postpone_refresh();
+            self.count(true, 0);
+            let outcome = if thread::panicking() {
+                LoadOutcome::Panic
+            } else {
+                LoadOutcome::Cancelled
+            };
+            self.span.end(outcome, self.started.elapsed());
+            let key = self.key.take().expect("checked");
+            self.flights().leave(self.hash, &key, &self.flight);
+            self.flight.end(Ended::Abandoned);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The seam between a memoized function and the tiers behind its in-process cache.
+//!
+//! A [`Memo`](crate::Memo) holds at most one [`Tier`] as a trait object; it never names a
+//! concrete tier. Redis (`tier::redis`) implements it; a clustered shared tier or a disk tier
+//! would too. A tier keeps its own counters and adds them to the function's [`Stats`], and it
+//! hears other processes' writes by itself: [`Tier::attach`] hands it the function's name and
+//! in-process cache, so that neither the memo nor the registry knows how invalidations travel.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::cache::flight::Superseded;
+use crate::cache::stats::Stats;
+use crate::cache::Cache;
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
+/// A tier's operation in progress.
+pub(crate) type TierFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Work that a synchronous caller runs to its end on its own thread.
+pub(crate) type BlockingWork<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// A store behind the in-process cache of one memoized function.
+///
+/// Reads happen only in the leader of a key's in-process flight, so one caller per process
+/// and key talks to the tier. A tier that cannot be reached is a miss, never an error: the
+/// function's value is then computed (and counted in the tier's own error counter).
+pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
+    /// Called once, by the memo that holds the tier: the function's registry name, and its
+    /// in-process cache, to which the tier applies what other processes write.
+    fn attach(&self, name: &'static str, local: &Cache<K, V>);
+
+    /// The value of `key` in the tier, or, on a miss, what the caller that computes the value
+    /// needs to store it there (`None`: do not). A `refresh` recomputes a value still cached,
+    /// so it reads nothing.
+    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>>;
+
+    /// A handle's `insert`: stores `value` and tells the other processes.
+    fn put(&self, key: &K, value: &V);
+
+    /// A handle's `insert_many`.
+    fn put_many(&self, entries: &[(K, V)]);
+
+    /// A handle's `invalidate`: removes `key` and tells the other processes.
+    fn remove(&self, key: &K);
+
+    /// A handle's `invalidate_many`.
+    fn remove_many(&self, keys: &[K]);
+
+    /// A handle's `clear`.
+    fn clear(&self);
+
+    /// Adds the tier's counters to the function's.
+    fn add_stats(&self, stats: &mut Stats);
+
+    /// Sets the tier's counters back to zero.
+    fn reset_stats(&self);
+
+    /// Runs `work` to its end on the calling thread: how a synchronous function awaits the
+    /// tier's operations.
+    fn block_on(&self, work: BlockingWork<'_>);
+}
+
+/// What a look in a tier found.
+// Built by the tiers, none of which is compiled in without its feature.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Fetched<V> {
+    Hit(V),
+    /// Nothing usable: compute the value, then store it with the claim, if any.
+    Miss(Option<Box<dyn Claim<V>>>),
+}
+
+/// The right to store the value of one key in a tier (and whatever the tier holds meanwhile,
+/// such as a lease); dropped without [`Claim::store`], it stores nothing.
+pub(crate) trait Claim<V>: Send {
+    /// Stores a computed `value`, which was not `superseded` (its key written meanwhile) when
+    /// the caller looked; a write of the key between that look and the store must not leave
+    /// this older value behind in the tier.
+    fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()>;
+}
+
+/// The computation of `key` behind `tier`: the tier's value if it has one, and otherwise
+/// `compute`'s, which the tier stores too when `store` says the in-process cache does.
+pub(crate) async fn load_through<K, V, E>(
+    tier: &dyn Tier<K, V>,
+    key: &K,
+    store: fn(&V) -> bool,
+    superseded: Superseded<V>,
+    compute: impl Future<Output = Result<V, E>>,
+) -> Result<V, E> {
+    let claim = match tier.get(key, superseded.is_refresh()).await {
+        Fetched::Hit(value) => return Ok(value),
+        Fetched::Miss(claim) => claim,
+    };
+    let value = compute.await?;
+    if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
+        claim.store(&value, superseded).await;
+    }
+    Ok(value)
+}
+
+/// [`load_through`] for a synchronous function: the tier's operations run to their end on the
+/// calling thread, and `compute` runs between them, outside any of them.
+pub(crate) fn load_through_blocking<K, V, E>(
+    tier: &dyn Tier<K, V>,
+    key: &K,
+    store: fn(&V) -> bool,
+    superseded: Superseded<V>,
+    compute: impl FnOnce() -> Result<V, E>,
+) -> Result<V, E> {
+    let claim = match block_on(tier, tier.get(key, superseded.is_refresh())) {
+        Fetched::Hit(value) => return Ok(value),
+        Fetched::Miss(claim) => claim,
+    };
+    let value = compute()?;
+    if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
+        tier.block_on(claim.store(&value, superseded));
+    }
+    Ok(value)
+}
+
+/// Whether a computed value goes to the tier: when the in-process cache stores it too, which
+/// it does not for a computation superseded by a write of its key (it may predate the write).
+fn stores<V>(store: fn(&V) -> bool, value: &V, superseded: &Superseded<V>) -> bool {
+    store(value) && !superseded.get()
+}
+
+/// The output of `work`, run to its end by the tier's [`Tier::block_on`].
+fn block_on<K, V, T>(tier: &dyn Tier<K, V>, work: TierFuture<'_, T>) -> T {
+    let mut output = None;
+    tier.block_on(Box::pin(async {
+        output = Some(work.await);
+    }));
+    output.expect("a tier's block_on runs its work to the end")
+}
+
+/// The tier a memo holds, as `#[cached(redis(...))]` passes it (see `Memo::__with_shared`).
+/// Not part of the stable API.
+#[doc(hidden)]
+pub struct TierHandle<K, V>(pub(crate) Option<Box<dyn Tier<K, V>>>);
+
+impl<K, V> fmt::Debug for TierHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TierHandle").field(&self.0).finish()
+    }
+}
+
+/// What `shared_tier` gives without the `redis` feature (never built: `shared_tier` does not
+/// compile then).
+#[doc(hidden)]
+#[cfg(not(feature = "redis"))]
+#[derive(Debug)]
+pub struct NoSharedTier;
+
+#[cfg(not(feature = "redis"))]
+impl<K, V> From<NoSharedTier> for TierHandle<K, V> {
+    fn from(_: NoSharedTier) -> Self {
+        TierHandle(None)
+    }
+}

@@ -1,0 +1,648 @@
+//! The Redis tier: [`Shared`], one function's view of Redis, implements [`Tier`]; the
+//! process's connection (`connection`), the lease of the distributed single flight (`lease`),
+//! cross-process invalidation (`pubsub`), the codec and the key layout. What users configure
+//! is re-exported by `crate::redis`, which also documents the behaviour.
+
+pub(crate) mod codec;
+mod connection;
+mod keys;
+mod lease;
+mod pubsub;
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::cache::stats::Stats;
+use crate::cache::Cache;
+use crate::tier::{BlockingWork, Fetched, Tier, TierFuture, TierHandle};
+pub(crate) use connection::{block_on, Connection, Unavailable};
+
+/// How to reach Redis and how to use it; see [`connect_with`].
+///
+/// ```
+/// use std::time::Duration;
+/// let config = memokit::redis::Config::new("redis://127.0.0.1:6379")
+///     .prefix("billing")
+///     .timeout(Duration::from_millis(20))
+///     .lease_ttl(Duration::from_secs(10));
+/// assert_eq!(config.get_prefix(), "billing");
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    lease_ttl: Duration,
+    retry_after: Duration,
+    warn_every: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &connection::redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("retry_after", &self.retry_after)
+            .field("warn_every", &self.warn_every)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The defaults for `url`: prefix `memokit`, timeout 50 ms, lease 5 s, retry after 1 s,
+    /// warn every 10 s.
+    ///
+    /// The URL is `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS (feature
+    /// `redis-tls`), or `redis+unix:///path/to/socket`.
+    ///
+    /// ```
+    /// let config = memokit::redis::Config::new("redis://:secret@127.0.0.1:6379/2");
+    /// assert_eq!(config.get_prefix(), "memokit");
+    /// ```
+    pub fn new(url: impl Into<String>) -> Config {
+        Config {
+            url: url.into(),
+            prefix: "memokit".into(),
+            timeout: Duration::from_millis(50),
+            lease_ttl: Duration::from_secs(5),
+            retry_after: Duration::from_secs(1),
+            warn_every: Duration::from_secs(10),
+        }
+    }
+
+    /// The first segment of every Redis key and of the events channel: applications with
+    /// different prefixes share nothing on one server. No `:` in it.
+    ///
+    /// ```
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").prefix("shop");
+    /// assert_eq!(config.get_prefix(), "shop");
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Config {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The configured prefix.
+    ///
+    /// ```
+    /// assert_eq!(memokit::redis::Config::new("redis://127.0.0.1").get_prefix(), "memokit");
+    /// ```
+    pub fn get_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The longest a call waits for one Redis operation (connecting included) before it goes on
+    /// without Redis (default 50 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").timeout(Duration::from_millis(10));
+    /// # let _ = config;
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Config {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a computing process holds a key's lease (default 5 s): if it dies, the others
+    /// wait that long before one of them computes. A live holder extends it every third of
+    /// this while it computes, however long that takes. Overridden per function by
+    /// `redis(lease = "…")`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").lease_ttl(Duration::from_secs(30));
+    /// # let _ = config;
+    /// ```
+    pub fn lease_ttl(mut self, lease_ttl: Duration) -> Config {
+        self.lease_ttl = lease_ttl;
+        self
+    }
+
+    /// After a failed operation, Redis is not asked for this long (default 1 s): calls go
+    /// straight to the in-process tier and the computation, without waiting for a timeout.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").retry_after(Duration::from_millis(200));
+    /// # let _ = config;
+    /// ```
+    pub fn retry_after(mut self, retry_after: Duration) -> Config {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// At most one "Redis is unreachable" warning per this interval (default 10 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").warn_every(Duration::from_secs(60));
+    /// # let _ = config;
+    /// ```
+    pub fn warn_every(mut self, warn_every: Duration) -> Config {
+        self.warn_every = warn_every;
+        self
+    }
+}
+
+/// A Redis URL or configuration that cannot be used.
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// let error = memokit::redis::connect("not a url").unwrap_err();
+/// assert!(error.to_string().starts_with("bad Redis URL: "));
+/// assert!(error.source().is_some()); // the `redis` crate's own error
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The prefix is empty or holds a `:`.
+    BadPrefix(String),
+    /// The URL does not parse, or names what this build cannot use (the source says why).
+    BadUrl(redis::RedisError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadPrefix(prefix) => write!(
+                f,
+                "the Redis prefix {prefix:?} must be non-empty and have no `:`"
+            ),
+            Error::BadUrl(error) => write!(f, "bad Redis URL: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::BadPrefix(_) => None,
+            Error::BadUrl(error) => Some(error),
+        }
+    }
+}
+
+static TIER: RwLock<Option<Arc<Connection>>> = RwLock::new(None);
+
+/// Connects the process to Redis at `url` with the default [`Config`]; see
+/// [`connect_with`].
+///
+/// ```no_run
+/// memokit::redis::connect("redis://127.0.0.1:6379")?;
+/// # Ok::<(), memokit::redis::Error>(())
+/// ```
+pub fn connect(url: &str) -> Result<(), Error> {
+    connect_with(Config::new(url))
+}
+
+/// Connects the process to Redis: from now on, functions with the `redis` option use it.
+///
+/// Only the URL and the configuration are checked here: a server that is down is not an
+/// error (calls run in-process until it is up). Connecting again replaces the previous
+/// connection. Without any call, the first use of the tier reads `MEMOKIT_REDIS_URL`.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use memokit::redis::{connect_with, Config};
+///
+/// connect_with(Config::new("rediss://app:secret@cache.internal:6380/0")
+///     .prefix("billing")
+///     .timeout(Duration::from_millis(20)))?;
+/// # Ok::<(), memokit::redis::Error>(())
+/// ```
+pub fn connect_with(config: Config) -> Result<(), Error> {
+    if config.prefix.is_empty() || config.prefix.contains(':') {
+        return Err(Error::BadPrefix(config.prefix));
+    }
+    let tier = new_tier(config)?;
+    pubsub::start(&tier);
+    ENV_READ.get_or_init(|| ());
+    if let Some(old) = TIER.write().replace(tier) {
+        old.closed.store(true, Relaxed);
+    }
+    Ok(())
+}
+
+/// Disconnects the process: functions with the `redis` option become in-process only (and
+/// `MEMOKIT_REDIS_URL` is not read again).
+///
+/// ```
+/// memokit::redis::disconnect();
+/// assert!(!memokit::redis::is_connected());
+/// ```
+pub fn disconnect() {
+    ENV_READ.get_or_init(|| ());
+    if let Some(old) = TIER.write().take() {
+        old.closed.store(true, Relaxed);
+    }
+}
+
+/// Whether a Redis connection is configured (by [`connect`] or `MEMOKIT_REDIS_URL`); it says
+/// nothing about whether the server answers.
+///
+/// ```
+/// memokit::redis::disconnect();
+/// assert!(!memokit::redis::is_connected());
+/// ```
+pub fn is_connected() -> bool {
+    current().is_some()
+}
+
+/// Whether this process currently receives the invalidations of other processes (its
+/// subscription to `prefix:events` is up).
+///
+/// ```no_run
+/// memokit::redis::connect("redis://127.0.0.1:6379")?;
+/// while !memokit::redis::is_subscribed() {
+///     std::thread::sleep(std::time::Duration::from_millis(10));
+/// }
+/// # Ok::<(), memokit::redis::Error>(())
+/// ```
+pub fn is_subscribed() -> bool {
+    current().is_some_and(|tier| tier.subscribed.load(Relaxed))
+}
+
+static ENV_READ: OnceLock<()> = OnceLock::new();
+
+fn new_tier(config: Config) -> Result<Arc<Connection>, Error> {
+    #[cfg(feature = "redis-tls")]
+    {
+        // rustls needs one process-wide crypto provider; keep the application's if it has one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    Connection::new(config).map_err(Error::BadUrl)
+}
+
+/// The tier of the process, connecting from `MEMOKIT_REDIS_URL` on first use.
+pub(crate) fn current() -> Option<Arc<Connection>> {
+    if ENV_READ.get().is_none() {
+        ENV_READ.get_or_init(|| {
+            if let Ok(url) = std::env::var("MEMOKIT_REDIS_URL") {
+                if let Err(error) = connect_inner_from_env(&url) {
+                    tracing::warn!(target: "memokit::redis", "MEMOKIT_REDIS_URL: {error}");
+                }
+            }
+        });
+    }
+    TIER.read().clone()
+}
+
+fn connect_inner_from_env(url: &str) -> Result<(), Error> {
+    let tier = Connection::new(Config::new(url)).map_err(Error::BadUrl)?;
+    pubsub::start(&tier);
+    TIER.write().get_or_insert(tier);
+    Ok(())
+}
+
+/// The L2 counters of one function.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+}
+
+/// What one function keeps about the shared tier, whatever its types.
+#[derive(Debug)]
+pub(crate) struct FnState {
+    pub(crate) ttl: Duration,
+    pub(crate) lease: Option<Duration>,
+    pub(crate) counters: Counters,
+    /// (tier id, tier epoch, generation) last read or written.
+    generation: Mutex<Option<(u64, u64, u64)>>,
+}
+
+impl FnState {
+    /// The function's current generation in `tier`, read from Redis when not known.
+    pub(crate) async fn generation(
+        &self,
+        tier: &Connection,
+        name: &str,
+    ) -> Result<u64, Unavailable> {
+        let epoch = tier.epoch();
+        if let Some((id, seen, generation)) = *self.generation.lock() {
+            if id == tier.id && seen == epoch {
+                return Ok(generation);
+            }
+        }
+        let key = keys::generation(&tier.config.prefix, name);
+        let read: Option<u64> = tier.query(redis::Cmd::get(key)).await?;
+        let generation = read.unwrap_or(0);
+        self.set_generation(tier, epoch, generation);
+        Ok(generation)
+    }
+
+    pub(crate) fn set_generation(&self, tier: &Connection, epoch: u64, generation: u64) {
+        let mut known = self.generation.lock();
+        // A generation only grows; an older answer arriving late does not win.
+        match *known {
+            Some((id, seen, current)) if id == tier.id && seen == epoch && current > generation => {
+            }
+            _ => *known = Some((tier.id, epoch, generation)),
+        }
+    }
+
+    pub(crate) fn forget_generation(&self) {
+        *self.generation.lock() = None;
+    }
+
+    pub(crate) fn count(&self, unavailable: Unavailable) {
+        if unavailable == Unavailable::Failed {
+            self.counters.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        stats.l2_hits += self.counters.hits.load(Relaxed);
+        stats.l2_misses += self.counters.misses.load(Relaxed);
+        stats.l2_errors += self.counters.errors.load(Relaxed);
+        stats.l2_decode_errors += self.counters.decode_errors.load(Relaxed);
+    }
+
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.counters.hits,
+            &self.counters.misses,
+            &self.counters.errors,
+            &self.counters.decode_errors,
+        ] {
+            counter.store(0, Relaxed);
+        }
+    }
+}
+
+/// The shared tier of one function: its settings and the serde glue for its key and value
+/// types. Built by `#[cached(redis(...))]`; not part of the stable API.
+#[doc(hidden)]
+pub struct Shared<K, V> {
+    /// Also held by the function's subscription to other processes' writes.
+    pub(crate) state: Arc<FnState>,
+    /// The function's registry name, from [`Tier::attach`].
+    name: OnceLock<&'static str>,
+    pub(crate) encode_key: fn(&K) -> Option<Vec<u8>>,
+    pub(crate) decode_key: fn(&[u8]) -> Option<K>,
+    pub(crate) encode_value: fn(&V) -> Option<Vec<u8>>,
+    pub(crate) decode_value: fn(&[u8]) -> Option<V>,
+}
+
+impl<K, V> fmt::Debug for Shared<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("ttl", &self.state.ttl)
+            .field("lease", &self.state.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Shared<K, V> {
+    /// The shared tier of a function, with the codec of its key and value types.
+    pub(crate) fn new(
+        ttl: Duration,
+        lease: Option<Duration>,
+        encode_key: fn(&K) -> Option<Vec<u8>>,
+        decode_key: fn(&[u8]) -> Option<K>,
+        encode_value: fn(&V) -> Option<Vec<u8>>,
+        decode_value: fn(&[u8]) -> Option<V>,
+    ) -> Self {
+        Shared {
+            state: Arc::new(FnState {
+                ttl,
+                lease,
+                counters: Counters::default(),
+                generation: Mutex::new(None),
+            }),
+            name: OnceLock::new(),
+            encode_key,
+            decode_key,
+            encode_value,
+            decode_value,
+        }
+    }
+
+    /// The function's name in Redis keys and events (empty until attached, which a memo
+    /// does before any call).
+    pub(crate) fn name(&self) -> &'static str {
+        self.name.get().copied().unwrap_or_default()
+    }
+}
+
+impl<K, V> From<Shared<K, V>> for TierHandle<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn from(shared: Shared<K, V>) -> Self {
+        TierHandle(Some(Box::new(shared)))
+    }
+}
+
+impl<K, V> Tier<K, V> for Shared<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn attach(&self, name: &'static str, local: &Cache<K, V>) {
+        let _ = self.name.set(name);
+        pubsub::subscribe(Arc::new(pubsub::Subscriber {
+            name,
+            local: local.clone(),
+            state: self.state.clone(),
+            decode_key: self.decode_key,
+            decode_value: self.decode_value,
+        }));
+    }
+
+    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
+        Box::pin(lease::fetch(self, key, refresh))
+    }
+
+    fn put(&self, key: &K, value: &V) {
+        self.insert(key, value);
+    }
+
+    fn put_many(&self, entries: &[(K, V)]) {
+        self.insert_many(entries);
+    }
+
+    fn remove(&self, key: &K) {
+        self.invalidate(key);
+    }
+
+    fn remove_many(&self, keys: &[K]) {
+        self.invalidate_many(keys);
+    }
+
+    fn clear(&self) {
+        Shared::clear(self);
+    }
+
+    fn add_stats(&self, stats: &mut Stats) {
+        self.state.add_to(stats);
+    }
+
+    fn reset_stats(&self) {
+        self.state.reset();
+    }
+
+    fn block_on(&self, work: BlockingWork<'_>) {
+        block_on(work);
+    }
+}
+
+impl<K, V> Shared<K, V> {
+    /// `clear()` of a handle: a new generation, announced to the other processes.
+    pub(crate) fn clear(&self) {
+        let name = self.name();
+        let Some(tier) = current() else { return };
+        block_on(async {
+            let key = keys::generation(&tier.config.prefix, name);
+            let epoch = tier.epoch();
+            match tier.query::<u64>(redis::Cmd::incr(key, 1)).await {
+                Ok(generation) => {
+                    self.state.set_generation(&tier, epoch, generation);
+                    pubsub::publish(&tier, name, pubsub::Op::Clear { generation }).await;
+                }
+                Err(unavailable) => {
+                    self.state.count(unavailable);
+                    // Whatever the generation is, it is not known any more.
+                    self.state.forget_generation();
+                }
+            }
+        });
+    }
+
+    /// `invalidate(&key)` of a handle: the entry is deleted and the deletion announced.
+    pub(crate) fn invalidate(&self, key: &K) {
+        let name = self.name();
+        let Some(tier) = current() else { return };
+        let Some(key) = (self.encode_key)(key) else {
+            return;
+        };
+        block_on(async {
+            let result = async {
+                let generation = self.state.generation(&tier, name).await?;
+                let entry = keys::entry(&tier.config.prefix, name, generation, &key);
+                tier.query::<()>(redis::Cmd::del(entry)).await
+            }
+            .await;
+            match result {
+                Ok(()) => pubsub::publish(&tier, name, pubsub::Op::Invalidate { key }).await,
+                Err(unavailable) => self.state.count(unavailable),
+            }
+        });
+    }
+
+    /// `insert(key, value)` of a handle: the entry is written and announced.
+    pub(crate) fn insert(&self, key: &K, value: &V) {
+        let name = self.name();
+        let Some(tier) = current() else { return };
+        let (Some(key), Some(value)) = ((self.encode_key)(key), (self.encode_value)(value)) else {
+            return;
+        };
+        block_on(async {
+            let result = async {
+                let generation = self.state.generation(&tier, name).await?;
+                let entry = keys::entry(&tier.config.prefix, name, generation, &key);
+                tier.query::<()>(set_px(entry, &value, self.state.ttl))
+                    .await
+            }
+            .await;
+            match result {
+                Ok(()) => pubsub::publish(&tier, name, pubsub::Op::Insert { key, value }).await,
+                Err(unavailable) => self.state.count(unavailable),
+            }
+        });
+    }
+
+    /// `insert_many` of a handle: every entry written, then announced, in one pipeline.
+    pub(crate) fn insert_many(&self, entries: &[(K, V)]) {
+        let encoded = entries.iter().filter_map(|(key, value)| {
+            Some(((self.encode_key)(key)?, (self.encode_value)(value)?))
+        });
+        let ops = encoded
+            .map(|(key, value)| pubsub::Op::Insert { key, value })
+            .collect();
+        self.write_many(ops);
+    }
+
+    /// `invalidate_many` of a handle: every entry deleted, then announced, in one pipeline.
+    pub(crate) fn invalidate_many(&self, keys: &[K]) {
+        let ops = keys
+            .iter()
+            .filter_map(|key| (self.encode_key)(key))
+            .map(|key| pubsub::Op::Invalidate { key })
+            .collect();
+        self.write_many(ops);
+    }
+
+    /// Applies `ops` (inserts and invalidations) to Redis, then publishes them: one round trip.
+    fn write_many(&self, ops: Vec<pubsub::Op>) {
+        let name = self.name();
+        let Some(tier) = current() else { return };
+        if ops.is_empty() {
+            return;
+        }
+        block_on(async {
+            let generation = match self.state.generation(&tier, name).await {
+                Ok(generation) => generation,
+                Err(unavailable) => return self.state.count(unavailable),
+            };
+            let mut pipe = redis::pipe();
+            for op in &ops {
+                let write = match op {
+                    pubsub::Op::Insert { key, value } => {
+                        let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                        set_px(entry, value, self.state.ttl)
+                    }
+                    pubsub::Op::Invalidate { key } => {
+                        redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
+                    }
+                    pubsub::Op::Clear { .. } => continue,
+                };
+                pipe.add_command(write).ignore();
+            }
+            for op in ops {
+                if let Some(publish) = pubsub::publish_cmd(&tier, name, op) {
+                    pipe.add_command(publish).ignore();
+                }
+            }
+            if let Err(unavailable) = tier.query_pipe::<()>(pipe).await {
+                self.state.count(unavailable);
+            }
+        });
+    }
+}
+
+/// `SET entry value PX ttl`.
+/// A number no other process (and no other call in this one) is likely to draw: the process
+/// id and the time, through a randomly keyed hasher.
+pub(crate) fn unique_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos()),
+    );
+    hasher.finish()
+}
+
+pub(crate) fn set_px(entry: String, value: &[u8], ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(entry)
+        .arg(value)
+        .arg("PX")
+        .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+    cmd
+}
