@@ -1,13 +1,14 @@
 //! The attribute's arguments, parsed into a typed model. Parsing keeps going after a bad
 //! argument so that every mistake is reported at once.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token, Type};
 
 use crate::duration;
+use crate::errors::Errors;
 
 /// Everything `#[cached(...)]` was given.
 #[derive(Default)]
@@ -84,35 +85,6 @@ const KNOWN: &str =
      refresh, jitter";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
-
-/// Collects errors instead of stopping at the first.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    pub(crate) fn spanned(
-        &mut self,
-        tokens: impl quote::ToTokens,
-        message: impl std::fmt::Display,
-    ) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
 
 impl Options {
     /// Parses every argument; a bad one is reported and skipped (up to the next `,`), so the

@@ -2,10 +2,12 @@
 //! [memokit](https://docs.rs/memokit). Depend on `memokit` and use them as `memokit::cached`,
 //! `memokit::cache_put` and `memokit::cache_evict`; this crate only holds the macros.
 
+mod ast;
 mod attr;
 mod duration;
+mod errors;
 mod expand;
-mod sig;
+mod key;
 mod valid;
 mod writer;
 
