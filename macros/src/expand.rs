@@ -163,9 +163,16 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
 
         #[doc = #accessor_doc]
         // `size` is cast with the span of the user's expression (for error messages), so clippy
-        // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless.
+        // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless;
+        // likewise the check of `size = 1 << 20` as an assertion on a constant, which it is.
         // `deprecated`: the loader calls the function, which may be deprecated for other callers.
-        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless, deprecated)]
+        #[allow(
+            clippy::type_complexity,
+            clippy::unnecessary_cast,
+            clippy::cast_lossless,
+            clippy::assertions_on_constants,
+            deprecated
+        )]
         #vis fn #accessor() -> &'static #handle {
             static MEMO: #private::OnceLock<#handle> = #private::OnceLock::new();
             #handle_path::__get_or_init(&MEMO, || #init)
@@ -318,8 +325,8 @@ fn key(func: &Function<'_>, options: &Options) -> (TokenStream, TokenStream) {
 fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) -> TokenStream {
     let mut builder = quote!(::memokit::Cache::<#key_type, #value_type>::builder());
     if let Some(size) = &options.size {
-        // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
-        builder = quote_spanned!(size.span()=> #builder.max_capacity((#size) as u64));
+        let capacity = capacity(size);
+        builder = quote_spanned!(size.span()=> #builder.max_capacity(#capacity));
     }
     if let Some(weight) = &options.weight {
         // A closure, so that deref coercion lets the weigher take `&[u8]` for a `Vec<u8>` value
@@ -350,6 +357,42 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
         builder = quote!(#builder.ttl_jitter(#fraction));
     }
     builder
+}
+
+/// The `u64` that `size = …` gives. A literal was checked in `attr.rs`. An expression the macro
+/// cannot read but a `const` block can (`CAPACITY`, `1 << 20`, `Self::MAX`) is checked by the
+/// compiler: it must be an integer (it is compared with one) and at least 1, or the build fails.
+/// Anything else (a function call) is evaluated at run time as written.
+fn capacity(size: &Expr) -> TokenStream {
+    // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
+    let capacity = quote_spanned!(size.span()=> (#size) as u64);
+    if matches!(size, Expr::Lit(_)) || !is_constant(size) {
+        return capacity;
+    }
+    quote_spanned! {size.span()=> {
+        const {
+            ::core::assert!(
+                (#size) >= 1,
+                "`size` must be at least 1: a cache of size 0 would store nothing; to leave the cache \
+                 unbounded, remove `size`"
+            )
+        };
+        #capacity
+    }}
+}
+
+/// Whether an expression is only literals, names, operators and casts: what a `const` block
+/// can evaluate whatever the names stand for.
+fn is_constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Lit(_) | Expr::Path(_) => true,
+        Expr::Unary(unary) => is_constant(&unary.expr),
+        Expr::Binary(binary) => is_constant(&binary.left) && is_constant(&binary.right),
+        Expr::Paren(paren) => is_constant(&paren.expr),
+        Expr::Group(group) => is_constant(&group.expr),
+        Expr::Cast(cast) => is_constant(&cast.expr),
+        _ => false,
+    }
 }
 
 /// An `async fn`'s body as an `async move` block returning `ret`. An async block's output type
