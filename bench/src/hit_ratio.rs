@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use crate::belady::belady_hit_ratio;
 use crate::contenders::{Contender, Kind, Measure};
-use crate::targets::shortfalls_of;
+use crate::hit_rows::{Family, Row};
 use crate::workloads::{
     distinct_keys, loop_requests, read_trace, scan_mixed_requests, trace_files, zipf_requests,
     ScanMix, SplitMix64, SEED,
@@ -67,52 +67,6 @@ impl HitRatioSizes {
     pub fn synthetic_capacities(&self) -> [usize; 2] {
         [self.zipf_keys / 100, self.zipf_keys / 10]
     }
-}
-
-/// Which family a row belongs to (plots and averages are per family).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// Zipf over the key space.
-    Zipf,
-    /// Zipf interrupted by long scans of new keys.
-    ScanMixed,
-    /// A loop slightly larger than the cache.
-    Loop,
-    /// One of the shared traces.
-    Trace,
-    /// A trace given with `--trace`.
-    UserTrace,
-}
-
-impl Family {
-    /// The family's name in tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Zipf => "zipf",
-            Family::ScanMixed => "scan-mixed",
-            Family::Loop => "loop",
-            Family::Trace => "traces",
-            Family::UserTrace => "your traces",
-        }
-    }
-}
-
-/// One workload at one capacity: the hit ratio of every contender and Bélády's.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// The workload, e.g. `zipf(1.0)` or a trace's file stem.
-    pub workload: String,
-    /// Its family.
-    pub family: Family,
-    /// Capacity in entries.
-    pub capacity: usize,
-    /// Requests replayed.
-    pub requests: usize,
-    /// Hit ratio (0..=1) of each contender measured, in the order of `kinds` given to
-    /// [`run`].
-    pub ratios: Vec<f64>,
-    /// Bélády's optimum at this capacity.
-    pub belady: f64,
 }
 
 /// One workload to replay at several capacities.
@@ -354,53 +308,6 @@ pub fn run(
         .into_iter()
         .flatten()
         .collect()
-}
-
-/// One line per memokit policy in `kinds`: on how many rows it is more than half a point below
-/// the best peer, the worst such rows, and its mean hit ratio per family (peers' means follow on
-/// one line each). Empty lines are never returned; with no peer in `kinds` there are no
-/// shortfall counts.
-pub fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
-    let mut families: Vec<Family> = Vec::new();
-    for row in rows {
-        if !families.contains(&row.family) {
-            families.push(row.family);
-        }
-    }
-    let has_peer = kinds.iter().any(|k| !k.is_memokit());
-    let mut lines = Vec::new();
-    for (at, kind) in kinds.iter().enumerate() {
-        let means: Vec<String> = families
-            .iter()
-            .map(|&family| {
-                let ratios: Vec<f64> = rows
-                    .iter()
-                    .filter(|row| row.family == family)
-                    .map(|row| row.ratios[at])
-                    .collect();
-                let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
-                format!("{} {:.2}", family.name(), mean * 100.0)
-            })
-            .collect();
-        let mut line = format!("{}: mean % {}", kind.name(), means.join(", "));
-        if kind.is_memokit() && has_peer {
-            let mut short = shortfalls_of(*kind, rows, kinds, 0.005);
-            short.sort_by(|a, b| b.points().total_cmp(&a.points()));
-            let worst: Vec<String> = short
-                .iter()
-                .take(5)
-                .map(|s| format!("{} @{} -{:.2}", s.workload, s.capacity, s.points()))
-                .collect();
-            line.push_str(&format!(
-                "; more than 0.5 points below the best peer on {} of {} rows (worst: {})",
-                short.len(),
-                rows.len(),
-                worst.join(", ")
-            ));
-        }
-        lines.push(line);
-    }
-    lines
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! Seven measurements, each in its own module: [hit latency](latency), [throughput],
 //! [hit ratio](hit_ratio) (with [Bélády's optimum](belady) beside it), [memory], [coalescing],
 //! [macro overhead](macro_overhead) and the [shared tier](shared_tier) (Redis). The caches compared are in [contenders], behind one
-//! small trait; the request streams in [workloads]. The [report] runs them all and writes
-//! `bench/results/REPORT.md` with [plots]:
+//! small trait; the request streams in [workloads]; the hit-ratio rows, which [targets] judges,
+//! in [hit_rows]. The [report] runs them all, then renders `bench/results/REPORT.md` with
+//! [plots] from what they measured:
 //!
 //! ```sh
 //! cargo run -p memokit-bench --release -- report           # everything, under 10 minutes
@@ -17,6 +18,7 @@ pub mod belady;
 pub mod coalescing;
 pub mod contenders;
 pub mod hit_ratio;
+pub mod hit_rows;
 pub mod latency;
 pub mod machine;
 pub mod macro_overhead;

@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use memokit_bench::coalescing;
 use memokit_bench::contenders::Kind;
 use memokit_bench::hit_ratio;
+use memokit_bench::hit_rows::{shortfalls_of, Family, Row};
 use memokit_bench::macro_overhead;
 use memokit_bench::markdown::{percent, table};
 use memokit_bench::memory::FillMemory;
@@ -162,10 +163,57 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
         })
         .collect();
     print!("{}", table(&header, &cells));
-    for line in hit_ratio::shortfall_summary(&rows, &kinds) {
+    for line in shortfall_summary(&rows, &kinds) {
         println!("{line}");
     }
     Ok(())
+}
+
+/// One line per memokit policy in `kinds`: on how many rows it is more than half a point below
+/// the best peer, the worst such rows, and its mean hit ratio per family (peers' means follow on
+/// one line each). Empty lines are never returned; with no peer in `kinds` there are no
+/// shortfall counts.
+fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
+    let mut families: Vec<Family> = Vec::new();
+    for row in rows {
+        if !families.contains(&row.family) {
+            families.push(row.family);
+        }
+    }
+    let has_peer = kinds.iter().any(|k| !k.is_memokit());
+    let mut lines = Vec::new();
+    for (at, kind) in kinds.iter().enumerate() {
+        let means: Vec<String> = families
+            .iter()
+            .map(|&family| {
+                let ratios: Vec<f64> = rows
+                    .iter()
+                    .filter(|row| row.family == family)
+                    .map(|row| row.ratios[at])
+                    .collect();
+                let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+                format!("{} {:.2}", family.name(), mean * 100.0)
+            })
+            .collect();
+        let mut line = format!("{}: mean % {}", kind.name(), means.join(", "));
+        if kind.is_memokit() && has_peer {
+            let mut short = shortfalls_of(*kind, rows, kinds, 0.005);
+            short.sort_by(|a, b| b.points().total_cmp(&a.points()));
+            let worst: Vec<String> = short
+                .iter()
+                .take(5)
+                .map(|s| format!("{} @{} -{:.2}", s.workload, s.capacity, s.points()))
+                .collect();
+            line.push_str(&format!(
+                "; more than 0.5 points below the best peer on {} of {} rows (worst: {})",
+                short.len(),
+                rows.len(),
+                worst.join(", ")
+            ));
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// `one latency|throughput NAME [--threads N] [--quick]` or `one macro [--quick]`: one

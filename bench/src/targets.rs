@@ -1,7 +1,7 @@
 //! The targets, checked against one run's figures.
 
 use crate::contenders::Kind;
-use crate::hit_ratio::Row;
+use crate::hit_rows::{shortfalls_of, Row, Shortfall};
 
 /// One target and how this run fared.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,64 +34,16 @@ pub fn at_least(goal: &str, value: f64, reference: f64, bound: f64, unit: &str) 
     }
 }
 
-/// A row where the reference contender's hit ratio is more than `tolerance` (a share, e.g.
-/// 0.005 for half a point) below the best peer's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Shortfall {
-    /// Workload name.
-    pub workload: String,
-    /// Capacity.
-    pub capacity: usize,
-    /// The reference's hit ratio.
-    pub reference: f64,
-    /// The best peer.
-    pub best_peer: Kind,
-    /// Its hit ratio.
-    pub best: f64,
-}
-
-impl Shortfall {
-    /// How far below the best peer, in percentage points.
-    pub fn points(&self) -> f64 {
-        (self.best - self.reference) * 100.0
-    }
-}
-
 /// Every row where [`Kind::REFERENCE`] is more than `tolerance` below the best contender that
 /// is not memokit. `kinds` gives the order of each row's ratios.
 pub fn hit_ratio_shortfalls(rows: &[Row], kinds: &[Kind], tolerance: f64) -> Vec<Shortfall> {
     shortfalls_of(Kind::REFERENCE, rows, kinds, tolerance)
 }
 
-/// Every row where `of` is more than `tolerance` below the best contender that is not
-/// memokit (none if `of` was not measured). `kinds` gives the order of each row's ratios.
-pub fn shortfalls_of(of: Kind, rows: &[Row], kinds: &[Kind], tolerance: f64) -> Vec<Shortfall> {
-    let Some(reference_at) = kinds.iter().position(|&k| k == of) else {
-        return Vec::new();
-    };
-    rows.iter()
-        .filter_map(|row| {
-            let reference = row.ratios[reference_at];
-            let (best_peer, best) = kinds
-                .iter()
-                .zip(&row.ratios)
-                .filter(|(kind, _)| !kind.is_memokit())
-                .max_by(|a, b| a.1.total_cmp(b.1))?;
-            (best - reference > tolerance).then(|| Shortfall {
-                workload: row.workload.clone(),
-                capacity: row.capacity,
-                reference,
-                best_peer: *best_peer,
-                best: *best,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hit_ratio::Family;
+    use crate::hit_rows::Family;
 
     fn row(ratios: Vec<f64>) -> Row {
         Row {

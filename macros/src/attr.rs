@@ -1,13 +1,14 @@
 //! The attribute's arguments, parsed into a typed model. Parsing keeps going after a bad
 //! argument so that every mistake is reported at once.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
-use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token, Type};
+use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token, Type, UnOp};
 
 use crate::duration;
+use crate::errors::Errors;
 
 /// Everything `#[cached(...)]` was given.
 #[derive(Default)]
@@ -84,35 +85,6 @@ const KNOWN: &str =
      refresh, jitter";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
-
-/// Collects errors instead of stopping at the first.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    pub(crate) fn spanned(
-        &mut self,
-        tokens: impl quote::ToTokens,
-        message: impl std::fmt::Display,
-    ) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
 
 impl Options {
     /// Parses every argument; a bad one is reported and skipped (up to the next `,`), so the
@@ -204,7 +176,7 @@ impl Options {
 
     fn set(&mut self, name: &Ident, value: Expr, errors: &mut Errors) {
         match name.to_string().as_str() {
-            "size" => self.size = Some(value),
+            "size" => self.size = size_of(value, errors),
             "weight" => self.weight = path_of(&value, name, errors),
             "ttl" => self.ttl = duration_of(&value, name, errors),
             "tti" => self.tti = duration_of(&value, name, errors),
@@ -399,6 +371,47 @@ fn lit_of(value: &Expr) -> Option<&Lit> {
     }
 }
 
+/// `-5`, `-0.1`: to syn a minus sign and a literal, not a literal.
+fn is_negative_literal(value: &Expr) -> bool {
+    matches!(value, Expr::Unary(unary)
+        if matches!(unary.op, UnOp::Neg(_)) && matches!(&*unary.expr, Expr::Lit(_)))
+}
+
+/// `size = …`: a literal must be a whole number of at least 1 that fits in a `u64`. Any other
+/// expression (`CAPACITY`, `1 << 20`) cannot be read here: the expansion has the compiler check
+/// it (see `expand::capacity`).
+fn size_of(value: Expr, errors: &mut Errors) -> Option<Expr> {
+    const WHAT: &str = "the most entries the cache holds (with `weight`, their total weight)";
+    let message = match &value {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Int(int) => match int.base10_parse::<u64>() {
+                Ok(0) => "`size` must be at least 1: a cache of size 0 would store nothing; to leave \
+                          the cache unbounded, remove `size`"
+                    .to_string(),
+                Ok(_) => return Some(value),
+                Err(_) => format!(
+                    "`size` is too large: it must fit in a `u64` (at most {})",
+                    u64::MAX
+                ),
+            },
+            Lit::Float(_) => format!(
+                "`size` expects a whole number such as `size = 10_000`, not a fraction: it is {WHAT}"
+            ),
+            Lit::Str(text) if text.value().trim().parse::<u64>().is_ok() => format!(
+                "`size` expects a number, not a string: write `size = {}`",
+                text.value().trim()
+            ),
+            _ => format!("`size` expects a whole number such as `size = 10_000`: it is {WHAT}"),
+        },
+        negative if is_negative_literal(negative) => {
+            format!("`size` must be at least 1, such as `size = 10_000`: it is {WHAT}")
+        }
+        _ => return Some(value),
+    };
+    errors.spanned(&value, message);
+    None
+}
+
 fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
     let parsed = match lit_of(value) {
         Some(Lit::Int(int)) => int
@@ -418,6 +431,10 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
             format!("`{name}` must be longer than zero; to keep entries with no time limit, remove `{name}`"),
         ),
         Some(nanos) => return Some(nanos),
+        None if is_negative_literal(value) => errors.spanned(
+            value,
+            format!("`{name}` cannot be negative; it expects {}", duration::EXPECTED),
+        ),
         None if lit_of(value).is_none() => errors.spanned(
             value,
             format!("`{name}` expects a literal (a constant's name cannot be read by the macro): {}", duration::EXPECTED),
@@ -458,6 +475,10 @@ fn jitter_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<Jitter> 
             ),
         },
         Some(_) => errors.spanned(value, format!("`{name}` expects {EXPECTED}")),
+        None if is_negative_literal(value) => errors.spanned(
+            value,
+            format!("`{name}` cannot be negative; it expects {EXPECTED}"),
+        ),
         None => errors.spanned(
             value,
             format!("`{name}` expects a literal (a constant's name cannot be read by the macro): {EXPECTED}"),

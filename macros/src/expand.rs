@@ -6,84 +6,42 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Type};
 
-use crate::attr::{Errors, Jitter, Options};
-use crate::sig::{self, ReturnKind};
-use crate::valid;
+use crate::ast::{self, Arg, Function, ReturnKind};
+use crate::attr::{Jitter, Options};
+use crate::errors::Errors;
+use crate::{key, valid};
 
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = Options::parse(args, &mut errors);
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            errors.push(not_a_function(&item));
-            let error = errors.finish().err().map(|error| error.to_compile_error());
-            return quote!(#error #item);
+    let original = match ast::parse_function(&item) {
+        Ok(original) => original,
+        Err(not_a_function) => {
+            errors.push(valid::not_a_function(&not_a_function));
+            return errors.or_item(&item, TokenStream::new);
         }
     };
-    valid::check(&func.sig, &options, &mut errors);
-    match errors.finish() {
-        Ok(()) => expand(&func, &options),
-        // The function stays as written, so the errors above are the only ones reported.
-        Err(error) => {
-            let error = error.to_compile_error();
-            quote!(#error #func)
-        }
-    }
+    let func = Function::from_syn(&original);
+    valid::check(&func, &options, &mut errors);
+    errors.or_item(&original, || expand(&func, &options))
 }
 
-/// The error for an item that is not a function with a body, at its keyword and name.
-fn not_a_function(item: &TokenStream) -> syn::Error {
-    use syn::TraitItemFn;
-    if let Ok(method) = syn::parse2::<TraitItemFn>(item.clone()) {
-        return syn::Error::new_spanned(
-            &method.sig,
-            "`#[cached]` needs a function with a body; a trait's method declaration has none: cache a free \
-             function and call it from the implementations",
-        );
-    }
-    let (tokens, kind) = item_kind(item);
-    syn::Error::new_spanned(
-        tokens,
-        format!("`#[cached]` goes on a function or a method, not on {kind}"),
-    )
-}
-
-/// The keyword and name of an item that is not a function (the tokens to point at), and what it
-/// is ("a struct"), for messages.
-pub(crate) fn item_kind(item: &TokenStream) -> (TokenStream, &'static str) {
-    use syn::Item;
-    fn named(keyword: impl quote::ToTokens, ident: &syn::Ident) -> TokenStream {
-        quote!(#keyword #ident)
-    }
-    match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Struct(item)) => (named(item.struct_token, &item.ident), "a struct"),
-        Ok(Item::Enum(item)) => (named(item.enum_token, &item.ident), "an enum"),
-        Ok(Item::Union(item)) => (named(item.union_token, &item.ident), "a union"),
-        Ok(Item::Trait(item)) => (named(item.trait_token, &item.ident), "a trait"),
-        Ok(Item::Mod(item)) => (named(item.mod_token, &item.ident), "a module"),
-        Ok(Item::Static(item)) => (named(item.static_token, &item.ident), "a static"),
-        Ok(Item::Const(item)) => (named(item.const_token, &item.ident), "a constant"),
-        Ok(Item::Impl(item)) => (
-            item.impl_token.into_token_stream(),
-            "an impl block; put it on one of its methods",
-        ),
-        _ => (item.clone().into_iter().take(1).collect(), "this item"),
-    }
-}
-
-fn expand(func: &ItemFn, options: &Options) -> TokenStream {
+fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
-    } = func;
+    } = func.original;
     let ident = &sig.ident;
-    let ret = sig::return_type(sig).expect("checked in valid.rs");
+    let Some(output) = func.value_output() else {
+        // Reported in `valid.rs`, which comes first: there is nothing to expand.
+        return func.original.to_token_stream();
+    };
+    let ret = output.ty;
     let cache_errors = options.cache_errors.as_ref().is_some_and(|flag| flag.value);
     let private = quote!(::memokit::__private);
-    let (shape, share_error) = match sig::return_kind(ret) {
+    let (shape, share_error) = match output.kind {
         ReturnKind::Result if !cache_errors => {
             let shape = quote!(#private::ResultShape<#ret>);
             // Autoref picks error sharing when the concrete error type is `Clone + Send + Sync`.
@@ -106,9 +64,10 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         ),
     };
     let value_type = quote!(<#shape as #private::Shape>::Value);
-    let (key_type, key_value) = key(sig, options);
+    let (key_type, key_value) = key(func, options);
+    let key_variable = format_ident!("{}", KEY_VARIABLE);
     let accessor = format_ident!("{}_cache", ident);
-    let is_method = sig::has_receiver(sig);
+    let is_method = func.is_method();
     let accessor_call_path = if is_method {
         quote!(Self::#accessor)
     } else {
@@ -117,19 +76,19 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
     let accessor_call = quote!(#accessor_call_path());
 
     // A refresh can run on a task of its own only if the body borrows nothing from the caller.
-    let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(sig) {
+    let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(func) {
         quote!(__call_async_spawnable::<#shape, _, _>)
     } else {
         quote!(__call_async::<#shape, _, _>)
     };
-    let call = if sig.asyncness.is_some() {
+    let call = if func.is_async() {
         // A closure that makes the body's future, not the future: the runtime makes it only
         // where it computes, and boxes it, so this function's future holds the arguments once
         // more, not the body's state.
         let body = async_body(ret, block);
-        quote!(#accessor_call.#call_async(__memokit_key, #share_error, move || #body).await)
+        quote!(#accessor_call.#call_async(#key_variable, #share_error, move || #body).await)
     } else {
-        quote!(#accessor_call.__call::<#shape>(__memokit_key, #share_error, move || -> #ret #block))
+        quote!(#accessor_call.__call::<#shape>(#key_variable, #share_error, move || -> #ret #block))
     };
 
     let name = match (&options.name, is_method) {
@@ -153,7 +112,7 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
     } else {
         ident.to_string()
     };
-    let loader = loader(vis, sig, options, &key_type);
+    let loader = loader(func, options, &key_type);
     let marker = writer_marker(ident);
     let accessor_doc = match &loader {
         Some(_) => format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get`, `warm` (see `memokit::LoadingMemo`)."),
@@ -198,15 +157,22 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __memokit_key: #key_type = #key_value;
+            let #key_variable: #key_type = #key_value;
             #call
         }
 
         #[doc = #accessor_doc]
         // `size` is cast with the span of the user's expression (for error messages), so clippy
-        // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless.
+        // lints the cast as if they wrote it: `size = 100` as unnecessary, a `u32` as lossless;
+        // likewise the check of `size = 1 << 20` as an assertion on a constant, which it is.
         // `deprecated`: the loader calls the function, which may be deprecated for other callers.
-        #[allow(clippy::type_complexity, clippy::unnecessary_cast, clippy::cast_lossless, deprecated)]
+        #[allow(
+            clippy::type_complexity,
+            clippy::unnecessary_cast,
+            clippy::cast_lossless,
+            clippy::assertions_on_constants,
+            deprecated
+        )]
         #vis fn #accessor() -> &'static #handle {
             static MEMO: #private::OnceLock<#handle> = #private::OnceLock::new();
             #handle_path::__get_or_init(&MEMO, || #init)
@@ -222,6 +188,10 @@ fn expand(func: &ItemFn, options: &Options) -> TokenStream {
         #loader_items
     }
 }
+
+/// The local the wrapper builds the key into, first thing in its body: a writer attribute
+/// below `#[cached]` sees it and refuses the combination (see `writer/valid.rs`).
+pub(crate) const KEY_VARIABLE: &str = "__memokit_key";
 
 /// The name of the hidden constant through which `#[cache_put]` and `#[cache_evict]` reach the
 /// cache of the `#[cached]` function `ident`: `load_user` → `__memokit_cached_load_user`. A
@@ -241,20 +211,16 @@ struct Loader {
     items: TokenStream,
 }
 
-fn loader(
-    vis: &syn::Visibility,
-    sig: &syn::Signature,
-    options: &Options,
-    key_type: &TokenStream,
-) -> Option<Loader> {
-    if sig::has_receiver(sig) || options.key.is_some() || sig.unsafety.is_some() {
+fn loader(func: &Function<'_>, options: &Options, key_type: &TokenStream) -> Option<Loader> {
+    if func.is_method() || options.key.is_some() || func.sig.unsafety.is_some() {
         return None;
     }
     let private = quote!(::memokit::__private);
-    let ident = &sig.ident;
-    let args = sig::typed_args(sig);
+    let vis = &func.original.vis;
+    let ident = &func.sig.ident;
+    let args = &func.args;
     // The key owns what a `&'static` argument borrows; a borrow of it is not `'static`.
-    let borrows_static = |arg: &sig::Arg<'_>| {
+    let borrows_static = |arg: &Arg<'_>| {
         matches!(arg.ty, Type::Reference(reference)
             if reference.lifetime.as_ref().is_some_and(|lifetime| lifetime.ident == "static"))
     };
@@ -276,20 +242,19 @@ fn loader(
         _ => quote!(#name),
     });
     let mut call = quote!(#ident(#(#passed),*));
-    if sig.asyncness.is_some() {
+    if func.is_async() {
         call = quote!(#call.await);
     }
-    let ret = sig::return_type(sig)?;
     // With `cache_errors`, an `Err` is stored like any value: it is warmed, not failed.
     let cache_errors = options.cache_errors.as_ref().is_some_and(|flag| flag.value);
-    let succeeded = match sig::return_kind(ret) {
+    let succeeded = match func.value_output()?.kind {
         ReturnKind::Result if !cache_errors => quote!(::core::result::Result::is_ok(&#call)),
         _ => quote!({
             let _ = #call;
             true
         }),
     };
-    if sig.asyncness.is_none() {
+    if !func.is_async() {
         return Some(Loader {
             ty: quote!(::memokit::SyncLoader<#key_type>),
             value: quote!(::memokit::SyncLoader::__new(|#pattern: #key_type| -> bool { #succeeded })),
@@ -319,7 +284,7 @@ fn loader(
 }
 
 /// Whether an argument's type holds a reference or a lifetime.
-fn borrows_arguments(sig: &syn::Signature) -> bool {
+fn borrows_arguments(func: &Function<'_>) -> bool {
     use syn::visit::Visit;
     struct Finder(bool);
     impl<'ast> Visit<'ast> for Finder {
@@ -331,28 +296,27 @@ fn borrows_arguments(sig: &syn::Signature) -> bool {
         }
     }
     let mut finder = Finder(false);
-    for arg in sig::typed_args(sig) {
+    for arg in &func.args {
         finder.visit_type(arg.ty);
     }
     finder.0
 }
 
 /// The key's type and the expression that builds it.
-fn key(sig: &syn::Signature, options: &Options) -> (TokenStream, TokenStream) {
-    let args = sig::typed_args(sig);
+fn key(func: &Function<'_>, options: &Options) -> (TokenStream, TokenStream) {
     match (&options.key, &options.key_type) {
-        (Some(key), key_type) => match sig::key_args(key, &args) {
+        (Some(key), key_type) => match func.key_args(key) {
             // Argument names are copied into the key (the body still needs them), whether or not
             // the type is also spelled out.
             Some(used) => {
-                let (inferred, value) = sig::key_from_args(&used, matches!(key, Expr::Tuple(_)));
+                let (inferred, value) = key::from_args(&used, matches!(key, Expr::Tuple(_)));
                 (key_type.as_ref().map_or(inferred, |ty| quote!(#ty)), value)
             }
             None => (quote!(#key_type), quote!(#key)),
         },
         (None, _) => {
-            let all: Vec<_> = args.iter().collect();
-            sig::key_from_args(&all, all.len() != 1)
+            let all: Vec<_> = func.args.iter().collect();
+            key::from_args(&all, all.len() != 1)
         }
     }
 }
@@ -361,8 +325,8 @@ fn key(sig: &syn::Signature, options: &Options) -> (TokenStream, TokenStream) {
 fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) -> TokenStream {
     let mut builder = quote!(::memokit::Cache::<#key_type, #value_type>::builder());
     if let Some(size) = &options.size {
-        // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
-        builder = quote_spanned!(size.span()=> #builder.max_capacity((#size) as u64));
+        let capacity = capacity(size);
+        builder = quote_spanned!(size.span()=> #builder.max_capacity(#capacity));
     }
     if let Some(weight) = &options.weight {
         // A closure, so that deref coercion lets the weigher take `&[u8]` for a `Vec<u8>` value
@@ -393,6 +357,42 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
         builder = quote!(#builder.ttl_jitter(#fraction));
     }
     builder
+}
+
+/// The `u64` that `size = …` gives. A literal was checked in `attr.rs`. An expression the macro
+/// cannot read but a `const` block can (`CAPACITY`, `1 << 20`, `Self::MAX`) is checked by the
+/// compiler: it must be an integer (it is compared with one) and at least 1, or the build fails.
+/// Anything else (a function call) is evaluated at run time as written.
+fn capacity(size: &Expr) -> TokenStream {
+    // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
+    let capacity = quote_spanned!(size.span()=> (#size) as u64);
+    if matches!(size, Expr::Lit(_)) || !is_constant(size) {
+        return capacity;
+    }
+    quote_spanned! {size.span()=> {
+        const {
+            ::core::assert!(
+                (#size) >= 1,
+                "`size` must be at least 1: a cache of size 0 would store nothing; to leave the cache \
+                 unbounded, remove `size`"
+            )
+        };
+        #capacity
+    }}
+}
+
+/// Whether an expression is only literals, names, operators and casts: what a `const` block
+/// can evaluate whatever the names stand for.
+fn is_constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Lit(_) | Expr::Path(_) => true,
+        Expr::Unary(unary) => is_constant(&unary.expr),
+        Expr::Binary(binary) => is_constant(&binary.left) && is_constant(&binary.right),
+        Expr::Paren(paren) => is_constant(&paren.expr),
+        Expr::Group(group) => is_constant(&group.expr),
+        Expr::Cast(cast) => is_constant(&cast.expr),
+        _ => false,
+    }
 }
 
 /// An `async fn`'s body as an `async move` block returning `ret`. An async block's output type

@@ -2,10 +2,12 @@
 //! [memokit](https://docs.rs/memokit). Depend on `memokit` and use them as `memokit::cached`,
 //! `memokit::cache_put` and `memokit::cache_evict`; this crate only holds the macros.
 
+mod ast;
 mod attr;
 mod duration;
+mod errors;
 mod expand;
-mod sig;
+mod key;
 mod valid;
 mod writer;
 
@@ -79,7 +81,19 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// # Options
-/// - `size = N`: at most `N` entries (any integer expression; absent: unbounded).
+/// - `size = N`: at most `N` entries, at least 1 (absent: unbounded). A literal is checked by the
+///   macro (`size = 0`, `1.5` or `"1000"` is an error there). A constant or a constant
+///   expression (`size = CAPACITY`, `1 << 20`, `Self::MAX`) of any integer type is checked by
+///   the compiler: another type is an error, and a value below 1 fails the build (`cargo
+///   build`; `cargo check` does not evaluate it). Any other expression, such as a function
+///   call, is evaluated when the cache is built, unchecked.
+///
+///   ```compile_fail,E0080
+///   const CAPACITY: usize = 0;
+///
+///   #[memokit::cached(size = CAPACITY)] // `size` must be at least 1: …
+///   fn square(n: u64) -> u64 { n * n }
+///   ```
 /// - `weight = path::to_fn` with `size`: `size` is the total weight and
 ///   `fn(&Key, &Value) -> u32` weighs each entry (deref coercion applies: for a `Vec<u8>` value
 ///   it may take `&[u8]`).
@@ -189,7 +203,8 @@ use proc_macro::TokenStream;
 ///
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
-/// repeated options, bad durations or policies, `jitter` without `ttl`, `refresh` or `jitter`
+/// repeated options, a `size` that is not a whole number of at least 1, bad (zero or
+/// negative) durations or policies, `jitter` without `ttl`, `refresh` or `jitter`
 /// not shorter than `ttl`, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
 /// `redis` without the `redis` feature of memokit), a method without `key`, `impl Trait` or
 /// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return

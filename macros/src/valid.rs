@@ -3,15 +3,31 @@
 use syn::visit::Visit;
 use syn::{Expr, FnArg, Ident, Lifetime, Pat, Signature, Type, TypeImplTrait, TypeReference};
 
-use crate::attr::{Errors, Jitter, Options};
-use crate::sig::{self, ReturnKind};
+use crate::ast::{Function, NotAFunction, ReturnKind};
+use crate::attr::{Jitter, Options};
+use crate::errors::Errors;
 
-pub(crate) fn check(sig: &Signature, options: &Options, errors: &mut Errors) {
-    check_function(sig, errors);
-    check_arguments(sig, options, errors);
-    check_return(sig, options, errors);
-    check_options(sig, options, errors);
+pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    check_function(func.sig, errors);
+    check_arguments(func, options, errors);
+    check_return(func, options, errors);
+    check_options(func, options, errors);
     check_expiry(options, errors);
+}
+
+/// The error for an item that is not a function with a body, at its keyword and name.
+pub(crate) fn not_a_function(item: &NotAFunction) -> syn::Error {
+    match &item.trait_method {
+        Some(sig) => syn::Error::new_spanned(
+            sig,
+            "`#[cached]` needs a function with a body; a trait's method declaration has none: cache a free \
+             function and call it from the implementations",
+        ),
+        None => syn::Error::new_spanned(
+            &item.tokens,
+            format!("`#[cached]` goes on a function or a method, not on {}", item.kind),
+        ),
+    }
 }
 
 /// `refresh` fits inside `ttl` when there is one (without, entries never expire and are
@@ -73,8 +89,8 @@ fn check_function(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-fn check_arguments(sig: &Signature, options: &Options, errors: &mut Errors) {
-    for input in &sig.inputs {
+fn check_arguments(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    for input in &func.sig.inputs {
         match input {
             FnArg::Receiver(receiver)
                 if receiver.reference.is_some() && receiver.mutability.is_some() =>
@@ -99,12 +115,9 @@ fn check_arguments(sig: &Signature, options: &Options, errors: &mut Errors) {
                     // A key that was given but could not be read: its own error says why.
                     None if options.given("key") => false,
                     None => true,
-                    Some(key) => {
-                        let args = sig::typed_args(sig);
-                        sig::key_args(key, &args).is_some_and(|used| {
-                            used.iter().any(|arg| std::ptr::eq(arg.ty, &*typed.ty))
-                        })
-                    }
+                    Some(key) => func.key_args(key).is_some_and(|used| {
+                        used.iter().any(|arg| std::ptr::eq(arg.original, typed))
+                    }),
                 };
                 check_argument_type(&typed.ty, in_key, errors);
             }
@@ -146,22 +159,21 @@ fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
     finder.0
 }
 
-fn check_return(sig: &Signature, options: &Options, errors: &mut Errors) {
-    let returned = sig::return_type(sig)
-        .filter(|ty| !matches!(ty, Type::Tuple(unit) if unit.elems.is_empty()));
-    let Some(ty) = returned else {
+fn check_return(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let Some(output) = func.value_output() else {
         errors.spanned(
-            &sig.ident,
+            &func.sig.ident,
             "`#[cached]` needs a return value to cache; this function returns `()`",
         );
         return;
     };
+    let ty = output.ty;
     if let Type::ImplTrait(_) = ty {
         errors.spanned(ty, "`#[cached]` cannot store an `impl Trait` return value: name the type (e.g. `Box<dyn Trait>`)");
         return;
     }
     check_storable(ty, "return", errors);
-    let kind = sig::return_kind(ty);
+    let kind = output.kind;
     if let Some(flag) = &options.cache_errors {
         if kind != ReturnKind::Result {
             errors.spanned(
@@ -226,9 +238,9 @@ fn check_storable(ty: &Type, what: &str, errors: &mut Errors) {
     Finder { what, errors }.visit_type(ty);
 }
 
-fn check_options(sig: &Signature, options: &Options, errors: &mut Errors) {
-    let args = sig::typed_args(sig);
-    if sig::has_receiver(sig) && !options.given("key") {
+fn check_options(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let (sig, args) = (func.sig, &func.args);
+    if func.is_method() && !options.given("key") {
         let names: Vec<String> = args.iter().map(|arg| arg.name.to_string()).collect();
         let advice = match names.as_slice() {
             [] => "name the fields of `self` the result depends on and add the key's type, e.g. \
@@ -250,7 +262,7 @@ fn check_options(sig: &Signature, options: &Options, errors: &mut Errors) {
         );
     }
     if let (Some(key), false) = (&options.key, options.given("key_type")) {
-        if sig::key_args(key, &args).is_none() {
+        if func.key_args(key).is_none() {
             match bare_names(key)
                 .and_then(|names| names.into_iter().find(|name| !args.iter().any(|arg| arg.name == *name)))
             {

@@ -7,7 +7,8 @@ use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::{Expr, Ident, Path, Token};
 
-use crate::attr::{flag_of, is_typo_of, skip_to_comma, Errors, Flag};
+use crate::attr::{flag_of, is_typo_of, skip_to_comma, Flag};
+use crate::errors::Errors;
 
 /// Which attribute.
 #[derive(Clone, Copy, PartialEq, Eq)]

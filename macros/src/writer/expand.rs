@@ -5,51 +5,43 @@
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Expr, ItemFn, Path, ReturnType, Signature};
+use syn::{Expr, ItemFn, Path};
 
 use super::attr::{Kind, WriterArgs};
 use super::valid;
-use crate::attr::Errors;
-use crate::sig::{self, ReturnKind};
+use crate::ast::{self, Function, Output, ReturnKind};
+use crate::errors::Errors;
+use crate::key;
 
 pub(crate) fn writer(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = WriterArgs::parse(kind, args, &mut errors);
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let (tokens, what) = crate::expand::item_kind(&item);
-            errors.spanned(
-                tokens,
-                format!(
-                    "`{}` goes on the function that writes (a function or a method with a body), not on {what}",
-                    kind.attribute()
-                ),
-            );
-            let error = errors.finish().err().map(|error| error.to_compile_error());
-            return quote!(#error #item);
+    let original = match ast::parse_function(&item) {
+        Ok(original) => original,
+        Err(not_a_function) => {
+            errors.push(valid::not_a_function(kind, &not_a_function));
+            return errors.or_item(&item, TokenStream::new);
         }
     };
+    let func = Function::from_syn(&original);
     valid::check(&args, &func, &mut errors);
-    match errors.finish() {
-        Ok(()) => expand(&args, &func),
-        // The function stays as written, so the errors above are the only ones reported.
-        Err(error) => {
-            let error = error.to_compile_error();
-            quote!(#error #func)
-        }
-    }
+    errors.or_item(&original, || expand(&args, &func))
 }
 
-fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
+fn expand(args: &WriterArgs, func: &Function<'_>) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
-    } = func;
+    } = func.original;
     let private = quote!(::memokit::__private);
-    let target = args.target.as_ref().expect("checked in valid.rs");
+    // Without a target, or a key where one is needed, `valid.rs` (which comes first) has
+    // reported why: there is nothing to expand.
+    let unexpanded = || func.original.to_token_stream();
+    let Some(target) = &args.target else {
+        return unexpanded();
+    };
     let memo = marker(target);
     // A type named after the writer: a type mismatch names it (see `KeyOf` in the runtime).
     // It is declared in a block of its own, so that it shadows nothing the key expression names.
@@ -59,42 +51,33 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
         enum #writer_marker {}
         ::core::marker::PhantomData::<#writer_marker>
     });
-    let change = match (args.kind, &args.all) {
-        (Kind::Evict, Some(_)) => quote!(Evict::all(#memo())),
-        (Kind::Evict, None) => {
-            let key = key(args, sig);
-            quote!(Evict::key(#memo(), #writer, #key))
-        }
-        (Kind::Put, _) => {
-            let key = key(args, sig);
-            quote!(Put::new(#memo(), #writer, #key))
-        }
+    let change = match (args.kind, &args.all, key(args, func)) {
+        (Kind::Evict, Some(_), _) => quote!(Evict::all(#memo())),
+        (Kind::Evict, None, Some(key)) => quote!(Evict::key(#memo(), #writer, #key)),
+        (Kind::Put, _, Some(key)) => quote!(Put::new(#memo(), #writer, #key)),
+        (_, _, None) => return unexpanded(),
     };
     let before = args
         .before
         .as_ref()
         .filter(|flag| flag.value)
         .map(|_| quote!(__memokit_write.before();));
-    let ret = match &sig.output {
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-        ReturnType::Default => quote!(()),
+    let (ret, shape, stored_span) = match &func.output {
+        Some(output) => {
+            let ty = output.ty;
+            let shape = match output.kind {
+                ReturnKind::Result => quote!(#private::ResultShape<#ty>),
+                ReturnKind::Option => quote!(#private::OptionShape<#ty>),
+                ReturnKind::Plain => quote!(#private::Plain<#ty>),
+            };
+            (ty.to_token_stream(), shape, stored_span(output))
+        }
+        None => (quote!(()), quote!(#private::Plain<()>), Span::call_site()),
     };
     // Spanned at the stored type (the `Ok` type of a `Result`): a value of the wrong type for
     // `#[cache_put]` is reported there.
-    let stored_span = match &sig.output {
-        ReturnType::Type(_, ty) => stored_span(ty),
-        ReturnType::Default => Span::call_site(),
-    };
-    let shape = match &sig.output {
-        ReturnType::Type(_, ty) => match sig::return_kind(ty) {
-            ReturnKind::Result => quote!(#private::ResultShape<#ty>),
-            ReturnKind::Option => quote!(#private::OptionShape<#ty>),
-            ReturnKind::Plain => quote!(#private::Plain<#ty>),
-        },
-        ReturnType::Default => quote!(#private::Plain<()>),
-    };
     let finish = quote_spanned!(stored_span=> __memokit_write.after::<#shape>(__memokit_output));
-    let body = if sig.asyncness.is_some() {
+    let body = if func.is_async() {
         let body = crate::expand::async_body(&ret, block);
         quote!(#body.await)
     } else {
@@ -114,8 +97,9 @@ fn expand(args: &WriterArgs, func: &ItemFn) -> TokenStream {
 
 /// Where the type `#[cache_put]` stores from a return type is: the first argument of a
 /// `Result`, or the type itself.
-fn stored_span(ty: &syn::Type) -> Span {
-    if sig::return_kind(ty) == ReturnKind::Result {
+fn stored_span(output: &Output<'_>) -> Span {
+    let ty = output.ty;
+    if output.kind == ReturnKind::Result {
         if let syn::Type::Path(path) = ty {
             let last = path.path.segments.last().map(|segment| &segment.arguments);
             if let Some(syn::PathArguments::AngleBracketed(args)) = last {
@@ -134,28 +118,27 @@ fn stored_span(ty: &syn::Type) -> Span {
 /// function in scope is one error there: "cannot find function `__memokit_cached_load_user`".
 fn marker(target: &Path) -> Path {
     let mut marker = target.clone();
-    let last = marker.segments.last_mut().expect("a path has a segment");
-    last.ident = crate::expand::writer_marker(&last.ident);
+    if let Some(last) = marker.segments.last_mut() {
+        last.ident = crate::expand::writer_marker(&last.ident);
+    }
     marker
 }
 
 /// The key, owned and built from the arguments: as in `#[cached]`, a key made of argument
 /// names copies them (`&str` → `String`); any other expression is evaluated and `to_owned`.
-/// Spanned as the key the user wrote, so that a type mismatch points at it.
-fn key(args: &WriterArgs, sig: &Signature) -> TokenStream {
-    let typed = sig::typed_args(sig);
-    match &args.key {
-        Some(key) => {
-            let value = match sig::key_args(key, &typed) {
-                Some(used) => sig::key_from_args(&used, matches!(key, Expr::Tuple(_))).1,
+/// Spanned as the key the user wrote, so that a type mismatch points at it. `None` for a
+/// writer without `key` whose arguments are not one name.
+fn key(args: &WriterArgs, func: &Function<'_>) -> Option<TokenStream> {
+    match (&args.key, func.args.as_slice()) {
+        (Some(key), _) => {
+            let value = match func.key_args(key) {
+                Some(used) => key::from_args(&used, matches!(key, Expr::Tuple(_))).1,
                 None => quote!((#key).to_owned()),
             };
-            spanned_as(value, key)
+            Some(spanned_as(value, key))
         }
-        None => {
-            let only = typed.first().expect("checked in valid.rs: one argument");
-            spanned_as(only.owned_value(), only.name)
-        }
+        (None, [only]) => Some(spanned_as(only.owned_value(), only.name)),
+        (None, _) => None,
     }
 }
 

@@ -3,13 +3,26 @@
 //! compiler on the expansion (see `runtime/src/writer.rs` for those messages).
 
 use proc_macro2::Span;
-use syn::{Attribute, FnArg, ItemFn, Pat, PathArguments, ReturnType, Stmt, Type};
+use syn::{Attribute, Pat, PathArguments, Stmt, Type};
 
 use super::attr::{Kind, WriterArgs};
-use crate::attr::Errors;
-use crate::sig;
+use crate::ast::{Function, NotAFunction};
+use crate::errors::Errors;
+use crate::expand::KEY_VARIABLE;
 
-pub(crate) fn check(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+/// The error for an item that is not a function with a body, at its keyword and name.
+pub(crate) fn not_a_function(kind: Kind, item: &NotAFunction) -> syn::Error {
+    syn::Error::new_spanned(
+        &item.tokens,
+        format!(
+            "`{}` goes on the function that writes (a function or a method with a body), not on {}",
+            kind.attribute(),
+            item.kind
+        ),
+    )
+}
+
+pub(crate) fn check(args: &WriterArgs, func: &Function<'_>, errors: &mut Errors) {
     let attribute = args.kind.attribute();
     let target = match &args.target {
         Some(target) => {
@@ -46,7 +59,7 @@ pub(crate) fn check(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
     check_function(args, func, errors);
 }
 
-fn check_options(args: &WriterArgs, target: &str, func: &ItemFn, errors: &mut Errors) {
+fn check_options(args: &WriterArgs, target: &str, func: &Function<'_>, errors: &mut Errors) {
     let writer = &func.sig.ident;
     if args.kind == Kind::Put {
         if let Some(all) = &args.all {
@@ -71,25 +84,13 @@ fn check_options(args: &WriterArgs, target: &str, func: &ItemFn, errors: &mut Er
     if args.given("key") || args.given("all") {
         return;
     }
-    let typed: Vec<&syn::PatType> = func
-        .sig
-        .inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(typed) => Some(typed),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let names: Vec<String> = sig::typed_args(&func.sig)
-        .iter()
-        .map(|arg| arg.name.to_string())
-        .collect();
+    let names: Vec<String> = func.args.iter().map(|arg| arg.name.to_string()).collect();
     let either = if args.kind == Kind::Evict {
         ", or `all` to clear every entry"
     } else {
         ""
     };
-    let advice = match (typed.as_slice(), names.as_slice()) {
+    let advice = match (func.inputs.as_slice(), names.as_slice()) {
         ([one], _) if matches!(&*one.pat, Pat::Ident(_)) => return,
         ([], _) => format!("`{writer}` has no arguments to make it from"),
         ([_], _) => "its argument is a pattern, not a name".to_string(),
@@ -107,7 +108,7 @@ fn check_options(args: &WriterArgs, target: &str, func: &ItemFn, errors: &mut Er
     );
 }
 
-fn check_function(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+fn check_function(args: &WriterArgs, func: &Function<'_>, errors: &mut Errors) {
     let attribute = args.kind.attribute();
     let sig = &func.sig;
     if let Some(constness) = &sig.constness {
@@ -116,28 +117,25 @@ fn check_function(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
             format!("`{attribute}` cannot be used on a `const fn`: a cache changes at run time; remove `const`"),
         );
     }
-    if let Some(cached) = func.attrs.iter().find(|attr| is_cached(attr)) {
+    if let Some(cached) = func.original.attrs.iter().find(|attr| is_cached(attr)) {
         errors.spanned(cached, not_with_cached(attribute));
     } else if expanded_by_cached(func) {
         errors.spanned(&sig.ident, not_with_cached(attribute));
     }
-    match &sig.output {
-        ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => errors.spanned(
-            ty,
+    match func.value_output() {
+        Some(output) if matches!(output.ty, Type::ImplTrait(_)) => errors.spanned(
+            output.ty,
             format!(
                 "`{attribute}` needs the writer's return type written out, to see whether it succeeded; \
                  write an `async fn` instead of returning `impl Future`, or name the type"
             ),
         ),
-        ReturnType::Type(_, ty) if matches!(&**ty, Type::Tuple(unit) if unit.elems.is_empty()) => {
-            no_value(args, func, errors)
-        }
-        ReturnType::Default => no_value(args, func, errors),
-        ReturnType::Type(..) => {}
+        Some(_) => {}
+        None => no_value(args, func, errors),
     }
 }
 
-fn no_value(args: &WriterArgs, func: &ItemFn, errors: &mut Errors) {
+fn no_value(args: &WriterArgs, func: &Function<'_>, errors: &mut Errors) {
     if args.kind == Kind::Put {
         errors.spanned(
             &func.sig.ident,
@@ -166,8 +164,8 @@ fn is_cached(attr: &Attribute) -> bool {
 }
 
 /// A function that `#[cached]` (written above the writer attribute) has already expanded: its
-/// body starts by building `__memokit_key` (see `crate::expand`).
-fn expanded_by_cached(func: &ItemFn) -> bool {
-    matches!(func.block.stmts.first(), Some(Stmt::Local(local))
-        if matches!(&local.pat, Pat::Type(typed) if matches!(&*typed.pat, Pat::Ident(ident) if ident.ident == "__memokit_key")))
+/// body starts by building the key (see [`KEY_VARIABLE`]).
+fn expanded_by_cached(func: &Function<'_>) -> bool {
+    matches!(func.original.block.stmts.first(), Some(Stmt::Local(local))
+        if matches!(&local.pat, Pat::Type(typed) if matches!(&*typed.pat, Pat::Ident(ident) if ident.ident == KEY_VARIABLE)))
 }

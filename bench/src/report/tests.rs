@@ -1,0 +1,174 @@
+//! The report rendered from made-up figures.
+
+use std::fs;
+use std::time::Duration;
+
+use super::{render, write_plots, Results, Sizes};
+use crate::coalescing::{FutureSizes, RunResult, ScenarioResult};
+use crate::contenders::Kind;
+use crate::hit_rows::{Family, Row};
+use crate::latency::LatencyResult;
+use crate::machine::Machine;
+use crate::macro_overhead::MacroResult;
+use crate::memory::MemoryResult;
+use crate::shared_tier::SharedResult;
+
+fn fake_results() -> Results {
+    let kinds = Kind::ALL.to_vec();
+    let n = kinds.len();
+    let latency = (0..n)
+        .map(|i| LatencyResult {
+            ns_per_get: 10.0 + i as f64,
+            resident: 1.0,
+        })
+        .collect();
+    let row = |workload: &str, family, ratios: Vec<f64>| Row {
+        workload: workload.to_string(),
+        family,
+        capacity: 1_000,
+        requests: 10_000,
+        ratios,
+        belady: 0.9,
+    };
+    let mut peer_wins = vec![0.5; n];
+    peer_wins[n - 1] = 0.6;
+    Results {
+        machine: Machine {
+            cores: 2,
+            cpu: "cpu".into(),
+            os: "os".into(),
+            rustc: "rustc".into(),
+            load_at_start: "0 0 0".into(),
+        },
+        load_at_end: "0 0 0".into(),
+        sizes: Sizes::quick(),
+        latency,
+        moka_future_in_tokio: 20.0,
+        throughput: vec![
+            (1, (0..n).map(|i| 10.0 - i as f64 * 0.5).collect()),
+            (2, (0..n).map(|i| 20.0 - i as f64).collect()),
+        ],
+        hit_rows: vec![
+            row("zipf(1.0)", Family::Zipf, vec![0.5; n]),
+            row("gli", Family::Trace, peer_wins),
+        ],
+        overfill: Some(("backf".into(), 38, (0..n).map(|i| 38 + i).collect())),
+        memory: (0..n)
+            .map(|i| {
+                Ok(MemoryResult {
+                    entries: 100,
+                    resident: 100,
+                    rss_before: 0,
+                    rss_after: 100 * (40 + i as u64),
+                })
+            })
+            .collect(),
+        coalescing: vec![ScenarioResult {
+            name: "memokit x",
+            callers: "8 threads".into(),
+            runs: vec![RunResult {
+                loads: 1,
+                total: Duration::from_millis(21),
+                after_load: Duration::from_micros(500),
+            }],
+        }],
+        coalescing_futures: FutureSizes {
+            load: 152,
+            get_or_insert_with_async: 328,
+            cached_async_fn: 224,
+            moka_get_with: 1696,
+            bare_notify: 184,
+        },
+        macro_overhead: MacroResult {
+            macro_ns: 12.0,
+            cache_get_ns: 10.0,
+        },
+        shared: Ok(SharedResult {
+            get_us: 40.0,
+            l2_hit_us: 50.0,
+            value_bytes: 101,
+            l2_hits: 600,
+            calls: 600,
+        }),
+        phases: vec![("all", Duration::from_secs(1))],
+        traces: "dir".into(),
+        date: "2026-01-01".into(),
+        commit: "abc1234".into(),
+        versions: vec![("memokit".into(), "0.1.0".into())],
+        kinds,
+    }
+}
+
+#[test]
+fn targets_are_judged_on_the_figures() {
+    let results = fake_results();
+    let targets = results.targets();
+    let verdict = |goal: &str| {
+        targets
+            .iter()
+            .find(|t| t.goal.starts_with(goal))
+            .map(|t| t.met)
+            .unwrap_or_else(|| panic!("no target {goal}"))
+    };
+    // memokit 10 ns vs quick_cache 16 ns: met; vs moka 17 ns: 0.59× > 0.5×: missed.
+    assert!(verdict("hit latency ≤ 1.0×"));
+    assert!(!verdict("hit latency ≤ 0.5×"));
+    // 20 vs 16 Mops/s: met; vs moka 15: 1.33× < 2×: missed.
+    assert!(verdict("2-thread throughput ≥ 1.0×"));
+    assert!(!verdict("2-thread throughput ≥ 2×"));
+    // lru+Mutex is 10 points up on gli.
+    assert!(!verdict("hit ratio"));
+    assert!(verdict("bytes per entry"));
+    assert!(verdict("coalescing: exactly 1 load"));
+    assert!(verdict("coalescing: every waiter"));
+    // 50 vs 40 µs: 1.25× > 1.2×: missed.
+    assert!(!verdict("L2 hit"));
+    let mut skipped = fake_results();
+    skipped.shared = Err("`redis-server` is not on PATH".into());
+    let text = render(&skipped, "cmd", Duration::from_secs(3));
+    assert!(text.contains("**Skipped: `redis-server` is not on PATH.**"));
+    assert!(text.contains("not measured: `redis-server` is not on PATH"));
+}
+
+#[test]
+fn report_states_machine_ratios_and_targets() {
+    let results = fake_results();
+    let text = render(&results, "cmd", Duration::from_secs(3));
+    for needle in [
+        "## Machine",
+        "## Crate versions (from Cargo.lock)",
+        "| quick_cache | 16.0 (1.60×)",
+        "## Targets",
+        "**missed**",
+        "| gli | 1000 | 50.00 (1.00×)",
+        "60.00 (1.20×) | 90.00 |",
+        "Quick run",
+        "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
+        "| `payload(key)`, L2 hit | 50.0 | 1.25× |",
+        "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
+        "`backf` was replayed at capacity 38 without settling, as its users run it: \
+         memokit W-TinyLFU (default) 38, memokit S3-FIFO 39",
+        "| memokit W-TinyLFU (default) | 1 of 2 | 10.0 | gli @1000: 10.00 below lru+Mutex |",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn plots_are_written() {
+    let results = fake_results();
+    let dir = std::env::temp_dir().join(format!("memokit-bench-report-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    write_plots(&results, &dir).unwrap();
+    for file in [
+        "latency.svg",
+        "memory.svg",
+        "throughput.svg",
+        "hit_ratio_synthetic.svg",
+        "hit_ratio_traces.svg",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    assert!(!dir.join("hit_ratio_your_traces.svg").exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
