@@ -380,7 +380,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
     /// can share it, and otherwise one waiter takes over.
     pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
-        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let nanos = self.elapsed_nanos();
         // The key stays in `self` until the last user code has run: should it panic (a weigher
         // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
         // leaving its waiters asleep forever, and counts the load once.
@@ -421,6 +421,10 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         }
     }
 
+    fn elapsed_nanos(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Counts the end of the computation: a load, or a refresh.
     fn count(&self, failed: bool, nanos: u64) {
         let counters = counters(self.cache, self.shard);
@@ -459,13 +463,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if self.key.is_some() {
             self.postpone_refresh();
-            self.count(true, 0);
+            // With the time it ran: a panicked or cancelled load counted as 0 ns would pull
+            // `average_load_time` down.
+            let nanos = self.elapsed_nanos();
+            self.count(true, nanos);
             let outcome = if thread::panicking() {
                 LoadOutcome::Panic
             } else {
                 LoadOutcome::Cancelled
             };
-            self.span.end(outcome, self.started.elapsed());
+            self.span.end(outcome, Duration::from_nanos(nanos));
             let key = self.key.take().expect("checked");
             self.flights().leave(self.hash, &key, &self.flight);
             self.flight.end(Ended::Abandoned);
