@@ -184,8 +184,11 @@ use proc_macro::TokenStream;
 /// # Errors and concurrency
 /// With coalescing (the default), concurrent callers of one missing key wait for the first
 /// one's run. If it returns `Err` and the error type is `Clone + Send + Sync`, every waiter gets
-/// a clone of that error; otherwise one waiter runs the body again. A panic or a cancelled
-/// future hands the run over to one waiter. Errors are never cached unless `cache_errors`.
+/// a clone of that error; else if it is `From<memokit::LoadFailed> + Display` (`anyhow::Error`,
+/// `Box<dyn Error + Send + Sync>`), a `LoadFailed` with the leader's message; otherwise one
+/// waiter runs the body again, and if that fails too the others run it each, all at once. A
+/// panic or a cancelled future hands the run over to one waiter. Errors are never cached unless
+/// `cache_errors`.
 ///
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or

@@ -19,14 +19,20 @@
 //!
 //! How a flight ends:
 //! - **value**: every waiter gets a clone.
-//! - **error** (`try_*` variants): every waiter gets a clone of the leader's error. A waiter
-//!   whose own call has a different error type (or none) retries instead.
+//! - **error** (`try_*` variants): every waiter gets a copy of the leader's error: a clone, or
+//!   for an error type that is not `Clone` but converts from [`LoadFailed`] (`anyhow::Error`,
+//!   `Box<dyn Error + Send + Sync>`), a `LoadFailed` with the leader's message. A waiter whose
+//!   own call has a different error type (or none) retries instead.
+//! - **failed** (an error that cannot be copied either): one waiter takes over, the others
+//!   wait for it; a waiter that sees a second failure runs its own computation, uncoalesced,
+//!   rather than queue for one waiter's run after another's (`cache::load` keeps that count).
 //! - **abandoned** (the leader panicked, or its future was dropped): one waiter takes over as the
 //!   new leader and runs its own computation; the others wait for that one. No waiter hangs and
 //!   none sees a panic it did not cause.
 
 use std::any::Any;
 use std::borrow::Borrow;
+use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -138,6 +144,8 @@ impl<T> Handover<T> {
 pub(crate) enum Ended<V> {
     Value(V),
     Error(SharedError),
+    /// The leader's error cannot be copied: waiters retry once, then compute on their own.
+    Failed,
     Abandoned,
 }
 
@@ -168,6 +176,47 @@ impl<E: Clone + Send + Sync + 'static> ShareError<E> {
     };
 }
 
+impl<E: From<LoadFailed> + fmt::Display> ShareError<E> {
+    pub(crate) const AS_LOAD_FAILED: Self = ShareError {
+        share: |error| {
+            Arc::new(LoadFailed {
+                message: error.to_string(),
+            })
+        },
+        copy: |shared| shared.downcast_ref::<LoadFailed>().cloned().map(E::from),
+    };
+}
+
+/// The error a coalesced caller gets when the computation it waited for failed with an error
+/// that is not `Clone`, for error types that convert from it (`anyhow::Error`,
+/// `Box<dyn Error + Send + Sync>`, or your own with `impl From<LoadFailed>`): one computation
+/// fails for every waiter, instead of each waiter running its own.
+///
+/// Its message is the leader's error's, after "memokit: the coalesced computation failed: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailed {
+    message: String,
+}
+
+impl LoadFailed {
+    /// The `Display` text of the leader's error.
+    pub fn leader_error(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memokit: the coalesced computation failed: {}",
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for LoadFailed {}
+
 impl<V: Clone> Ended<V> {
     /// How a leader's `result` ends its flight: a value, an error its waiters can copy (with
     /// `share_error`), or abandoned, for one waiter to take over.
@@ -175,7 +224,7 @@ impl<V: Clone> Ended<V> {
         match (result, share_error) {
             (Ok(value), _) => Ended::Value(value.clone()),
             (Err(error), Some(share)) => Ended::Error((share.share)(error)),
-            (Err(_), None) => Ended::Abandoned,
+            (Err(_), None) => Ended::Failed,
         }
     }
 }
@@ -195,6 +244,9 @@ pub(crate) enum Outcome<V, E> {
     Done(Result<V, E>),
     /// Take over: look the key up again, and lead or wait.
     Retry,
+    /// The leader failed with an error this waiter cannot copy: take over like `Retry` the
+    /// first time, compute on its own (in no flight) after that.
+    Failed,
 }
 
 impl<V> Flight<V> {
@@ -283,6 +335,7 @@ impl<V: Clone> Flight<V> {
                 Some(error) => Outcome::Done(Err(error)),
                 None => Outcome::Retry,
             },
+            Ended::Failed => Outcome::Failed,
             Ended::Abandoned => Outcome::Retry,
         }
     }

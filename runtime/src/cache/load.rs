@@ -23,8 +23,8 @@ use crate::cache::Cache;
 pub(crate) struct LoadRule<V, E> {
     /// Whether a computed value is stored (e.g. not a `None` when `None`s are not cached).
     pub(crate) store: fn(&V) -> bool,
-    /// How waiters get a copy of the leader's error; without it, a failed run is handed over
-    /// like a panic: one waiter runs its own computation.
+    /// How waiters get a copy of the leader's error; without it, one waiter of a failed run
+    /// runs the computation again, and a waiter that sees that fail too runs its own.
     pub(crate) share_error: Option<ShareError<E>>,
     /// Whether concurrent callers of one key share one computation.
     pub(crate) coalesce: bool,
@@ -100,7 +100,7 @@ fn step<'a, K: Hash + Eq + Clone, V: Clone>(
     waited: &mut bool,
 ) -> Join<'a, K, V> {
     if !coalesce {
-        return Join::Lead(Leader::new(cache, shard, hash, key, Flight::private()));
+        return Join::Lead(Leader::alone(cache, shard, hash, key));
     }
     let ready = || {
         cache.inner.shards[shard]
@@ -163,6 +163,9 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         Found::Miss => {}
     }
     let mut waited = false;
+    // A failure this caller cannot copy is retried once coalesced; after a second it computes
+    // on its own, so no caller queues behind one failing run after another.
+    let mut saw_failure = false;
     let leader = loop {
         let flight = match step(cache, shard, hash, &key, true, rule.coalesce, &mut waited) {
             Join::Ready(value) => return Ok(value),
@@ -172,6 +175,8 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         match flight.wait(rule.share_error) {
             Outcome::Done(result) => return result,
             Outcome::Retry => continue,
+            Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
+            Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
         }
     };
     run(leader, init, rule)
@@ -268,6 +273,8 @@ where
                 }
             }
             let mut waited = false;
+            // As in `load_with`.
+            let mut saw_failure = false;
             let leader = loop {
                 let flight = match step(cache, shard, hash, &key, false, rule.coalesce, &mut waited)
                 {
@@ -279,6 +286,8 @@ where
                 match flight.ended(rule.share_error) {
                     Outcome::Done(result) => break 'load result,
                     Outcome::Retry => continue,
+                    Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
+                    Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
                 }
             };
             let computation = lead_async(leader, init, &key, rule);
@@ -352,6 +361,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             refresh: false,
             span: LoadSpan::start(&cache.inner.config.name),
         }
+    }
+
+    /// A leader of a flight in no table: nobody waits for it.
+    fn alone(cache: &'a Cache<K, V>, shard: usize, hash: u64, key: &K) -> Self {
+        Leader::new(cache, shard, hash, key, Flight::private())
     }
 
     /// The superseded flag of this computation.
