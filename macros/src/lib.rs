@@ -207,8 +207,9 @@ use proc_macro::TokenStream;
 /// - `Result` and `Option` are recognised by the last segment of the written return type
 ///   (`Result<T, E>`, `io::Result<T>`, `Option<T>`); an alias with another name is cached whole,
 ///   errors included.
-/// - A synchronous computation that calls its own function with the same key panics with a
-///   message instead of deadlocking; an `async` one cannot be detected and waits forever.
+/// - A computation that calls its own function with the same key panics with a message
+///   instead of deadlocking, sync or `async`; except an `async` call made on another task
+///   (`tokio::spawn`) that the computation awaits, which cannot be detected and waits forever.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()

@@ -987,6 +987,34 @@ fn same_key_recursion_panics_instead_of_deadlocking() {
     assert_eq!(calls_itself_cache().get(&0), None);
 }
 
+#[cached]
+async fn awaits_itself(n: u32) -> u32 {
+    if n == 0 {
+        tokio::task::yield_now().await;
+        Box::pin(awaits_itself(0)).await
+    } else {
+        n
+    }
+}
+
+/// The async twin: it used to wait for itself forever.
+#[tokio::test]
+async fn async_same_key_recursion_panics_instead_of_hanging() {
+    let task = tokio::spawn(awaits_itself(0));
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the recursive call hangs");
+    let panic = outcome.unwrap_err().into_panic();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(message.contains("called itself"), "{message}");
+    assert_eq!(awaits_itself(1).await, 1);
+    assert_eq!(awaits_itself_cache().get(&0), None);
+}
+
 mod spelled_out_key_type {
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -9,12 +9,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cache::flight::{Ended, Flight, Flights, Joined, Outcome, ShareError, Superseded};
+use crate::cache::flight::{
+    Ended, Flight, Flights, Joined, Outcome, RunningHere, ShareError, Superseded,
+};
 use crate::cache::stats::{bump, Counters};
 use crate::cache::trace::{LoadOutcome, LoadSpan};
 use crate::cache::Cache;
@@ -95,7 +97,6 @@ fn step<'a, K: Hash + Eq + Clone, V: Clone>(
     shard: usize,
     hash: u64,
     key: &K,
-    blocking: bool,
     coalesce: bool,
     waited: &mut bool,
 ) -> Join<'a, K, V> {
@@ -107,7 +108,7 @@ fn step<'a, K: Hash + Eq + Clone, V: Clone>(
             .lookup(&cache.inner.config, hash, key, cache.now())
             .value()
     };
-    match cache.inner.flights[shard].join(hash, key, blocking, ready) {
+    match cache.inner.flights[shard].join(hash, key, ready) {
         Joined::Wait(flight) => {
             if !std::mem::replace(waited, true) {
                 bump(&counters(cache, shard).coalesced_waits);
@@ -127,11 +128,10 @@ fn lead_refresh<'a, K: Hash + Eq + Clone, V: Clone>(
     shard: usize,
     hash: u64,
     key: &K,
-    blocking: bool,
 ) -> Option<Leader<'a, K, V>> {
     // A refresh that just finished stored its value before leaving the table.
     let due = || cache.inner.shards[shard].refresh_due(hash, key, cache.now());
-    let flight = cache.inner.flights[shard].start_unless_running(hash, key, blocking, due)?;
+    let flight = cache.inner.flights[shard].start_unless_running(hash, key, due)?;
     let mut leader = Leader::new(cache, shard, hash, key, flight);
     leader.refresh = true;
     Some(leader)
@@ -156,7 +156,7 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and
         // so does this one if the refresh fails.
         Found::Stale(stale) => {
-            let refreshed = lead_refresh(cache, shard, hash, &key, true)
+            let refreshed = lead_refresh(cache, shard, hash, &key)
                 .and_then(|leader| run(leader, init, rule).ok());
             return Ok(refreshed.unwrap_or(stale));
         }
@@ -167,7 +167,7 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
     // on its own, so no caller queues behind one failing run after another.
     let mut saw_failure = false;
     let leader = loop {
-        let flight = match step(cache, shard, hash, &key, true, rule.coalesce, &mut waited) {
+        let flight = match step(cache, shard, hash, &key, rule.coalesce, &mut waited) {
             Join::Ready(value) => return Ok(value),
             Join::Lead(leader) => break leader,
             Join::Wait(flight) => flight,
@@ -188,7 +188,10 @@ fn run<K: Hash + Eq + Clone, V: Clone, E>(
     init: impl FnOnce(Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
-    let result = leader.span().in_scope(|| init(leader.superseded()));
+    let result = {
+        let _running = RunningHere::enter(&leader.flight);
+        leader.span().in_scope(|| init(leader.superseded()))
+    };
     leader.finish(&result, rule);
     result
 }
@@ -261,7 +264,7 @@ where
                     Found::Stale(stale) => Some(stale),
                 };
                 if let Some(stale) = stale {
-                    let refresh = lead_refresh(cache, shard, hash, &key, false)
+                    let refresh = lead_refresh(cache, shard, hash, &key)
                         .and_then(|leader| detach(leader, init))
                         .map(|(leader, init)| lead_async(leader, init, &key, rule));
                     if let Some(computation) = refresh {
@@ -276,8 +279,7 @@ where
             // As in `load_with`.
             let mut saw_failure = false;
             let leader = loop {
-                let flight = match step(cache, shard, hash, &key, false, rule.coalesce, &mut waited)
-                {
+                let flight = match step(cache, shard, hash, &key, rule.coalesce, &mut waited) {
                     Join::Ready(value) => break 'load Ok(value),
                     Join::Lead(leader) => break leader,
                     Join::Wait(flight) => flight,
@@ -313,10 +315,22 @@ where
     F: Future<Output = Result<V, E>>,
 {
     Box::pin(async move {
-        let computation = init(key, leader.superseded());
-        let result = leader.span().instrument(computation).await;
+        let computation = pin!(leader.span().instrument(init(key, leader.superseded())));
+        let result = running_here(&leader.flight, computation).await;
         leader.finish(&result, rule);
         result
+    })
+}
+
+/// Polls `computation` marked as running on this thread (see [`RunningHere`]), so that a call of
+/// the same key polled inside it panics instead of waiting for itself.
+fn running_here<'f, V, F: Future>(
+    flight: &'f Arc<Flight<V>>,
+    mut computation: Pin<&'f mut F>,
+) -> impl Future<Output = F::Output> + use<'f, V, F> {
+    std::future::poll_fn(move |cx| {
+        let _running = RunningHere::enter(flight);
+        computation.as_mut().poll(cx)
     })
 }
 

@@ -640,7 +640,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
     /// only by the caller that leads; concurrent callers of the same key await its value. Works
     /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
-    /// waiter takes over with its own `init`.
+    /// waiter takes over with its own `init`. Awaiting the same key from inside `init` panics
+    /// with a message instead of waiting for itself, unless that call runs on another task
+    /// (spawned by `init`), which cannot be detected: it waits for `init`, for ever if `init`
+    /// awaits it.
     ///
     /// Like an `async fn`, it does nothing until the future is first polled. The future holds
     /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
