@@ -113,6 +113,15 @@ async fn settle() {
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The batches handed to `on_failure`, with their failures.
+type Lost = Arc<Mutex<Vec<(Vec<Entry>, SinkFailure<SinkDown>)>>>;
+
+/// An `on_failure` that keeps what it is handed in `lost`.
+fn keep_in(lost: &Lost) -> impl Fn(Vec<Entry>, SinkFailure<SinkDown>) + Send + Sync + 'static {
+    let lost = lost.clone();
+    move |batch, failure| lost.lock().unwrap().push((batch, failure))
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_cache_is_updated_at_once_and_the_store_on_flush() {
     let store = Store::default();
@@ -360,14 +369,11 @@ async fn a_failing_sink_is_retried_with_backoff_and_the_batch_delivered_once() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_batch_failing_past_its_retries_goes_to_on_failure_and_counts_as_failed() {
     let store = Store::default();
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost = Lost::default();
     let buffer = WriteBehind::builder(Cache::new(100), store.sink())
         .retries(2)
         .backoff(Duration::from_millis(10), Duration::from_secs(1))
-        .on_failure({
-            let lost = lost.clone();
-            move |batch, error| lost.lock().unwrap().push((batch, error))
-        })
+        .on_failure(keep_in(&lost))
         .build()
         .unwrap();
     store.set_down(true);
@@ -737,13 +743,10 @@ async fn a_batch_whose_last_attempt_panics_goes_to_on_failure() {
     async fn broken_sink(_batch: Vec<Entry>) -> Result<(), SinkDown> {
         panic!("a sink bug (expected by this test)")
     }
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost = Lost::default();
     let buffer = WriteBehind::builder(Cache::new(100), broken_sink)
         .retries(1)
-        .on_failure({
-            let lost = lost.clone();
-            move |batch, failure| lost.lock().unwrap().push((batch, failure))
-        })
+        .on_failure(keep_in(&lost))
         .build()
         .unwrap();
     buffer.write(1, 1).await.unwrap();
@@ -762,14 +765,11 @@ async fn a_batch_whose_last_attempt_panics_goes_to_on_failure() {
 async fn a_sink_that_never_completes_times_out_instead_of_hanging_flush() {
     let store = Store::default();
     let stuck = store.hold().await;
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost = Lost::default();
     let buffer = WriteBehind::builder(Cache::new(100), store.sink())
         .retries(2)
         .backoff(Duration::from_millis(10), Duration::from_secs(1))
-        .on_failure({
-            let lost = lost.clone();
-            move |batch, failure| lost.lock().unwrap().push((batch, failure))
-        })
+        .on_failure(keep_in(&lost))
         .build()
         .unwrap();
     buffer.write(1, 1).await.unwrap();
