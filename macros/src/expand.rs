@@ -46,7 +46,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             let shape = quote!(#private::ResultShape<#ret>);
             // Autoref picks error sharing when the concrete error type is `Clone + Send + Sync`.
             let share = quote!({
-                use #private::{RetryOnError as _, ShareClonedError as _};
+                use #private::{RetryOnError as _, ShareClonedError as _, ShareErrorAsLoadFailed as _};
                 // The double reference is what selects the impl.
                 #[allow(clippy::needless_borrow)]
                 let share = (&&#private::ErrorSharing::<<#shape as #private::Shape>::Error>::new()).share_error();

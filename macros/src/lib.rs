@@ -198,8 +198,11 @@ use proc_macro::TokenStream;
 /// # Errors and concurrency
 /// With coalescing (the default), concurrent callers of one missing key wait for the first
 /// one's run. If it returns `Err` and the error type is `Clone + Send + Sync`, every waiter gets
-/// a clone of that error; otherwise one waiter runs the body again. A panic or a cancelled
-/// future hands the run over to one waiter. Errors are never cached unless `cache_errors`.
+/// a clone of that error; else if it is `From<memokit::LoadFailed> + Display` (`anyhow::Error`,
+/// `Box<dyn Error + Send + Sync>`), a `LoadFailed` with the leader's message; otherwise one
+/// waiter runs the body again, and if that fails too the others run it each, all at once. A
+/// panic or a cancelled future hands the run over to one waiter. Errors are never cached unless
+/// `cache_errors`.
 ///
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
@@ -219,8 +222,9 @@ use proc_macro::TokenStream;
 /// - `Result` and `Option` are recognised by the last segment of the written return type
 ///   (`Result<T, E>`, `io::Result<T>`, `Option<T>`); an alias with another name is cached whole,
 ///   errors included.
-/// - A synchronous computation that calls its own function with the same key panics with a
-///   message instead of deadlocking; an `async` one cannot be detected and waits forever.
+/// - A computation that calls its own function with the same key panics with a message
+///   instead of deadlocking, sync or `async`; except an `async` call made on another task
+///   (`tokio::spawn`) that the computation awaits, which cannot be detected and waits forever.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()

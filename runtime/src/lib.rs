@@ -56,6 +56,7 @@ mod writer;
 
 pub use cache::builder::{CacheBuilder, MAX_SHARDS};
 pub use cache::expiry::{Clock, MockClock, SystemClock};
+pub use cache::flight::LoadFailed;
 pub use cache::policy::Policy;
 pub use cache::removal::RemovalCause;
 pub use cache::stats::Stats;
@@ -78,6 +79,7 @@ pub mod __private {
     pub use crate::cache::policy::sketch::FrequencySketch;
     pub use crate::memo::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
+        ShareErrorAsLoadFailed,
     };
     pub use crate::memo::MemoOptions;
     pub use crate::warm::LoadAsync;

@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -718,6 +718,90 @@ fn same_key_recursion_panics_instead_of_deadlocking() {
     assert_eq!((stats.loads, stats.load_failures), (4, 1));
     // The recursive call was refused, not counted as a wait.
     assert_eq!(stats.coalesced_waits, 0);
+}
+
+/// An `async` computation awaiting its own key: boxed, as async recursion must be.
+fn recursing_async(cache: &Cache<u32, u64>) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
+    Box::pin(cache.get_or_insert_with_async(1, async move { recursing_async(cache).await + 1 }))
+}
+
+/// The async twin of the test above: a computation that awaits its own key, inside the poll of
+/// the leader's future, panics with the same message instead of waiting for itself forever; so
+/// does a blocking call of the key from inside an async computation, and the reverse.
+#[test]
+fn async_same_key_recursion_panics_instead_of_hanging() {
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let recursing = {
+        let cache = cache.clone();
+        thread::spawn(move || {
+            let recursion = |call: &dyn Fn() -> u64| {
+                let outcome = panic::catch_unwind(AssertUnwindSafe(call));
+                panic_message(&*outcome.expect_err("recursion panics")).to_owned()
+            };
+            let messages = [
+                recursion(&|| block_on(recursing_async(&cache))),
+                recursion(&|| {
+                    block_on(cache.get_or_insert_with_async(1, async {
+                        cache.get_or_insert_with(1, || 2) + 1
+                    }))
+                }),
+                recursion(&|| {
+                    cache.get_or_insert_with(1, || {
+                        block_on(cache.get_or_insert_with_async(1, async { 2 })) + 1
+                    })
+                }),
+            ];
+            // Usable again from the same thread.
+            (
+                messages,
+                block_on(cache.get_or_insert_with_async(1, async { 10 })),
+            )
+        })
+    };
+    let (messages, value) = join(recursing).unwrap();
+    for message in messages {
+        assert!(
+            message.contains("called itself with the same key"),
+            "{message}"
+        );
+    }
+    assert_eq!(value, 10);
+    // Other keys may be awaited from inside a computation.
+    let nested = cache.get_or_insert_with_async(2, async {
+        cache.get_or_insert_with_async(3, async { 3 }).await + 1
+    });
+    assert_eq!(block_on(nested), 4);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (6, 3));
+    assert_eq!(
+        stats.coalesced_waits, 0,
+        "a refused recursive call is no wait"
+    );
+}
+
+/// On a tokio runtime too, across the awaits of a computation that yields before recursing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_same_key_recursion_panics_on_tokio() {
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let task = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_insert_with_async(1, async {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    recursing_async(&cache).await
+                })
+                .await
+        })
+    };
+    let outcome = tokio::time::timeout(HANG, task).await.expect("hung");
+    let payload = outcome.expect_err("recursion panics").into_panic();
+    let message = panic_message(&*payload);
+    assert!(
+        message.contains("called itself with the same key"),
+        "{message}"
+    );
+    assert_eq!(cache.get_or_insert_with_async(1, async { 5 }).await, 5);
 }
 
 /// Under concurrent mixed use every call counts exactly one hit or miss, and every

@@ -545,3 +545,35 @@ fn insert_many_writes_a_shards_keys_under_one_lock_and_calls_the_listener_after(
     assert_eq!(*seen.lock().unwrap(), [(1, Some(30)), (2, Some(30))]);
     assert_eq!(built.peek(&3), Some(30));
 }
+
+/// A computation that panics or whose future is dropped counts as a failed load with the time
+/// it ran, so `average_load_time` is not pulled down by zeros.
+#[test]
+fn panicked_and_cancelled_loads_count_their_real_time() {
+    const RAN: Duration = Duration::from_millis(20);
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.get_or_insert_with(1, || {
+            thread::sleep(RAN);
+            panic!("load failed")
+        })
+    }));
+    assert!(panicked.is_err());
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (1, 1));
+    assert!(stats.total_load_time >= RAN, "{:?}", stats.total_load_time);
+
+    let mut cancelled = Box::pin(cache.get_or_insert_with_async(2, std::future::pending::<u32>()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::future::Future::poll(cancelled.as_mut(), &mut cx).is_pending());
+    thread::sleep(RAN);
+    drop(cancelled);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (2, 2));
+    assert!(
+        stats.total_load_time >= 2 * RAN,
+        "{:?}",
+        stats.total_load_time
+    );
+    assert!(stats.average_load_time() >= RAN);
+}

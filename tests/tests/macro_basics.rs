@@ -973,18 +973,47 @@ fn calls_itself(n: u32) -> u32 {
     }
 }
 
-#[test]
-fn same_key_recursion_panics_instead_of_deadlocking() {
-    let panic = std::panic::catch_unwind(|| calls_itself(0)).unwrap_err();
-    let message = panic
+/// The message of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+#[test]
+fn same_key_recursion_panics_instead_of_deadlocking() {
+    let panic = std::panic::catch_unwind(|| calls_itself(0)).unwrap_err();
+    let message = panic_message(&*panic);
     assert!(message.contains("called itself"), "{message}");
     // The abandoned run left nothing behind: other keys still work, the key is not stuck.
     assert_eq!(calls_itself(1), 1);
     assert_eq!(calls_itself_cache().get(&0), None);
+}
+
+#[cached]
+async fn awaits_itself(n: u32) -> u32 {
+    if n == 0 {
+        tokio::task::yield_now().await;
+        Box::pin(awaits_itself(0)).await
+    } else {
+        n
+    }
+}
+
+/// The async twin: it used to wait for itself forever.
+#[tokio::test]
+async fn async_same_key_recursion_panics_instead_of_hanging() {
+    let task = tokio::spawn(awaits_itself(0));
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the recursive call hangs");
+    let panic = outcome.unwrap_err().into_panic();
+    let message = panic_message(&*panic);
+    assert!(message.contains("called itself"), "{message}");
+    assert_eq!(awaits_itself(1).await, 1);
+    assert_eq!(awaits_itself_cache().get(&0), None);
 }
 
 mod spelled_out_key_type {

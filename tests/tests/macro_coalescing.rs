@@ -381,6 +381,98 @@ fn after_a_non_clone_error_one_waiter_runs_again_and_the_others_share_its_value(
     assert_eq!(retry_subject_cache().get(&5), Some(5));
 }
 
+// A source that keeps failing, 32 callers, a 100 ms body (issue #16): the failure is not run
+// once per waiter, one after another.
+const FAILING_CALLERS: usize = 32;
+const FAILING_BODY: Duration = Duration::from_millis(100);
+
+/// Calls `call` from [`FAILING_CALLERS`] threads; the results and the slowest caller's time.
+fn failing_callers<T: Send + 'static>(
+    call: impl Fn() -> T + Send + Sync + 'static,
+) -> (Vec<T>, Duration) {
+    let started = Instant::now();
+    let results = within("32 threads on a failing source", move || {
+        threads(FAILING_CALLERS, move || (call(), started.elapsed()))
+    });
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|r| r.expect("no caller panics"))
+        .collect();
+    let slowest = results.iter().map(|(_, took)| *took).max().unwrap();
+    (results.into_iter().map(|(r, _)| r).collect(), slowest)
+}
+
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+static LOAD_FAILED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn load_failed_subject(n: u32) -> Result<u32, BoxedError> {
+    LOAD_FAILED_RUNS.fetch_add(1, SeqCst);
+    let waits = || load_failed_subject_cache().stats().coalesced_waits;
+    wait_until(|| waits() >= FAILING_CALLERS as u64 - 1);
+    sleep(FAILING_BODY);
+    Err(format!("db down for {n}").into())
+}
+
+/// An error that is not `Clone` but converts from `memokit::LoadFailed` (here a boxed error):
+/// the waiters get a `LoadFailed` with the leader's message, and the body runs once.
+#[test]
+fn a_failure_that_converts_from_load_failed_runs_once_for_all_waiters() {
+    let (results, slowest) = failing_callers(|| load_failed_subject(9).map_err(|e| e.to_string()));
+    eprintln!(
+        "{FAILING_CALLERS} callers, {FAILING_BODY:?} failing body: {} runs, slowest caller {slowest:?}",
+        runs(&LOAD_FAILED_RUNS)
+    );
+    assert_eq!(runs(&LOAD_FAILED_RUNS), 1, "the waiters shared the failure");
+    let leader = results
+        .iter()
+        .filter(|r| **r == Err("db down for 9".into()));
+    assert_eq!(leader.count(), 1);
+    let shared = Err("memokit: the coalesced computation failed: db down for 9".into());
+    let waiters = results.iter().filter(|r| **r == shared);
+    assert_eq!(waiters.count(), FAILING_CALLERS - 1);
+    assert_eq!(load_failed_subject_cache().len(), 0);
+}
+
+static FAILING_RUNS: AtomicUsize = AtomicUsize::new(0);
+static FAILING_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static FAILING_MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn failing_subject(n: u32) -> Result<u32, NotClone> {
+    if FAILING_RUNS.fetch_add(1, SeqCst) == 0 {
+        let waits = || failing_subject_cache().stats().coalesced_waits;
+        wait_until(|| waits() >= FAILING_CALLERS as u64 - 1);
+    }
+    let running = FAILING_RUNNING.fetch_add(1, SeqCst) + 1;
+    FAILING_MOST_AT_ONCE.fetch_max(running, SeqCst);
+    sleep(FAILING_BODY);
+    FAILING_RUNNING.fetch_sub(1, SeqCst);
+    Err(NotClone(n))
+}
+
+/// An error that can be neither cloned nor converted: each caller must run the body to get
+/// one, but after the leader's run and one retry fail, the other waiters run theirs together,
+/// not one after another.
+#[test]
+fn a_failure_that_cannot_be_shared_is_retried_once_then_run_by_each_waiter_at_once() {
+    let (results, slowest) = failing_callers(|| failing_subject(10));
+    eprintln!(
+        "{FAILING_CALLERS} callers, {FAILING_BODY:?} failing body, non-Clone error: {} runs, \
+         at most {} at once, slowest caller {slowest:?}",
+        runs(&FAILING_RUNS),
+        runs(&FAILING_MOST_AT_ONCE)
+    );
+    assert!(results.iter().all(|r| matches!(r, Err(NotClone(10)))));
+    assert_eq!(runs(&FAILING_RUNS), FAILING_CALLERS);
+    // The leader's run, one retry, then the 30 others at once (one at a time before).
+    assert!(
+        runs(&FAILING_MOST_AT_ONCE) >= FAILING_CALLERS / 2,
+        "the waiters ran one after another: at most {} at once",
+        runs(&FAILING_MOST_AT_ONCE)
+    );
+}
+
 static SHARED_ERROR_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 const ERROR_TASKS: usize = 50;
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use memokit::write_behind::WriteError;
+use memokit::write_behind::{SinkFailure, WriteError};
 use memokit::{cached, Cache, WriteBehind};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use tokio::time::Instant;
@@ -112,6 +112,15 @@ async fn settle() {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// The batches handed to `on_failure`, with their failures.
+type Lost = Arc<Mutex<Vec<(Vec<Entry>, SinkFailure<SinkDown>)>>>;
+
+/// An `on_failure` that keeps what it is handed in `lost`.
+fn keep_in(lost: &Lost) -> impl Fn(Vec<Entry>, SinkFailure<SinkDown>) + Send + Sync + 'static {
+    let lost = lost.clone();
+    move |batch, failure| lost.lock().unwrap().push((batch, failure))
+}
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_cache_is_updated_at_once_and_the_store_on_flush() {
@@ -360,14 +369,11 @@ async fn a_failing_sink_is_retried_with_backoff_and_the_batch_delivered_once() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_batch_failing_past_its_retries_goes_to_on_failure_and_counts_as_failed() {
     let store = Store::default();
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost = Lost::default();
     let buffer = WriteBehind::builder(Cache::new(100), store.sink())
         .retries(2)
         .backoff(Duration::from_millis(10), Duration::from_secs(1))
-        .on_failure({
-            let lost = lost.clone();
-            move |batch, error| lost.lock().unwrap().push((batch, error))
-        })
+        .on_failure(keep_in(&lost))
         .build()
         .unwrap();
     store.set_down(true);
@@ -377,7 +383,7 @@ async fn a_batch_failing_past_its_retries_goes_to_on_failure_and_counts_as_faile
     assert_eq!(store.calls(), 3, "the first call and two retries");
     assert_eq!(
         *lost.lock().unwrap(),
-        [(vec![(1, 1), (2, 1)], SinkDown(3))],
+        [(vec![(1, 1), (2, 1)], SinkFailure::Error(SinkDown(3)))],
         "the batch with the last error"
     );
     let stats = buffer.stats();
@@ -728,4 +734,94 @@ async fn racing_writers_of_one_key_leave_the_target_with_the_queues_last_value()
         let delivered = store.entries();
         assert_eq!(cache.get(&0), delivered.last().map(|&(_, value)| value));
     }
+}
+
+/// A sink that panics on its last attempt: the batch still reaches `on_failure` (a dead-letter
+/// path), not only the `failed` count.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_batch_whose_last_attempt_panics_goes_to_on_failure() {
+    async fn broken_sink(_batch: Vec<Entry>) -> Result<(), SinkDown> {
+        panic!("a sink bug (expected by this test)")
+    }
+    let lost = Lost::default();
+    let buffer = WriteBehind::builder(Cache::new(100), broken_sink)
+        .retries(1)
+        .on_failure(keep_in(&lost))
+        .build()
+        .unwrap();
+    buffer.write(1, 1).await.unwrap();
+    buffer.flush().await;
+    assert_eq!(
+        *lost.lock().unwrap(),
+        [(vec![(1, 1)], SinkFailure::Panicked)],
+        "the batch was lost silently"
+    );
+    assert_eq!(buffer.stats().failed, 1);
+}
+
+/// A sink whose future never completes: each attempt times out (default 30 s), is retried,
+/// then goes to `on_failure`; `flush` and `shutdown` return.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_sink_that_never_completes_times_out_instead_of_hanging_flush() {
+    let store = Store::default();
+    let stuck = store.hold().await;
+    let lost = Lost::default();
+    let buffer = WriteBehind::builder(Cache::new(100), store.sink())
+        .retries(2)
+        .backoff(Duration::from_millis(10), Duration::from_secs(1))
+        .on_failure(keep_in(&lost))
+        .build()
+        .unwrap();
+    buffer.write(1, 1).await.unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(HOUR, buffer.flush())
+        .await
+        .expect("flush hangs on a sink that never completes");
+    assert_eq!(store.calls(), 3, "the first attempt and two retries");
+    assert!(
+        started.elapsed() >= Duration::from_secs(90),
+        "three 30 s attempts"
+    );
+    let timed_out = SinkFailure::TimedOut(Duration::from_secs(30));
+    assert_eq!(*lost.lock().unwrap(), [(vec![(1, 1)], timed_out)]);
+    let stats = buffer.stats();
+    assert_eq!(
+        (stats.retried, stats.failed, stats.pending),
+        (2, 1, 0),
+        "{stats}"
+    );
+    drop(stuck);
+    buffer.write(2, 2).await.unwrap();
+    tokio::time::timeout(HOUR, buffer.shutdown())
+        .await
+        .expect("shutdown hangs");
+    assert_eq!(store.entries(), [(2, 2)]);
+}
+
+/// An `on_failure` that panics does not close the buffer: later writes are accepted and
+/// delivered.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_panicking_on_failure_leaves_the_buffer_working() {
+    let store = Store::default();
+    let buffer = WriteBehind::builder(Cache::new(100), store.sink())
+        .retries(0)
+        .on_failure(|_, _| panic!("a dead-letter bug (expected by this test)"))
+        .build()
+        .unwrap();
+    store.set_down(true);
+    buffer.write(1, 1).await.unwrap();
+    buffer.flush().await;
+    let stats = buffer.stats();
+    assert_eq!((stats.failed, stats.on_failure_panics), (1, 1), "{stats}");
+    assert!(
+        stats.to_string().ends_with(" on_failure_panics=1"),
+        "{stats}"
+    );
+    store.set_down(false);
+    buffer
+        .write(2, 2)
+        .await
+        .expect("the buffer still accepts writes");
+    buffer.shutdown().await;
+    assert_eq!(store.entries(), [(2, 2)]);
 }

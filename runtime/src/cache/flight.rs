@@ -19,19 +19,25 @@
 //!
 //! How a flight ends:
 //! - **value**: every waiter gets a clone.
-//! - **error** (`try_*` variants): every waiter gets a clone of the leader's error. A waiter
-//!   whose own call has a different error type (or none) retries instead.
+//! - **error** (`try_*` variants): every waiter gets a copy of the leader's error: a clone, or
+//!   for an error type that is not `Clone` but converts from [`LoadFailed`] (`anyhow::Error`,
+//!   `Box<dyn Error + Send + Sync>`), a `LoadFailed` with the leader's message. A waiter whose
+//!   own call has a different error type (or none) retries instead.
+//! - **failed** (an error that cannot be copied either): one waiter takes over, the others
+//!   wait for it; a waiter that sees a second failure runs its own computation, uncoalesced,
+//!   rather than queue for one waiter's run after another's (`cache::load` keeps that count).
 //! - **abandoned** (the leader panicked, or its future was dropped): one waiter takes over as the
 //!   new leader and runs its own computation; the others wait for that one. No waiter hangs and
 //!   none sees a panic it did not cause.
 
 use std::any::Any;
 use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::{self, ThreadId};
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
@@ -73,8 +79,6 @@ pub(crate) struct Flight<V> {
     /// sleep in it until then.
     ended: Handover<Ended<V>>,
     ended_async: Notify,
-    /// The thread of a blocking leader, to detect a same-key recursive call.
-    leader_thread: Option<ThreadId>,
     /// Set when the key was invalidated, replaced or cleared while computing: the result may
     /// predate that write, so it is handed to the callers already waiting but not stored.
     superseded: AtomicBool,
@@ -138,6 +142,8 @@ impl<T> Handover<T> {
 pub(crate) enum Ended<V> {
     Value(V),
     Error(SharedError),
+    /// The leader's error cannot be copied: waiters retry once, then compute on their own.
+    Failed,
     Abandoned,
 }
 
@@ -168,6 +174,47 @@ impl<E: Clone + Send + Sync + 'static> ShareError<E> {
     };
 }
 
+impl<E: From<LoadFailed> + fmt::Display> ShareError<E> {
+    pub(crate) const AS_LOAD_FAILED: Self = ShareError {
+        share: |error| {
+            Arc::new(LoadFailed {
+                message: error.to_string(),
+            })
+        },
+        copy: |shared| shared.downcast_ref::<LoadFailed>().cloned().map(E::from),
+    };
+}
+
+/// The error a coalesced caller gets when the computation it waited for failed with an error
+/// that is not `Clone`, for error types that convert from it (`anyhow::Error`,
+/// `Box<dyn Error + Send + Sync>`, or your own with `impl From<LoadFailed>`): one computation
+/// fails for every waiter, instead of each waiter running its own.
+///
+/// Its message is the leader's error's, after "memokit: the coalesced computation failed: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailed {
+    message: String,
+}
+
+impl LoadFailed {
+    /// The `Display` text of the leader's error.
+    pub fn leader_error(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memokit: the coalesced computation failed: {}",
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for LoadFailed {}
+
 impl<V: Clone> Ended<V> {
     /// How a leader's `result` ends its flight: a value, an error its waiters can copy (with
     /// `share_error`), or abandoned, for one waiter to take over.
@@ -175,7 +222,7 @@ impl<V: Clone> Ended<V> {
         match (result, share_error) {
             (Ok(value), _) => Ended::Value(value.clone()),
             (Err(error), Some(share)) => Ended::Error((share.share)(error)),
-            (Err(_), None) => Ended::Abandoned,
+            (Err(_), None) => Ended::Failed,
         }
     }
 }
@@ -195,26 +242,35 @@ pub(crate) enum Outcome<V, E> {
     Done(Result<V, E>),
     /// Take over: look the key up again, and lead or wait.
     Retry,
+    /// The leader failed with an error this waiter cannot copy: take over like `Retry` the
+    /// first time, compute on its own (in no flight) after that.
+    Failed,
 }
 
 impl<V> Flight<V> {
-    fn new(leader_thread: Option<ThreadId>) -> Self {
+    fn new() -> Self {
         Flight {
             ended: Handover::new(),
             ended_async: Notify::new(),
-            leader_thread,
             superseded: AtomicBool::new(false),
         }
     }
 
-    /// A flight of the calling thread when `blocking` (to detect same-key recursion).
-    fn of_caller(blocking: bool) -> Self {
-        Flight::new(blocking.then(|| thread::current().id()))
-    }
-
     /// A flight in no table, which nobody can join: its leader computes on its own.
     pub(crate) fn private() -> Arc<Self> {
-        Arc::new(Flight::new(None))
+        Arc::new(Flight::new())
+    }
+
+    /// What identifies the flight in [`RunningHere`]: its address, unique while it is alive.
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self).addr()
+    }
+
+    /// Whether the flight's computation is running on this thread right now, so that a caller
+    /// here that waited for it would wait for itself.
+    fn is_running_here(self: &Arc<Self>) -> bool {
+        let id = self.id();
+        RUNNING_HERE.with_borrow(|running| running.contains(&id))
     }
 
     /// Whether the key was invalidated, replaced or cleared since the flight started.
@@ -283,6 +339,7 @@ impl<V: Clone> Flight<V> {
                 Some(error) => Outcome::Done(Err(error)),
                 None => Outcome::Retry,
             },
+            Ended::Failed => Outcome::Failed,
             Ended::Abandoned => Outcome::Retry,
         }
     }
@@ -301,27 +358,25 @@ impl<V: Clone> Flight<V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     /// Looks for a flight of `key`; with none, asks `ready` for the value once more (a leader
-    /// stores its value before leaving the table) and otherwise starts one. `blocking` records
-    /// the leader's thread to detect same-key recursion, which panics instead of deadlocking.
-    pub(crate) fn join(
-        &self,
-        hash: u64,
-        key: &K,
-        blocking: bool,
-        ready: impl FnOnce() -> Option<V>,
-    ) -> Joined<V> {
+    /// stores its value before leaving the table) and otherwise starts one. A flight whose
+    /// computation is running on this thread (see [`RunningHere`]) is same-key recursion,
+    /// which panics instead of deadlocking.
+    pub(crate) fn join(&self, hash: u64, key: &K, ready: impl FnOnce() -> Option<V>) -> Joined<V> {
         let mut table = self.table.lock();
         if let Some((_, _, flight)) = table.find(hash, |(h, k, _)| *h == hash && k == key) {
+            let flight = flight.clone();
+            // Not under the table's lock: the panic unwinds through this caller's code.
+            drop(table);
             assert!(
-                !blocking || flight.leader_thread != Some(thread::current().id()),
+                !flight.is_running_here(),
                 "memokit: a computation called itself with the same key; waiting for it would deadlock"
             );
-            return Joined::Wait(flight.clone());
+            return Joined::Wait(flight);
         }
         if let Some(value) = ready() {
             return Joined::Ready(value);
         }
-        Joined::Started(self.register(&mut table, hash, key, blocking))
+        Joined::Started(self.register(&mut table, hash, key))
     }
 
     /// Starts a flight of `key` unless one is in progress or `due` says it is not needed
@@ -330,7 +385,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         &self,
         hash: u64,
         key: &K,
-        blocking: bool,
         due: impl FnOnce() -> bool,
     ) -> Option<Arc<Flight<V>>> {
         let mut table = self.table.lock();
@@ -341,7 +395,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         {
             return None;
         }
-        Some(self.register(&mut table, hash, key, blocking))
+        Some(self.register(&mut table, hash, key))
     }
 
     fn register(
@@ -349,9 +403,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         table: &mut HashTable<Registered<K, V>>,
         hash: u64,
         key: &K,
-        blocking: bool,
     ) -> Arc<Flight<V>> {
-        let flight = Arc::new(Flight::of_caller(blocking));
+        let flight = Arc::new(Flight::new());
         table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
         self.publish_len(table);
         flight
@@ -396,6 +449,34 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     }
 }
 
+thread_local! {
+    /// The ids of the flights whose computation runs on this thread right now, innermost last.
+    static RUNNING_HERE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a flight's computation as running on this thread until dropped: a blocking leader's
+/// for its whole run, an async leader's during each poll of its future. A caller that finds
+/// such a flight in the table was called from inside that computation, on its stack: the same
+/// thread, or the same task (an async call of the key polled inside the leader's poll). A call
+/// from another task the computation spawned, or a future sent to another thread, is not seen.
+pub(crate) struct RunningHere(usize);
+
+impl RunningHere {
+    pub(crate) fn enter<V>(flight: &Arc<Flight<V>>) -> Self {
+        let id = flight.id();
+        RUNNING_HERE.with_borrow_mut(|running| running.push(id));
+        RunningHere(id)
+    }
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        // Entered and dropped in nested order, on one thread (a poll or a run never moves).
+        let left = RUNNING_HERE.with_borrow_mut(|running| running.pop());
+        debug_assert_eq!(left, Some(self.0));
+    }
+}
+
 /// Tells a running computation whether it was superseded (its key invalidated, replaced or
 /// cleared meanwhile): its result is then stored nowhere, so the shared tier skips its write
 /// too. Also tells whether it is a refresh (the shared tier then computes without reading).
@@ -427,7 +508,7 @@ mod shuttle_tests {
 
     /// One leader ends a flight with a value while `waiters` threads wait for it.
     fn value_reaches_every_waiter(waiters: usize) {
-        let flight = Arc::new(Flight::<u64>::new(None));
+        let flight = Arc::new(Flight::<u64>::new());
         let waiting: Vec<_> = (0..waiters)
             .map(|_| {
                 let flight = flight.clone();
@@ -449,7 +530,7 @@ mod shuttle_tests {
 
     /// An abandoned flight (the leader panicked) wakes every waiter too, each to take over.
     fn abandonment_reaches_every_waiter() {
-        let flight = Arc::new(Flight::<u64>::new(None));
+        let flight = Arc::new(Flight::<u64>::new());
         let waiting: Vec<_> = (0..2)
             .map(|_| {
                 let flight = flight.clone();

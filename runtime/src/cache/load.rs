@@ -9,12 +9,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cache::flight::{Ended, Flight, Flights, Joined, Outcome, ShareError, Superseded};
+use crate::cache::flight::{
+    Ended, Flight, Flights, Joined, Outcome, RunningHere, ShareError, Superseded,
+};
 use crate::cache::stats::{bump, Counters};
 use crate::cache::trace::{LoadOutcome, LoadSpan};
 use crate::cache::Cache;
@@ -23,8 +25,8 @@ use crate::cache::Cache;
 pub(crate) struct LoadRule<V, E> {
     /// Whether a computed value is stored (e.g. not a `None` when `None`s are not cached).
     pub(crate) store: fn(&V) -> bool,
-    /// How waiters get a copy of the leader's error; without it, a failed run is handed over
-    /// like a panic: one waiter runs its own computation.
+    /// How waiters get a copy of the leader's error; without it, one waiter of a failed run
+    /// runs the computation again, and a waiter that sees that fail too runs its own.
     pub(crate) share_error: Option<ShareError<E>>,
     /// Whether concurrent callers of one key share one computation.
     pub(crate) coalesce: bool,
@@ -109,7 +111,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
     /// only by the caller that leads; concurrent callers of the same key await its value. Works
     /// on any executor. If the leading caller's future is dropped (cancelled) or panics, one
-    /// waiter takes over with its own `init`.
+    /// waiter takes over with its own `init`. Awaiting the same key from inside `init` panics
+    /// with a message instead of waiting for itself, unless that call runs on another task
+    /// (spawned by `init`), which cannot be detected: it waits for `init`, for ever if `init`
+    /// awaits it.
     ///
     /// Like an `async fn`, it does nothing until the future is first polled. The future holds
     /// `init` once, unstarted, and about 200 bytes more with a small key; the caller that leads
@@ -211,19 +216,18 @@ fn step<'a, K: Hash + Eq + Clone, V: Clone>(
     shard: usize,
     hash: u64,
     key: &K,
-    blocking: bool,
     coalesce: bool,
     waited: &mut bool,
 ) -> Join<'a, K, V> {
     if !coalesce {
-        return Join::Lead(Leader::new(cache, shard, hash, key, Flight::private()));
+        return Join::Lead(Leader::alone(cache, shard, hash, key));
     }
     let ready = || {
         cache.inner.shards[shard]
             .lookup(&cache.inner.config, hash, key, cache.now())
             .value()
     };
-    match cache.inner.flights[shard].join(hash, key, blocking, ready) {
+    match cache.inner.flights[shard].join(hash, key, ready) {
         Joined::Wait(flight) => {
             if !std::mem::replace(waited, true) {
                 bump(&counters(cache, shard).coalesced_waits);
@@ -243,11 +247,10 @@ fn lead_refresh<'a, K: Hash + Eq + Clone, V: Clone>(
     shard: usize,
     hash: u64,
     key: &K,
-    blocking: bool,
 ) -> Option<Leader<'a, K, V>> {
     // A refresh that just finished stored its value before leaving the table.
     let due = || cache.inner.shards[shard].refresh_due(hash, key, cache.now());
-    let flight = cache.inner.flights[shard].start_unless_running(hash, key, blocking, due)?;
+    let flight = cache.inner.flights[shard].start_unless_running(hash, key, due)?;
     let mut leader = Leader::new(cache, shard, hash, key, flight);
     leader.refresh = true;
     Some(leader)
@@ -273,15 +276,18 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and
         // so does this one if the refresh fails.
         Found::Stale(stale) => {
-            let refreshed = lead_refresh(cache, shard, hash, &key, true)
+            let refreshed = lead_refresh(cache, shard, hash, &key)
                 .and_then(|leader| run(leader, init, rule).ok());
             return Ok(refreshed.unwrap_or(stale));
         }
         Found::Miss => {}
     }
     let mut waited = false;
+    // A failure this caller cannot copy is retried once coalesced; after a second it computes
+    // on its own, so no caller queues behind one failing run after another.
+    let mut saw_failure = false;
     let leader = loop {
-        let flight = match step(cache, shard, hash, &key, true, rule.coalesce, &mut waited) {
+        let flight = match step(cache, shard, hash, &key, rule.coalesce, &mut waited) {
             Join::Ready(value) => return Ok(value),
             Join::Lead(leader) => break leader,
             Join::Wait(flight) => flight,
@@ -289,6 +295,8 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         match flight.wait(rule.share_error) {
             Outcome::Done(result) => return result,
             Outcome::Retry => continue,
+            Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
+            Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
         }
     };
     run(leader, init, rule)
@@ -300,9 +308,12 @@ fn run<K: Hash + Eq + Clone, V: Clone, E>(
     init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
-    let result = leader
-        .span()
-        .in_scope(|| init(leader.key(), leader.superseded()));
+    let result = {
+        let _running = RunningHere::enter(&leader.flight);
+        leader
+            .span()
+            .in_scope(|| init(leader.key(), leader.superseded()))
+    };
     leader.finish(&result, rule);
     result
 }
@@ -375,7 +386,7 @@ where
                     Found::Stale(stale) => Some(stale),
                 };
                 if let Some(stale) = stale {
-                    let refresh = lead_refresh(cache, shard, hash, &key, false)
+                    let refresh = lead_refresh(cache, shard, hash, &key)
                         .and_then(|leader| detach(leader, init))
                         .map(|(leader, init)| lead_async(leader, init, &key, rule));
                     if let Some(computation) = refresh {
@@ -387,9 +398,10 @@ where
                 }
             }
             let mut waited = false;
+            // As in `load_with`.
+            let mut saw_failure = false;
             let leader = loop {
-                let flight = match step(cache, shard, hash, &key, false, rule.coalesce, &mut waited)
-                {
+                let flight = match step(cache, shard, hash, &key, rule.coalesce, &mut waited) {
                     Join::Ready(value) => break 'load Ok(value),
                     Join::Lead(leader) => break leader,
                     Join::Wait(flight) => flight,
@@ -398,6 +410,8 @@ where
                 match flight.ended(rule.share_error) {
                     Outcome::Done(result) => break 'load result,
                     Outcome::Retry => continue,
+                    Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
+                    Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
                 }
             };
             let computation = lead_async(leader, init, &key, rule);
@@ -423,10 +437,22 @@ where
     F: Future<Output = Result<V, E>>,
 {
     Box::pin(async move {
-        let computation = init(key, leader.superseded());
-        let result = leader.span().instrument(computation).await;
+        let computation = pin!(leader.span().instrument(init(key, leader.superseded())));
+        let result = running_here(&leader.flight, computation).await;
         leader.finish(&result, rule);
         result
+    })
+}
+
+/// Polls `computation` marked as running on this thread (see [`RunningHere`]), so that a call of
+/// the same key polled inside it panics instead of waiting for itself.
+fn running_here<'f, V, F: Future>(
+    flight: &'f Arc<Flight<V>>,
+    mut computation: Pin<&'f mut F>,
+) -> impl Future<Output = F::Output> + use<'f, V, F> {
+    std::future::poll_fn(move |cx| {
+        let _running = RunningHere::enter(flight);
+        computation.as_mut().poll(cx)
     })
 }
 
@@ -473,6 +499,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         }
     }
 
+    /// A leader of a flight in no table: nobody waits for it.
+    fn alone(cache: &'a Cache<K, V>, shard: usize, hash: u64, key: &K) -> Self {
+        Leader::new(cache, shard, hash, key, Flight::private())
+    }
+
     /// The superseded flag of this computation.
     pub(crate) fn superseded(&self) -> Superseded<V> {
         self.flight.superseded(self.refresh)
@@ -498,7 +529,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
     /// can share it, and otherwise one waiter takes over.
     pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
-        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let nanos = self.elapsed_nanos();
         // The key stays in `self` until the last user code has run: should it panic (a weigher
         // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
         // leaving its waiters asleep forever, and counts the load once.
@@ -539,6 +570,10 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         }
     }
 
+    fn elapsed_nanos(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Counts the end of the computation: a load, or a refresh.
     fn count(&self, failed: bool, nanos: u64) {
         let counters = counters(self.cache, self.shard);
@@ -577,13 +612,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if self.key.is_some() {
             self.postpone_refresh();
-            self.count(true, 0);
+            // With the time it ran: a panicked or cancelled load counted as 0 ns would pull
+            // `average_load_time` down.
+            let nanos = self.elapsed_nanos();
+            self.count(true, nanos);
             let outcome = if thread::panicking() {
                 LoadOutcome::Panic
             } else {
                 LoadOutcome::Cancelled
             };
-            self.span.end(outcome, self.started.elapsed());
+            self.span.end(outcome, Duration::from_nanos(nanos));
             let key = self.key.take().expect("checked");
             self.flights().leave(self.hash, &key, &self.flight);
             self.flight.end(Ended::Abandoned);

@@ -314,7 +314,8 @@ pub struct Stats {
     pub load_failures: u64,
     /// Callers that waited for another caller's computation instead of running their own.
     pub coalesced_waits: u64,
-    /// Time spent in computations.
+    /// Time spent in computations (those counted in `loads`), including the time a computation
+    /// ran before it failed, panicked or (async) was cancelled.
     pub total_load_time: Duration,
     /// Entries resident when the snapshot was taken.
     pub len: u64,
@@ -363,7 +364,8 @@ impl Stats {
         }
     }
 
-    /// Average time of one computation, or zero before any.
+    /// Average time of one computation (`total_load_time / loads`), or zero before any. Failed,
+    /// panicked and cancelled computations count with the time they ran.
     ///
     /// ```
     /// use std::time::Duration;

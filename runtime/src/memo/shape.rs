@@ -2,9 +2,10 @@
 //! shape from the written return type; everything here is `#[doc(hidden)]` glue for it.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::marker::PhantomData;
 
-use crate::cache::flight::ShareError;
+use crate::cache::flight::{LoadFailed, ShareError};
 
 /// A return type `Output` seen as "a value to store, or an error to pass through".
 pub trait Shape {
@@ -87,9 +88,14 @@ impl<T, E> Shape for ResultShape<Result<T, E>> {
     }
 }
 
-/// Picks, at the concrete error type, whether waiters share a leader's error (when it is
-/// `Clone + Send + Sync`) or take over the computation (otherwise). Use as
-/// `(&&ErrorSharing::<E>::new()).share_error()` with both traits in scope.
+/// Picks, at the concrete error type, how waiters get a leader's error: a clone (when it is
+/// `Clone + Send + Sync`), else a [`LoadFailed`] converted to it (when it converts from one
+/// and is `Display`), else none: each waiter computes on its own. Use as
+/// `(&&ErrorSharing::<E>::new()).share_error()` with the three traits in scope.
+///
+/// Method lookup on `&&ErrorSharing<E>` tries the impls for `&ErrorSharing<E>` (by value),
+/// then for `&&ErrorSharing<E>` (by reference), then for `ErrorSharing<E>` (one deref): the
+/// first whose bounds hold is picked.
 pub struct ErrorSharing<E>(PhantomData<fn() -> E>);
 
 impl<E> ErrorSharing<E> {
@@ -117,7 +123,20 @@ impl<E: Clone + Send + Sync + 'static> ShareClonedError<E> for &ErrorSharing<E> 
     }
 }
 
-/// Chosen otherwise: one waiter runs the computation again.
+/// Chosen when the error type is not `Clone` but converts from [`LoadFailed`]: waiters get a
+/// `LoadFailed` with the leader's message.
+pub trait ShareErrorAsLoadFailed<E> {
+    /// How waiters get the error.
+    fn share_error(&self) -> Option<ShareError<E>>;
+}
+
+impl<E: From<LoadFailed> + fmt::Display> ShareErrorAsLoadFailed<E> for &&ErrorSharing<E> {
+    fn share_error(&self) -> Option<ShareError<E>> {
+        Some(ShareError::AS_LOAD_FAILED)
+    }
+}
+
+/// Chosen otherwise: one waiter runs the computation again, then (if it fails too) each.
 pub trait RetryOnError<E> {
     /// How waiters get the error: they do not.
     fn share_error(&self) -> Option<ShareError<E>>;
@@ -144,5 +163,12 @@ mod tests {
         assert!((&&ErrorSharing::<std::rc::Rc<u8>>::new())
             .share_error()
             .is_none());
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)]
+    fn errors_that_convert_from_load_failed_are_shared_too() {
+        type Boxed = Box<dyn std::error::Error + Send + Sync>;
+        assert!((&&ErrorSharing::<Boxed>::new()).share_error().is_some());
     }
 }

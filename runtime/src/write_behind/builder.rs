@@ -12,7 +12,11 @@ use tokio::sync::Notify;
 
 use super::flusher::{FailureFn, Flusher, SinkFn};
 use super::queue::{Owner, Queue, Shared};
-use super::{BuildError, WriteBehind, WriteBehindStats, WriteTarget};
+use super::{BuildError, SinkFailure, WriteBehind, WriteBehindStats, WriteTarget};
+
+/// Long enough for a large batch on a slow store, short enough that a sink that never
+/// completes costs `flush` and `shutdown` minutes (with the retries), not forever.
+pub(super) const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Configures and builds a [`WriteBehind`](super::WriteBehind); get one from [`WriteBehind::builder`](super::WriteBehind::builder).
 ///
@@ -45,6 +49,7 @@ pub struct WriteBehindBuilder<K, V, E> {
     pub(super) retries: Option<u32>,
     /// The first and the longest wait between attempts.
     pub(super) backoff: (Duration, Duration),
+    pub(super) attempt_timeout: Duration,
     pub(super) on_failure: Option<FailureFn<K, V, E>>,
 }
 
@@ -56,6 +61,7 @@ impl<K, V, E> fmt::Debug for WriteBehindBuilder<K, V, E> {
             .field("max_pending", &self.max_pending)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
+            .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -180,9 +186,30 @@ where
         self
     }
 
-    /// Called with a batch and the sink's last error when the batch failed after its last
-    /// retry (on the buffer's task: keep it short). Without it, the batch is dropped (and
-    /// counted as `failed`).
+    /// How long one sink call may take (default 30 s): a call whose future has not completed
+    /// by then is dropped and counts as a failed attempt (retried, then handed to `on_failure`
+    /// as [`SinkFailure::TimedOut`]). Without it, a sink that never completes would hold
+    /// `flush` and `shutdown` forever. `Duration::MAX` waits without limit.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use memokit::{Cache, WriteBehind};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let buffer = WriteBehind::builder(Cache::<u32, u32>::new(10), |_b| async { Ok::<(), ()>(()) })
+    ///     .attempt_timeout(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// Called with a batch and the last attempt's failure (the sink's error, a panic or a
+    /// timeout) when the batch failed after its last retry (on the buffer's task: keep it
+    /// short). Without it, the batch is dropped (and counted as `failed`). Should it panic, the
+    /// panic is caught and counted (`on_failure_panics`), and the buffer goes on.
     ///
     /// ```
     /// # use memokit::{Cache, WriteBehind};
@@ -191,7 +218,7 @@ where
     ///     Err::<(), _>("database down")
     /// })
     /// .retries(0)
-    /// .on_failure(|batch, error| eprintln!("lost {batch:?}: {error}"))
+    /// .on_failure(|batch, failure| eprintln!("lost {batch:?}: {failure}"))
     /// .build()
     /// .unwrap();
     /// buffer.write(1, 1).await.unwrap();
@@ -201,7 +228,7 @@ where
     /// ```
     pub fn on_failure(
         mut self,
-        on_failure: impl Fn(Vec<(K, V)>, E) + Send + Sync + 'static,
+        on_failure: impl Fn(Vec<(K, V)>, SinkFailure<E>) + Send + Sync + 'static,
     ) -> Self {
         self.on_failure = Some(Box::new(on_failure));
         self
@@ -259,6 +286,7 @@ where
             sink: self.sink,
             retries: self.retries,
             backoff: self.backoff,
+            attempt_timeout: self.attempt_timeout,
             on_failure: self.on_failure,
         };
         runtime.spawn(flusher.run());

@@ -134,3 +134,48 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// Why a batch failed after its last attempt, as handed to
+/// [`on_failure`](super::WriteBehindBuilder::on_failure).
+///
+/// ```
+/// use std::time::Duration;
+/// use memokit::write_behind::SinkFailure;
+///
+/// let failure: SinkFailure<&str> = SinkFailure::Error("database down");
+/// assert_eq!(failure.to_string(), "database down");
+/// assert_eq!(SinkFailure::<&str>::Panicked.to_string(), "the sink panicked");
+/// let timed_out = SinkFailure::<&str>::TimedOut(Duration::from_secs(30));
+/// assert_eq!(timed_out.to_string(), "the sink did not complete within 30s");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkFailure<E> {
+    /// The sink returned this error.
+    Error(E),
+    /// The sink panicked (in the call or in its future).
+    Panicked,
+    /// The sink's future did not complete within the
+    /// [`attempt_timeout`](super::WriteBehindBuilder::attempt_timeout) (it was dropped).
+    TimedOut(Duration),
+}
+
+impl<E: fmt::Display> fmt::Display for SinkFailure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkFailure::Error(error) => error.fmt(f),
+            SinkFailure::Panicked => f.write_str("the sink panicked"),
+            SinkFailure::TimedOut(timeout) => {
+                write!(f, "the sink did not complete within {timeout:?}")
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for SinkFailure<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SinkFailure::Error(error) => Some(error),
+            SinkFailure::Panicked | SinkFailure::TimedOut(_) => None,
+        }
+    }
+}

@@ -11,10 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::queue::{Queue, Shared};
+use super::SinkFailure;
 
 pub(super) type SinkFn<K, V, E> =
     Box<dyn Fn(Vec<(K, V)>) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send>> + Send + Sync>;
-pub(super) type FailureFn<K, V, E> = Box<dyn Fn(Vec<(K, V)>, E) + Send + Sync>;
+pub(super) type FailureFn<K, V, E> = Box<dyn Fn(Vec<(K, V)>, SinkFailure<E>) + Send + Sync>;
 
 /// The background task: sends batches one at a time.
 pub(super) struct Flusher<K, V, E> {
@@ -22,6 +23,7 @@ pub(super) struct Flusher<K, V, E> {
     pub(super) sink: SinkFn<K, V, E>,
     pub(super) retries: Option<u32>,
     pub(super) backoff: (Duration, Duration),
+    pub(super) attempt_timeout: Duration,
     pub(super) on_failure: Option<FailureFn<K, V, E>>,
 }
 
@@ -97,11 +99,12 @@ where
     }
 
     /// One sink call; a panic in it is a failed attempt, so that a sink bug costs retries, not
-    /// the buffer and everything queued in it.
-    pub(super) async fn attempt(&self, batch: Vec<(K, V)>) -> Attempt<E> {
+    /// the buffer and everything queued in it; so is a call that outlasts `attempt_timeout`,
+    /// so that a sink that never completes does not hold `flush` and `shutdown` forever.
+    pub(super) async fn attempt(&self, batch: Vec<(K, V)>) -> Result<(), SinkFailure<E>> {
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| (self.sink)(batch)));
         let Ok(mut sending) = call else {
-            return Attempt::Panicked;
+            return Err(SinkFailure::Panicked);
         };
         let polled = std::future::poll_fn(|cx| {
             match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {
@@ -110,10 +113,11 @@ where
                 Err(_) => Poll::Ready(None),
             }
         });
-        match polled.await {
-            Some(Ok(())) => Attempt::Delivered,
-            Some(Err(error)) => Attempt::Failed(error),
-            None => Attempt::Panicked,
+        match tokio::time::timeout(self.attempt_timeout, polled).await {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(error))) => Err(SinkFailure::Error(error)),
+            Ok(None) => Err(SinkFailure::Panicked),
+            Err(_) => Err(SinkFailure::TimedOut(self.attempt_timeout)),
         }
     }
 
@@ -125,10 +129,9 @@ where
         let outcome = loop {
             let last = self.retries.is_some_and(|retries| retried >= retries);
             match self.attempt(batch.clone()).await {
-                Attempt::Delivered => break Ok(()),
-                Attempt::Failed(error) if last => break Err(Some(error)),
-                Attempt::Panicked if last => break Err(None),
-                Attempt::Failed(_) | Attempt::Panicked => {
+                Ok(()) => break Ok(()),
+                Err(failure) if last => break Err(failure),
+                Err(_) => {
                     retried += 1;
                     self.shared.queue.lock().stats.retried += 1;
                     tokio::time::sleep(wait).await;
@@ -147,16 +150,13 @@ where
                 Err(_) => queue.stats.failed += len,
             }
         }
-        if let (Err(Some(error)), Some(on_failure)) = (outcome, &self.on_failure) {
-            on_failure(batch, error);
+        if let (Err(failure), Some(on_failure)) = (outcome, &self.on_failure) {
+            // Caught: a bug in the dead-letter path must not stop the buffer for good.
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| on_failure(batch, failure)));
+            if called.is_err() {
+                self.shared.queue.lock().stats.on_failure_panics += 1;
+            }
         }
         self.shared.progress.notify_waiters();
     }
-}
-
-/// How one sink call ended.
-pub(super) enum Attempt<E> {
-    Delivered,
-    Failed(E),
-    Panicked,
 }

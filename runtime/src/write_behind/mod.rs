@@ -51,9 +51,14 @@
 //! - **Failures**: a batch whose sink call returns `Err` is sent again after an exponential
 //!   backoff (100 ms, doubling up to 10 s by default), up to `retries` times (5 by default, or
 //!   forever with [`retry_forever`](WriteBehindBuilder::retry_forever)); nothing is dropped
-//!   while retries remain. After the last retry the batch's entries are counted as `failed`
-//!   and handed with the last error to the [`on_failure`](WriteBehindBuilder::on_failure)
-//!   callback (without one they are dropped; the cache keeps the values).
+//!   while retries remain. A sink call whose future has not completed after
+//!   [`attempt_timeout`](WriteBehindBuilder::attempt_timeout) (30 s by default) is dropped and
+//!   is a failed attempt too, so a sink that hangs cannot hang `flush` or `shutdown`. After
+//!   the last retry the batch's entries are counted as `failed` and handed with the last
+//!   failure ([`SinkFailure`]: the error, a panic or a timeout) to the
+//!   [`on_failure`](WriteBehindBuilder::on_failure) callback (without one they are dropped; the
+//!   cache keeps the values). A panic of `on_failure` itself is caught and counted
+//!   (`on_failure_panics`); the buffer goes on.
 //! - **Delivery**: each accepted write is delivered in exactly one successful sink call, unless
 //!   it was coalesced (replaced while queued), finally failed, or lost as described under
 //!   *Drop* and *Crash*. A sink call that returns `Err` after storing part of a
@@ -72,7 +77,7 @@
 //!   sink that keeps up, about the writes of the last `flush_interval`.
 //! - **Sink panics**: a sink call that panics is a failed attempt like an `Err`: the batch is
 //!   retried, and nothing queued is lost. Should the last attempt panic, the batch counts as
-//!   `failed` without reaching `on_failure` (there is no error to hand it).
+//!   `failed` and reaches `on_failure` with [`SinkFailure::Panicked`].
 //!
 //! [`Cache`]: crate::Cache
 //! [`Memo`]: crate::Memo
@@ -92,7 +97,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use builder::WriteBehindBuilder;
-pub use error::{BuildError, WriteError};
+use builder::DEFAULT_ATTEMPT_TIMEOUT;
+pub use error::{BuildError, SinkFailure, WriteError};
 
 use queue::Owner;
 pub use stats::WriteBehindStats;
@@ -174,7 +180,7 @@ where
     ///     .max_pending(10_000)                            // then writers wait
     ///     .retries(3)                                     // after the first failure
     ///     .backoff(Duration::from_millis(50), Duration::from_secs(2))
-    ///     .on_failure(|batch, error| eprintln!("{} writes lost: {error}", batch.len()))
+    ///     .on_failure(|batch, failure| eprintln!("{} writes lost: {failure}", batch.len()))
     ///     .build()
     ///     .expect("inside a tokio runtime");
     /// # }
@@ -194,6 +200,7 @@ where
             max_pending: 10_000,
             retries: Some(5),
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             on_failure: None,
         }
     }

@@ -32,6 +32,9 @@ pub struct WriteBehindStats {
     pub failed: u64,
     /// Entries queued or being delivered now.
     pub pending: u64,
+    /// Calls of `on_failure` that panicked (caught: the buffer goes on). Shown by `Display`
+    /// once non-zero.
+    pub on_failure_panics: u64,
 }
 
 impl fmt::Display for WriteBehindStats {
@@ -46,6 +49,10 @@ impl fmt::Display for WriteBehindStats {
             self.retried,
             self.failed,
             self.pending
-        )
+        )?;
+        if self.on_failure_panics > 0 {
+            write!(f, " on_failure_panics={}", self.on_failure_panics)?;
+        }
+        Ok(())
     }
 }
