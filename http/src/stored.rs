@@ -1,0 +1,335 @@
+//! A stored response: whether a handler's response may be stored (the RFC 9111 rules are
+//! `http-cache-semantics`'s, plus the layer's own: errors, `Set-Cookie`, malformed fields),
+//! and how a stored one is served (`Age`, `X-Cache`, `304`).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use headers::{ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, LastModified};
+use http::header::{AGE, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_cache_semantics::{CacheOptions, CachePolicy};
+
+use crate::body::HttpCacheBody;
+use crate::config::Route;
+use crate::directives;
+use crate::key::{vary_names, BadVary};
+
+/// The response header that tells how the layer answered: `HIT`, `MISS`, `STALE` or
+/// `REVALIDATED`.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// How the layer answered a request, as sent in [`X_CACHE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Hit,
+    Miss,
+    Stale,
+    Revalidated,
+}
+
+impl Answer {
+    pub(crate) fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Answer::Hit => "HIT",
+            Answer::Miss => "MISS",
+            Answer::Stale => "STALE",
+            Answer::Revalidated => "REVALIDATED",
+        })
+    }
+}
+
+/// Why a response was passed through unstored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotStored {
+    /// The RFC 9111 rules say no (`no-store`, `private`, an uncacheable status, …), or it
+    /// would be stale at once.
+    Policy,
+    /// An error status and the route does not cache errors.
+    Error,
+    /// `Set-Cookie`, and the layer does not store those.
+    SetCookie,
+    /// A malformed or conflicting `Cache-Control`, `ETag`, date or `Vary`.
+    Malformed,
+}
+
+/// A response the layer holds, with its RFC 9111 policy.
+#[derive(Debug)]
+pub(crate) struct StoredResponse {
+    pub(crate) status: StatusCode,
+    /// As served, with the `ETag` the layer made if the handler set none.
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) policy: CachePolicy,
+    pub(crate) vary: Arc<[HeaderName]>,
+    /// When it turns stale (`http-cache-semantics` counts its age from here).
+    pub(crate) fresh_until: SystemTime,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    /// Tells apart two responses stored under one key (for coalescing their revalidations).
+    pub(crate) generation: u64,
+    /// Set by the one request that starts its background revalidation.
+    pub(crate) revalidating: AtomicBool,
+}
+
+/// What the layer decided about a response head, before reading its body.
+pub(crate) struct Storable {
+    policy: CachePolicy,
+    vary: Arc<[HeaderName]>,
+    fresh_for: Duration,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+    downstream: Option<HeaderValue>,
+}
+
+/// Whether the response to `request` with head `response` may be stored under `route`.
+pub(crate) fn storable(
+    request: &Request<()>,
+    response: &http::response::Parts,
+    route: &Route,
+    store_set_cookie: bool,
+    now: SystemTime,
+) -> Result<Storable, NotStored> {
+    if (response.status.is_client_error() || response.status.is_server_error())
+        && !route.cache_errors
+    {
+        return Err(NotStored::Error);
+    }
+    let headers = &response.headers;
+    if headers.contains_key(SET_COOKIE) && !store_set_cookie {
+        return Err(NotStored::SetCookie);
+    }
+    let directives = directives::cache_control(headers).ok_or(NotStored::Malformed)?;
+    if !validators_and_dates_parse(headers) {
+        return Err(NotStored::Malformed);
+    }
+    let vary = vary_names(headers).map_err(|bad| match bad {
+        BadVary::Star => NotStored::Policy,
+        BadVary::Malformed => NotStored::Malformed,
+    })?;
+
+    // What the policy judges: the head without a cookie the layer was told to store anyway,
+    // and without an `Age` it cannot add to (a huge one overflows its arithmetic).
+    let mut judged = response.headers.clone();
+    judged.remove(SET_COOKIE);
+    if judged.get(AGE).is_some_and(|age| {
+        age.to_str()
+            .ok()
+            .and_then(|a| a.parse::<u32>().ok())
+            .is_none()
+    }) {
+        judged.remove(AGE);
+    }
+    let options = CacheOptions::default(); // a shared cache: `private` is not stored
+    let judge = |headers: &HeaderMap| {
+        let mut head = Response::new(());
+        *head.status_mut() = response.status;
+        *head.headers_mut() = headers.clone();
+        CachePolicy::new_options(request, &head, now, options)
+    };
+    let mut policy = judge(&judged);
+    if !policy.is_storable() {
+        return Err(NotStored::Policy);
+    }
+    if !directives::states_freshness(headers, &directives) {
+        // The route's ttl, as the `s-maxage` the handler did not send.
+        let s_maxage = format!("s-maxage={}", route.ttl.as_secs());
+        judged.append(
+            CACHE_CONTROL,
+            HeaderValue::from_str(&s_maxage).map_err(|_| NotStored::Policy)?,
+        );
+        policy = judge(&judged);
+    }
+    let fresh_for = policy.time_to_live(now);
+    if fresh_for.is_zero() {
+        return Err(NotStored::Policy);
+    }
+    // `must-revalidate` and `proxy-revalidate` forbid serving it stale at all.
+    let window = |name: &str, configured: Duration| match directives::forbids_stale(&directives) {
+        true => Duration::ZERO,
+        false => directives::seconds(&directives, name).unwrap_or(configured),
+    };
+    let stale_while_revalidate = window("stale-while-revalidate", route.stale_while_revalidate);
+    let stale_if_error = window("stale-if-error", route.stale_if_error);
+    let downstream = (route.downstream_cache_control && !headers.contains_key(CACHE_CONTROL))
+        .then(|| downstream_cache_control(route));
+    Ok(Storable {
+        policy,
+        vary,
+        fresh_for,
+        stale_while_revalidate,
+        stale_if_error,
+        downstream,
+    })
+}
+
+/// The `Cache-Control` a route announces to the caches and browsers downstream.
+fn downstream_cache_control(route: &Route) -> HeaderValue {
+    let text = format!(
+        "public, max-age={}, stale-while-revalidate={}, stale-if-error={}",
+        route.ttl.as_secs(),
+        route.stale_while_revalidate.as_secs(),
+        route.stale_if_error.as_secs()
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("public"))
+}
+
+/// Whether each validator and date the response carries parses (a malformed one is no
+/// reason to panic, but is one not to store).
+fn validators_and_dates_parse(headers: &HeaderMap) -> bool {
+    headers.typed_try_get::<ETag>().is_ok()
+        && headers.typed_try_get::<LastModified>().is_ok()
+        && headers.typed_try_get::<headers::Expires>().is_ok()
+        && headers.typed_try_get::<headers::Date>().is_ok()
+        && [ETAG, LAST_MODIFIED, EXPIRES, DATE]
+            .iter()
+            .all(|name| headers.get_all(name).iter().count() <= 1)
+}
+
+impl StoredResponse {
+    /// The stored form of a response whose head was judged [`Storable`], with its whole body.
+    pub(crate) fn new(
+        mut head: http::response::Parts,
+        body: Bytes,
+        storable: Storable,
+        now: SystemTime,
+        generation: u64,
+    ) -> Self {
+        if !head.headers.contains_key(ETAG) {
+            head.headers.insert(ETAG, strong_etag(&body));
+        }
+        if let Some(cache_control) = storable.downstream {
+            head.headers.insert(CACHE_CONTROL, cache_control);
+        }
+        head.headers.remove(AGE);
+        StoredResponse {
+            status: head.status,
+            headers: head.headers,
+            body,
+            policy: storable.policy,
+            vary: storable.vary,
+            fresh_until: now + storable.fresh_for,
+            stale_while_revalidate: storable.stale_while_revalidate,
+            stale_if_error: storable.stale_if_error,
+            generation,
+            revalidating: AtomicBool::new(false),
+        }
+    }
+
+    /// The same body with the policy of a `304` that revalidated it.
+    pub(crate) fn revalidated(
+        &self,
+        policy: CachePolicy,
+        now: SystemTime,
+        generation: u64,
+    ) -> Self {
+        let fresh_for = policy.time_to_live(now);
+        StoredResponse {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            policy,
+            vary: self.vary.clone(),
+            fresh_until: now + fresh_for,
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+            generation,
+            revalidating: AtomicBool::new(false),
+        }
+    }
+
+    /// How long it has been stale at `now` (zero while fresh).
+    pub(crate) fn stale_for(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.fresh_until).unwrap_or_default()
+    }
+
+    /// Its weight for a byte bound: body and headers.
+    pub(crate) fn weight(&self) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        u32::try_from(self.body.len().saturating_add(headers)).unwrap_or(u32::MAX)
+    }
+
+    /// The answer to a request with `method` and `request` headers: the stored response,
+    /// or a `304` when the request's validators match it.
+    pub(crate) fn serve(
+        &self,
+        method: &Method,
+        request: &HeaderMap,
+        answer: Answer,
+        now: SystemTime,
+    ) -> Response<HttpCacheBody> {
+        let mut headers = self.headers.clone();
+        let age = self.policy.age(now).as_secs();
+        headers.insert(AGE, HeaderValue::from(age));
+        headers.insert(X_CACHE, answer.header());
+        if not_modified(request, &headers) {
+            return not_modified_response(headers);
+        }
+        let body = if method == Method::HEAD {
+            HttpCacheBody::empty()
+        } else {
+            HttpCacheBody::from(self.body.clone())
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+/// A strong `ETag` made from the body: 128 bits of xxh3 in hex.
+fn strong_etag(body: &[u8]) -> HeaderValue {
+    let digest = xxhash_rust::xxh3::xxh3_128(body);
+    HeaderValue::from_str(&format!("\"{digest:032x}\""))
+        .unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// RFC 9110 §13.2.2: `If-None-Match` first (weak comparison); without it,
+/// `If-Modified-Since` against `Last-Modified`. A validator that does not parse is ignored.
+fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
+    if request.contains_key(http::header::IF_NONE_MATCH) {
+        let Some(if_none_match) = request.typed_get::<IfNoneMatch>() else {
+            return false;
+        };
+        return response
+            .typed_get::<ETag>()
+            .is_some_and(|etag| !if_none_match.precondition_passes(&etag));
+    }
+    match (
+        request.typed_get::<IfModifiedSince>(),
+        response.typed_get::<LastModified>(),
+    ) {
+        (Some(since), Some(modified)) => !since.is_modified(modified.into()),
+        _ => false,
+    }
+}
+
+/// A `304` with the fields RFC 9110 §15.4.5 asks for (and `Age`, `X-Cache`), and no body.
+fn not_modified_response(headers: HeaderMap) -> Response<HttpCacheBody> {
+    let mut kept = HeaderMap::new();
+    for name in [
+        CACHE_CONTROL,
+        http::header::CONTENT_LOCATION,
+        DATE,
+        ETAG,
+        EXPIRES,
+        VARY,
+        LAST_MODIFIED,
+        AGE,
+        X_CACHE,
+    ] {
+        for value in headers.get_all(&name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    let mut response = Response::new(HttpCacheBody::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.headers_mut() = kept;
+    response
+}
