@@ -586,8 +586,9 @@ impl Exchange<'_> {
         revalidated.map_err(|NotShared| led)
     }
 
-    /// Starts one revalidation of `stored` on the current tokio runtime, unless one is
-    /// running (or there is no runtime: then the next request past the window revalidates).
+    /// Revalidates `stored` on the current tokio runtime (callers that do so while one
+    /// revalidation runs join it: one handler call). Without a runtime, nothing: the next
+    /// request past the window revalidates.
     fn revalidate_in_background<S, ReqBody, ResBody>(&self, inner: S, stored: Arc<StoredResponse>)
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
@@ -600,25 +601,20 @@ impl Exchange<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if stored.revalidating.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let (shared, parts, key) = (self.shared.clone(), self.parts.clone(), self.key.clone());
-        let (route, client_headers) = (self.route, http::HeaderMap::new());
+        let route = self.route;
         runtime.spawn(async move {
             let mut inner = inner;
+            let no_client_headers = http::HeaderMap::new();
             let exchange = Exchange {
                 shared: &shared,
                 route,
-                client_headers: &client_headers,
+                client_headers: &no_client_headers,
                 parts: &parts,
                 key: &key,
             };
-            let ready = poll_fn(|cx| inner.poll_ready(cx)).await.is_ok();
-            if !ready || exchange.revalidate(&mut inner, &stored).await.is_err() {
-                // Failed: a later request may try again.
-                stored.revalidating.store(false, Ordering::Release);
-            }
+            // Its outcome is in the cache (or, on failure, the stale response stays).
+            let _ = exchange.revalidate(&mut inner, &stored).await;
         });
     }
 }

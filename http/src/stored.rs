@@ -2,7 +2,6 @@
 //! `http-cache-semantics`'s, plus the layer's own: errors, `Set-Cookie`, malformed fields),
 //! and how a stored one is served (`Age`, `X-Cache`, `304`).
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -70,8 +69,6 @@ pub(crate) struct StoredResponse {
     pub(crate) stale_if_error: Duration,
     /// Tells apart two responses stored under one key (for coalescing their revalidations).
     pub(crate) generation: u64,
-    /// Set by the one request that starts its background revalidation.
-    pub(crate) revalidating: AtomicBool,
 }
 
 /// What the layer decided about a response head, before reading its body.
@@ -214,7 +211,6 @@ impl StoredResponse {
             stale_while_revalidate: storable.stale_while_revalidate,
             stale_if_error: storable.stale_if_error,
             generation,
-            revalidating: AtomicBool::new(false),
         }
     }
 
@@ -236,7 +232,6 @@ impl StoredResponse {
             stale_while_revalidate: self.stale_while_revalidate,
             stale_if_error: self.stale_if_error,
             generation,
-            revalidating: AtomicBool::new(false),
         }
     }
 

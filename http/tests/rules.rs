@@ -102,8 +102,11 @@ async fn a_bypassed_route_is_never_stored() {
         .route("/admin", Route::bypass())
         .build();
     let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
-    get_times(address, "/admin/users", 2).await;
+    for reply in get_times(address, "/admin/users", 2).await {
+        assert_eq!(reply.x_cache(), "");
+    }
     assert_eq!(calls.get(), 2);
+    assert_eq!(layer.stats().bypasses, 2);
     get_times(address, "/public", 2).await;
     assert_eq!(calls.get(), 3);
 }
