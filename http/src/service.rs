@@ -8,7 +8,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE};
+use http::header::{
+    CACHE_CONTROL, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    PRAGMA,
+};
 use http::{request, HeaderName, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_cache_semantics::{AfterResponse, BeforeRequest};
@@ -271,18 +274,7 @@ where
             .await
             .map(|response| response.map(HttpCacheBody::passing));
     }
-    let (mut parts, body) = request.into_parts();
-    // The client's validators decide its 304; the handler is asked for whole responses.
-    let client_headers = parts.headers.clone();
-    for conditional in [
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_MATCH,
-        IF_UNMODIFIED_SINCE,
-        IF_RANGE,
-    ] {
-        parts.headers.remove(conditional);
-    }
+    let (parts, body) = request.into_parts();
     let asks = RequestDirectives::of(&parts.headers);
     let resource = ResourceKey::new(&parts.method, &parts.uri, &parts.headers);
     let vary = shared.vary.peek(&resource).unwrap_or_default();
@@ -290,7 +282,6 @@ where
     let request = Exchange {
         shared: &shared,
         route,
-        client_headers: &client_headers,
         parts: &parts,
         key: &key,
     };
@@ -310,11 +301,7 @@ where
     }
 
     let mut led = None;
-    let leading = request.lead(
-        &mut inner,
-        Request::from_parts(parts.clone(), body),
-        &mut led,
-    );
+    let leading = request.lead(&mut inner, body, &mut led);
     let loaded = shared
         .responses
         .try_get_or_insert_with_async(key.clone(), leading)
@@ -341,24 +328,41 @@ where
 struct Exchange<'a> {
     shared: &'a Arc<Shared>,
     route: Route,
-    /// As the client sent them (with its validators).
-    client_headers: &'a http::HeaderMap,
-    /// As the handler gets them (without validators).
+    /// As the client sent it (its validators decide its `304`).
     parts: &'a request::Parts,
     key: &'a ResponseKey,
 }
 
 impl Exchange<'_> {
-    /// The request as `http-cache-semantics` reads it.
-    fn judged(&self) -> Request<()> {
-        Request::from_parts(self.parts.clone(), ())
+    /// The request the handler gets: without the client's validators, so that it answers
+    /// with a whole response the layer can store.
+    fn for_handler(&self) -> request::Parts {
+        let mut parts = self.parts.clone();
+        for conditional in [
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_MATCH,
+            IF_UNMODIFIED_SINCE,
+            IF_RANGE,
+        ] {
+            parts.headers.remove(conditional);
+        }
+        parts
     }
 
     /// Whether `stored` may answer this request without asking the handler (its freshness
-    /// and the request's `no-cache`, `max-age`, `min-fresh`, `max-stale`).
+    /// and the request's `no-cache`, `max-age`, `min-fresh`, `max-stale`), as
+    /// `http-cache-semantics` decides.
     fn fresh_enough(&self, stored: &StoredResponse, now: SystemTime) -> bool {
+        let headers = &self.parts.headers;
+        if !headers.contains_key(CACHE_CONTROL) && !headers.contains_key(PRAGMA) {
+            // No request directive: `before_request` comes down to `is_stale`, since the key
+            // already matched its URI, `Host` and `Vary`; it would also copy every header and
+            // format a date, which a hit need not pay for.
+            return !stored.policy.is_stale(now);
+        }
         matches!(
-            stored.policy.before_request(&self.judged(), now),
+            stored.policy.before_request(self.parts, now),
             BeforeRequest::Fresh(_)
         )
     }
@@ -372,7 +376,7 @@ impl Exchange<'_> {
         }
         let response = stored.serve(
             &self.parts.method,
-            self.client_headers,
+            &self.parts.headers,
             answer,
             SystemTime::now(),
         );
@@ -390,7 +394,7 @@ impl Exchange<'_> {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
-        let request = Request::from_parts(self.parts.clone(), ReqBody::default());
+        let request = Request::from_parts(self.for_handler(), ReqBody::default());
         let response = call(inner, request).await?;
         Ok(with_x_cache(
             response.map(HttpCacheBody::passing),
@@ -403,7 +407,7 @@ impl Exchange<'_> {
     async fn lead<S, ReqBody, ResBody>(
         &self,
         inner: &mut S,
-        request: Request<ReqBody>,
+        body: ReqBody,
         led: &mut Option<Led<S::Error>>,
     ) -> Result<Arc<StoredResponse>, NotShared>
     where
@@ -411,6 +415,7 @@ impl Exchange<'_> {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
+        let request = Request::from_parts(self.for_handler(), body);
         match self.fetch(inner, request, None).await {
             Fetched::Stored(stored) => {
                 let key = self.learn_key(&stored);
@@ -452,7 +457,7 @@ impl Exchange<'_> {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
-        let judged = self.judged();
+        let judged = self.parts;
         let response = match call(inner, request).await {
             Ok(response) => response,
             Err(error) => return Fetched::Failed(error),
@@ -462,14 +467,14 @@ impl Exchange<'_> {
         let shared = &self.shared;
         if let Some(previous) = previous.filter(|_| head.status == StatusCode::NOT_MODIFIED) {
             if let AfterResponse::NotModified(policy, _) =
-                previous.policy.after_response(&judged, &head, now)
+                previous.policy.after_response(judged, &head, now)
             {
                 let generation = shared.generations.fetch_add(1, Ordering::Relaxed);
                 return Fetched::Stored(Arc::new(previous.revalidated(policy, now, generation)));
             }
         }
         let store_set_cookie = shared.config.store_set_cookie;
-        let storable = match storable(&judged, &head, &self.route, store_set_cookie, now) {
+        let storable = match storable(judged, &head, &self.route, store_set_cookie, now) {
             Ok(storable) => storable,
             Err(_) => {
                 bump(&shared.counters.not_stored);
@@ -555,9 +560,10 @@ impl Exchange<'_> {
         let revalidation = async {
             bump(&self.shared.counters.revalidations);
             let now = SystemTime::now();
-            let parts = match stored.policy.before_request(&self.judged(), now) {
+            let for_handler = self.for_handler();
+            let parts = match stored.policy.before_request(&for_handler, now) {
                 BeforeRequest::Stale { request, .. } => request,
-                BeforeRequest::Fresh(_) => self.parts.clone(),
+                BeforeRequest::Fresh(_) => for_handler,
             };
             let request = Request::from_parts(parts, ReqBody::default());
             match self.fetch(inner, request, Some(stored)).await {
@@ -605,11 +611,9 @@ impl Exchange<'_> {
         let route = self.route;
         runtime.spawn(async move {
             let mut inner = inner;
-            let no_client_headers = http::HeaderMap::new();
             let exchange = Exchange {
                 shared: &shared,
                 route,
-                client_headers: &no_client_headers,
                 parts: &parts,
                 key: &key,
             };

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use headers::{ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, LastModified};
 use http::header::{AGE, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_cache_semantics::{CacheOptions, CachePolicy};
 
 use crate::body::HttpCacheBody;
@@ -83,7 +83,7 @@ pub(crate) struct Storable {
 
 /// Whether the response to `request` with head `response` may be stored under `route`.
 pub(crate) fn storable(
-    request: &Request<()>,
+    request: &http::request::Parts,
     response: &http::response::Parts,
     route: &Route,
     store_set_cookie: bool,
