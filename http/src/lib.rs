@@ -49,6 +49,6 @@ mod stored;
 
 pub use body::{BoxError, HttpCacheBody};
 pub use config::{HttpCacheBuilder, Route, DEFAULT_MAX_BODY_BYTES};
-pub use service::{HttpCache, HttpCacheLayer};
+pub use service::{CacheableService, HttpCache, HttpCacheLayer};
 pub use stats::{prometheus, HttpStats};
 pub use stored::X_CACHE;

@@ -206,14 +206,44 @@ pub struct HttpCache<S> {
 
 type Answered<E> = Result<Response<HttpCacheBody>, E>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpCache<S>
+/// Every tower service the layer can wrap: one that answers `http::Request`s with
+/// `http::Response`s whose body yields `Bytes` (axum's `Router`, hyper services, …), and can be
+/// cloned and sent to another task (for background revalidations). Implemented for all of them:
+/// a bound to name, not a trait to implement.
+///
+/// ```
+/// fn wrappable<S: memokit_http::CacheableService<axum::body::Body>>(_: &S) {}
+/// wrappable(&axum::Router::new());
+/// ```
+pub trait CacheableService<ReqBody>:
+    Service<
+        Request<ReqBody>,
+        Response = Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, ReqBody, ResBody> CacheableService<ReqBody> for S
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
+{
+    type ResponseBody = ResBody;
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for HttpCache<S>
+where
+    S: CacheableService<ReqBody>,
+    ReqBody: Default + Send + 'static,
 {
     type Response = Response<HttpCacheBody>;
     type Error = S::Error;
@@ -253,18 +283,14 @@ enum Fetched<E> {
 }
 
 /// The path of one request.
-async fn answer<S, ReqBody, ResBody>(
+async fn answer<S, ReqBody>(
     shared: Arc<Shared>,
     mut inner: S,
     request: Request<ReqBody>,
 ) -> Answered<S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
     let route = shared.config.route_of(request.uri().path());
     let method = request.method().clone();
@@ -387,12 +413,10 @@ impl Exchange<'_> {
     }
 
     /// The handler's answer to this request, passed through.
-    async fn pass<S, ReqBody, ResBody>(&self, inner: &mut S) -> Answered<S::Error>
+    async fn pass<S, ReqBody>(&self, inner: &mut S) -> Answered<S::Error>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ReqBody: Default,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        S: CacheableService<ReqBody>,
+        ReqBody: Default + Send + 'static,
     {
         let request = Request::from_parts(self.for_handler(), ReqBody::default());
         let response = call(inner, request).await?;
@@ -404,16 +428,15 @@ impl Exchange<'_> {
 
     /// The computation of a missing key: the handler's response, shared with the callers
     /// waiting on it when it was stored under this key.
-    async fn lead<S, ReqBody, ResBody>(
+    async fn lead<S, ReqBody>(
         &self,
         inner: &mut S,
         body: ReqBody,
         led: &mut Option<Led<S::Error>>,
     ) -> Result<Arc<StoredResponse>, NotShared>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        S: CacheableService<ReqBody>,
+        ReqBody: Default + Send + 'static,
     {
         let request = Request::from_parts(self.for_handler(), body);
         match self.fetch(inner, request, None).await {
@@ -446,16 +469,15 @@ impl Exchange<'_> {
     }
 
     /// Calls the handler and judges its response: stored, passed through, or its error.
-    async fn fetch<S, ReqBody, ResBody>(
+    async fn fetch<S, ReqBody>(
         &self,
         inner: &mut S,
         request: Request<ReqBody>,
         previous: Option<&StoredResponse>,
     ) -> Fetched<S::Error>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        S: CacheableService<ReqBody>,
+        ReqBody: Default + Send + 'static,
     {
         let judged = self.parts;
         let response = match call(inner, request).await {
@@ -498,19 +520,15 @@ impl Exchange<'_> {
     /// The answer from a response found stored: fresh, stale while it is revalidated in the
     /// background, or revalidated first (and stale if the handler fails, within
     /// stale-if-error).
-    async fn answer_from_store<S, ReqBody, ResBody>(
+    async fn answer_from_store<S, ReqBody>(
         &self,
         mut inner: S,
         stored: Arc<StoredResponse>,
         asks: RequestDirectives,
     ) -> Answered<S::Error>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
+        S: CacheableService<ReqBody>,
         ReqBody: Default + Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
     {
         let now = SystemTime::now();
         if self.fresh_enough(&stored, now) {
@@ -545,16 +563,14 @@ impl Exchange<'_> {
     /// Asks the handler again for `stored` (with its validators), one caller at a time per
     /// stored response: the new response, or what this caller got instead if it ran the
     /// handler (`None` if it waited on another caller's run that was not for sharing).
-    async fn revalidate<S, ReqBody, ResBody>(
+    async fn revalidate<S, ReqBody>(
         &self,
         inner: &mut S,
         stored: &Arc<StoredResponse>,
     ) -> Result<Arc<StoredResponse>, Option<Led<S::Error>>>
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ReqBody: Default,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        S: CacheableService<ReqBody>,
+        ReqBody: Default + Send + 'static,
     {
         let mut led = None;
         let revalidation = async {
@@ -595,14 +611,10 @@ impl Exchange<'_> {
     /// Revalidates `stored` on the current tokio runtime (callers that do so while one
     /// revalidation runs join it: one handler call). Without a runtime, nothing: the next
     /// request past the window revalidates.
-    fn revalidate_in_background<S, ReqBody, ResBody>(&self, inner: S, stored: Arc<StoredResponse>)
+    fn revalidate_in_background<S, ReqBody>(&self, inner: S, stored: Arc<StoredResponse>)
     where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
+        S: CacheableService<ReqBody>,
         ReqBody: Default + Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
