@@ -476,6 +476,18 @@ async fn request_no_cache_and_max_age_0_revalidate() {
 }
 
 #[tokio::test]
+async fn request_no_cache_is_never_answered_stale() {
+    let route = Route::ttl(Duration::from_secs(1)).stale_while_revalidate(Duration::from_secs(60));
+    let layer = layer("rules::no_cache_not_stale", route);
+    let (address, calls) = serve_behind(&layer, |n, _| response(200, &[], format!("{n}"))).await;
+    get(address, "/n", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = get(address, "/n", &[("cache-control", "no-cache")]).await;
+    assert_eq!((reply.x_cache(), reply.text()), ("REVALIDATED", "2"));
+    assert_eq!(calls.get(), 2);
+}
+
+#[tokio::test]
 async fn only_if_cached_never_calls_the_handler() {
     let layer = layer("rules::only_if_cached", minute());
     let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
