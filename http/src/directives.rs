@@ -70,12 +70,15 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// The seconds of directive `name`, if present with a value (saturating at a century).
+/// The longest duration the layer computes with: a century (a `SystemTime` plus `u64::MAX`
+/// seconds overflows, and panics).
+pub(crate) const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The seconds of directive `name`, if present with a value (saturating at [`LONGEST`]).
 pub(crate) fn seconds(directives: &[(String, Option<String>)], name: &str) -> Option<Duration> {
-    const CENTURY: u64 = 100 * 365 * 24 * 3600;
     let (_, value) = directives.iter().find(|(seen, _)| seen == name)?;
-    let seconds = value.as_deref()?.parse::<u64>().unwrap_or(CENTURY);
-    Some(Duration::from_secs(seconds.min(CENTURY)))
+    let seconds = value.as_deref()?.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(seconds).min(LONGEST))
 }
 
 fn has(directives: &[(String, Option<String>)], name: &str) -> bool {
@@ -160,7 +163,7 @@ mod tests {
                 &parse("max-age=99999999999999999999999").unwrap(),
                 "max-age"
             ),
-            Some(Duration::from_secs(100 * 365 * 24 * 3600))
+            Some(LONGEST)
         );
     }
 

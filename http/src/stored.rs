@@ -139,7 +139,7 @@ pub(crate) fn storable(
         );
         policy = judge(&judged);
     }
-    let fresh_for = policy.time_to_live(now);
+    let fresh_for = policy.time_to_live(now).min(directives::LONGEST);
     if fresh_for.is_zero() {
         return Err(NotStored::Policy);
     }
@@ -221,7 +221,7 @@ impl StoredResponse {
         now: SystemTime,
         generation: u64,
     ) -> Self {
-        let fresh_for = policy.time_to_live(now);
+        let fresh_for = policy.time_to_live(now).min(directives::LONGEST);
         StoredResponse {
             status: self.status,
             headers: self.headers.clone(),
