@@ -24,7 +24,7 @@ use crate::config::{Bound, HttpCacheBuilder, Route};
 use crate::directives::RequestDirectives;
 use crate::key::{ResourceKey, ResponseKey};
 use crate::stats::{bump, Counters, HttpStats};
-use crate::stored::{storable, Answer, StoredResponse, X_CACHE};
+use crate::stored::{drop_unusable_age, storable, Answer, StoredResponse, X_CACHE};
 
 /// How long a revalidation's result is kept for the callers that waited on it.
 const REVALIDATION_HANDOVER: Duration = Duration::from_secs(1);
@@ -485,9 +485,10 @@ impl Exchange<'_> {
             Err(error) => return Fetched::Failed(error),
         };
         let now = SystemTime::now();
-        let (head, body) = response.into_parts();
+        let (mut head, body) = response.into_parts();
         let shared = &self.shared;
         if let Some(previous) = previous.filter(|_| head.status == StatusCode::NOT_MODIFIED) {
+            drop_unusable_age(&mut head.headers);
             if let AfterResponse::NotModified(policy, _) =
                 previous.policy.after_response(judged, &head, now)
             {

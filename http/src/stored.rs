@@ -111,14 +111,7 @@ pub(crate) fn storable(
     // and without an `Age` it cannot add to (a huge one overflows its arithmetic).
     let mut judged = response.headers.clone();
     judged.remove(SET_COOKIE);
-    if judged.get(AGE).is_some_and(|age| {
-        age.to_str()
-            .ok()
-            .and_then(|a| a.parse::<u32>().ok())
-            .is_none()
-    }) {
-        judged.remove(AGE);
-    }
+    drop_unusable_age(&mut judged);
     let options = CacheOptions::default(); // a shared cache: `private` is not stored
     let judge = |headers: &HeaderMap| {
         let mut head = Response::new(());
@@ -162,6 +155,20 @@ pub(crate) fn storable(
     })
 }
 
+/// Removes an `Age` that is not a small number: `http-cache-semantics` adds the time since
+/// to it, which overflows (and panics) for one near `u64::MAX` seconds.
+pub(crate) fn drop_unusable_age(headers: &mut HeaderMap) {
+    let usable = |age: &HeaderValue| {
+        age.to_str()
+            .ok()
+            .and_then(|a| a.parse::<u32>().ok())
+            .is_some()
+    };
+    if headers.get_all(AGE).iter().any(|age| !usable(age)) {
+        headers.remove(AGE);
+    }
+}
+
 /// The `Cache-Control` a route announces to the caches and browsers downstream.
 fn downstream_cache_control(route: &Route) -> HeaderValue {
     let text = format!(
@@ -176,7 +183,8 @@ fn downstream_cache_control(route: &Route) -> HeaderValue {
 /// Whether each validator and date the response carries parses (a malformed one is no
 /// reason to panic, but is one not to store).
 fn validators_and_dates_parse(headers: &HeaderMap) -> bool {
-    headers.typed_try_get::<ETag>().is_ok()
+    entity_tags_are_safe(headers, &ETAG)
+        && headers.typed_try_get::<ETag>().is_ok()
         && headers.typed_try_get::<LastModified>().is_ok()
         && headers.typed_try_get::<headers::Expires>().is_ok()
         && headers.typed_try_get::<headers::Date>().is_ok()
@@ -285,10 +293,28 @@ fn strong_etag(body: &[u8]) -> HeaderValue {
         .unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
+/// Whether the entity tags in the `name` fields have no space or tab inside their quotes.
+/// `headers` 0.4 parses such a tag with a `debug_assert!` that fails (a panic in debug
+/// builds); RFC 9110 does not allow them, so such a field counts as malformed.
+fn entity_tags_are_safe(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers.get_all(name).iter().all(|field| {
+        let mut quoted = false;
+        field.as_bytes().iter().all(|&byte| {
+            if byte == b'"' {
+                quoted = !quoted;
+            }
+            !(quoted && (byte == b' ' || byte == b'\t'))
+        })
+    })
+}
+
 /// RFC 9110 §13.2.2: `If-None-Match` first (weak comparison); without it,
 /// `If-Modified-Since` against `Last-Modified`. A validator that does not parse is ignored.
 fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
     if request.contains_key(http::header::IF_NONE_MATCH) {
+        if !entity_tags_are_safe(request, &http::header::IF_NONE_MATCH) {
+            return false;
+        }
         let Some(if_none_match) = request.typed_get::<IfNoneMatch>() else {
             return false;
         };
@@ -327,4 +353,110 @@ fn not_modified_response(headers: HeaderMap) -> Response<HttpCacheBody> {
     *response.status_mut() = StatusCode::NOT_MODIFIED;
     *response.headers_mut() = kept;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    use crate::directives::RequestDirectives;
+
+    /// A number of seconds, often at the edges (`u32`, `i64` and `u64` limits).
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,6}",
+            "[0-9]{18,25}",
+            Just(u64::MAX.to_string()),
+            Just((u64::MAX / 2).to_string()),
+            Just(i64::MAX.to_string()),
+            Just((u64::from(u32::MAX) + 1).to_string()),
+        ]
+    }
+
+    /// A `Cache-Control` list with numbers at the edges, or any visible ASCII.
+    fn cache_control() -> impl Strategy<Value = String> {
+        let name = "max-age|s-maxage|stale-while-revalidate|stale-if-error|no-cache|no-store\
+                    |must-revalidate|proxy-revalidate|public|private|immutable|min-fresh\
+                    |max-stale|only-if-cached";
+        let directive = (name, proptest::option::of(number()))
+            .prop_map(|(name, value)| value.map_or(name.clone(), |v| format!("{name}={v}")));
+        let list = proptest::collection::vec(directive, 1..4).prop_map(|d| d.join(", "));
+        prop_oneof![4 => list, 1 => "[ -~]{0,40}"]
+    }
+
+    /// An HTTP date that may not exist, or any visible ASCII.
+    fn date() -> impl Strategy<Value = String> {
+        let date =
+            "(Mon|Fri|Xyz), [0-9]{2} (Jan|Dec|Foo) [0-9]{1,5} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT";
+        prop_oneof![3 => date, 1 => "[ -~]{0,40}"]
+    }
+
+    /// Each response field, by its name, or absent (most of the time: a response with several
+    /// random fields is rarely storable, and the storable ones are the interesting ones).
+    fn response_field(name: &HeaderName) -> BoxedStrategy<Option<String>> {
+        let value = match name.as_str() {
+            "cache-control" => cache_control().boxed(),
+            "age" => prop_oneof![3 => number(), 1 => "[ -~]{0,20}"].boxed(),
+            "etag" => "(W/)?\"[ -~]{0,12}\"?".boxed(),
+            "vary" => {
+                prop_oneof![3 => "(accept|x-a|\\*)(, (accept|cookie))?", 1 => "[ -~]{0,40}"].boxed()
+            }
+            _ => date().boxed(),
+        };
+        proptest::option::weighted(0.3, value).boxed()
+    }
+
+    /// The fields that are present and valid header values.
+    fn headers(fields: &[(HeaderName, Option<String>)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            if let Some(Ok(value)) = value.as_deref().map(HeaderValue::from_str) {
+                headers.append(name.clone(), value);
+            }
+        }
+        headers
+    }
+
+    const RESPONSE_FIELDS: [HeaderName; 7] =
+        [CACHE_CONTROL, EXPIRES, AGE, ETAG, VARY, LAST_MODIFIED, DATE];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn no_header_values_make_it_panic(
+            response_fields in RESPONSE_FIELDS.iter().map(response_field).collect::<Vec<_>>(),
+            request_cache_control in proptest::option::weighted(0.5, cache_control()),
+            if_none_match in proptest::option::weighted(0.5, "(W/)?\"[ -~]{0,12}\"?(, \"[a-z]{0,3}\")?"),
+            if_modified_since in proptest::option::weighted(0.5, date()),
+            status in prop_oneof![3 => Just(200u16), 1 => Just(304), 1 => Just(404), 1 => Just(500)],
+            years_later in 0u64..200,
+        ) {
+            let response_headers =
+                headers(&RESPONSE_FIELDS.iter().cloned().zip(response_fields).collect::<Vec<_>>());
+            let request_headers = headers(&[
+                (CACHE_CONTROL, request_cache_control),
+                (http::header::IF_NONE_MATCH, if_none_match),
+                (http::header::IF_MODIFIED_SINCE, if_modified_since),
+            ]);
+            let (mut request, ()) = http::Request::new(()).into_parts();
+            request.headers = request_headers;
+            let (mut head, ()) = Response::new(()).into_parts();
+            head.status = StatusCode::from_u16(status).unwrap_or_default();
+            head.headers = response_headers;
+            let route = Route::ttl(Duration::from_secs(60))
+                .stale_while_revalidate(Duration::from_secs(30))
+                .cache_errors(true);
+            let now = SystemTime::now();
+            let later = now + Duration::from_secs(years_later * 365 * 24 * 3600);
+            let _ = RequestDirectives::of(&request.headers);
+            if let Ok(storable) = storable(&request, &head, &route, true, now) {
+                let stored = StoredResponse::new(head, Bytes::from_static(b"x"), storable, now, 0);
+                let _ = stored.serve(&Method::GET, &request.headers, Answer::Hit, later);
+                let _ = stored.policy.before_request(&request, later);
+                let _ = stored.stale_for(later);
+            }
+        }
+    }
 }
