@@ -648,6 +648,7 @@ async fn malformed_responses_are_not_stored_and_never_panic() {
         ("vary", "not a header"),
         ("etag", "unquoted"),
         ("etag", "\"unterminated"),
+        ("etag", "\"a space\""),
         ("expires", "yesterday"),
         ("last-modified", "32 Foo 99999"),
         ("date", "0"),
@@ -694,6 +695,7 @@ async fn malformed_requests_are_answered() {
     for (name, value) in [
         ("if-none-match", "garbage"),
         ("if-none-match", ""),
+        ("if-none-match", "\"a space\""),
         ("if-modified-since", "not a date"),
         ("cache-control", "max-age=abc, max-age=1"),
         ("cache-control", "max-stale=99999999999999999999999"),
