@@ -248,6 +248,27 @@ fn headers_date(at: std::time::SystemTime) -> String {
 }
 
 #[tokio::test]
+async fn responses_to_authorized_requests_are_stored_only_when_public() {
+    let layer = layer("rules::authorization", minute());
+    let (address, calls) = serve_behind(&layer, |n, headers| match headers.get("x-public") {
+        Some(_) => response(200, &[("cache-control", "public")], format!("{n}")),
+        None => response(200, &[], format!("{n}")),
+    })
+    .await;
+    let authorized = [("authorization", "Bearer secret")];
+    for reply in [
+        get(address, "/me", &authorized).await,
+        get(address, "/me", &authorized).await,
+    ] {
+        assert_eq!(reply.x_cache(), "MISS");
+    }
+    assert_eq!(calls.get(), 2);
+    let public = [("authorization", "Bearer secret"), ("x-public", "1")];
+    get(address, "/shared", &public).await;
+    assert_eq!(get(address, "/shared", &public).await.x_cache(), "HIT");
+}
+
+#[tokio::test]
 async fn set_cookie_is_stored_only_when_configured() {
     for (store, expected_calls) in [(false, 2), (true, 1)] {
         let layer = HttpCacheLayer::builder("rules::set_cookie")
