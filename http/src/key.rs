@@ -1,0 +1,145 @@
+//! How a response is keyed: method, host and URI (the resource), plus the values of the request
+//! headers the response's `Vary` names.
+
+use std::sync::Arc;
+
+use http::header::{HOST, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+/// At most this many names in a `Vary`, and this many bytes in its fields: a longer one is
+/// treated as malformed (not stored), so a key stays small.
+const MAX_VARY_NAMES: usize = 16;
+const MAX_VARY_BYTES: usize = 1024;
+
+/// What the `Vary` of a response is learned for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ResourceKey {
+    method: Method,
+    host: Option<HeaderValue>,
+    uri: Uri,
+}
+
+impl ResourceKey {
+    pub(crate) fn new(method: &Method, uri: &Uri, headers: &HeaderMap) -> Self {
+        ResourceKey {
+            method: method.clone(),
+            host: headers.get(HOST).cloned(),
+            uri: uri.clone(),
+        }
+    }
+}
+
+/// The key of one stored response.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ResponseKey {
+    resource: ResourceKey,
+    /// Each name of the `Vary`, sorted, with the request's values of that header.
+    vary: Box<[(HeaderName, Box<[HeaderValue]>)]>,
+}
+
+impl ResponseKey {
+    pub(crate) fn new(resource: ResourceKey, vary: &[HeaderName], headers: &HeaderMap) -> Self {
+        let vary = vary
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    headers.get_all(name).iter().cloned().collect(),
+                )
+            })
+            .collect();
+        ResponseKey { resource, vary }
+    }
+
+    pub(crate) fn resource(&self) -> &ResourceKey {
+        &self.resource
+    }
+
+    pub(crate) fn path(&self) -> &str {
+        self.resource.uri.path()
+    }
+}
+
+/// Why a response's `Vary` keeps it from being stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadVary {
+    /// `Vary: *`: no request can match it.
+    Star,
+    /// Not ASCII, a name that is no header name, or too long.
+    Malformed,
+}
+
+/// The header names of the response's `Vary` fields, lowercased, sorted and without repeats.
+pub(crate) fn vary_names(headers: &HeaderMap) -> Result<Arc<[HeaderName]>, BadVary> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    let mut bytes = 0;
+    for field in headers.get_all(VARY) {
+        bytes += field.len();
+        if bytes > MAX_VARY_BYTES {
+            return Err(BadVary::Malformed);
+        }
+        for name in field.to_str().map_err(|_| BadVary::Malformed)?.split(',') {
+            let name = name.trim();
+            if name == "*" {
+                return Err(BadVary::Star);
+            }
+            if !name.is_empty() {
+                names.push(HeaderName::try_from(name).map_err(|_| BadVary::Malformed)?);
+            }
+        }
+    }
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    if names.len() > MAX_VARY_NAMES {
+        return Err(BadVary::Malformed);
+    }
+    Ok(names.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_vary(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(VARY, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn vary_is_normalised() {
+        let names = vary_names(&with_vary(
+            "Accept-Language, accept-encoding,, Accept-Language",
+        ))
+        .unwrap();
+        assert_eq!(
+            &*names,
+            &[
+                HeaderName::from_static("accept-encoding"),
+                HeaderName::from_static("accept-language")
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_vary_is_refused() {
+        assert_eq!(vary_names(&with_vary("*")).unwrap_err(), BadVary::Star);
+        assert_eq!(
+            vary_names(&with_vary("a b")).unwrap_err(),
+            BadVary::Malformed
+        );
+        let huge = (0..40)
+            .map(|i| format!("x-h{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(
+            vary_names(&with_vary(&huge)).unwrap_err(),
+            BadVary::Malformed
+        );
+        let long = "x".repeat(2000);
+        assert_eq!(
+            vary_names(&with_vary(&long)).unwrap_err(),
+            BadVary::Malformed
+        );
+    }
+}
