@@ -16,7 +16,7 @@ use crate::cache::flight::{ShareError, Superseded};
 use crate::cache::load::{self, Leader, LoadRule};
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::memo::registry::{registry, ErasedMemo};
+use crate::memo::registry::{registry, ErasedMemo, Registry};
 use crate::memo::shape::Shape;
 use crate::tier::{load_through, load_through_blocking, Tier, TierHandle};
 
@@ -517,5 +517,28 @@ where
 
     fn clear(&self) {
         Memo::clear(self)
+    }
+}
+
+// Here rather than in the registry, which knows memos only as `ErasedMemo`: listing a cache
+// built by hand wraps it in a `Memo`.
+impl Registry {
+    /// Lists a [`Cache`] built by hand under `name`, as a `#[cached]` function is
+    /// (its stats, [`clear`](Self::clear), the Prometheus text), until the process exits. Each
+    /// call lists one more entry: call it once per cache.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
+    /// memokit::registry().register_cache("docs::by_hand", cache.clone());
+    /// cache.get(&1);
+    /// assert_eq!(memokit::registry().stats("docs::by_hand").map(|s| s.misses), Some(1));
+    /// ```
+    pub fn register_cache<K, V>(&self, name: &'static str, cache: Cache<K, V>)
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let options = MemoOptions::default();
+        self.register(Box::leak(Box::new(Memo::__new(name, cache, options))));
     }
 }

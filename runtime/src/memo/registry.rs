@@ -74,27 +74,6 @@ impl Registry {
         self.memos.write().push(memo);
     }
 
-    /// Lists a [`Cache`](crate::Cache) built by hand under `name`, as a `#[cached]` function is
-    /// (its stats, [`clear`](Self::clear), the Prometheus text), until the process exits. Each
-    /// call lists one more entry: call it once per cache.
-    ///
-    /// ```
-    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
-    /// memokit::registry().register_cache("docs::by_hand", cache.clone());
-    /// cache.get(&1);
-    /// assert_eq!(memokit::registry().stats("docs::by_hand").map(|s| s.misses), Some(1));
-    /// ```
-    pub fn register_cache<K, V>(&self, name: &'static str, cache: crate::Cache<K, V>)
-    where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-    {
-        let options = crate::memo::MemoOptions::default();
-        self.register(Box::leak(Box::new(crate::Memo::__new(
-            name, cache, options,
-        ))));
-    }
-
     /// Every listed function with its stats, sorted by name.
     ///
     /// ```
