@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{current, keys, set_px, Connection, FnState, Shared};
+use super::{current, keys, set_px, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
 use crate::tier::{Claim, Fetched, TierFuture};
 
@@ -166,6 +166,16 @@ where
                 state.counters.misses.fetch_add(1, Relaxed);
             }
         },
+        // The entry's key holds something else than a value (another type): a miss of this
+        // key alone, and the key is cleared for the value about to be computed.
+        Err(Unavailable::Rejected) => {
+            state.count(Unavailable::Rejected);
+            state.counters.misses.fetch_add(1, Relaxed);
+            if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(&entry)).await {
+                state.count(unavailable);
+                return Fetched::Miss(None);
+            }
+        }
         Err(unavailable) => {
             state.count(unavailable);
             return Fetched::Miss(None);

@@ -357,7 +357,7 @@ impl FnState {
     }
 
     pub(crate) fn count(&self, unavailable: Unavailable) {
-        if unavailable == Unavailable::Failed {
+        if unavailable != Unavailable::Skipped {
             self.counters.errors.fetch_add(1, Relaxed);
         }
     }
