@@ -196,7 +196,25 @@ where
             .arg(lease_millis(lease_ttl))
             .arg(process_prefix());
         match tier.query::<bool>(take).await {
-            Ok(true) => break Some(Held::new(&tier, &lease, &token, lease_ttl)),
+            Ok(true) => {
+                let held = Held::new(&tier, &lease, &token, lease_ttl);
+                // Another process may have stored the value and released its lease between
+                // our look and our take: look once more before computing it again.
+                match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
+                    Ok(bytes) => {
+                        // Not decoded: counted at the first look already, overwritten below.
+                        if let Some(value) = bytes.and_then(|bytes| (shared.decode_value)(&bytes)) {
+                            state.counters.hits.fetch_add(1, Relaxed);
+                            return Fetched::Hit(value);
+                        }
+                    }
+                    Err(unavailable) => {
+                        state.count(unavailable);
+                        return Fetched::Miss(None);
+                    }
+                }
+                break Some(held);
+            }
             Ok(false) => {}
             Err(unavailable) => {
                 state.count(unavailable);
