@@ -1,14 +1,18 @@
 //! The shared tier under faults of Redis's data, against a real server that each test starts
-//! (and stops) itself, some behind an in-test TCP proxy: one bad key stays one bad key, and a
-//! value stored just before the lease is taken is not computed again. Tests run one at a time
-//! (the connection is process-wide).
+//! (and stops) itself, some behind an in-test TCP proxy that can cut every connection (a
+//! partition) and heal: writes made during a partition are not lost, one bad key stays one bad
+//! key, and a value stored just before the lease is taken is not computed again. Tests run one
+//! at a time (the connection is process-wide); the two-process tests run this binary again as
+//! a child with a role.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{Proxy, RedisServer};
+use memokit_tests::{ChildTest, Proxy, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -21,6 +25,145 @@ fn serial() -> MutexGuard<'static, ()> {
 
 fn role() -> Option<String> {
     std::env::var("MEMOKIT_TEST_ROLE").ok()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---- No lost writes ------------------------------------------------------------------------
+
+/// The source of `versioned`: what it returns depends on it, as a database row would.
+static VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn source(k: u32) -> u64 {
+    VERSION.load(SeqCst) * 1_000_000 + u64::from(k)
+}
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::versioned")]
+fn versioned(k: u32) -> u64 {
+    source(k)
+}
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::cleared")]
+fn cleared(k: u32) -> u64 {
+    source(k)
+}
+
+const KEYS: u32 = 200;
+
+/// Reads every key through the shared tier of a process that made none of the writes (no
+/// in-process copies, Redis reached without the proxy) and prints how many were stale.
+#[test]
+fn reader_role() {
+    if role().as_deref() != Some("reader") {
+        return;
+    }
+    let url = std::env::var("MEMOKIT_TEST_URL").expect("set by the parent");
+    connect_with(Config::new(url).prefix("partition")).unwrap();
+    // The source as the writer changed it: a stale value is one Redis kept from before.
+    VERSION.store(2, SeqCst);
+    let stale = (0..KEYS)
+        .filter(|&k| versioned(k) != source(k))
+        .chain((0..KEYS).filter(|&k| cleared(k) != source(k)))
+        .count();
+    let stats = versioned_cache().stats();
+    println!("STALE {stale} L2_HITS {}", stats.l2_hits);
+}
+
+#[test]
+fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
+    if role().is_some() {
+        return;
+    }
+    let _serial = serial();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(&server);
+    connect_with(
+        Config::new(proxy.url())
+            .prefix("partition")
+            .retry_after(Duration::from_millis(200)),
+    )
+    .unwrap();
+    for k in 0..KEYS {
+        assert_eq!(versioned(k), source(k));
+        assert_eq!(cleared(k), source(k));
+    }
+    let mut direct = server.connection();
+    let in_redis: Vec<String> = direct.keys("partition:faults::versioned:0:*").unwrap();
+    assert_eq!(in_redis.len(), KEYS as usize, "every value is in Redis");
+
+    proxy.partition();
+    // The source changes, and the application says so through every kind of write.
+    VERSION.store(2, SeqCst);
+    for k in 0..50 {
+        versioned_cache().invalidate(&k);
+    }
+    for k in 50..100 {
+        versioned_cache().insert(k, source(k));
+    }
+    let invalidated: Vec<u32> = (100..150).collect();
+    versioned_cache().invalidate_many(&invalidated);
+    versioned_cache().insert_many((150..KEYS).map(|k| (k, source(k))));
+    cleared_cache().clear();
+    let during = versioned_cache().stats();
+    assert_eq!(
+        during.l2_pending_writes,
+        u64::from(KEYS),
+        "each write that did not reach Redis waits: {during}"
+    );
+    assert_eq!(cleared_cache().stats().l2_pending_writes, 1);
+    // While cut off, the writer itself answers with the new values.
+    versioned_cache().cache().clear();
+    cleared_cache().cache().clear();
+    for k in 0..KEYS {
+        assert_eq!(versioned(k), source(k), "during the partition, key {k}");
+        assert_eq!(cleared(k), source(k), "during the partition, key {k}");
+    }
+
+    proxy.heal();
+    // Applied without any call of the functions: the process's subscriber does it once Redis
+    // answers again.
+    wait_until("pending writes replayed", Duration::from_secs(10), || {
+        versioned_cache().stats().l2_pending_writes == 0
+            && cleared_cache().stats().l2_pending_writes == 0
+    });
+    let after = versioned_cache().stats();
+    assert_eq!(after.l2_replayed_writes, u64::from(KEYS), "{after}");
+    assert!(
+        after
+            .to_string()
+            .ends_with(&format!("l2_pending_writes=0 l2_replayed_writes={KEYS}")),
+        "{after}"
+    );
+
+    // Another process that never saw the writes reads no value from before them.
+    let env = [("MEMOKIT_TEST_URL", server.url())];
+    let reader = ChildTest::spawn("reader_role", "reader", &env);
+    let line = reader.expect_line("STALE", Duration::from_secs(30));
+    reader.success();
+    assert!(
+        line.starts_with("0 "),
+        "stale reads in another process: {line}"
+    );
+
+    // Nor does the writer, once its in-process copies are gone.
+    versioned_cache().cache().clear();
+    cleared_cache().cache().clear();
+    for k in 0..KEYS {
+        assert_eq!(versioned(k), source(k), "after the heal, key {k}");
+        assert_eq!(cleared(k), source(k), "after the heal, key {k}");
+    }
+    eprintln!("partition: {}", versioned_cache().stats());
 }
 
 // ---- One bad key ---------------------------------------------------------------------------

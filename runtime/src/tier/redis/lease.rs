@@ -146,7 +146,13 @@ where
     let Some(key) = (shared.encode_key)(key) else {
         return Fetched::Miss(None);
     };
-    let entry = match state.generation(&tier, name).await {
+    // Writes that an outage kept from Redis first: until they are there, Redis may hold what
+    // they replaced.
+    let generation = match state.replay(&tier, name).await {
+        Ok(()) => state.generation(&tier, name).await,
+        Err(unavailable) => Err(unavailable),
+    };
+    let entry = match generation {
         Ok(generation) => keys::entry(&tier.config.prefix, name, generation, &key),
         Err(unavailable) => {
             state.count(unavailable);

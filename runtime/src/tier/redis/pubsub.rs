@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::cache::Cache;
 const EVENT_VERSION: u8 = 1;
 
 /// What a handle did.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Op {
     Clear { generation: u64 },
     Invalidate { key: Vec<u8> },
@@ -64,6 +64,7 @@ pub(crate) struct Subscriber<K, V> {
 /// A [`Subscriber`] whatever its key and value types.
 trait Apply: Send + Sync {
     fn name(&self) -> &'static str;
+    fn state(&self) -> &FnState;
     fn apply(&self, op: &RemoteOp<'_>);
 }
 
@@ -74,6 +75,10 @@ where
 {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn state(&self) -> &FnState {
+        &self.state
     }
 
     /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier.
@@ -117,6 +122,23 @@ where
 {
     SUBSCRIBERS.write().push(subscriber);
 }
+
+/// Applies the writes that the functions of the process could not apply to Redis during an
+/// outage (see `FnState::replay`), without waiting for their next call.
+fn replay_pending(tier: &Connection) {
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in &subscribers {
+        let state = subscriber.state();
+        if state.has_pending() {
+            if let Err(unavailable) = super::block_on(state.replay(tier, subscriber.name())) {
+                state.count(unavailable);
+            }
+        }
+    }
+}
+
+/// How often the subscriber applies writes left by an outage.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Applies another process's write to the functions called `name` (every one for `None`).
 fn apply_remote(name: Option<&str>, op: &RemoteOp<'_>) {
@@ -197,10 +219,16 @@ fn listen(tier: &Connection, lost: &mut bool) -> redis::RedisResult<()> {
         // Events published meanwhile are gone: start over from Redis.
         apply_remote(None, &RemoteOp::Resync);
     }
+    replay_pending(tier);
+    let mut checked = Instant::now();
     loop {
         if tier.closed.load(Relaxed) {
             tier.subscribed.store(false, Relaxed);
             return Ok(());
+        }
+        if checked.elapsed() >= CHECK_EVERY {
+            replay_pending(tier);
+            checked = Instant::now();
         }
         let message = match pubsub.get_message() {
             Ok(message) => message,
