@@ -1,9 +1,10 @@
-//! The shared tier under faults of Redis's data, against a real server that each test starts
-//! (and stops) itself, some behind an in-test TCP proxy that can cut every connection (a
-//! partition) and heal: writes made during a partition are not lost, one bad key stays one bad
-//! key, and a value stored just before the lease is taken is not computed again. Tests run one
-//! at a time (the connection is process-wide); the two-process tests run this binary again as
-//! a child with a role.
+//! The shared tier under faults of the network and of Redis's data, against real servers that
+//! each test starts (and stops) itself, some behind an in-test TCP proxy that can cut every
+//! connection (a partition) and heal: writes made during a partition are not lost, a process
+//! that lost its subscription does not serve stale copies, one bad key stays one bad key, and a
+//! value stored just before the lease is taken is not computed again. Tests run one at a time
+//! (the connection is process-wide); the two-process tests run this binary again as a child
+//! with a role.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
@@ -164,6 +165,156 @@ fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
         assert_eq!(cleared(k), source(k), "after the heal, key {k}");
     }
     eprintln!("partition: {}", versioned_cache().stats());
+}
+
+// ---- Coherent in-process copies ------------------------------------------------------------
+
+/// Reads its value from the source, a key of the test server (reached without any proxy).
+#[cached(size = 100, redis(ttl = "10m"), name = "faults::coherent")]
+fn coherent(k: u32) -> u64 {
+    let url = std::env::var("MEMOKIT_TEST_URL").expect("set by the parent");
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    conn.get(format!("source:{k}")).unwrap()
+}
+
+/// Reaches Redis through the parent's proxy, which the parent cuts while it invalidates.
+#[test]
+fn cut_off_role() {
+    if role().as_deref() != Some("cut_off") {
+        return;
+    }
+    let url = std::env::var("MEMOKIT_TEST_PROXY_URL").expect("set by the parent");
+    // A long retry: the subscription does not come back by itself before the reads below.
+    connect_with(
+        Config::new(url)
+            .prefix("coherent")
+            .retry_after(Duration::from_secs(3)),
+    )
+    .unwrap();
+    wait_until(
+        "subscribed",
+        Duration::from_secs(10),
+        memokit::redis::is_subscribed,
+    );
+    println!("FIRST {}", coherent(1));
+    wait_until("subscription lost", Duration::from_secs(10), || {
+        !memokit::redis::is_subscribed()
+    });
+    println!("LOST");
+    let direct = std::env::var("MEMOKIT_TEST_URL").unwrap();
+    let mut conn = redis::Client::open(direct)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    wait_until("go", Duration::from_secs(10), || {
+        conn.exists::<_, bool>("go").unwrap()
+    });
+    println!("DURING {}", coherent(1));
+    wait_until("healed", Duration::from_secs(10), || {
+        conn.exists::<_, bool>("healed").unwrap()
+    });
+    println!("AFTER {}", coherent(1));
+}
+
+#[test]
+fn a_process_that_lost_its_subscription_serves_no_stale_copy() {
+    if role().is_some() {
+        return;
+    }
+    let _serial = serial();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(&server);
+    connect_with(Config::new(server.url()).prefix("coherent")).unwrap();
+    std::env::set_var("MEMOKIT_TEST_URL", server.url());
+    let mut direct = server.connection();
+    let () = direct.set("source:1", 100).unwrap();
+    let env = [
+        ("MEMOKIT_TEST_URL", server.url()),
+        ("MEMOKIT_TEST_PROXY_URL", proxy.url()),
+    ];
+    let child = ChildTest::spawn("cut_off_role", "cut_off", &env);
+    assert_eq!(child.expect_line("FIRST", Duration::from_secs(30)), "100");
+    assert_eq!(coherent(1), 100, "from Redis, computed by the child");
+
+    proxy.partition();
+    child.expect_line("LOST", Duration::from_secs(10));
+    // The source changes and this process says so; the child cannot hear it.
+    let () = direct.set("source:1", 200).unwrap();
+    coherent_cache().invalidate(&1);
+    let () = direct.set("go", 1).unwrap();
+    let during = child.expect_line("DURING", Duration::from_secs(10));
+    proxy.heal();
+    let () = direct.set("healed", 1).unwrap();
+    let after = child.expect_line("AFTER", Duration::from_secs(10));
+    child.success();
+    assert_eq!(
+        during, "200",
+        "a stale in-process copy served while cut off"
+    );
+    assert_eq!(
+        after, "200",
+        "a stale in-process copy served after the heal"
+    );
+}
+
+static WATCHED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(size = 100, redis(ttl = "10m"), name = "faults::watched")]
+fn watched(k: u32) -> u32 {
+    WATCHED_RUNS.fetch_add(1, SeqCst);
+    k
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn a_subscription_that_stops_answering_is_noticed_and_its_copies_go() {
+    if role().is_some() {
+        return;
+    }
+    let _serial = serial();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    connect_with(Config::new(server.url()).prefix("watched")).unwrap();
+    wait_until(
+        "subscribed",
+        Duration::from_secs(10),
+        memokit::redis::is_subscribed,
+    );
+    assert_eq!(watched(1), 1);
+    // A healthy subscription keeps its copies across several health checks.
+    thread::sleep(Duration::from_millis(2_500));
+    assert!(memokit::redis::is_subscribed());
+    assert_eq!(watched(1), 1);
+    assert_eq!(WATCHED_RUNS.load(SeqCst), 1, "a copy went while subscribed");
+    // A stalled server sends no reset: only an unanswered check shows the loss.
+    let pid = server.pid().expect("running");
+    signal(pid, "-STOP");
+    let lost = Instant::now();
+    let noticed = std::panic::catch_unwind(|| {
+        wait_until("loss noticed", Duration::from_secs(10), || {
+            !memokit::redis::is_subscribed()
+        });
+    });
+    signal(pid, "-CONT");
+    assert!(noticed.is_ok(), "a silent subscription was not noticed");
+    assert!(
+        watched_cache().is_empty(),
+        "the in-process copies outlived the subscription"
+    );
+    eprintln!(
+        "silent subscription loss noticed after {:?}",
+        lost.elapsed()
+    );
 }
 
 // ---- One bad key ---------------------------------------------------------------------------

@@ -137,8 +137,13 @@ fn replay_pending(tier: &Connection) {
     }
 }
 
-/// How often the subscriber applies writes left by an outage.
+/// How often the subscriber checks that its connection still answers (a `PING`), and applies
+/// writes left by an outage.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the subscriber waits for the answer to its `PING` before it takes the connection
+/// for lost.
+const PONG_WITHIN: Duration = Duration::from_secs(1);
 
 /// Applies another process's write to the functions called `name` (every one for `None`).
 fn apply_remote(name: Option<&str>, op: &RemoteOp<'_>) {
@@ -193,6 +198,12 @@ pub(crate) fn start(tier: &Arc<Connection>) {
                 }
                 let pause = strong.config.retry_after;
                 if let Err(error) = listen(&strong, &mut lost) {
+                    // Other processes' writes are not heard now: the in-process copies of the
+                    // shared functions may be stale, so they go, at once (before the loss is
+                    // visible in `is_subscribed`) and after every failed attempt to subscribe
+                    // again (every `retry_after`), as Redis's client-side caching does when
+                    // its invalidation connection drops.
+                    apply_remote(None, &RemoteOp::Resync);
                     strong.subscribed.store(false, Relaxed);
                     if !lost {
                         strong.failed(&format!("events subscription: {error}"));
@@ -227,6 +238,10 @@ fn listen(tier: &Connection, lost: &mut bool) -> redis::RedisResult<()> {
             return Ok(());
         }
         if checked.elapsed() >= CHECK_EVERY {
+            // A connection cut without a reset (a partition) gives no error by itself.
+            pubsub.set_read_timeout(Some(PONG_WITHIN))?;
+            pubsub.ping::<redis::Value>()?;
+            pubsub.set_read_timeout(Some(Duration::from_millis(200)))?;
             replay_pending(tier);
             checked = Instant::now();
         }
