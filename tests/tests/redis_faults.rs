@@ -1,8 +1,9 @@
 //! The shared tier under faults of the network and of Redis's data, against real servers that
 //! each test starts (and stops) itself, some behind an in-test TCP proxy that can cut every
 //! connection (a partition) and heal: writes made during a partition are not lost, a process
-//! that lost its subscription does not serve stale copies, one bad key stays one bad key, and a
-//! value stored just before the lease is taken is not computed again. Tests run one at a time
+//! that lost its subscription does not serve stale copies, one bad key stays one bad key, two
+//! functions of one name do not share entries, and a value stored just before the lease is
+//! taken is not computed again. Tests run one at a time
 //! (the connection is process-wide); the two-process tests run this binary again as a child
 //! with a role.
 
@@ -378,6 +379,53 @@ fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
     wrongtype_cache().cache().clear();
     assert_eq!(wrongtype(1), 2);
     assert_eq!(wrongtype_cache().stats().l2_hits, 1);
+}
+
+// ---- Two functions, one name ---------------------------------------------------------------
+
+#[cached(redis, name = "faults::same_name")]
+fn same_name_first(n: u32) -> u32 {
+    n + 100
+}
+
+#[cached(redis, name = "faults::same_name")]
+fn same_name_second(n: u32) -> u32 {
+    n + 200
+}
+
+#[test]
+fn two_functions_of_one_name_never_return_each_others_values() {
+    if role().is_some() {
+        return;
+    }
+    let _serial = serial();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    connect_with(Config::new(server.url()).prefix("dup")).unwrap();
+    assert_eq!(same_name_first(1), 101);
+    let seen = memokit_tests::tracing_capture::capture(|| {
+        assert_eq!(same_name_second(1), 201, "the other function's value");
+    });
+    let message = seen
+        .events
+        .iter()
+        .filter(|event| event.target == "memokit::redis")
+        .filter_map(|event| event.fields.get("message"))
+        .find(|message| message.contains("faults::same_name"))
+        .cloned()
+        .expect("an error names the duplicate");
+    assert!(
+        message.matches("redis_faults.rs").count() >= 2,
+        "the message says where both are: {message}"
+    );
+    // The first keeps Redis; the second is in-process only.
+    same_name_first_cache().cache().clear();
+    same_name_second_cache().cache().clear();
+    assert_eq!(same_name_first(1), 101);
+    assert_eq!(same_name_second(1), 201);
+    assert_eq!(same_name_first_cache().stats().l2_hits, 1);
+    assert_eq!(same_name_second_cache().stats().l2_hits, 0);
 }
 
 // ---- A value stored just before the lease is taken -----------------------------------------

@@ -99,10 +99,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Adds the tier behind the in-process cache, which hears from now on what other
     /// processes write; used by `#[cached(redis(...))]`, not part of the stable API.
     #[doc(hidden)]
+    #[track_caller]
     pub fn __with_shared(mut self, tier: impl Into<TierHandle<K, V>>) -> Self {
         self.tier = tier.into().0;
         if let Some(tier) = &self.tier {
-            tier.attach(self.name, &self.cache);
+            tier.attach(self.name, &self.cache, std::panic::Location::caller());
         }
         self
     }

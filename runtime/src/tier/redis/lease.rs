@@ -139,7 +139,9 @@ where
     V: Send + Sync + 'static,
 {
     let state = &shared.state;
-    let name = shared.name();
+    let Some(name) = shared.name() else {
+        return Fetched::Miss(None);
+    };
     let Some(tier) = current().filter(|tier| tier.available()) else {
         return Fetched::Miss(None);
     };

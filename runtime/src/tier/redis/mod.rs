@@ -566,10 +566,10 @@ impl<K, V> Shared<K, V> {
         }
     }
 
-    /// The function's name in Redis keys and events (empty until attached, which a memo
-    /// does before any call).
-    pub(crate) fn name(&self) -> &'static str {
-        self.name.get().copied().unwrap_or_default()
+    /// The function's name in Redis keys and events; `None` before it is attached (which a
+    /// memo does before any call), or when another function of the process has that name.
+    pub(crate) fn name(&self) -> Option<&'static str> {
+        self.name.get().copied()
     }
 }
 
@@ -588,15 +588,33 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn attach(&self, name: &'static str, local: &Cache<K, V>) {
-        let _ = self.name.set(name);
-        pubsub::subscribe(Arc::new(pubsub::Subscriber {
+    fn attach(
+        &self,
+        name: &'static str,
+        local: &Cache<K, V>,
+        defined_at: &'static std::panic::Location<'static>,
+    ) {
+        let subscribed = pubsub::subscribe(Arc::new(pubsub::Subscriber {
             name,
+            defined_at,
             local: local.clone(),
             state: self.state.clone(),
             decode_key: self.decode_key,
             decode_value: self.decode_value,
         }));
+        match subscribed {
+            Ok(()) => {
+                let _ = self.name.set(name);
+            }
+            // Sharing entries, the two would return each other's values: this one stays
+            // in-process (its name is never set, so it never talks to Redis).
+            Err(first) => tracing::error!(
+                target: "memokit::redis",
+                "two functions are named {name:?}, at {first} and at {defined_at}: they would \
+                 read each other's entries in Redis, so the one at {defined_at} does not use \
+                 Redis (in-process only). Give one of them another `name = \"…\"`."
+            ),
+        }
     }
 
     fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
@@ -640,8 +658,9 @@ impl<K, V> Shared<K, V> {
     /// `clear()` of a handle: a new generation, announced to the other processes. Left for
     /// later (see `FnState::replay`) when Redis cannot be reached.
     pub(crate) fn clear(&self) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
+        let (Some(name), Some(tier)) = (self.name(), current()) else {
+            return;
+        };
         block_on(async {
             let result = async {
                 self.state.replay(&tier, name).await?;
@@ -716,8 +735,9 @@ impl<K, V> Shared<K, V> {
     /// When Redis cannot be reached, their keys are left to delete later (`FnState::replay`),
     /// so that Redis never serves what they replaced.
     fn write_many(&self, ops: Vec<pubsub::Op>) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
+        let (Some(name), Some(tier)) = (self.name(), current()) else {
+            return;
+        };
         if ops.is_empty() {
             return;
         }

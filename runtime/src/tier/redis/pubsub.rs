@@ -55,6 +55,8 @@ enum RemoteOp<'a> {
 /// state of its shared tier.
 pub(crate) struct Subscriber<K, V> {
     pub(crate) name: &'static str,
+    /// Where the function is defined, for the message about two functions of one name.
+    pub(crate) defined_at: &'static std::panic::Location<'static>,
     pub(crate) local: Cache<K, V>,
     pub(crate) state: Arc<FnState>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
@@ -64,6 +66,7 @@ pub(crate) struct Subscriber<K, V> {
 /// A [`Subscriber`] whatever its key and value types.
 trait Apply: Send + Sync {
     fn name(&self) -> &'static str;
+    fn defined_at(&self) -> &'static std::panic::Location<'static>;
     fn state(&self) -> &FnState;
     fn apply(&self, op: &RemoteOp<'_>);
 }
@@ -75,6 +78,10 @@ where
 {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn defined_at(&self) -> &'static std::panic::Location<'static> {
+        self.defined_at
     }
 
     fn state(&self) -> &FnState {
@@ -114,13 +121,25 @@ where
 /// Every function of the process with a shared tier, from its first use.
 static SUBSCRIBERS: RwLock<Vec<Arc<dyn Apply>>> = RwLock::new(Vec::new());
 
-/// Lists a function to hear the other processes' writes.
-pub(crate) fn subscribe<K, V>(subscriber: Arc<Subscriber<K, V>>)
+/// Lists a function to hear the other processes' writes; or, when another function of the
+/// process already has its name, does not, and returns where that one is defined: the two
+/// would read each other's entries in Redis.
+pub(crate) fn subscribe<K, V>(
+    subscriber: Arc<Subscriber<K, V>>,
+) -> Result<(), &'static std::panic::Location<'static>>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    SUBSCRIBERS.write().push(subscriber);
+    let mut subscribers = SUBSCRIBERS.write();
+    if let Some(first) = subscribers
+        .iter()
+        .find(|listed| listed.name() == subscriber.name)
+    {
+        return Err(first.defined_at());
+    }
+    subscribers.push(subscriber);
+    Ok(())
 }
 
 /// Applies the writes that the functions of the process could not apply to Redis during an
