@@ -121,7 +121,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// The function's counters: hits, misses, loads, coalesced waits, size, … (and, with the
-    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`).
+    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`, and after an
+    /// outage `l2_pending_writes` and `l2_replayed_writes`).
     ///
     /// ```
     /// #[memokit::cached]
@@ -156,7 +157,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// Removes every cached result of the function. With the shared tier, also in Redis (a new
-    /// generation: O(1), old entries age out) and in the other processes.
+    /// generation: O(1), old entries age out) and in the other processes; if Redis cannot be
+    /// reached, before this function reads it again (see `memokit::redis`).
     ///
     /// ```
     /// #[memokit::cached]
@@ -173,7 +175,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// Removes the result cached for `key`; returns whether there was one (in this process).
-    /// With the shared tier, also deletes it from Redis and from the other processes.
+    /// With the shared tier, also deletes it from Redis and from the other processes (if Redis
+    /// cannot be reached, before this function reads it again; see `memokit::redis`).
     ///
     /// ```
     /// #[memokit::cached]
