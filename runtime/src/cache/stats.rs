@@ -329,7 +329,8 @@ pub struct Stats {
     pub l2_hits: u64,
     /// Shared tier: lookups in Redis that found nothing usable.
     pub l2_misses: u64,
-    /// Shared tier: Redis operations that failed or timed out (the call went on without Redis).
+    /// Shared tier: Redis operations that failed or timed out (the call went on without Redis),
+    /// or that Redis refused for their key alone (a key of another type, `WRONGTYPE`).
     pub l2_errors: u64,
     /// Shared tier: values in Redis that did not decode (another format or type); each is
     /// also a miss, and is overwritten.
