@@ -123,6 +123,171 @@ impl Drop for RedisServer {
     }
 }
 
+/// A TCP proxy in front of a server, for the shared-tier tests: it forwards every connection
+/// until [`partition`](Proxy::partition) closes them all and turns new ones away (each closed
+/// as soon as accepted), and [`heal`](Proxy::heal) lets connections through again. A hook can
+/// run once just before bytes that hold a pattern are forwarded, to make a race happen at a
+/// chosen moment. Threads of std only; stopped when dropped.
+pub struct Proxy {
+    port: u16,
+    shared: std::sync::Arc<ProxyShared>,
+}
+
+type Hook = (Vec<u8>, Box<dyn FnOnce() + Send>);
+
+struct ProxyShared {
+    target: std::net::SocketAddr,
+    cut: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
+    /// Both ends of every forwarded connection, to close them on a partition.
+    open: std::sync::Mutex<Vec<std::net::TcpStream>>,
+    hook: std::sync::Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("port", &self.port)
+            .field("target", &self.shared.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port to `server`, letting connections through.
+    pub fn start(server: &RedisServer) -> Proxy {
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let port = listener.local_addr().expect("its address").port();
+        let shared = std::sync::Arc::new(ProxyShared {
+            target: ([127, 0, 0, 1], server.port).into(),
+            cut: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            open: std::sync::Mutex::new(Vec::new()),
+            hook: std::sync::Mutex::new(None),
+        });
+        let accepting = shared.clone();
+        std::thread::spawn(move || accept_loop(&listener, &accepting));
+        Proxy { port, shared }
+    }
+
+    /// `redis://127.0.0.1:<proxy port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every connection and turns new ones away until [`heal`](Proxy::heal).
+    pub fn partition(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.shared.cut.store(true, SeqCst);
+        self.shared.close_all();
+    }
+
+    /// Lets new connections through again.
+    pub fn heal(&self) {
+        self.shared
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Runs `hook` once, just before the first bytes from a client that contain `pattern`
+    /// are forwarded to the server.
+    pub fn before_forwarding(&self, pattern: &[u8], hook: impl FnOnce() + Send + 'static) {
+        *self.shared.hook.lock().unwrap() = Some((pattern.to_vec(), Box::new(hook)));
+    }
+}
+
+impl ProxyShared {
+    fn close_all(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The hook to run before forwarding `bytes`, taken if they hold its pattern.
+    fn hook_for(&self, bytes: &[u8]) -> Option<Box<dyn FnOnce() + Send>> {
+        let mut hook = self.hook.lock().unwrap();
+        let (pattern, _) = hook.as_ref()?;
+        if !bytes
+            .windows(pattern.len())
+            .any(|window| window == &pattern[..])
+        {
+            return None;
+        }
+        hook.take().map(|(_, hook)| hook)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.shared.stopped.store(true, SeqCst);
+        self.shared.close_all();
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &std::sync::Arc<ProxyShared>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    while !shared.stopped.load(SeqCst) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+        };
+        if shared.cut.load(SeqCst) {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            continue;
+        }
+        let _ = client.set_nonblocking(false);
+        let Ok(server) = std::net::TcpStream::connect(shared.target) else {
+            continue;
+        };
+        let streams = (client.try_clone(), server.try_clone());
+        let (Ok(client_end), Ok(server_end)) = streams else {
+            continue;
+        };
+        {
+            let mut open = shared.open.lock().unwrap();
+            open.push(client_end);
+            open.push(server_end);
+        }
+        let (Ok(client_reader), Ok(server_writer)) = (client.try_clone(), server.try_clone())
+        else {
+            continue;
+        };
+        let upstream = shared.clone();
+        std::thread::spawn(move || forward(client_reader, server_writer, Some(&upstream)));
+        std::thread::spawn(move || forward(server, client, None));
+    }
+}
+
+/// Copies `from` to `to` until either closes; bytes from a client go through `hooks`.
+fn forward(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    hooks: Option<&ProxyShared>,
+) {
+    use std::io::{Read, Write};
+    let mut buffer = [0_u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        if let Some(hook) = hooks.and_then(|shared| shared.hook_for(&buffer[..read])) {
+            hook();
+        }
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
 /// Says that the calling test tests nothing, on the process's real standard error: the test
 /// harness captures `eprintln!` of a passing test, but not a direct write, so a plain
 /// `cargo test` shows it.

@@ -329,11 +329,18 @@ pub struct Stats {
     pub l2_hits: u64,
     /// Shared tier: lookups in Redis that found nothing usable.
     pub l2_misses: u64,
-    /// Shared tier: Redis operations that failed or timed out (the call went on without Redis).
+    /// Shared tier: Redis operations that failed or timed out (the call went on without Redis),
+    /// or that Redis refused for their key alone (a key of another type, `WRONGTYPE`).
     pub l2_errors: u64,
     /// Shared tier: values in Redis that did not decode (another format or type); each is
     /// also a miss, and is overwritten.
     pub l2_decode_errors: u64,
+    /// Shared tier: writes (`invalidate`, `insert`, `clear`, their `_many` forms and the writer
+    /// attributes) that could not reach Redis and wait to be applied there, as removals, before
+    /// this function reads Redis again (a gauge, not a counter).
+    pub l2_pending_writes: u64,
+    /// Shared tier: writes applied to Redis late, after an outage (each counted once).
+    pub l2_replayed_writes: u64,
     /// Refresh-ahead (`refresh_after`): recomputations of entries due for a refresh, each
     /// finished or failed. Not counted in `loads`.
     pub refreshes: u64,
@@ -409,6 +416,8 @@ impl Stats {
             l2_misses: self.l2_misses + other.l2_misses,
             l2_errors: self.l2_errors + other.l2_errors,
             l2_decode_errors: self.l2_decode_errors + other.l2_decode_errors,
+            l2_pending_writes: self.l2_pending_writes + other.l2_pending_writes,
+            l2_replayed_writes: self.l2_replayed_writes + other.l2_replayed_writes,
             refreshes: self.refreshes + other.refreshes,
             refresh_failures: self.refresh_failures + other.refresh_failures,
         }
@@ -451,6 +460,14 @@ impl fmt::Display for Stats {
             if self.l2_decode_errors > 0 {
                 write!(f, " l2_decode_errors={}", self.l2_decode_errors)?;
             }
+        }
+        // Only after an outage that delayed writes.
+        if self.l2_pending_writes + self.l2_replayed_writes > 0 {
+            write!(
+                f,
+                " l2_pending_writes={} l2_replayed_writes={}",
+                self.l2_pending_writes, self.l2_replayed_writes
+            )?;
         }
         // Only caches that refreshed show the refresh counters.
         if self.refreshes + self.refresh_failures > 0 {

@@ -99,10 +99,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// Adds the tier behind the in-process cache, which hears from now on what other
     /// processes write; used by `#[cached(redis(...))]`, not part of the stable API.
     #[doc(hidden)]
+    #[track_caller]
     pub fn __with_shared(mut self, tier: impl Into<TierHandle<K, V>>) -> Self {
         self.tier = tier.into().0;
         if let Some(tier) = &self.tier {
-            tier.attach(self.name, &self.cache);
+            tier.attach(self.name, &self.cache, std::panic::Location::caller());
         }
         self
     }
@@ -120,7 +121,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// The function's counters: hits, misses, loads, coalesced waits, size, … (and, with the
-    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`).
+    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`, and after an
+    /// outage `l2_pending_writes` and `l2_replayed_writes`).
     ///
     /// ```
     /// #[memokit::cached]
@@ -155,7 +157,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// Removes every cached result of the function. With the shared tier, also in Redis (a new
-    /// generation: O(1), old entries age out) and in the other processes.
+    /// generation: O(1), old entries age out) and in the other processes; if Redis cannot be
+    /// reached, before this function reads it again (see `memokit::redis`).
     ///
     /// ```
     /// #[memokit::cached]
@@ -172,7 +175,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// Removes the result cached for `key`; returns whether there was one (in this process).
-    /// With the shared tier, also deletes it from Redis and from the other processes.
+    /// With the shared tier, also deletes it from Redis and from the other processes (if Redis
+    /// cannot be reached, before this function reads it again; see `memokit::redis`).
     ///
     /// ```
     /// #[memokit::cached]

@@ -36,7 +36,8 @@
 //!   to its in-process tier within milliseconds.
 //! - **Distributed single flight**: when a key is in neither tier, one process computes it
 //!   under a lease (`SET NX PX`, released only by its holder); the others poll Redis until the
-//!   value appears. A holder that dies delays the others until its lease expires
+//!   value appears. Having taken the lease, a process reads Redis once more before it
+//!   computes, in case another stored the value meanwhile. A holder that dies delays the others until its lease expires
 //!   ([`Config::lease_ttl`], or `redis(lease = "…")`), then one of them computes. While the
 //!   holder computes, the lease is extended back to its full length every third of it (on the
 //!   tier's runtime thread, for sync and async functions alike), so a computation longer than
@@ -47,8 +48,34 @@
 //!   latency per call: after a failure Redis is not asked for [`Config::retry_after`]. Failures
 //!   count in `l2_errors`, a `tracing` warning (target `memokit::redis`) says that Redis is
 //!   unreachable at most once per [`Config::warn_every`], and the tier resumes by itself.
-//!   Invalidations published while a process was disconnected are not replayed: when its
-//!   subscription comes back, it empties the in-process tier of its shared functions instead.
+//! - **No lost writes**: a handle's write (`invalidate`, `insert`, `clear`, their `_many`
+//!   forms, and so `#[cache_put]` / `#[cache_evict]`) that cannot reach Redis is remembered by
+//!   its function and applied there, as removals, before the function reads Redis again: its
+//!   keys are deleted (an `insert`'s value is not kept: the key is computed again when asked),
+//!   and a `clear`, or more than 1,024 keys waiting, starts a new generation. The subscriber
+//!   thread applies them as soon as Redis answers again (it looks every second), also without
+//!   any call, and publishes them, so the other processes drop their in-process copies too.
+//!   They are counted in `l2_pending_writes` while they wait and `l2_replayed_writes` once
+//!   applied. Until then, a process that did not make them may still read the old value from
+//!   Redis: the window is the writer's own outage (plus at most about [`Config::retry_after`]
+//!   or a second). A writer that dies before it reaches Redis again loses them, and Redis
+//!   keeps the old values for their TTL.
+//! - **In-process copies follow the invalidations**: invalidations published while a process
+//!   cannot hear them are not replayed to it. So, as Redis's client-side caching does when its
+//!   invalidation connection drops, a process that loses its subscription empties the
+//!   in-process tier of its shared functions when it notices (at once for a closed
+//!   connection; a silent one is found by a `PING` every second that must be answered within
+//!   a second, so within about 2 to 3 s), again after every failed attempt to subscribe (every
+//!   [`Config::retry_after`]), and once more when it is subscribed again. (`CLIENT TRACKING`
+//!   would need a redirected connection of its own and gives the same rule on loss; the
+//!   subscription the tier has anyway is used instead.)
+//! - **One bad key stays one bad key**: a key that holds another type (`WRONGTYPE`) is a miss
+//!   of that key alone, counted in `l2_errors`, and is deleted and overwritten by the computed
+//!   value; the circuit stays closed for every other key and function.
+//! - **Names are unique**: two functions of a process with one name (`name = "…"`) would read
+//!   each other's entries; the one used first keeps Redis, the other runs in-process only, and
+//!   a `tracing` error (target `memokit::redis`) names where both are defined. Names are not
+//!   checked across processes: a name means one function everywhere.
 //! - **Not connected**: until [`connect`] is called (or `MEMOKIT_REDIS_URL` is set), functions
 //!   with the option are in-process only.
 //!

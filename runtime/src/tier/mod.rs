@@ -29,9 +29,15 @@ pub(crate) type BlockingWork<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 /// and key talks to the tier. A tier that cannot be reached is a miss, never an error: the
 /// function's value is then computed (and counted in the tier's own error counter).
 pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
-    /// Called once, by the memo that holds the tier: the function's registry name, and its
-    /// in-process cache, to which the tier applies what other processes write.
-    fn attach(&self, name: &'static str, local: &Cache<K, V>);
+    /// Called once, by the memo that holds the tier: the function's registry name, its
+    /// in-process cache, to which the tier applies what other processes write, and where the
+    /// function is defined (for messages).
+    fn attach(
+        &self,
+        name: &'static str,
+        local: &Cache<K, V>,
+        defined_at: &'static std::panic::Location<'static>,
+    );
 
     /// The value of `key` in the tier, or, on a miss, what the caller that computes the value
     /// needs to store it there (`None`: do not). A `refresh` recomputes a value still cached,

@@ -33,6 +33,22 @@ pub(crate) enum Unavailable {
     Skipped,
     /// Redis failed, timed out or could not be reached (counted in `l2_errors`).
     Failed,
+    /// Redis answered, with an error about this command's key alone (a key someone wrote
+    /// with another type: `WRONGTYPE`, or a reply of an unexpected type). The connection
+    /// works, so the circuit stays closed for every other key and function (counted in
+    /// `l2_errors`).
+    Rejected,
+}
+
+/// Whether `error` is Redis's answer about one command's key, rather than a sign that Redis
+/// cannot be reached or used: such an error must not open the circuit for everyone.
+fn rejected_command(error: &redis::RedisError) -> bool {
+    if error.kind() == redis::ErrorKind::UnexpectedReturnType {
+        return true;
+    }
+    error.clone().into_server_errors().is_some_and(|errors| {
+        !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "WRONGTYPE")
+    })
 }
 
 /// One connected (or connecting) Redis server.
@@ -172,27 +188,40 @@ impl Connection {
             Some(connection) => Ok(connection),
             None => self.connect_blocking(),
         };
-        let result = connection.and_then(|mut connection| {
-            let value = query(&mut connection)?;
-            if !reused {
-                // Connecting used part of the timeout: the first query had only the rest.
-                let timeout = self.config.timeout.max(Duration::from_millis(1));
-                connection.set_read_timeout(Some(timeout))?;
-                connection.set_write_timeout(Some(timeout))?;
+        let result = connection.and_then(|connection| {
+            let mut connection = connection;
+            let answer = query(&mut connection);
+            // A rejected command leaves the connection as good as an answer does.
+            if answer.as_ref().is_ok() || answer.as_ref().is_err_and(rejected_command) {
+                self.keep(connection, reused);
             }
-            let mut pool = self.pool.lock();
-            if pool.len() < POOL {
-                pool.push(connection);
-            }
-            Ok(value)
+            answer
         });
         match result {
             Ok(value) => Some(Ok(value)),
+            Err(error) if rejected_command(&error) => Some(Err(Unavailable::Rejected)),
             Err(error) if reused && !error.is_timeout() => None,
             Err(error) => {
                 self.failed(&error);
                 Some(Err(Unavailable::Failed))
             }
+        }
+    }
+
+    /// Puts a connection that answered back in the pool (if there is room).
+    fn keep(&self, connection: redis::Connection, reused: bool) {
+        if !reused {
+            // Connecting used part of the timeout: the first query had only the rest.
+            let timeout = Some(self.config.timeout.max(Duration::from_millis(1)));
+            if connection.set_read_timeout(timeout).is_err()
+                || connection.set_write_timeout(timeout).is_err()
+            {
+                return;
+            }
+        }
+        let mut pool = self.pool.lock();
+        if pool.len() < POOL {
+            pool.push(connection);
         }
     }
 
@@ -227,17 +256,17 @@ impl Connection {
         let timeout = self.config.timeout;
         let task = op(self.manager.clone());
         let joined = runtime
-            .spawn(async move {
-                match tokio::time::timeout(timeout, task).await {
-                    Ok(result) => result.map_err(|error| error.to_string()),
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                }
-            })
+            .spawn(async move { tokio::time::timeout(timeout, task).await })
             .await;
         match joined {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error))) if rejected_command(&error) => Err(Unavailable::Rejected),
+            Ok(Ok(Err(error))) => {
                 self.failed(&error);
+                Err(Unavailable::Failed)
+            }
+            Ok(Err(_)) => {
+                self.failed(&format!("no answer within {timeout:?}"));
                 Err(Unavailable::Failed)
             }
             Err(error) => {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{current, keys, set_px, Connection, FnState, Shared};
+use super::{current, keys, set_px, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
 use crate::tier::{Claim, Fetched, TierFuture};
 
@@ -139,14 +139,22 @@ where
     V: Send + Sync + 'static,
 {
     let state = &shared.state;
-    let name = shared.name();
+    let Some(name) = shared.name() else {
+        return Fetched::Miss(None);
+    };
     let Some(tier) = current().filter(|tier| tier.available()) else {
         return Fetched::Miss(None);
     };
     let Some(key) = (shared.encode_key)(key) else {
         return Fetched::Miss(None);
     };
-    let entry = match state.generation(&tier, name).await {
+    // Writes that an outage kept from Redis first: until they are there, Redis may hold what
+    // they replaced.
+    let generation = match state.replay(&tier, name).await {
+        Ok(()) => state.generation(&tier, name).await,
+        Err(unavailable) => Err(unavailable),
+    };
+    let entry = match generation {
         Ok(generation) => keys::entry(&tier.config.prefix, name, generation, &key),
         Err(unavailable) => {
             state.count(unavailable);
@@ -166,6 +174,16 @@ where
                 state.counters.misses.fetch_add(1, Relaxed);
             }
         },
+        // The entry's key holds something else than a value (another type): a miss of this
+        // key alone, and the key is cleared for the value about to be computed.
+        Err(Unavailable::Rejected) => {
+            state.count(Unavailable::Rejected);
+            state.counters.misses.fetch_add(1, Relaxed);
+            if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(&entry)).await {
+                state.count(unavailable);
+                return Fetched::Miss(None);
+            }
+        }
         Err(unavailable) => {
             state.count(unavailable);
             return Fetched::Miss(None);
@@ -186,7 +204,25 @@ where
             .arg(lease_millis(lease_ttl))
             .arg(process_prefix());
         match tier.query::<bool>(take).await {
-            Ok(true) => break Some(Held::new(&tier, &lease, &token, lease_ttl)),
+            Ok(true) => {
+                let held = Held::new(&tier, &lease, &token, lease_ttl);
+                // Another process may have stored the value and released its lease between
+                // our look and our take: look once more before computing it again.
+                match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
+                    Ok(bytes) => {
+                        // Not decoded: counted at the first look already, overwritten below.
+                        if let Some(value) = bytes.and_then(|bytes| (shared.decode_value)(&bytes)) {
+                            state.counters.hits.fetch_add(1, Relaxed);
+                            return Fetched::Hit(value);
+                        }
+                    }
+                    Err(unavailable) => {
+                        state.count(unavailable);
+                        return Fetched::Miss(None);
+                    }
+                }
+                break Some(held);
+            }
             Ok(false) => {}
             Err(unavailable) => {
                 state.count(unavailable);

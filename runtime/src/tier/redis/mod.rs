@@ -11,7 +11,7 @@ mod pubsub;
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -310,6 +310,31 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) replayed_writes: AtomicU64,
+}
+
+/// The most keys one function remembers to remove from Redis after an outage; one more, and
+/// it starts a new generation instead (which removes them all, and everything else).
+pub(crate) const MAX_PENDING_KEYS: usize = 1_024;
+
+/// Writes of one function that did not reach Redis. Redis may still hold what they replaced,
+/// so they are applied, as removals, before the function reads Redis again: an insert's value
+/// is not kept (its key is deleted, and computed again when asked), an invalidation deletes,
+/// a clear starts a new generation.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Encoded keys to delete, each with the number of the write that left it.
+    keys: std::collections::HashMap<Vec<u8>, u64>,
+    /// The number of a `clear` (or of an overflow of `keys`) to apply as a new generation.
+    clear: Option<u64>,
+    /// The number of the next write left here.
+    next: u64,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.keys.len() + usize::from(self.clear.is_some())
+    }
 }
 
 /// What one function keeps about the shared tier, whatever its types.
@@ -320,6 +345,19 @@ pub(crate) struct FnState {
     pub(crate) counters: Counters,
     /// (tier id, tier epoch, generation) last read or written.
     generation: Mutex<Option<(u64, u64, u64)>>,
+    /// Writes that could not reach Redis yet.
+    pending: Mutex<Pending>,
+    /// Set while one caller applies `pending`, so that no other reads Redis meanwhile.
+    replaying: AtomicBool,
+}
+
+/// Clears [`FnState::replaying`] when the replay ends, however it ends.
+struct Replaying<'a>(&'a AtomicBool);
+
+impl Drop for Replaying<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, SeqCst);
+    }
 }
 
 impl FnState {
@@ -357,9 +395,103 @@ impl FnState {
     }
 
     pub(crate) fn count(&self, unavailable: Unavailable) {
-        if unavailable == Unavailable::Failed {
+        if unavailable != Unavailable::Skipped {
             self.counters.errors.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Remembers that the entries of `keys` (encoded) could not be written or deleted in
+    /// Redis: they are deleted there before this function reads Redis again.
+    pub(crate) fn defer_removal(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        let mut pending = self.pending.lock();
+        for key in keys {
+            let number = pending.next;
+            pending.next += 1;
+            pending.keys.insert(key, number);
+        }
+        if pending.keys.len() > MAX_PENDING_KEYS {
+            // Too many to remember one by one: a new generation removes them all.
+            pending.keys.clear();
+            let number = pending.next;
+            pending.next += 1;
+            pending.clear = Some(number);
+        }
+    }
+
+    /// Remembers that a `clear` could not reach Redis: a new generation is started there
+    /// before this function reads Redis again.
+    pub(crate) fn defer_clear(&self) {
+        let mut pending = self.pending.lock();
+        let number = pending.next;
+        pending.next += 1;
+        pending.keys.clear();
+        pending.clear = Some(number);
+    }
+
+    /// Whether writes wait to be applied to Redis.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.lock().len() > 0
+    }
+
+    /// Applies the writes that could not reach Redis (see [`Pending`]), and announces them to
+    /// the other processes. `Ok` once none is left: only then may the function read Redis.
+    pub(crate) async fn replay(&self, tier: &Connection, name: &str) -> Result<(), Unavailable> {
+        let (keys, clear, upto) = {
+            let pending = self.pending.lock();
+            if pending.len() == 0 {
+                return Ok(());
+            }
+            let keys: Vec<Vec<u8>> = pending.keys.keys().cloned().collect();
+            (keys, pending.clear, pending.next)
+        };
+        if self.replaying.swap(true, SeqCst) {
+            // Another caller applies them now: Redis is not to be read before it is done.
+            return Err(Unavailable::Skipped);
+        }
+        let _replaying = Replaying(&self.replaying);
+        let applied = if clear.is_some() {
+            let key = keys::generation(&tier.config.prefix, name);
+            let epoch = tier.epoch();
+            let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
+            self.set_generation(tier, epoch, generation);
+            pubsub::publish(tier, name, pubsub::Op::Clear { generation }).await;
+            1
+        } else {
+            let generation = self.generation(tier, name).await?;
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                pipe.add_command(redis::Cmd::del(entry)).ignore();
+            }
+            for key in &keys {
+                let op = pubsub::Op::Invalidate { key: key.clone() };
+                if let Some(publish) = pubsub::publish_cmd(tier, name, op) {
+                    pipe.add_command(publish).ignore();
+                }
+            }
+            tier.query_pipe::<()>(pipe).await?;
+            keys.len()
+        };
+        // Writes left meanwhile (numbered from `upto` on) stay for the next replay.
+        let mut pending = self.pending.lock();
+        if clear.is_some() {
+            // The new generation removed every entry older than it.
+            pending.keys.retain(|_, number| *number >= upto);
+        } else {
+            for key in &keys {
+                if pending.keys.get(key).is_some_and(|number| *number < upto) {
+                    pending.keys.remove(key);
+                }
+            }
+        }
+        if pending.clear.is_some_and(|number| number < upto) {
+            pending.clear = None;
+        }
+        drop(pending);
+        self.counters
+            .replayed_writes
+            .fetch_add(applied as u64, Relaxed);
+        Ok(())
     }
 
     pub(crate) fn add_to(&self, stats: &mut Stats) {
@@ -367,6 +499,8 @@ impl FnState {
         stats.l2_misses += self.counters.misses.load(Relaxed);
         stats.l2_errors += self.counters.errors.load(Relaxed);
         stats.l2_decode_errors += self.counters.decode_errors.load(Relaxed);
+        stats.l2_pending_writes += self.pending.lock().len() as u64;
+        stats.l2_replayed_writes += self.counters.replayed_writes.load(Relaxed);
     }
 
     pub(crate) fn reset(&self) {
@@ -375,6 +509,7 @@ impl FnState {
             &self.counters.misses,
             &self.counters.errors,
             &self.counters.decode_errors,
+            &self.counters.replayed_writes,
         ] {
             counter.store(0, Relaxed);
         }
@@ -420,6 +555,8 @@ impl<K, V> Shared<K, V> {
                 lease,
                 counters: Counters::default(),
                 generation: Mutex::new(None),
+                pending: Mutex::new(Pending::default()),
+                replaying: AtomicBool::new(false),
             }),
             name: OnceLock::new(),
             encode_key,
@@ -429,10 +566,10 @@ impl<K, V> Shared<K, V> {
         }
     }
 
-    /// The function's name in Redis keys and events (empty until attached, which a memo
-    /// does before any call).
-    pub(crate) fn name(&self) -> &'static str {
-        self.name.get().copied().unwrap_or_default()
+    /// The function's name in Redis keys and events; `None` before it is attached (which a
+    /// memo does before any call), or when another function of the process has that name.
+    pub(crate) fn name(&self) -> Option<&'static str> {
+        self.name.get().copied()
     }
 }
 
@@ -451,15 +588,33 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn attach(&self, name: &'static str, local: &Cache<K, V>) {
-        let _ = self.name.set(name);
-        pubsub::subscribe(Arc::new(pubsub::Subscriber {
+    fn attach(
+        &self,
+        name: &'static str,
+        local: &Cache<K, V>,
+        defined_at: &'static std::panic::Location<'static>,
+    ) {
+        let subscribed = pubsub::subscribe(Arc::new(pubsub::Subscriber {
             name,
+            defined_at,
             local: local.clone(),
             state: self.state.clone(),
             decode_key: self.decode_key,
             decode_value: self.decode_value,
         }));
+        match subscribed {
+            Ok(()) => {
+                let _ = self.name.set(name);
+            }
+            // Sharing entries, the two would return each other's values: this one stays
+            // in-process (its name is never set, so it never talks to Redis).
+            Err(first) => tracing::error!(
+                target: "memokit::redis",
+                "two functions are named {name:?}, at {first} and at {defined_at}: they would \
+                 read each other's entries in Redis, so the one at {defined_at} does not use \
+                 Redis (in-process only). Give one of them another `name = \"…\"`."
+            ),
+        }
     }
 
     fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
@@ -500,22 +655,31 @@ where
 }
 
 impl<K, V> Shared<K, V> {
-    /// `clear()` of a handle: a new generation, announced to the other processes.
+    /// `clear()` of a handle: a new generation, announced to the other processes. Left for
+    /// later (see `FnState::replay`) when Redis cannot be reached.
     pub(crate) fn clear(&self) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
+        let (Some(name), Some(tier)) = (self.name(), current()) else {
+            return;
+        };
         block_on(async {
-            let key = keys::generation(&tier.config.prefix, name);
-            let epoch = tier.epoch();
-            match tier.query::<u64>(redis::Cmd::incr(key, 1)).await {
+            let result = async {
+                self.state.replay(&tier, name).await?;
+                let key = keys::generation(&tier.config.prefix, name);
+                let epoch = tier.epoch();
+                let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
+                self.state.set_generation(&tier, epoch, generation);
+                Ok(generation)
+            }
+            .await;
+            match result {
                 Ok(generation) => {
-                    self.state.set_generation(&tier, epoch, generation);
                     pubsub::publish(&tier, name, pubsub::Op::Clear { generation }).await;
                 }
                 Err(unavailable) => {
                     self.state.count(unavailable);
                     // Whatever the generation is, it is not known any more.
                     self.state.forget_generation();
+                    self.state.defer_clear();
                 }
             }
         });
@@ -523,54 +687,36 @@ impl<K, V> Shared<K, V> {
 
     /// `invalidate(&key)` of a handle: the entry is deleted and the deletion announced.
     pub(crate) fn invalidate(&self, key: &K) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
         let Some(key) = (self.encode_key)(key) else {
             return;
         };
-        block_on(async {
-            let result = async {
-                let generation = self.state.generation(&tier, name).await?;
-                let entry = keys::entry(&tier.config.prefix, name, generation, &key);
-                tier.query::<()>(redis::Cmd::del(entry)).await
-            }
-            .await;
-            match result {
-                Ok(()) => pubsub::publish(&tier, name, pubsub::Op::Invalidate { key }).await,
-                Err(unavailable) => self.state.count(unavailable),
-            }
-        });
+        self.write_many(vec![pubsub::Op::Invalidate { key }]);
     }
 
     /// `insert(key, value)` of a handle: the entry is written and announced.
     pub(crate) fn insert(&self, key: &K, value: &V) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
-        let (Some(key), Some(value)) = ((self.encode_key)(key), (self.encode_value)(value)) else {
+        let Some(key) = (self.encode_key)(key) else {
             return;
         };
-        block_on(async {
-            let result = async {
-                let generation = self.state.generation(&tier, name).await?;
-                let entry = keys::entry(&tier.config.prefix, name, generation, &key);
-                tier.query::<()>(set_px(entry, &value, self.state.ttl))
-                    .await
-            }
-            .await;
-            match result {
-                Ok(()) => pubsub::publish(&tier, name, pubsub::Op::Insert { key, value }).await,
-                Err(unavailable) => self.state.count(unavailable),
-            }
-        });
+        let op = match (self.encode_value)(value) {
+            Some(value) => pubsub::Op::Insert { key, value },
+            // Not storable: Redis must not keep the value this one replaces.
+            None => pubsub::Op::Invalidate { key },
+        };
+        self.write_many(vec![op]);
     }
 
     /// `insert_many` of a handle: every entry written, then announced, in one pipeline.
     pub(crate) fn insert_many(&self, entries: &[(K, V)]) {
-        let encoded = entries.iter().filter_map(|(key, value)| {
-            Some(((self.encode_key)(key)?, (self.encode_value)(value)?))
-        });
-        let ops = encoded
-            .map(|(key, value)| pubsub::Op::Insert { key, value })
+        let ops = entries
+            .iter()
+            .filter_map(|(key, value)| {
+                let key = (self.encode_key)(key)?;
+                Some(match (self.encode_value)(value) {
+                    Some(value) => pubsub::Op::Insert { key, value },
+                    None => pubsub::Op::Invalidate { key },
+                })
+            })
             .collect();
         self.write_many(ops);
     }
@@ -586,38 +732,50 @@ impl<K, V> Shared<K, V> {
     }
 
     /// Applies `ops` (inserts and invalidations) to Redis, then publishes them: one round trip.
+    /// When Redis cannot be reached, their keys are left to delete later (`FnState::replay`),
+    /// so that Redis never serves what they replaced.
     fn write_many(&self, ops: Vec<pubsub::Op>) {
-        let name = self.name();
-        let Some(tier) = current() else { return };
+        let (Some(name), Some(tier)) = (self.name(), current()) else {
+            return;
+        };
         if ops.is_empty() {
             return;
         }
         block_on(async {
-            let generation = match self.state.generation(&tier, name).await {
-                Ok(generation) => generation,
-                Err(unavailable) => return self.state.count(unavailable),
-            };
-            let mut pipe = redis::pipe();
-            for op in &ops {
-                let write = match op {
-                    pubsub::Op::Insert { key, value } => {
-                        let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                        set_px(entry, value, self.state.ttl)
-                    }
-                    pubsub::Op::Invalidate { key } => {
-                        redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
-                    }
-                    pubsub::Op::Clear { .. } => continue,
-                };
-                pipe.add_command(write).ignore();
-            }
-            for op in ops {
-                if let Some(publish) = pubsub::publish_cmd(&tier, name, op) {
-                    pipe.add_command(publish).ignore();
+            let written = async {
+                self.state.replay(&tier, name).await?;
+                let generation = self.state.generation(&tier, name).await?;
+                let mut pipe = redis::pipe();
+                for op in &ops {
+                    let write = match op {
+                        pubsub::Op::Insert { key, value } => {
+                            let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                            set_px(entry, value, self.state.ttl)
+                        }
+                        pubsub::Op::Invalidate { key } => {
+                            redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
+                        }
+                        pubsub::Op::Clear { .. } => continue,
+                    };
+                    pipe.add_command(write).ignore();
                 }
+                for op in &ops {
+                    if let Some(publish) = pubsub::publish_cmd(&tier, name, op.clone()) {
+                        pipe.add_command(publish).ignore();
+                    }
+                }
+                tier.query_pipe::<()>(pipe).await
             }
-            if let Err(unavailable) = tier.query_pipe::<()>(pipe).await {
+            .await;
+            if let Err(unavailable) = written {
                 self.state.count(unavailable);
+                self.state
+                    .defer_removal(ops.into_iter().filter_map(|op| match op {
+                        pubsub::Op::Insert { key, .. } | pubsub::Op::Invalidate { key } => {
+                            Some(key)
+                        }
+                        pubsub::Op::Clear { .. } => None,
+                    }));
             }
         });
     }
@@ -645,4 +803,45 @@ pub(crate) fn set_px(entry: String, value: &[u8], ttl: Duration) -> redis::Cmd {
         .arg("PX")
         .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FnState {
+        FnState {
+            ttl: Duration::from_secs(1),
+            lease: None,
+            counters: Counters::default(),
+            generation: Mutex::new(None),
+            pending: Mutex::new(Pending::default()),
+            replaying: AtomicBool::new(false),
+        }
+    }
+
+    #[test]
+    fn pending_removals_past_the_bound_become_one_new_generation() {
+        let state = state();
+        let key = |n: usize| n.to_le_bytes().to_vec();
+        state.defer_removal((0..MAX_PENDING_KEYS).map(key));
+        state.defer_removal([key(0)]);
+        assert_eq!(state.pending.lock().len(), MAX_PENDING_KEYS, "a key once");
+        assert!(state.pending.lock().clear.is_none());
+        state.defer_removal([key(MAX_PENDING_KEYS)]);
+        let pending = state.pending.lock();
+        assert_eq!((pending.keys.len(), pending.len()), (0, 1));
+        assert!(pending.clear.is_some(), "one more key: a new generation");
+    }
+
+    #[test]
+    fn a_pending_clear_replaces_earlier_removals_only() {
+        let state = state();
+        state.defer_removal([vec![1]]);
+        state.defer_clear();
+        state.defer_removal([vec![2]]);
+        let pending = state.pending.lock();
+        assert_eq!(pending.keys.keys().collect::<Vec<_>>(), [&vec![2]]);
+        assert_eq!(pending.len(), 2);
+    }
 }

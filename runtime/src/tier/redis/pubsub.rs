@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::cache::Cache;
 const EVENT_VERSION: u8 = 1;
 
 /// What a handle did.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Op {
     Clear { generation: u64 },
     Invalidate { key: Vec<u8> },
@@ -55,6 +55,8 @@ enum RemoteOp<'a> {
 /// state of its shared tier.
 pub(crate) struct Subscriber<K, V> {
     pub(crate) name: &'static str,
+    /// Where the function is defined, for the message about two functions of one name.
+    pub(crate) defined_at: &'static std::panic::Location<'static>,
     pub(crate) local: Cache<K, V>,
     pub(crate) state: Arc<FnState>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
@@ -64,6 +66,8 @@ pub(crate) struct Subscriber<K, V> {
 /// A [`Subscriber`] whatever its key and value types.
 trait Apply: Send + Sync {
     fn name(&self) -> &'static str;
+    fn defined_at(&self) -> &'static std::panic::Location<'static>;
+    fn state(&self) -> &FnState;
     fn apply(&self, op: &RemoteOp<'_>);
 }
 
@@ -74,6 +78,14 @@ where
 {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn defined_at(&self) -> &'static std::panic::Location<'static> {
+        self.defined_at
+    }
+
+    fn state(&self) -> &FnState {
+        &self.state
     }
 
     /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier.
@@ -109,14 +121,48 @@ where
 /// Every function of the process with a shared tier, from its first use.
 static SUBSCRIBERS: RwLock<Vec<Arc<dyn Apply>>> = RwLock::new(Vec::new());
 
-/// Lists a function to hear the other processes' writes.
-pub(crate) fn subscribe<K, V>(subscriber: Arc<Subscriber<K, V>>)
+/// Lists a function to hear the other processes' writes; or, when another function of the
+/// process already has its name, does not, and returns where that one is defined: the two
+/// would read each other's entries in Redis.
+pub(crate) fn subscribe<K, V>(
+    subscriber: Arc<Subscriber<K, V>>,
+) -> Result<(), &'static std::panic::Location<'static>>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    SUBSCRIBERS.write().push(subscriber);
+    let mut subscribers = SUBSCRIBERS.write();
+    if let Some(first) = subscribers
+        .iter()
+        .find(|listed| listed.name() == subscriber.name)
+    {
+        return Err(first.defined_at());
+    }
+    subscribers.push(subscriber);
+    Ok(())
 }
+
+/// Applies the writes that the functions of the process could not apply to Redis during an
+/// outage (see `FnState::replay`), without waiting for their next call.
+fn replay_pending(tier: &Connection) {
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in &subscribers {
+        let state = subscriber.state();
+        if state.has_pending() {
+            if let Err(unavailable) = super::block_on(state.replay(tier, subscriber.name())) {
+                state.count(unavailable);
+            }
+        }
+    }
+}
+
+/// How often the subscriber checks that its connection still answers (a `PING`), and applies
+/// writes left by an outage.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the subscriber waits for the answer to its `PING` before it takes the connection
+/// for lost.
+const PONG_WITHIN: Duration = Duration::from_secs(1);
 
 /// Applies another process's write to the functions called `name` (every one for `None`).
 fn apply_remote(name: Option<&str>, op: &RemoteOp<'_>) {
@@ -171,6 +217,12 @@ pub(crate) fn start(tier: &Arc<Connection>) {
                 }
                 let pause = strong.config.retry_after;
                 if let Err(error) = listen(&strong, &mut lost) {
+                    // Other processes' writes are not heard now: the in-process copies of the
+                    // shared functions may be stale, so they go, at once (before the loss is
+                    // visible in `is_subscribed`) and after every failed attempt to subscribe
+                    // again (every `retry_after`), as Redis's client-side caching does when
+                    // its invalidation connection drops.
+                    apply_remote(None, &RemoteOp::Resync);
                     strong.subscribed.store(false, Relaxed);
                     if !lost {
                         strong.failed(&format!("events subscription: {error}"));
@@ -197,10 +249,20 @@ fn listen(tier: &Connection, lost: &mut bool) -> redis::RedisResult<()> {
         // Events published meanwhile are gone: start over from Redis.
         apply_remote(None, &RemoteOp::Resync);
     }
+    replay_pending(tier);
+    let mut checked = Instant::now();
     loop {
         if tier.closed.load(Relaxed) {
             tier.subscribed.store(false, Relaxed);
             return Ok(());
+        }
+        if checked.elapsed() >= CHECK_EVERY {
+            // A connection cut without a reset (a partition) gives no error by itself.
+            pubsub.set_read_timeout(Some(PONG_WITHIN))?;
+            pubsub.ping::<redis::Value>()?;
+            pubsub.set_read_timeout(Some(Duration::from_millis(200)))?;
+            replay_pending(tier);
+            checked = Instant::now();
         }
         let message = match pubsub.get_message() {
             Ok(message) => message,
