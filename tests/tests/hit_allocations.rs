@@ -134,6 +134,9 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// A key shape's name and a call that hits.
+type Call<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
 #[test]
 fn hits_allocate_nothing_for_any_key_shape() {
     let name = "a name long enough to be allocated".to_string();
@@ -147,10 +150,19 @@ fn hits_allocate_nothing_for_any_key_shape() {
     cache.insert(name.clone(), 1);
 
     // Warm-up: the first call of each computes and stores (and builds its `static` handle).
-    let calls: Vec<(&str, Box<dyn Fn()>)> = vec![
-        ("&str", Box::new(|| assert_eq!(by_str(black_box(&name)), 34))),
-        ("&[u8]", Box::new(|| assert_eq!(by_slice(black_box(&bytes)), 64))),
-        ("&User", Box::new(|| assert_eq!(by_struct(black_box(&user)), 3))),
+    let calls: Vec<Call<'_>> = vec![
+        (
+            "&str",
+            Box::new(|| assert_eq!(by_str(black_box(&name)), 34)),
+        ),
+        (
+            "&[u8]",
+            Box::new(|| assert_eq!(by_slice(black_box(&bytes)), 64)),
+        ),
+        (
+            "&User",
+            Box::new(|| assert_eq!(by_struct(black_box(&user)), 3)),
+        ),
         (
             "(&str, u32)",
             Box::new(|| assert_eq!(by_str_and_u32(black_box(&name), black_box(5)), 39)),
