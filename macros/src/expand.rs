@@ -64,8 +64,11 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         ),
     };
     let value_type = quote!(<#shape as #private::Shape>::Value);
-    let (key_type, key_value) = key(func, options);
-    let key_variable = format_ident!("{}", KEY_VARIABLE);
+    let Key {
+        ty: key_type,
+        binding,
+        lookup,
+    } = key(func, options);
     let accessor = format_ident!("{}_cache", ident);
     let is_method = func.is_method();
     let accessor_call_path = if is_method {
@@ -77,18 +80,18 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
 
     // A refresh can run on a task of its own only if the body borrows nothing from the caller.
     let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(func) {
-        quote!(__call_async_spawnable::<#shape, _, _>)
+        quote!(__call_async_spawnable::<#shape, _, _, _>)
     } else {
-        quote!(__call_async::<#shape, _, _>)
+        quote!(__call_async::<#shape, _, _, _>)
     };
     let call = if func.is_async() {
         // A closure that makes the body's future, not the future: the runtime makes it only
         // where it computes, and boxes it, so this function's future holds the arguments once
         // more, not the body's state.
         let body = async_body(ret, block);
-        quote!(#accessor_call.#call_async(#key_variable, #share_error, move || #body).await)
+        quote!(#accessor_call.#call_async(#lookup, #share_error, move || #body).await)
     } else {
-        quote!(#accessor_call.__call::<#shape>(#key_variable, #share_error, move || -> #ret #block))
+        quote!(#accessor_call.__call::<#shape>(#lookup, #share_error, move || -> #ret #block))
     };
 
     let name = match (&options.name, is_method) {
@@ -157,7 +160,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            let #key_variable: #key_type = #key_value;
+            #binding
             #call
         }
 
@@ -302,21 +305,46 @@ fn borrows_arguments(func: &Function<'_>) -> bool {
     finder.0
 }
 
-/// The key's type and the expression that builds it.
-fn key(func: &Function<'_>, options: &Options) -> (TokenStream, TokenStream) {
+/// The key of the wrapper: its owned type (the cache's), the `let` of [`KEY_VARIABLE`] that
+/// comes first in the wrapper's body, and what the wrapper passes to the runtime (the lookup
+/// form, see `key.rs`).
+struct Key {
+    ty: TokenStream,
+    binding: TokenStream,
+    lookup: TokenStream,
+}
+
+/// The key's type and the expressions that build it: a key made of arguments is looked up by
+/// what they borrow; any other `key = …` expression is an owned key, as written.
+fn key(func: &Function<'_>, options: &Options) -> Key {
+    let variable = format_ident!("{}", KEY_VARIABLE);
+    let private = quote!(::memokit::__private);
+    let from_args = |args: &[&Arg<'_>], as_tuple: bool, ty: Option<TokenStream>| {
+        let lookup = key::lookup_from_args(args, as_tuple);
+        Key {
+            ty: ty.unwrap_or_else(|| key::from_args(args, as_tuple).0),
+            binding: quote!(let #variable = #lookup;),
+            lookup: quote!(#variable),
+        }
+    };
     match (&options.key, &options.key_type) {
         (Some(key), key_type) => match func.key_args(key) {
             // Argument names are copied into the key (the body still needs them), whether or not
             // the type is also spelled out.
-            Some(used) => {
-                let (inferred, value) = key::from_args(&used, matches!(key, Expr::Tuple(_)));
-                (key_type.as_ref().map_or(inferred, |ty| quote!(#ty)), value)
-            }
-            None => (quote!(#key_type), quote!(#key)),
+            Some(used) => from_args(
+                &used,
+                matches!(key, Expr::Tuple(_)),
+                key_type.as_ref().map(|ty| quote!(#ty)),
+            ),
+            None => Key {
+                ty: quote!(#key_type),
+                binding: quote!(let #variable: #key_type = #key;),
+                lookup: quote!(#private::Owned(#variable)),
+            },
         },
         (None, _) => {
             let all: Vec<_> = func.args.iter().collect();
-            key::from_args(&all, all.len() != 1)
+            from_args(&all, all.len() != 1, None)
         }
     }
 }

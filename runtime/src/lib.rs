@@ -61,6 +61,9 @@ pub use cache::policy::Policy;
 pub use cache::removal::RemovalCause;
 pub use cache::stats::Stats;
 pub use cache::Cache;
+/// The trait of a borrowed form of a key: [`Cache::get`] and its kin take any `Q: Equivalent<K>`, as
+/// hashbrown, indexmap and quick_cache do (it is the `equivalent` crate's).
+pub use equivalent::Equivalent;
 #[cfg(feature = "metrics")]
 pub use memo::metrics;
 pub use memo::registry::{registry, FunctionStats, Registry};
@@ -75,6 +78,7 @@ pub use write_behind::WriteBehind;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::flight::ShareError;
+    pub use crate::cache::key::{Args, Borrowed, LookupKey, Owned};
     /// The TinyLFU policies' frequency sketch, for the policy model tests.
     pub use crate::cache::policy::sketch::FrequencySketch;
     pub use crate::memo::shape::{

@@ -13,25 +13,27 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     // The crate root re-exports from every layer and holds `__private`, what the macros call.
     ("root", &[""], &[
         "write_behind", "facade", "memo", "registry", "tier", "load", "cache", "shard",
-        "policy", "flight", "trace", "removal", "stats", "expiry",
+        "policy", "flight", "key", "trace", "removal", "stats", "expiry",
     ]),
     // Beside the memo layer, using caches and memos from above.
     ("write_behind", &["write_behind"], &["memo", "cache"]),
     // The public face of the Redis tier: configuration and what `redis(...)` expands to.
     ("facade", &["redis"], &["tier"]),
     // What `#[cached]` uses: the memo, its shapes, warm-up and writers.
-    ("memo", &["memo", "warm", "writer"], &["registry", "tier", "load", "cache", "flight", "stats"]),
+    ("memo", &["memo", "warm", "writer"], &["registry", "tier", "load", "cache", "flight", "key", "stats"]),
     // The registry and its exposition know memos only through `ErasedMemo`, never a tier.
     ("registry", &["memo::registry", "memo::exposition", "memo::metrics"], &["stats"]),
     // Tiers: the seam (`tier`) and each tier (`tier::redis`); they see the core from above.
     ("tier", &["tier"], &["cache", "flight", "stats"]),
     // The core: nothing in it imports a tier or the memo layer.
-    ("load", &["cache::load"], &["cache", "shard", "flight", "trace", "stats", "expiry"]),
+    ("load", &["cache::load"], &["cache", "shard", "flight", "key", "trace", "stats", "expiry"]),
     ("cache", &["cache", "cache::builder"], &["shard", "flight", "policy", "trace", "removal", "stats", "expiry"]),
     ("shard", &["cache::shard"], &["policy", "trace", "removal", "stats", "expiry"]),
     ("policy", &["cache::policy"], &["stats"]),
     // Leaves: flight is a primitive over `cache::sync`, and knows nothing of caches.
     ("flight", &["cache::flight", "cache::sync"], &[]),
+    // The key a load is asked for, borrowed, and the owned key it becomes on a miss.
+    ("key", &["cache::key"], &[]),
     ("trace", &["cache::trace"], &["removal"]),
     ("removal", &["cache::removal"], &[]),
     ("stats", &["cache::stats"], &[]),

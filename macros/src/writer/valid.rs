@@ -164,8 +164,13 @@ fn is_cached(attr: &Attribute) -> bool {
 }
 
 /// A function that `#[cached]` (written above the writer attribute) has already expanded: its
-/// body starts by building the key (see [`KEY_VARIABLE`]).
+/// body starts by building the key (see [`KEY_VARIABLE`]), typed (`let __memokit_key: T = …`
+/// for a `key = …` expression) or not (the lookup form of argument names).
 fn expanded_by_cached(func: &Function<'_>) -> bool {
+    let is_key = |pat: &Pat| matches!(pat, Pat::Ident(ident) if ident.ident == KEY_VARIABLE);
     matches!(func.original.block.stmts.first(), Some(Stmt::Local(local))
-        if matches!(&local.pat, Pat::Type(typed) if matches!(&*typed.pat, Pat::Ident(ident) if ident.ident == KEY_VARIABLE)))
+    if match &local.pat {
+        Pat::Type(typed) => is_key(&typed.pat),
+        pat => is_key(pat),
+    })
 }

@@ -31,7 +31,6 @@
 //!   none sees a panic it did not cause.
 
 use std::any::Any;
-use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -39,6 +38,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
+use equivalent::Equivalent;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -425,14 +425,13 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     /// callers start a fresh one (see `Flight::superseded`).
     pub(crate) fn supersede<Q>(&self, hash: u64, key: &Q)
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         if self.registered.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut table = self.table.lock();
-        if let Ok(entry) = table.find_entry(hash, |(h, k, _)| *h == hash && k.borrow() == key) {
+        if let Ok(entry) = table.find_entry(hash, |(h, k, _)| *h == hash && key.equivalent(k)) {
             let ((_, _, flight), _) = entry.remove();
             flight.superseded.store(true, Ordering::Release);
         }

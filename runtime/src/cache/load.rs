@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use equivalent::Equivalent;
+
 use crate::cache::flight::{
     Ended, Flight, Flights, Joined, Outcome, RunningHere, ShareError, Superseded,
 };
+use crate::cache::key::{LookupKey, Owned};
 use crate::cache::stats::{bump, Counters};
 use crate::cache::trace::{LoadOutcome, LoadSpan};
 use crate::cache::Cache;
@@ -73,7 +76,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// assert_eq!(cache.get_or_insert_with(3, || unreachable!()), 9);
     /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        infallible(load_with(self, key, |_, _| Ok(init()), LoadRule::ALWAYS))
+        infallible(load_with(
+            self,
+            Owned(key),
+            |_, _| Ok(init()),
+            LoadRule::ALWAYS,
+        ))
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) for a fallible `init`: an `Ok`
@@ -99,7 +107,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     {
         load_with(
             self,
-            key,
+            Owned(key),
             |_, _| init(),
             LoadRule {
                 share_error: Some(ShareError::BY_CLONE),
@@ -140,7 +148,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     {
         load_async(
             self,
-            key,
+            Owned(key),
             move |_, _| async move { Ok(init.await) },
             LoadRule::ALWAYS,
             infallible,
@@ -171,7 +179,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             share_error: Some(ShareError::BY_CLONE),
             ..LoadRule::ALWAYS
         };
-        load_async(self, key, move |_, _| init, rule, |result| result)
+        load_async(self, Owned(key), move |_, _| init, rule, |result| result)
     }
 }
 
@@ -183,13 +191,14 @@ enum Found<V> {
     Miss,
 }
 
-/// The first step of a load: a counted lookup (the hit path, with nothing added).
+/// The first step of a load: a counted lookup (the hit path, with nothing added), by the key
+/// as the caller holds it (no owned key is built).
 #[inline]
-fn lookup<K: Hash + Eq, V: Clone>(
+fn lookup<K: Hash + Eq, V: Clone, Q: Hash + Equivalent<K> + ?Sized>(
     cache: &Cache<K, V>,
     shard: usize,
     hash: u64,
-    key: &K,
+    key: &Q,
 ) -> Found<V> {
     match cache.get_hashed(shard, hash, key) {
         None => Found::Miss,
@@ -262,10 +271,11 @@ fn counters<K, V>(cache: &Cache<K, V>, shard: usize) -> &Counters {
 
 /// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init`
 /// gets the key and is told whether its run was superseded (a tier then does not write its
-/// result).
+/// result). `key` is looked up as it is; the owned key is built after a miss (or for a
+/// refresh), never on a hit.
 pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
     cache: &Cache<K, V>,
-    key: K,
+    key: impl LookupKey<K>,
     init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
@@ -276,12 +286,14 @@ pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
         // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and
         // so does this one if the refresh fails.
         Found::Stale(stale) => {
+            let key = key.into_key();
             let refreshed = lead_refresh(cache, shard, hash, &key)
                 .and_then(|leader| run(leader, init, rule).ok());
             return Ok(refreshed.unwrap_or(stale));
         }
         Found::Miss => {}
     }
+    let key = key.into_key();
     let mut waited = false;
     // A failure this caller cannot copy is retried once coalesced; after a second it computes
     // on its own, so no caller queues behind one failing run after another.
@@ -330,14 +342,15 @@ fn run<K: Hash + Eq + Clone, V: Clone, E>(
 /// (one stores each argument twice: as passed, and moved into its body), and `output` maps
 /// the result here rather than in one more future around this one, which would hold this
 /// one as it is passed and again as it is awaited.
-pub(crate) fn load_async<'a, K, V, E, F, I, O, M>(
+pub(crate) fn load_async<'a, K, V, E, F, I, O, M, Q>(
     cache: &'a Cache<K, V>,
-    key: K,
+    key: Q,
     init: I,
     rule: LoadRule<V, E>,
     output: M,
-) -> impl Future<Output = O> + use<'a, K, V, E, F, I, O, M>
+) -> impl Future<Output = O> + use<'a, K, V, E, F, I, O, M, Q>
 where
+    Q: LookupKey<K>,
     K: Hash + Eq + Clone,
     V: Clone,
     I: FnOnce(&K, Superseded<V>) -> F,
@@ -358,15 +371,16 @@ where
 ///   a pattern moved part of a local still in scope: such a place is kept whole across the
 ///   `.await`. (A refresh keeps the stale value twice so: once in its `Option`.)
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `load_async`
-pub(crate) fn load_async_detachable<'a, K, V, E, F, I, D, O, M>(
+pub(crate) fn load_async_detachable<'a, K, V, E, F, I, D, O, M, Q>(
     cache: &'a Cache<K, V>,
-    key: K,
+    key: Q,
     init: I,
     rule: LoadRule<V, E>,
     detach: D,
     output: M,
-) -> impl Future<Output = O> + use<'a, K, V, E, F, I, D, O, M>
+) -> impl Future<Output = O> + use<'a, K, V, E, F, I, D, O, M, Q>
 where
+    Q: LookupKey<K>,
     K: Hash + Eq + Clone,
     V: Clone,
     I: FnOnce(&K, Superseded<V>) -> F,
@@ -386,6 +400,7 @@ where
                     Found::Stale(stale) => Some(stale),
                 };
                 if let Some(stale) = stale {
+                    let key = key.into_key();
                     let refresh = lead_refresh(cache, shard, hash, &key)
                         .and_then(|leader| detach(leader, init))
                         .map(|(leader, init)| lead_async(leader, init, &key, rule));
@@ -397,6 +412,7 @@ where
                     break 'load Ok(stale);
                 }
             }
+            let key = key.into_key();
             let mut waited = false;
             // As in `load_with`.
             let mut saw_failure = false;

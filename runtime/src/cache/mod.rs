@@ -1,15 +1,17 @@
 //! [`Cache`]: the public concurrent cache. It hashes a key once, routes it to its shard, and
 //! hands removed entries to the eviction listener after the shard's lock is released.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use equivalent::Equivalent;
+
 pub(crate) mod builder;
 pub(crate) mod expiry;
 pub(crate) mod flight;
+pub(crate) mod key;
 pub(crate) mod load;
 pub(crate) mod policy;
 pub(crate) mod removal;
@@ -166,16 +168,47 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 
     /// The value of `key`, cloned, if present and not expired. Counts a hit or a miss.
     ///
+    /// `key` is any form of the key that hashes as `K` and is [`Equivalent`](crate::Equivalent)
+    /// to it: `K` itself, what `K` borrows as (`&str` for a `String`), or a type of your own,
+    /// so that a lookup builds no owned key.
+    ///
     /// ```
     /// let cache: memokit::Cache<String, u32> = memokit::Cache::new(10);
     /// cache.insert("a".into(), 1);
     /// assert_eq!(cache.get("a"), Some(1));
+    /// assert_eq!(cache.get(&"a".to_string()), Some(1));
     /// assert_eq!(cache.get("b"), None);
+    /// ```
+    ///
+    /// A tuple key looked up by borrowed parts: a type of your own that hashes its fields in
+    /// order, as a tuple does, and compares them.
+    ///
+    /// ```
+    /// use std::hash::{Hash, Hasher};
+    /// use memokit::{Cache, Equivalent};
+    ///
+    /// struct NameAndYear<'a>(&'a str, u32);
+    ///
+    /// impl Hash for NameAndYear<'_> {
+    ///     fn hash<H: Hasher>(&self, state: &mut H) {
+    ///         (self.0, self.1).hash(state); // as (String, u32) hashes
+    ///     }
+    /// }
+    ///
+    /// impl Equivalent<(String, u32)> for NameAndYear<'_> {
+    ///     fn equivalent(&self, key: &(String, u32)) -> bool {
+    ///         self.0 == key.0 && self.1 == key.1
+    ///     }
+    /// }
+    ///
+    /// let cache: Cache<(String, u32), u64> = Cache::new(10);
+    /// cache.insert(("ann".to_string(), 2024), 7);
+    /// assert_eq!(cache.get(&NameAndYear("ann", 2024)), Some(7));
+    /// assert_eq!(cache.get(&NameAndYear("ann", 2025)), None);
     /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
         let shard = self.shard_of(hash);
@@ -198,8 +231,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     #[inline]
     fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, max_uses: u8) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let found = self.inner.shards[shard].lookup_unclocked(hash, key, max_uses);
         self.inner.lookups.record(found.is_some());
@@ -216,8 +248,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     #[inline]
     fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         match self.shared_hit_counter() {
             Some(max_uses) => self
@@ -232,8 +263,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     #[inline(never)]
     fn get_hashed_general<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let shard = &self.inner.shards[shard_idx];
         let now = self.now();
@@ -263,8 +293,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
         self.inner.shards[self.shard_of(hash)]
@@ -283,8 +312,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
         self.inner.shards[self.shard_of(hash)].peek(hash, key, self.now(), V::clone)
@@ -343,8 +371,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
         let mut removed = Vec::new();
@@ -435,8 +462,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// ```
     pub fn invalidate_many<'a, Q>(&self, keys: impl IntoIterator<Item = &'a Q>) -> u64
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized + 'a,
+        Q: Hash + Equivalent<K> + ?Sized + 'a,
     {
         keys.into_iter()
             .map(|key| u64::from(self.invalidate(key)))

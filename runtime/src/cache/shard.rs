@@ -1,12 +1,12 @@
 //! One shard: one lock, one hash table of slot numbers, one slab of entries, one policy.
 //! Every mutation of cached data happens here, under the shard's exclusive lock.
 
-use std::borrow::Borrow;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 
+use equivalent::Equivalent;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
@@ -144,8 +144,7 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
     #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         self.find_entry(hash, key).map(|(idx, _)| idx)
     }
@@ -155,14 +154,13 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
     #[inline]
     fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<(u32, &Entry<K, V>)>
     where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
+        Q: Equivalent<K> + ?Sized,
     {
         let slots = &self.slots;
         let mut found = None;
         // The probe stops at the first match, so `found` is set exactly when it matches.
         self.table.find(hash, |&idx| match &slots[idx as usize] {
-            Some(entry) if entry.key.borrow() == key => {
+            Some(entry) if key.equivalent(&entry.key) => {
                 found = Some((idx, entry));
                 true
             }
@@ -269,8 +267,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         now: Option<u64>,
     ) -> Lookup<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         if self.exclusive_hits {
             let mut guard = self.data.write();
@@ -306,8 +303,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     #[inline(always)]
     pub(crate) fn lookup_unclocked<Q>(&self, hash: u64, key: &Q, max_uses: u8) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         debug_assert!(!self.exclusive_hits);
         let data = self.data.read();
@@ -335,8 +331,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     /// Whether `key` has a live entry due for a refresh at `now`.
     pub(crate) fn refresh_due<Q>(&self, hash: u64, key: &Q, now: Option<u64>) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let Some(now) = now else { return false };
         let data = self.data.read();
@@ -353,8 +348,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     /// refresh).
     pub(crate) fn postpone_refresh<Q>(&self, hash: u64, key: &Q, now: Option<u64>, at: u64)
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let mut data = self.data.write();
         if let Some(idx) = data
@@ -376,8 +370,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         read: impl FnOnce(&V) -> R,
     ) -> Option<R>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let data = self.data.read();
         let idx = data
@@ -598,8 +591,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         now: Option<u64>,
         removed: &mut Removed<K, V>,
     ) where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         if let Some(mut guard) = self.data.try_write() {
             let data = &mut *guard;
@@ -623,8 +615,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         removed: &mut Removed<K, V>,
     ) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let mut guard = self.data.write();
         let data = &mut *guard;

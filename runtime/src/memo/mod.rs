@@ -6,6 +6,8 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::OnceLock;
 
+use equivalent::Equivalent;
+
 pub(crate) mod exposition;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -13,6 +15,7 @@ pub(crate) mod registry;
 pub(crate) mod shape;
 
 use crate::cache::flight::{ShareError, Superseded};
+use crate::cache::key::LookupKey;
 use crate::cache::load::{self, Leader, LoadRule};
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
@@ -269,6 +272,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// The result cached for `key`, without computing it, counting it, or marking it used.
+    /// `key` may be any form of the key that [`Cache::get`] takes (`&str` for `String` keys).
     ///
     /// ```
     /// #[memokit::cached]
@@ -279,8 +283,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.cache.peek(key)
     }
@@ -338,11 +341,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         }
     }
 
-    /// The call of a synchronous `#[cached]` function. Not part of the stable API.
+    /// The call of a synchronous `#[cached]` function, with its key as the arguments hold it
+    /// (borrowed: looked up as it is, made owned only on a miss). Not part of the stable API.
     #[doc(hidden)]
     pub fn __call<S: Shape<Value = V>>(
         &self,
-        key: K,
+        key: impl LookupKey<K>,
         share_error: Option<ShareError<S::Error>>,
         body: impl FnOnce() -> S::Output,
     ) -> S::Output {
@@ -362,13 +366,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// the cache boxes it), so the future of every call, hits' and waiters' included, holds the
     /// arguments `body` captured and not the body's own state (see `cache::load::load_async`).
     #[doc(hidden)]
-    pub fn __call_async<'a, S, B, F>(
+    pub fn __call_async<'a, S, B, F, Q>(
         &'a self,
-        key: K,
+        key: Q,
         share_error: Option<ShareError<S::Error>>,
         body: B,
-    ) -> impl Future<Output = S::Output> + use<'a, K, V, S, B, F>
+    ) -> impl Future<Output = S::Output> + use<'a, K, V, S, B, F, Q>
     where
+        Q: LookupKey<K>,
         S: Shape<Value = V>,
         B: FnOnce() -> F,
         F: Future<Output = S::Output>,
@@ -419,13 +424,14 @@ where
     /// (feature `tokio`) a refresh runs on a task of its own and every caller gets the old
     /// value at once. Not part of the stable API.
     #[doc(hidden)]
-    pub fn __call_async_spawnable<S, B, F>(
+    pub fn __call_async_spawnable<S, B, F, Q>(
         &'static self,
-        key: K,
+        key: Q,
         share_error: Option<ShareError<S::Error>>,
         body: B,
-    ) -> impl Future<Output = S::Output> + use<K, V, S, B, F>
+    ) -> impl Future<Output = S::Output> + use<K, V, S, B, F, Q>
     where
+        Q: LookupKey<K>,
         S: Shape<Value = V> + 'static,
         S::Error: 'static,
         B: FnOnce() -> F + Send + 'static,
