@@ -29,6 +29,16 @@ fn role() -> Option<String> {
     std::env::var("MEMOKIT_TEST_ROLE").ok()
 }
 
+/// In the test's own process (not a child it spawned): the lock that runs these tests one at a
+/// time, and a Redis server of its own; `None` in a child, or when Redis is skipped.
+fn parent_with_server() -> Option<(MutexGuard<'static, ()>, RedisServer)> {
+    if role().is_some() {
+        return None;
+    }
+    let serial = serial();
+    Some((serial, RedisServer::start()?))
+}
+
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -82,11 +92,7 @@ fn reader_role() {
 
 #[test]
 fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     let proxy = Proxy::start(&server);
@@ -219,11 +225,7 @@ fn cut_off_role() {
 
 #[test]
 fn a_process_that_lost_its_subscription_serves_no_stale_copy() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     let proxy = Proxy::start(&server);
@@ -278,11 +280,7 @@ fn signal(pid: u32, signal: &str) {
 
 #[test]
 fn a_subscription_that_stops_answering_is_noticed_and_its_copies_go() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     connect_with(Config::new(server.url()).prefix("watched")).unwrap();
@@ -337,11 +335,7 @@ fn bystander(n: u32) -> u32 {
 
 #[test]
 fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     connect_with(Config::new(server.url()).prefix("bad")).unwrap();
@@ -395,11 +389,7 @@ fn same_name_second(n: u32) -> u32 {
 
 #[test]
 fn two_functions_of_one_name_never_return_each_others_values() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     connect_with(Config::new(server.url()).prefix("dup")).unwrap();
@@ -440,11 +430,7 @@ fn recheck(n: u32) -> u32 {
 
 #[test]
 fn a_value_stored_between_the_look_and_the_lease_is_not_computed_again() {
-    if role().is_some() {
-        return;
-    }
-    let _serial = serial();
-    let Some(server) = RedisServer::start() else {
+    let Some((_serial, server)) = parent_with_server() else {
         return;
     };
     let proxy = Proxy::start(&server);

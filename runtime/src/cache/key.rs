@@ -133,82 +133,18 @@ impl LookupKey<()> for Args<()> {
     fn into_key(self) {}
 }
 
-// As many arguments as the standard library implements `Hash` for tuples of.
-args!((P0, K0, 0));
-args!((P0, K0, 0), (P1, K1, 1));
-args!((P0, K0, 0), (P1, K1, 1), (P2, K2, 2));
-args!((P0, K0, 0), (P1, K1, 1), (P2, K2, 2), (P3, K3, 3));
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5),
-    (P6, K6, 6)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5),
-    (P6, K6, 6),
-    (P7, K7, 7)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5),
-    (P6, K6, 6),
-    (P7, K7, 7),
-    (P8, K8, 8)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5),
-    (P6, K6, 6),
-    (P7, K7, 7),
-    (P8, K8, 8),
-    (P9, K9, 9)
-);
-args!(
-    (P0, K0, 0),
-    (P1, K1, 1),
-    (P2, K2, 2),
-    (P3, K3, 3),
-    (P4, K4, 4),
-    (P5, K5, 5),
-    (P6, K6, 6),
-    (P7, K7, 7),
-    (P8, K8, 8),
-    (P9, K9, 9),
-    (P10, K10, 10)
-);
-args!(
+// One `args!` per tuple length, 1 to 12: as many arguments as the standard library implements
+// `Hash` for tuples of.
+macro_rules! args_for_each_length {
+    ([$($done:tt),*]; $next:tt $(, $rest:tt)*) => {
+        args!($($done,)* $next);
+        args_for_each_length!([$($done,)* $next]; $($rest),*);
+    };
+    ([$($done:tt),*];) => {};
+}
+
+args_for_each_length!(
+    [];
     (P0, K0, 0),
     (P1, K1, 1),
     (P2, K2, 2),
