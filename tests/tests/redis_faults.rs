@@ -107,7 +107,7 @@ fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
         assert_eq!(cleared(k), source(k));
     }
     let mut direct = server.connection();
-    let in_redis: Vec<String> = direct.keys("partition:faults::versioned:0:*").unwrap();
+    let in_redis: Vec<String> = direct.keys("partition:{faults::versioned:0:*").unwrap();
     assert_eq!(in_redis.len(), KEYS as usize, "every value is in Redis");
 
     proxy.partition();
@@ -342,8 +342,8 @@ fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
     let mut conn = server.connection();
     // Someone pushed onto the entries' keys.
     for entry in [
-        "bad:faults::wrongtype:0:01",
-        "bad:faults::wrongtype_async:0:01",
+        "bad:{faults::wrongtype:0:01}",
+        "bad:{faults::wrongtype_async:0:01}",
     ] {
         let _: u64 = conn.lpush(entry, "not a value").unwrap();
     }
@@ -355,13 +355,13 @@ fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
     // Every other key and function still uses Redis at once.
     assert_eq!(bystander(1), 4);
     assert!(
-        conn.exists::<_, bool>("bad:faults::bystander:0:01")
+        conn.exists::<_, bool>("bad:{faults::bystander:0:01}")
             .unwrap(),
         "one bad key shut Redis off for the other functions"
     );
     for entry in [
-        "bad:faults::wrongtype:0:01",
-        "bad:faults::wrongtype_async:0:01",
+        "bad:{faults::wrongtype:0:01}",
+        "bad:{faults::wrongtype_async:0:01}",
     ] {
         let kind: String = redis::cmd("TYPE").arg(entry).query(&mut conn).unwrap();
         assert_eq!(kind, "string", "{entry} was not repaired");
@@ -438,13 +438,13 @@ fn a_value_stored_between_the_look_and_the_lease_is_not_computed_again() {
     // The stored form of a value, as another process writes it.
     assert_eq!(recheck(2), 14);
     let mut conn = server.connection();
-    let stored: Vec<u8> = conn.get("recheck:faults::recheck:0:02").unwrap();
+    let stored: Vec<u8> = conn.get("recheck:{faults::recheck:0:02}").unwrap();
     // Another process finishes key 1 right after this one looked at Redis and found nothing:
     // its value lands (and its lease goes) just before this one's take reaches Redis.
     let url = server.url();
     proxy.before_forwarding(b"local holder", move || {
         let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let () = conn.set("recheck:faults::recheck:0:01", stored).unwrap();
+        let () = conn.set("recheck:{faults::recheck:0:01}", stored).unwrap();
     });
     assert_eq!(recheck(1), 14, "the other process's value");
     assert_eq!(RECHECK_RUNS.load(SeqCst), 1, "computed a second time");

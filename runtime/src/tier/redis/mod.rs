@@ -35,6 +35,8 @@ pub(crate) use connection::{block_on, Connection, Unavailable};
 #[derive(Clone)]
 pub struct Config {
     url: String,
+    /// The node URLs of a cluster; `None` for one server at `url`.
+    cluster: Option<Vec<String>>,
     prefix: String,
     timeout: Duration,
     lease_ttl: Duration,
@@ -46,6 +48,15 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("url", &connection::redact(&self.url))
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|nodes| {
+                    nodes
+                        .iter()
+                        .map(|node| connection::redact(node))
+                        .collect::<Vec<_>>()
+                }),
+            )
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("lease_ttl", &self.lease_ttl)
@@ -69,12 +80,52 @@ impl Config {
     pub fn new(url: impl Into<String>) -> Config {
         Config {
             url: url.into(),
+            cluster: None,
             prefix: "memokit".into(),
             timeout: Duration::from_millis(50),
             lease_ttl: Duration::from_secs(5),
             retry_after: Duration::from_secs(1),
             warn_every: Duration::from_secs(10),
         }
+    }
+
+    /// A Redis Cluster (or a Valkey or managed cluster) reached through any of `nodes`, each a
+    /// URL as for [`Config::new`]; the defaults are those of [`Config::new`].
+    ///
+    /// The `redis` crate's cluster client learns the rest of the cluster from them, routes
+    /// every command to the node that owns its key's slot, and follows `MOVED`/`ASK` and
+    /// failovers. All of one function's keys are spread over the whole cluster (see the
+    /// module docs for the key layout); the invalidations are classic pub/sub, which a cluster
+    /// delivers to every node. The nodes must agree on scheme, user and password; a list
+    /// that is empty or does not parse is an error at [`connect_with`], a cluster that is
+    /// down is not (calls run in-process until it is up).
+    ///
+    /// ```
+    /// let config = memokit::redis::Config::cluster([
+    ///     "redis://10.0.0.1:7000",
+    ///     "redis://10.0.0.2:7000",
+    ///     "redis://10.0.0.3:7000",
+    /// ]);
+    /// assert!(config.is_cluster());
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> Config {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut config = Config::new(nodes.join(","));
+        config.cluster = Some(nodes);
+        config
+    }
+
+    /// Whether this configuration names a cluster ([`Config::cluster`]).
+    ///
+    /// ```
+    /// assert!(!memokit::redis::Config::new("redis://127.0.0.1").is_cluster());
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    fn cluster_nodes(&self) -> Option<&[String]> {
+        self.cluster.as_deref()
     }
 
     /// The first segment of every Redis key and of the events channel: applications with
@@ -164,7 +215,7 @@ impl Config {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The prefix is empty or holds a `:`.
+    /// The prefix is empty or holds a `:`, `{` or `}`.
     BadPrefix(String),
     /// The URL does not parse, or names what this build cannot use (the source says why).
     BadUrl(redis::RedisError),
@@ -175,7 +226,7 @@ impl fmt::Display for Error {
         match self {
             Error::BadPrefix(prefix) => write!(
                 f,
-                "the Redis prefix {prefix:?} must be non-empty and have no `:`"
+                "the Redis prefix {prefix:?} must be non-empty and have no `:`, `{{` or `}}`"
             ),
             Error::BadUrl(error) => write!(f, "bad Redis URL: {error}"),
         }
@@ -220,7 +271,7 @@ pub fn connect(url: &str) -> Result<(), Error> {
 /// # Ok::<(), memokit::redis::Error>(())
 /// ```
 pub fn connect_with(config: Config) -> Result<(), Error> {
-    if config.prefix.is_empty() || config.prefix.contains(':') {
+    if config.prefix.is_empty() || config.prefix.contains([':', '{', '}']) {
         return Err(Error::BadPrefix(config.prefix));
     }
     let tier = new_tier(config)?;
@@ -286,8 +337,13 @@ fn new_tier(config: Config) -> Result<Arc<Connection>, Error> {
 pub(crate) fn current() -> Option<Arc<Connection>> {
     if ENV_READ.get().is_none() {
         ENV_READ.get_or_init(|| {
-            if let Ok(url) = std::env::var("MEMOKIT_REDIS_URL") {
-                if let Err(error) = connect_inner_from_env(&url) {
+            if let Ok(nodes) = std::env::var("MEMOKIT_REDIS_CLUSTER") {
+                let config = Config::cluster(nodes.split(',').map(str::trim));
+                if let Err(error) = connect_inner_from_env(config) {
+                    tracing::warn!(target: "memokit::redis", "MEMOKIT_REDIS_CLUSTER: {error}");
+                }
+            } else if let Ok(url) = std::env::var("MEMOKIT_REDIS_URL") {
+                if let Err(error) = connect_inner_from_env(Config::new(url)) {
                     tracing::warn!(target: "memokit::redis", "MEMOKIT_REDIS_URL: {error}");
                 }
             }
@@ -296,8 +352,8 @@ pub(crate) fn current() -> Option<Arc<Connection>> {
     TIER.read().clone()
 }
 
-fn connect_inner_from_env(url: &str) -> Result<(), Error> {
-    let tier = Connection::new(Config::new(url)).map_err(Error::BadUrl)?;
+fn connect_inner_from_env(config: Config) -> Result<(), Error> {
+    let tier = new_tier(config)?;
     pubsub::start(&tier);
     TIER.write().get_or_insert(tier);
     Ok(())
@@ -458,18 +514,21 @@ impl FnState {
             1
         } else {
             let generation = self.generation(tier, name).await?;
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                pipe.add_command(redis::Cmd::del(entry)).ignore();
-            }
-            for key in &keys {
-                let op = pubsub::Op::Invalidate { key: key.clone() };
-                if let Some(publish) = pubsub::publish_cmd(tier, name, op) {
-                    pipe.add_command(publish).ignore();
-                }
-            }
-            tier.query_pipe::<()>(pipe).await?;
+            let deletes = keys
+                .iter()
+                .map(|key| {
+                    let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                    (entry.clone(), redis::Cmd::del(entry))
+                })
+                .collect();
+            let announce = keys
+                .iter()
+                .filter_map(|key| {
+                    let op = pubsub::Op::Invalidate { key: key.clone() };
+                    pubsub::publish_cmd(tier, name, op)
+                })
+                .collect();
+            tier.write_all(deletes, announce).await?;
             keys.len()
         };
         // Writes left meanwhile (numbered from `upto` on) stay for the next replay.
@@ -745,26 +804,25 @@ impl<K, V> Shared<K, V> {
             let written = async {
                 self.state.replay(&tier, name).await?;
                 let generation = self.state.generation(&tier, name).await?;
-                let mut pipe = redis::pipe();
-                for op in &ops {
-                    let write = match op {
+                let writes = ops
+                    .iter()
+                    .filter_map(|op| match op {
                         pubsub::Op::Insert { key, value } => {
                             let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                            set_px(entry, value, self.state.ttl)
+                            Some((entry.clone(), set_px(entry, value, self.state.ttl)))
                         }
                         pubsub::Op::Invalidate { key } => {
-                            redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
+                            let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                            Some((entry.clone(), redis::Cmd::del(entry)))
                         }
-                        pubsub::Op::Clear { .. } => continue,
-                    };
-                    pipe.add_command(write).ignore();
-                }
-                for op in &ops {
-                    if let Some(publish) = pubsub::publish_cmd(&tier, name, op.clone()) {
-                        pipe.add_command(publish).ignore();
-                    }
-                }
-                tier.query_pipe::<()>(pipe).await
+                        pubsub::Op::Clear { .. } => None,
+                    })
+                    .collect();
+                let announce = ops
+                    .iter()
+                    .filter_map(|op| pubsub::publish_cmd(&tier, name, op.clone()))
+                    .collect();
+                tier.write_all(writes, announce).await
             }
             .await;
             if let Err(unavailable) = written {
