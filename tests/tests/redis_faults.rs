@@ -449,3 +449,79 @@ fn a_value_stored_between_the_look_and_the_lease_is_not_computed_again() {
     assert_eq!(recheck(1), 14, "the other process's value");
     assert_eq!(RECHECK_RUNS.load(SeqCst), 1, "computed a second time");
 }
+
+// ---- Bounded waits against a paused server -----------------------------------------------------
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::paused")]
+fn paused(k: u32) -> u32 {
+    k + 1
+}
+
+/// A stalled server (`SIGSTOP`) answers nothing: a call, and a bulk write of 50 entries, each
+/// wait about one timeout, not one per command or per reply.
+#[test]
+fn a_call_and_a_bulk_write_against_a_paused_server_wait_one_timeout() {
+    let Some((_serial, server)) = parent_with_server() else {
+        return;
+    };
+    let timeout = Duration::from_millis(300);
+    let retry_after = Duration::from_millis(500);
+    connect_with(
+        Config::new(server.url())
+            .prefix("paused")
+            .timeout(timeout)
+            .retry_after(retry_after),
+    )
+    .unwrap();
+    // The generation is known, and idle connections are made.
+    for k in 0..10 {
+        assert_eq!(paused(k), k + 1);
+    }
+    thread::sleep(Duration::from_millis(100));
+    let pid = server.pid().expect("running");
+    signal(pid, "-STOP");
+    let started = Instant::now();
+    paused_cache().insert_many((100..150).map(|k| (k, k + 1)));
+    let bulk = started.elapsed();
+    // The circuit opened; once it lets calls try again, the next call meets the stall.
+    thread::sleep(retry_after + Duration::from_millis(100));
+    let started = Instant::now();
+    let value = paused(1_000);
+    let call = started.elapsed();
+    thread::sleep(retry_after + Duration::from_millis(100));
+    let started = Instant::now();
+    let value_async = block_on_async(paused_async(8));
+    let call_async = started.elapsed();
+    signal(pid, "-CONT");
+    eprintln!("paused server: bulk write {bulk:?}, sync call {call:?}, async call {call_async:?}");
+    assert_eq!((value, value_async), (1_001, 10));
+    assert_eq!(
+        paused_cache().stats().l2_pending_writes,
+        50,
+        "the 50 writes wait to be applied"
+    );
+    // One timeout each; half of one more for a loaded machine.
+    for (what, took) in [
+        ("bulk write", bulk),
+        ("sync call", call),
+        ("async call", call_async),
+    ] {
+        assert!(
+            took < timeout * 3 / 2,
+            "{what} took {took:?} with a {timeout:?} timeout"
+        );
+    }
+}
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::paused_async")]
+async fn paused_async(k: u32) -> u32 {
+    k + 2
+}
+
+fn block_on_async<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
