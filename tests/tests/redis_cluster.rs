@@ -373,3 +373,58 @@ fn a_master_killed_during_reads_and_writes_fails_over_without_a_wrong_answer() {
     }
     assert!(hits > 0, "no L2 hit after the failover");
 }
+
+// ---- Bad input ----------------------------------------------------------------------------------
+
+#[cached(size = 10, redis, name = "cluster::unreachable")]
+fn unreachable(k: u32) -> u32 {
+    k * 2
+}
+
+#[test]
+fn bad_cluster_configurations_are_errors_at_connect_and_a_down_cluster_is_computed_around() {
+    if role().is_some() {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for (nodes, why) in [
+        (vec![], "no node"),
+        (vec!["not a url"], "a URL that does not parse"),
+        (
+            vec!["redis://127.0.0.1:7000", "rediss://127.0.0.1:7001"],
+            "TLS and plain mixed",
+        ),
+        (
+            vec!["redis://:a@127.0.0.1:7000", "redis://:b@127.0.0.1:7001"],
+            "two passwords",
+        ),
+        (vec!["redis+unix:///tmp/redis.sock"], "a Unix socket"),
+    ] {
+        let error = connect_with(Config::cluster(nodes)).expect_err(why);
+        assert!(
+            error.to_string().starts_with("bad Redis URL: "),
+            "{why}: {error}"
+        );
+    }
+    // Nothing listens on these ports: every call is computed, counted, and none hangs.
+    let closed: Vec<String> = (0..3)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("redis://{}", listener.local_addr().unwrap())
+        })
+        .collect();
+    connect_with(Config::cluster(closed).retry_after(Duration::from_millis(1))).unwrap();
+    let started = Instant::now();
+    for k in 0..20 {
+        assert_eq!(unreachable(k), k * 2);
+    }
+    assert!(unreachable_cache().stats().l2_errors > 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    memokit::redis::disconnect();
+}
