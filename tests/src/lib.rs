@@ -80,20 +80,11 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = self.try_connection() {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            answers_ping(&self.url(), Duration::from_secs(10)),
+            "redis-server did not start on port {}",
+            self.port
+        );
     }
 
     /// `kill -9` of the server.
@@ -332,25 +323,34 @@ impl RedisCluster {
     pub fn start() -> Option<RedisCluster> {
         let server = required_binary("redis-server")?;
         let cli = required_binary("redis-cli")?;
+        let mut why = String::new();
+        // A port found free may be taken before the node binds it: start over on new ones.
+        for _ in 0..3 {
+            match RedisCluster::try_start(&server, &cli) {
+                Ok(cluster) => return Some(cluster),
+                Err(error) => why = error,
+            }
+        }
+        panic!("the test cluster did not start: {why}");
+    }
+
+    fn try_start(server: &PathBuf, cli: &PathBuf) -> Result<RedisCluster, String> {
+        let ports = free_ports(12);
         let dir = std::env::temp_dir().join(format!(
             "memokit-cluster-{}-{}",
             std::process::id(),
-            free_port()
+            ports[0]
         ));
         std::fs::create_dir_all(&dir).expect("a directory for the cluster's node files");
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             dir,
         };
-        for _ in 0..6 {
-            let (port, bus) = (free_port(), free_port());
-            let child = Command::new(&server)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
+        for pair in ports.chunks(2) {
+            let (port, bus) = (pair[0], pair[1]);
+            let child = Command::new(server)
+                .args(["--port", &port.to_string()])
+                .args(["--cluster-port", &bus.to_string()])
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
@@ -368,7 +368,10 @@ impl RedisCluster {
             });
         }
         for node in &cluster.nodes {
-            wait_for_ping(&format!("redis://127.0.0.1:{}", node.port));
+            let url = format!("redis://127.0.0.1:{}", node.port);
+            if !answers_ping(&url, Duration::from_secs(10)) {
+                return Err(format!("no node answered at {url}"));
+            }
         }
         let status = Command::new(cli)
             .arg("--cluster")
@@ -384,12 +387,11 @@ impl RedisCluster {
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli runs");
-        assert!(
-            status.success(),
-            "redis-cli --cluster create failed: {status}"
-        );
+        if !status.success() {
+            return Err(format!("redis-cli --cluster create failed: {status}"));
+        }
         cluster.wait_until_healthy(Duration::from_secs(30));
-        Some(cluster)
+        Ok(cluster)
     }
 
     /// The URL of every node, for `Config::cluster`.
@@ -481,6 +483,71 @@ impl RedisCluster {
         keys
     }
 
+    /// The port of a replica of the master on `port`.
+    pub fn replica_of(&self, master: u16) -> u16 {
+        let node = self.live_ports()[0];
+        let mut conn = self.node_connection(node).expect("a live node answers");
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut conn)
+            .expect("CLUSTER NODES");
+        let id_of = |line: &str| line.split(' ').next().unwrap_or_default().to_string();
+        let master_id = nodes
+            .lines()
+            .find(|line| line.contains(&format!(":{master}@")))
+            .map(id_of)
+            .expect("the master is listed");
+        nodes
+            .lines()
+            .find(|line| line.split(' ').nth(3) == Some(master_id.as_str()))
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|address| address.split(['@', ':']).nth(1))
+            .and_then(|port| port.parse().ok())
+            .expect("the master has a replica")
+    }
+
+    /// Whether the node on `port` (a replica too) holds `key`.
+    pub fn node_has(&self, port: u16, key: &str) -> bool {
+        let Ok(mut conn) = self.node_connection(port) else {
+            return false;
+        };
+        let _ = redis::cmd("READONLY").query::<redis::Value>(&mut conn);
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query::<bool>(&mut conn)
+            .unwrap_or(false)
+    }
+
+    /// Closes the replication links of the master on `port` (`CLIENT KILL TYPE replica`):
+    /// what it acknowledges next reaches no replica until they connect again.
+    pub fn cut_replication(&self, master: u16) {
+        let mut conn = self.node_connection(master).expect("the master answers");
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut conn)
+            .expect("CLIENT KILL TYPE replica");
+        assert!(killed > 0, "the master had no replica link");
+    }
+
+    /// `kill -STOP` (`stop`) or `kill -CONT` of the node on `port`.
+    pub fn pause(&self, port: u16, stop: bool) {
+        let pid = self
+            .nodes
+            .iter()
+            .find(|node| node.port == port)
+            .and_then(|node| node.child.as_ref())
+            .map(Child::id)
+            .expect("a live node of this cluster");
+        let status = Command::new("kill")
+            .arg(if stop { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// `kill -9` of the node on `port`.
     pub fn kill(&mut self, port: u16) {
         let node = self
@@ -558,21 +625,32 @@ impl Drop for RedisCluster {
     }
 }
 
-fn wait_for_ping(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Whether a server at `url` answers `PING` within `timeout`.
+fn answers_ping(url: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     loop {
         let answered = redis::Client::open(url)
             .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
             .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
         if answered.is_ok() {
-            return;
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start at {url}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `n` distinct ports that were free a moment ago (all held until all are found).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("its address").port())
+        .collect()
 }
 
 fn free_port() -> u16 {

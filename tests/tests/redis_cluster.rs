@@ -112,6 +112,8 @@ fn entries_spread_over_every_master_and_every_write_reaches_the_cluster() {
             .timeout(Duration::from_millis(250)),
     )
     .unwrap();
+    // Another test of this binary may have moved the source on.
+    VERSION.store(1, SeqCst);
     for k in 0..KEYS {
         assert_eq!(spread(k), source(k));
         assert_eq!(cleared(k), source(k));
@@ -419,6 +421,8 @@ fn bad_cluster_configurations_are_errors_at_connect_and_a_down_cluster_is_comput
     let started = Instant::now();
     for k in 0..20 {
         assert_eq!(unreachable(k), k * 2);
+        // Past `retry_after`: the next call asks the cluster again.
+        thread::sleep(Duration::from_millis(5));
     }
     assert!(unreachable_cache().stats().l2_errors > 0);
     assert!(
@@ -427,4 +431,92 @@ fn bad_cluster_configurations_are_errors_at_connect_and_a_down_cluster_is_comput
         started.elapsed()
     );
     memokit::redis::disconnect();
+}
+
+// ---- A write the dead master never passed on -------------------------------------------------
+
+#[cached(size = 100, redis(ttl = "10m"), name = "cluster::unreplicated")]
+fn unreplicated(k: u32) -> u64 {
+    source(k)
+}
+
+/// Reads key 1 of `unreplicated` from the cluster, with the source as the parent changed it.
+#[test]
+fn cluster_unreplicated_reader_role() {
+    if role().as_deref() != Some("unreplicated_reader") {
+        return;
+    }
+    connect_with(child_config("unreplicated")).unwrap();
+    VERSION.store(2, SeqCst);
+    println!("VALUE {}", unreplicated(1));
+}
+
+/// Redis replicates asynchronously: a master can acknowledge an invalidation and die before
+/// its replica has it. The replica that takes over must not bring the old value back.
+#[test]
+fn an_invalidation_the_dead_master_never_replicated_is_applied_again() {
+    let Some((_serial, mut cluster)) = parent_with_cluster() else {
+        return;
+    };
+    connect_with(
+        Config::cluster(cluster.urls())
+            .prefix("unreplicated")
+            .timeout(Duration::from_millis(200))
+            .retry_after(Duration::from_millis(200)),
+    )
+    .unwrap();
+    VERSION.store(1, SeqCst);
+    assert_eq!(unreplicated(1), source(1));
+    let entry = cluster.keys("unreplicated:{cluster::unreplicated:0:*");
+    assert_eq!(entry.len(), 1);
+    let master = cluster.master_of(&entry[0]);
+    let replica = cluster.replica_of(master);
+    wait_until("the entry replicated", Duration::from_secs(10), || {
+        cluster.node_has(replica, &entry[0])
+    });
+    // The replica hears nothing of what follows: stopped, and its link to the master closed
+    // (so that it cannot connect again) until the master is gone.
+    cluster.pause(replica, true);
+    cluster.cut_replication(master);
+    VERSION.store(2, SeqCst);
+    unreplicated_cache().invalidate(&1);
+    assert_eq!(
+        unreplicated_cache().stats().l2_pending_writes,
+        0,
+        "acknowledged"
+    );
+    cluster.kill(master);
+    cluster.pause(replica, false);
+    // This process goes on reading other keys (some on the dead master's slots), and meets
+    // the failure; it writes nothing more.
+    let started = Instant::now();
+    let mut k = 1_000;
+    while !cluster.is_healthy() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no failover");
+        assert_eq!(unreplicated(k), source(k));
+        k += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        unreplicated_cache().stats().l2_errors > 0,
+        "the failure was met"
+    );
+    wait_until("writes applied again", Duration::from_secs(30), || {
+        unreplicated_cache().stats().l2_pending_writes == 0
+    });
+    let child = ChildTest::spawn(
+        "cluster_unreplicated_reader_role",
+        "unreplicated_reader",
+        &[nodes_env(&cluster)],
+    );
+    let value: u64 = child
+        .expect_line("VALUE", Duration::from_secs(60))
+        .parse()
+        .unwrap();
+    child.success();
+    assert_eq!(
+        value,
+        source(1),
+        "the promoted replica served the value from before"
+    );
 }

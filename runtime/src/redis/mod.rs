@@ -62,7 +62,10 @@
 //!   applied. Until then, a process that did not make them may still read the old value from
 //!   Redis: the window is the writer's own outage (plus at most about [`Config::retry_after`]
 //!   or a second). A writer that dies before it reaches Redis again loses them, and Redis
-//!   keeps the old values for their TTL.
+//!   keeps the old values for their TTL. Writes Redis acknowledged are not safe either when a
+//!   master dies before its replica has them (replication is asynchronous): after any failure,
+//!   the writes acknowledged in the 2 s before it was noticed are made pending again, the same
+//!   way.
 //! - **In-process copies follow the invalidations**: invalidations published while a process
 //!   cannot hear them are not replayed to it. So, as Redis's client-side caching does when its
 //!   invalidation connection drops, a process that loses its subscription empties the

@@ -334,6 +334,9 @@ impl Connection {
     /// `warn_every`.
     pub(crate) fn failed(&self, what: &dyn std::fmt::Display) {
         self.server.reset();
+        // What Redis acknowledged just before may be lost with a master that died (replication
+        // is asynchronous): the functions write it again before they read Redis.
+        super::pubsub::redo_recent_writes();
         let now = self.now();
         let retry = u64::try_from(self.config.retry_after.as_nanos()).unwrap_or(u64::MAX);
         self.open_until.store(now.saturating_add(retry), Relaxed);

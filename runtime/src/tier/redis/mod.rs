@@ -13,7 +13,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -393,6 +393,22 @@ impl Pending {
     }
 }
 
+/// How long before a failure of Redis a write it acknowledged is applied again: Redis
+/// replicates asynchronously, so a master that dies may take writes it acknowledged but had not
+/// passed to the replica that takes its place; writing them again (as removals) keeps them from
+/// being undone.
+pub(crate) const REDO_WINDOW: Duration = Duration::from_secs(2);
+
+/// Writes of one function that Redis acknowledged within [`REDO_WINDOW`].
+#[derive(Debug, Default)]
+struct Recent {
+    /// Encoded keys written or deleted, oldest first.
+    keys: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    /// The last `clear` (or the last write forgotten past [`MAX_PENDING_KEYS`]): applied again
+    /// as a new generation.
+    clear: Option<Instant>,
+}
+
 /// What one function keeps about the shared tier, whatever its types.
 #[derive(Debug)]
 pub(crate) struct FnState {
@@ -405,6 +421,8 @@ pub(crate) struct FnState {
     pending: Mutex<Pending>,
     /// Set while one caller applies `pending`, so that no other reads Redis meanwhile.
     replaying: AtomicBool,
+    /// Writes acknowledged lately, applied again after a failure (see [`REDO_WINDOW`]).
+    recent: Mutex<Recent>,
 }
 
 /// Clears [`FnState::replaying`] when the replay ends, however it ends.
@@ -484,6 +502,52 @@ impl FnState {
         pending.clear = Some(number);
     }
 
+    /// Remembers writes of `keys` that Redis acknowledged, for [`FnState::redo_recent`].
+    pub(crate) fn acknowledged(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        let now = Instant::now();
+        let mut recent = self.recent.lock();
+        while recent
+            .keys
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > REDO_WINDOW)
+        {
+            recent.keys.pop_front();
+        }
+        recent.keys.extend(keys.into_iter().map(|key| (now, key)));
+        if recent.keys.len() > MAX_PENDING_KEYS {
+            // Too many to remember one by one: a new generation covers them all.
+            recent.keys.clear();
+            recent.clear = Some(now);
+        }
+    }
+
+    /// Remembers a `clear` that Redis acknowledged, for [`FnState::redo_recent`].
+    pub(crate) fn acknowledged_clear(&self) {
+        let mut recent = self.recent.lock();
+        recent.keys.clear();
+        recent.clear = Some(Instant::now());
+    }
+
+    /// After a failure of Redis: the writes it acknowledged within [`REDO_WINDOW`] are left to
+    /// apply again, as removals, before the function reads Redis again.
+    pub(crate) fn redo_recent(&self) {
+        let recent = std::mem::take(&mut *self.recent.lock());
+        let now = Instant::now();
+        let within = |at: Instant| now.duration_since(at) <= REDO_WINDOW;
+        if recent.clear.is_some_and(within) {
+            self.defer_clear();
+        }
+        let keys: Vec<Vec<u8>> = recent
+            .keys
+            .into_iter()
+            .filter(|(at, _)| within(*at))
+            .map(|(_, key)| key)
+            .collect();
+        if !keys.is_empty() {
+            self.defer_removal(keys);
+        }
+    }
+
     /// Whether writes wait to be applied to Redis.
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.lock().len() > 0
@@ -510,6 +574,7 @@ impl FnState {
             let epoch = tier.epoch();
             let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
             self.set_generation(tier, epoch, generation);
+            self.acknowledged_clear();
             pubsub::publish(tier, name, pubsub::Op::Clear { generation }).await;
             1
         } else {
@@ -529,6 +594,7 @@ impl FnState {
                 })
                 .collect();
             tier.write_all(deletes, announce).await?;
+            self.acknowledged(keys.iter().cloned());
             keys.len()
         };
         // Writes left meanwhile (numbered from `upto` on) stay for the next replay.
@@ -616,6 +682,7 @@ impl<K, V> Shared<K, V> {
                 generation: Mutex::new(None),
                 pending: Mutex::new(Pending::default()),
                 replaying: AtomicBool::new(false),
+                recent: Mutex::new(Recent::default()),
             }),
             name: OnceLock::new(),
             encode_key,
@@ -727,6 +794,7 @@ impl<K, V> Shared<K, V> {
                 let epoch = tier.epoch();
                 let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
                 self.state.set_generation(&tier, epoch, generation);
+                self.state.acknowledged_clear();
                 Ok(generation)
             }
             .await;
@@ -825,15 +893,15 @@ impl<K, V> Shared<K, V> {
                 tier.write_all(writes, announce).await
             }
             .await;
+            let keys = ops.into_iter().filter_map(|op| match op {
+                pubsub::Op::Insert { key, .. } | pubsub::Op::Invalidate { key } => Some(key),
+                pubsub::Op::Clear { .. } => None,
+            });
             if let Err(unavailable) = written {
                 self.state.count(unavailable);
-                self.state
-                    .defer_removal(ops.into_iter().filter_map(|op| match op {
-                        pubsub::Op::Insert { key, .. } | pubsub::Op::Invalidate { key } => {
-                            Some(key)
-                        }
-                        pubsub::Op::Clear { .. } => None,
-                    }));
+                self.state.defer_removal(keys);
+            } else {
+                self.state.acknowledged(keys);
             }
         });
     }
@@ -875,6 +943,7 @@ mod tests {
             generation: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
             replaying: AtomicBool::new(false),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -890,6 +959,28 @@ mod tests {
         let pending = state.pending.lock();
         assert_eq!((pending.keys.len(), pending.len()), (0, 1));
         assert!(pending.clear.is_some(), "one more key: a new generation");
+    }
+
+    #[test]
+    fn acknowledged_writes_are_applied_again_after_a_failure() {
+        let state = state();
+        state.acknowledged([vec![1], vec![2]]);
+        state.redo_recent();
+        assert_eq!(
+            state.pending.lock().len(),
+            2,
+            "both keys wait to be deleted again"
+        );
+        state.redo_recent();
+        assert_eq!(state.pending.lock().len(), 2, "taken once");
+        let state = self::state();
+        state.acknowledged([vec![1]]);
+        state.acknowledged_clear();
+        state.acknowledged([vec![3]]);
+        state.redo_recent();
+        let pending = state.pending.lock();
+        assert!(pending.clear.is_some(), "the clear is applied again");
+        assert_eq!(pending.keys.keys().collect::<Vec<_>>(), [&vec![3]]);
     }
 
     #[test]

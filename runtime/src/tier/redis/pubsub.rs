@@ -156,6 +156,15 @@ fn replay_pending(tier: &Connection) {
     }
 }
 
+/// After a failure of Redis: every function leaves the writes Redis acknowledged lately to be
+/// applied again (see `FnState::redo_recent`).
+pub(crate) fn redo_recent_writes() {
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in &subscribers {
+        subscriber.state().redo_recent();
+    }
+}
+
 /// How often the subscriber checks that its connection still answers (a `PING`), and applies
 /// writes left by an outage.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
