@@ -159,7 +159,7 @@ fn measure_on(server: &Server, sizes: SharedSizes) -> Result<SharedResult, Strin
     }
     let mut conn = server.connection()?;
     let mut entries: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{PREFIX}:bench.payload:*"))
+        .arg(format!("{PREFIX}:{{bench.payload:*"))
         .query(&mut conn)
         .map_err(|e| e.to_string())?;
     entries.retain(|name| !name.ends_with(":gen") && !name.ends_with(":lease"));

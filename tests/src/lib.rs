@@ -28,11 +28,28 @@ pub struct RedisServer {
     binary: PathBuf,
 }
 
-fn find_binary() -> Option<PathBuf> {
+fn find_named(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// The binary, or `None` after saying loudly that the calling test is skipped (a failure
+/// with `MEMOKIT_REQUIRE_REDIS=1`).
+fn required_binary(name: &str) -> Option<PathBuf> {
+    if let Some(binary) = find_named(name) {
+        return Some(binary);
+    }
+    if std::env::var("MEMOKIT_REQUIRE_REDIS").as_deref() == Ok("1") {
+        panic!("MEMOKIT_REQUIRE_REDIS=1 but `{name}` is not on PATH: install it (apt-get install redis-server)");
+    }
+    report_skip(
+        &format!("`{name}` is not on PATH"),
+        "Install Redis (apt-get install redis-server), or set MEMOKIT_REQUIRE_REDIS=1 \
+         to make this a failure.",
+    );
+    None
 }
 
 impl RedisServer {
@@ -41,17 +58,7 @@ impl RedisServer {
     /// then passes without testing anything. With `MEMOKIT_REQUIRE_REDIS=1`, as in CI, that
     /// panics instead.
     pub fn start() -> Option<RedisServer> {
-        let Some(binary) = find_binary() else {
-            if std::env::var("MEMOKIT_REQUIRE_REDIS").as_deref() == Ok("1") {
-                panic!("MEMOKIT_REQUIRE_REDIS=1 but `redis-server` is not on PATH: install it (apt-get install redis-server)");
-            }
-            report_skip(
-                "`redis-server` is not on PATH",
-                "Install Redis (apt-get install redis-server), or set MEMOKIT_REQUIRE_REDIS=1 \
-                 to make this a failure.",
-            );
-            return None;
-        };
+        let binary = required_binary("redis-server")?;
         let port = free_port();
         let mut server = RedisServer {
             child: None,
@@ -73,20 +80,11 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = self.try_connection() {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            answers_ping(&self.url(), Duration::from_secs(10)),
+            "redis-server did not start on port {}",
+            self.port
+        );
     }
 
     /// `kill -9` of the server.
@@ -301,6 +299,358 @@ pub fn report_skip(why: &str, remedy: &str) {
         std::io::stderr().lock(),
         "\n=== SKIPPED {test}: {why}, so this test tests nothing and passes. {remedy} ==="
     );
+}
+
+/// A Redis Cluster of three masters with one replica each, on loopback: one `redis-server
+/// --cluster-enabled yes` per node (each on a free port, with a free cluster bus port), joined
+/// by `redis-cli --cluster create … --cluster-replicas 1`. A node that stops answering is taken
+/// for failed after 1 s (`cluster-node-timeout`), so that a replica takes over within a few
+/// seconds. Every node is killed, and its directory removed, when dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+#[derive(Debug)]
+struct ClusterNode {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisCluster {
+    /// Starts the six nodes and the cluster, or returns `None` as [`RedisServer::start`] does.
+    pub fn start() -> Option<RedisCluster> {
+        let server = required_binary("redis-server")?;
+        let cli = required_binary("redis-cli")?;
+        let mut why = String::new();
+        // A port found free may be taken before the node binds it: start over on new ones.
+        for _ in 0..3 {
+            match RedisCluster::try_start(&server, &cli) {
+                Ok(cluster) => return Some(cluster),
+                Err(error) => why = error,
+            }
+        }
+        panic!("the test cluster did not start: {why}");
+    }
+
+    fn try_start(server: &PathBuf, cli: &PathBuf) -> Result<RedisCluster, String> {
+        let ports = free_ports(12);
+        let dir = std::env::temp_dir().join(format!(
+            "memokit-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster's node files");
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for pair in ports.chunks(2) {
+            let (port, bus) = (pair[0], pair[1]);
+            let child = Command::new(server)
+                .args(["--port", &port.to_string()])
+                .args(["--cluster-port", &bus.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                // A replica takes over however long it was cut off from its master.
+                .args(["--cluster-replica-validity-factor", "0"])
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            cluster.nodes.push(ClusterNode {
+                child: Some(child),
+                port,
+            });
+        }
+        for node in &cluster.nodes {
+            let url = format!("redis://127.0.0.1:{}", node.port);
+            if !answers_ping(&url, Duration::from_secs(10)) {
+                return Err(format!("no node answered at {url}"));
+            }
+        }
+        let status = Command::new(cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|node| format!("127.0.0.1:{}", node.port)),
+            )
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        if !status.success() {
+            return Err(format!("redis-cli --cluster create failed: {status}"));
+        }
+        cluster.wait_until_healthy(Duration::from_secs(30));
+        Ok(cluster)
+    }
+
+    /// The URL of every node, for `Config::cluster`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect()
+    }
+
+    /// A cluster client of the test's own, for its commands (reading what memokit wrote).
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        let live: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|node| node.child.is_some())
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect();
+        redis::cluster::ClusterClient::new(live)
+            .and_then(|client| client.get_connection())
+            .expect("the test cluster answers")
+    }
+
+    fn node_connection(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
+        connection.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(connection)
+    }
+
+    /// The port of the master that owns `key`'s slot, as a live node sees it.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let node = self.live_ports()[0];
+        let mut conn = self.node_connection(node).expect("a live node answers");
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+            .expect("CLUSTER KEYSLOT");
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut conn)
+            .expect("CLUSTER SLOTS");
+        for range in ranges {
+            let redis::Value::Array(range) = range else {
+                continue;
+            };
+            let bound = |at: usize| match range.get(at) {
+                Some(redis::Value::Int(n)) => *n,
+                _ => -1,
+            };
+            if (bound(0)..=bound(1)).contains(&i64::from(slot)) {
+                if let Some(redis::Value::Array(master)) = range.get(2) {
+                    if let Some(redis::Value::Int(port)) = master.get(1) {
+                        return u16::try_from(*port).expect("a port");
+                    }
+                }
+            }
+        }
+        panic!("no master owns slot {slot}");
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|node| node.child.is_some())
+            .map(|node| node.port)
+            .collect()
+    }
+
+    /// The names of the cluster's keys that match `pattern` (`KEYS` on every live master).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.live_ports() {
+            let Ok(mut conn) = self.node_connection(port) else {
+                continue;
+            };
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn).unwrap_or_default();
+            if !matches!(role.first(), Some(redis::Value::BulkString(role)) if role == b"master") {
+                continue;
+            }
+            let found: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
+            keys.extend(found);
+        }
+        keys.sort();
+        keys
+    }
+
+    /// The port of a replica of the master on `port`.
+    pub fn replica_of(&self, master: u16) -> u16 {
+        let node = self.live_ports()[0];
+        let mut conn = self.node_connection(node).expect("a live node answers");
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut conn)
+            .expect("CLUSTER NODES");
+        let id_of = |line: &str| line.split(' ').next().unwrap_or_default().to_string();
+        let master_id = nodes
+            .lines()
+            .find(|line| line.contains(&format!(":{master}@")))
+            .map(id_of)
+            .expect("the master is listed");
+        nodes
+            .lines()
+            .find(|line| line.split(' ').nth(3) == Some(master_id.as_str()))
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|address| address.split(['@', ':']).nth(1))
+            .and_then(|port| port.parse().ok())
+            .expect("the master has a replica")
+    }
+
+    /// Whether the node on `port` (a replica too) holds `key`.
+    pub fn node_has(&self, port: u16, key: &str) -> bool {
+        let Ok(mut conn) = self.node_connection(port) else {
+            return false;
+        };
+        let _ = redis::cmd("READONLY").query::<redis::Value>(&mut conn);
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query::<bool>(&mut conn)
+            .unwrap_or(false)
+    }
+
+    /// Closes the replication links of the master on `port` (`CLIENT KILL TYPE replica`):
+    /// what it acknowledges next reaches no replica until they connect again.
+    pub fn cut_replication(&self, master: u16) {
+        let mut conn = self.node_connection(master).expect("the master answers");
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut conn)
+            .expect("CLIENT KILL TYPE replica");
+        assert!(killed > 0, "the master had no replica link");
+    }
+
+    /// `kill -STOP` (`stop`) or `kill -CONT` of the node on `port`.
+    pub fn pause(&self, port: u16, stop: bool) {
+        let pid = self
+            .nodes
+            .iter()
+            .find(|node| node.port == port)
+            .and_then(|node| node.child.as_ref())
+            .map(Child::id)
+            .expect("a live node of this cluster");
+        let status = Command::new("kill")
+            .arg(if stop { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// `kill -9` of the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .expect("a node of this cluster");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Closes every pub/sub connection on every live node (`CLIENT KILL TYPE pubsub`): the
+    /// subscribers of every process lose their subscription at once.
+    pub fn kill_subscriptions(&self) {
+        for port in self.live_ports() {
+            if let Ok(mut conn) = self.node_connection(port) {
+                let _ = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("pubsub")
+                    .query::<redis::Value>(&mut conn);
+            }
+        }
+    }
+
+    /// Waits until the cluster [is healthy](RedisCluster::is_healthy).
+    pub fn wait_until_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.is_healthy() {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster was not healthy within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether every live node says `cluster_state:ok` and sees three live masters (after a
+    /// failover: a replica was promoted).
+    pub fn is_healthy(&self) -> bool {
+        let live = self.live_ports();
+        live.iter().all(|&port| {
+            let Ok(mut conn) = self.node_connection(port) else {
+                return false;
+            };
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut conn)
+                .unwrap_or_default();
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query(&mut conn)
+                .unwrap_or_default();
+            let live_masters = nodes
+                .lines()
+                .filter(|line| line.contains("master") && !line.contains("fail"))
+                .filter(|line| live.iter().any(|port| line.contains(&format!(":{port}@"))))
+                .count();
+            info.contains("cluster_state:ok") && live_masters == 3
+        })
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a server at `url` answers `PING` within `timeout`.
+fn answers_ping(url: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answered = redis::Client::open(url)
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+            .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+        if answered.is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `n` distinct ports that were free a moment ago (all held until all are found).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("its address").port())
+        .collect()
 }
 
 fn free_port() -> u16 {

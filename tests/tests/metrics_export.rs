@@ -88,9 +88,11 @@ fn export_records_every_counter_with_a_function_label() {
         "memokit_l2_misses_total",
         "memokit_l2_errors_total",
         "memokit_l2_decode_errors_total",
+        "memokit_l2_replayed_writes_total",
     ] {
         assert_eq!(counter(&seen, zero), 0, "{zero}");
     }
+    assert_eq!(gauge(&seen, "memokit_l2_pending_writes"), 0.0);
     assert_eq!(gauge(&seen, "memokit_entries"), 2.0);
     assert_eq!(gauge(&seen, "memokit_weighted_size"), 2.0);
     assert_eq!(gauge(&seen, "memokit_capacity"), 50.0);

@@ -107,7 +107,7 @@ fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
         assert_eq!(cleared(k), source(k));
     }
     let mut direct = server.connection();
-    let in_redis: Vec<String> = direct.keys("partition:faults::versioned:0:*").unwrap();
+    let in_redis: Vec<String> = direct.keys("partition:{faults::versioned:0:*").unwrap();
     assert_eq!(in_redis.len(), KEYS as usize, "every value is in Redis");
 
     proxy.partition();
@@ -342,8 +342,8 @@ fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
     let mut conn = server.connection();
     // Someone pushed onto the entries' keys.
     for entry in [
-        "bad:faults::wrongtype:0:01",
-        "bad:faults::wrongtype_async:0:01",
+        "bad:{faults::wrongtype:0:01}",
+        "bad:{faults::wrongtype_async:0:01}",
     ] {
         let _: u64 = conn.lpush(entry, "not a value").unwrap();
     }
@@ -355,13 +355,13 @@ fn a_key_of_another_type_is_a_miss_of_that_key_alone_and_is_repaired() {
     // Every other key and function still uses Redis at once.
     assert_eq!(bystander(1), 4);
     assert!(
-        conn.exists::<_, bool>("bad:faults::bystander:0:01")
+        conn.exists::<_, bool>("bad:{faults::bystander:0:01}")
             .unwrap(),
         "one bad key shut Redis off for the other functions"
     );
     for entry in [
-        "bad:faults::wrongtype:0:01",
-        "bad:faults::wrongtype_async:0:01",
+        "bad:{faults::wrongtype:0:01}",
+        "bad:{faults::wrongtype_async:0:01}",
     ] {
         let kind: String = redis::cmd("TYPE").arg(entry).query(&mut conn).unwrap();
         assert_eq!(kind, "string", "{entry} was not repaired");
@@ -438,14 +438,90 @@ fn a_value_stored_between_the_look_and_the_lease_is_not_computed_again() {
     // The stored form of a value, as another process writes it.
     assert_eq!(recheck(2), 14);
     let mut conn = server.connection();
-    let stored: Vec<u8> = conn.get("recheck:faults::recheck:0:02").unwrap();
+    let stored: Vec<u8> = conn.get("recheck:{faults::recheck:0:02}").unwrap();
     // Another process finishes key 1 right after this one looked at Redis and found nothing:
     // its value lands (and its lease goes) just before this one's take reaches Redis.
     let url = server.url();
     proxy.before_forwarding(b"local holder", move || {
         let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let () = conn.set("recheck:faults::recheck:0:01", stored).unwrap();
+        let () = conn.set("recheck:{faults::recheck:0:01}", stored).unwrap();
     });
     assert_eq!(recheck(1), 14, "the other process's value");
     assert_eq!(RECHECK_RUNS.load(SeqCst), 1, "computed a second time");
+}
+
+// ---- Bounded waits against a paused server -----------------------------------------------------
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::paused")]
+fn paused(k: u32) -> u32 {
+    k + 1
+}
+
+/// A stalled server (`SIGSTOP`) answers nothing: a call, and a bulk write of 50 entries, each
+/// wait about one timeout, not one per command or per reply.
+#[test]
+fn a_call_and_a_bulk_write_against_a_paused_server_wait_one_timeout() {
+    let Some((_serial, server)) = parent_with_server() else {
+        return;
+    };
+    let timeout = Duration::from_millis(300);
+    let retry_after = Duration::from_millis(500);
+    connect_with(
+        Config::new(server.url())
+            .prefix("paused")
+            .timeout(timeout)
+            .retry_after(retry_after),
+    )
+    .unwrap();
+    // The generation is known, and idle connections are made.
+    for k in 0..10 {
+        assert_eq!(paused(k), k + 1);
+    }
+    thread::sleep(Duration::from_millis(100));
+    let pid = server.pid().expect("running");
+    signal(pid, "-STOP");
+    let started = Instant::now();
+    paused_cache().insert_many((100..150).map(|k| (k, k + 1)));
+    let bulk = started.elapsed();
+    // The circuit opened; once it lets calls try again, the next call meets the stall.
+    thread::sleep(retry_after + Duration::from_millis(100));
+    let started = Instant::now();
+    let value = paused(1_000);
+    let call = started.elapsed();
+    thread::sleep(retry_after + Duration::from_millis(100));
+    let started = Instant::now();
+    let value_async = block_on_async(paused_async(8));
+    let call_async = started.elapsed();
+    signal(pid, "-CONT");
+    eprintln!("paused server: bulk write {bulk:?}, sync call {call:?}, async call {call_async:?}");
+    assert_eq!((value, value_async), (1_001, 10));
+    assert_eq!(
+        paused_cache().stats().l2_pending_writes,
+        50,
+        "the 50 writes wait to be applied"
+    );
+    // One timeout each; half of one more for a loaded machine.
+    for (what, took) in [
+        ("bulk write", bulk),
+        ("sync call", call),
+        ("async call", call_async),
+    ] {
+        assert!(
+            took < timeout * 3 / 2,
+            "{what} took {took:?} with a {timeout:?} timeout"
+        );
+    }
+}
+
+#[cached(size = 1_000, redis(ttl = "10m"), name = "faults::paused_async")]
+async fn paused_async(k: u32) -> u32 {
+    k + 2
+}
+
+fn block_on_async<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }

@@ -74,7 +74,9 @@ fn a_computation_superseded_while_running_is_not_written_to_redis() {
     assert_eq!(two.join().unwrap(), 20);
     let mut conn = server.connection();
     assert!(
-        !conn.exists::<_, bool>("stale:t::superseded:0:01").unwrap(),
+        !conn
+            .exists::<_, bool>("stale:{t::superseded:0:01}")
+            .unwrap(),
         "the result of a computation superseded by `invalidate` is not written"
     );
     // In neither tier: the next call computes again; the inserted value is what Redis has.
@@ -87,7 +89,9 @@ fn a_computation_superseded_while_running_is_not_written_to_redis() {
     assert_eq!(SUPERSEDED_RUNS.load(SeqCst), 2);
     assert_eq!(superseded(1), 10);
     assert_eq!(SUPERSEDED_RUNS.load(SeqCst), 3);
-    assert!(conn.exists::<_, bool>("stale:t::superseded:0:01").unwrap());
+    assert!(conn
+        .exists::<_, bool>("stale:{t::superseded:0:01}")
+        .unwrap());
 }
 
 #[cached(size = 100, redis(ttl = "10m"), name = "t::plain")]
@@ -105,7 +109,7 @@ fn a_redis_hit_fills_the_process_and_skips_the_computation() {
     assert_eq!(PLAIN_RUNS.load(SeqCst), 1);
     // The entry is in Redis under prefix:function:generation:hexkey, with the Redis TTL.
     let mut conn = server.connection();
-    let ttl: i64 = conn.pttl("basic:t::plain:0:01").unwrap();
+    let ttl: i64 = conn.pttl("basic:{t::plain:0:01}").unwrap();
     assert!(ttl > 590_000 && ttl <= 600_000, "PTTL {ttl}");
     // Only the in-process tier is emptied: the next call is a Redis hit.
     plain_cache().cache().clear();
@@ -154,15 +158,15 @@ fn what_the_process_would_not_store_is_not_written() {
     let mut conn = server.connection();
     assert_eq!(failing(0), Err("zero".into()));
     assert_eq!(failing(7), Ok(7));
-    assert!(!conn.exists::<_, bool>("rules:t::failing:0:00").unwrap());
-    assert!(conn.exists::<_, bool>("rules:t::failing:0:07").unwrap());
+    assert!(!conn.exists::<_, bool>("rules:{t::failing:0:00}").unwrap());
+    assert!(conn.exists::<_, bool>("rules:{t::failing:0:07}").unwrap());
     // `redis` alone: one hour without a local ttl.
-    let ttl: i64 = conn.pttl("rules:t::failing:0:07").unwrap();
+    let ttl: i64 = conn.pttl("rules:{t::failing:0:07}").unwrap();
     assert!(ttl > 3_590_000, "PTTL {ttl}");
     assert_eq!(maybe(0), None);
     assert_eq!(maybe(3), Some(3));
-    assert!(!conn.exists::<_, bool>("rules:t::maybe:0:00").unwrap());
-    assert!(conn.exists::<_, bool>("rules:t::maybe:0:03").unwrap());
+    assert!(!conn.exists::<_, bool>("rules:{t::maybe:0:00}").unwrap());
+    assert!(conn.exists::<_, bool>("rules:{t::maybe:0:03}").unwrap());
     // The error is computed again, even in another "process" (local tier emptied).
     failing_cache().cache().clear();
     assert_eq!(failing(0), Err("zero".into()));
@@ -228,8 +232,8 @@ fn functions_prefixes_and_arguments_never_share_an_entry() {
     assert_eq!(prefixed(5), 5);
     assert_eq!(PREFIXED_RUNS.load(SeqCst), 2, "app1 still has its own");
     let mut conn = server.connection();
-    assert!(conn.exists::<_, bool>("app1:t::prefixed:0:05").unwrap());
-    assert!(conn.exists::<_, bool>("app2:t::prefixed:0:05").unwrap());
+    assert!(conn.exists::<_, bool>("app1:{t::prefixed:0:05}").unwrap());
+    assert!(conn.exists::<_, bool>("app2:{t::prefixed:0:05}").unwrap());
 }
 
 static DECODED_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -253,7 +257,7 @@ fn a_value_that_does_not_decode_is_a_counted_miss_and_is_overwritten() {
         &[1, 0, 0, 0, 0, 1, 1, 0x61], // the current version, another type's fingerprint
     ];
     for (n, bytes) in (1_u32..).zip(garbage) {
-        let entry = format!("decode:t::decoded:0:{n:02x}");
+        let entry = format!("decode:{{t::decoded:0:{n:02x}}}");
         let () = conn.set(&entry, bytes).unwrap();
         assert_eq!(decoded(n), (u64::from(n), "fresh".to_string()));
         let stored: Vec<u8> = conn.get(&entry).unwrap();
@@ -296,16 +300,16 @@ fn clear_is_a_new_generation_and_old_entries_age_out() {
     assert_eq!(generation(1), 10);
     assert_eq!(GENERATION_RUNS.load(SeqCst), 3, "generation 1 starts empty");
     // The old entries are left to their TTL, not scanned.
-    let old: i64 = conn.pttl("gen:t::generation:0:02").unwrap();
+    let old: i64 = conn.pttl("gen:{t::generation:0:02}").unwrap();
     assert!(old > 0 && old <= 60_000, "PTTL {old}");
-    assert!(conn.exists::<_, bool>("gen:t::generation:1:01").unwrap());
+    assert!(conn.exists::<_, bool>("gen:{t::generation:1:01}").unwrap());
     // invalidate deletes the entry of the current generation.
     assert!(generation_cache().invalidate(&1));
-    assert!(!conn.exists::<_, bool>("gen:t::generation:1:01").unwrap());
+    assert!(!conn.exists::<_, bool>("gen:{t::generation:1:01}").unwrap());
     // insert writes it.
     generation_cache().insert(3, 333);
     assert_eq!(
-        conn.get::<_, Vec<u8>>("gen:t::generation:1:03").unwrap()[0],
+        conn.get::<_, Vec<u8>>("gen:{t::generation:1:03}").unwrap()[0],
         1
     );
     generation_cache().cache().clear();
@@ -328,7 +332,7 @@ fn a_crashed_holder_only_delays_the_others_until_its_lease_expires() {
     let mut conn = server.connection();
     // A "process" took the lease of key 1 and died: nobody releases it.
     let taken: Option<String> = redis::cmd("SET")
-        .arg("lease:t::leased:0:01:lease")
+        .arg("lease:{t::leased:0:01}:lease")
         .arg("crashed-holder")
         .arg("NX")
         .arg("PX")
@@ -347,10 +351,10 @@ fn a_crashed_holder_only_delays_the_others_until_its_lease_expires() {
     // Our own lease is released (token-checked) and the value is in Redis.
     wait_until("lease released", Duration::from_secs(2), || {
         !conn
-            .exists::<_, bool>("lease:t::leased:0:01:lease")
+            .exists::<_, bool>("lease:{t::leased:0:01}:lease")
             .unwrap()
     });
-    assert!(conn.exists::<_, bool>("lease:t::leased:0:01").unwrap());
+    assert!(conn.exists::<_, bool>("lease:{t::leased:0:01}").unwrap());
     eprintln!("lease expiry: waited {waited:?} for a 1 s lease of a crashed holder");
 }
 
@@ -367,7 +371,7 @@ fn orphaned(n: u32) -> u32 {
         .unwrap()
         .get_connection()
         .unwrap();
-    let lease = format!("orphan:t::orphaned:0:{n:02x}:lease");
+    let lease = format!("orphan:{{t::orphaned:0:{n:02x}}}:lease");
     *SEEN_TOKEN.lock().unwrap() = conn.get(lease).unwrap();
     n + 1
 }
@@ -389,7 +393,7 @@ fn a_lease_this_process_left_behind_does_not_make_it_wait() {
     let (process, _) = token.rsplit_once(':').expect("token is process:counter");
     let mut conn = server.connection();
     let () = redis::cmd("SET")
-        .arg("orphan:t::orphaned:0:02:lease")
+        .arg("orphan:{t::orphaned:0:02}:lease")
         .arg(format!("{process}:ffff"))
         .arg("PX")
         .arg(5_000)
@@ -440,14 +444,14 @@ fn lease_ever_free(lease: &str, for_how_long: Duration) -> (bool, Option<String>
 #[cached(redis(lease = "300ms"), name = "t::long")]
 fn long_computation(n: u32) -> (bool, Option<String>) {
     lease_ever_free(
-        &format!("keepalive:t::long:0:{n:02x}:lease"),
+        &format!("keepalive:{{t::long:0:{n:02x}}}:lease"),
         Duration::from_millis(1_200),
     )
 }
 
 #[cached(redis(lease = "300ms"), name = "t::long_async")]
 async fn long_async_computation(n: u32) -> (bool, Option<String>) {
-    let lease = format!("keepalive:t::long_async:0:{n:02x}:lease");
+    let lease = format!("keepalive:{{t::long_async:0:{n:02x}}}:lease");
     tokio::task::spawn_blocking(move || lease_ever_free(&lease, Duration::from_millis(1_200)))
         .await
         .unwrap()
@@ -475,8 +479,8 @@ fn a_computation_longer_than_its_lease_keeps_it_until_it_ends() {
     // Released at the end, and not extended after.
     let mut conn = server.connection();
     for lease in [
-        "keepalive:t::long:0:01:lease",
-        "keepalive:t::long_async:0:01:lease",
+        "keepalive:{t::long:0:01}:lease",
+        "keepalive:{t::long_async:0:01}:lease",
     ] {
         wait_until("lease released", Duration::from_secs(2), || {
             !conn.exists::<_, bool>(lease).unwrap()
@@ -484,7 +488,7 @@ fn a_computation_longer_than_its_lease_keeps_it_until_it_ends() {
     }
     thread::sleep(Duration::from_millis(400));
     assert!(!conn
-        .exists::<_, bool>("keepalive:t::long:0:01:lease")
+        .exists::<_, bool>("keepalive:{t::long:0:01}:lease")
         .unwrap());
 }
 
@@ -511,7 +515,7 @@ fn async_functions_use_the_tier_on_any_runtime() {
     let stats = fetch_cache().stats();
     assert_eq!((stats.l2_hits, stats.l2_misses), (1, 1));
     let mut conn = server.connection();
-    assert!(conn.exists::<_, bool>("async:t::async:0:01").unwrap());
+    assert!(conn.exists::<_, bool>("async:{t::async:0:01}").unwrap());
 }
 
 // ---- Two processes -------------------------------------------------------------------------
@@ -684,7 +688,7 @@ fn memokit_redis_url_connects_without_a_call() {
     assert_eq!(child.expect_line("L2", Duration::from_secs(10)), "1 0");
     child.success();
     let mut conn = server.connection();
-    let keys: Vec<String> = conn.keys("memokit:t::from_env:*").unwrap();
+    let keys: Vec<String> = conn.keys("memokit:{t::from_env:*").unwrap();
     assert!(
         !keys.is_empty(),
         "the child's value was not written to Redis"

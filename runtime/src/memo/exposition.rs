@@ -112,6 +112,10 @@ pub(crate) const FAMILIES: &[Family] = &[
     counter("memokit_l2_errors_total", "Redis operations that failed or timed out.", |s| s.l2_errors),
     #[cfg(feature = "redis")]
     counter("memokit_l2_decode_errors_total", "Values in Redis that did not decode.", |s| s.l2_decode_errors),
+    #[cfg(feature = "redis")]
+    gauge("memokit_l2_pending_writes", "Writes that could not reach Redis yet (applied before Redis is read again).", Read::Count(|s| s.l2_pending_writes)),
+    #[cfg(feature = "redis")]
+    counter("memokit_l2_replayed_writes_total", "Writes applied to Redis after an outage.", |s| s.l2_replayed_writes),
 ];
 
 impl Registry {
@@ -128,7 +132,8 @@ impl Registry {
     /// `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
     /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
     /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,
-    /// `memokit_l2_errors_total` and `memokit_l2_decode_errors_total`.
+    /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
+    /// `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`.
     ///
     /// ```
     /// #[memokit::cached(name = "docs::cube", size = 10)]
@@ -229,6 +234,7 @@ mod tests {
             stats.l2_errors,
             stats.l2_decode_errors,
         ) = (14, 15, 16, 17);
+        (stats.l2_pending_writes, stats.l2_replayed_writes) = (20, 21);
         let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
         let mut expected: Vec<Value> = (1..=9)
             .chain(18..=19)
@@ -237,7 +243,7 @@ mod tests {
             .collect();
         expected.insert(11, Value::Float(1.5));
         if cfg!(feature = "redis") {
-            expected.extend((14..=17).map(Value::Int));
+            expected.extend((14..=17).chain(20..=21).map(Value::Int));
         }
         assert_eq!(values, expected);
     }

@@ -25,8 +25,11 @@
 //!   in-process tier; a computed value is written to both (`SET … PX ttl`). What the
 //!   in-process tier would not store (an `Err`, a `None` with `cache_none = false`) is not
 //!   written to Redis either.
-//! - **Keys** are `prefix:function:generation:hexkey`: two functions, two applications (with
-//!   different [`Config::prefix`]) or two argument tuples never share an entry.
+//! - **Keys** are `prefix:{function:generation:hexkey}`: two functions, two applications (with
+//!   different [`Config::prefix`]) or two argument tuples never share an entry. On a cluster
+//!   ([`Config::cluster`]), the part in braces is the hash tag: an entry and its lease share a
+//!   slot, and one function's entries spread over every slot; bulk writes go as one pipeline
+//!   per slot, and invalidations as classic pub/sub, which a cluster delivers to every node.
 //! - **Values** are encoded with [postcard](https://docs.rs/postcard) behind a one-byte format
 //!   version and a fingerprint of the value's type name. A value that does not decode (the type
 //!   changed) is a miss, counted in `l2_decode_errors` and overwritten, never a panic.
@@ -59,7 +62,10 @@
 //!   applied. Until then, a process that did not make them may still read the old value from
 //!   Redis: the window is the writer's own outage (plus at most about [`Config::retry_after`]
 //!   or a second). A writer that dies before it reaches Redis again loses them, and Redis
-//!   keeps the old values for their TTL.
+//!   keeps the old values for their TTL. Writes Redis acknowledged are not safe either when a
+//!   master dies before its replica has them (replication is asynchronous): after any failure,
+//!   the writes acknowledged in the 2 s before it was noticed are made pending again, the same
+//!   way.
 //! - **In-process copies follow the invalidations**: invalidations published while a process
 //!   cannot hear them are not replayed to it. So, as Redis's client-side caching does when its
 //!   invalidation connection drops, a process that loses its subscription empties the

@@ -1,17 +1,25 @@
-//! The process's connection to Redis: one multiplexed [`ConnectionManager`] driven by a
-//! dedicated runtime thread, a circuit breaker and a rate-limited warning.
+//! The process's connection to Redis, one server or a cluster: one multiplexed connection
+//! driven by a dedicated runtime thread, a circuit breaker and a rate-limited warning.
 //!
-//! An operation of a sync function (one run under [`block_on`]) goes straight to Redis from the
-//! caller's thread, over a blocking connection taken from a small pool whose reads and writes
-//! are bounded by the configured timeout: an L2 hit costs one round trip and no thread
-//! hand-off. Any other operation, and one whose pooled connection turns out dead, is a task
-//! on the tier's own current-thread runtime (thread `memokit-redis`) over one multiplexed
-//! connection, bounded by the timeout; callers await its join handle (async functions, on any
-//! executor) or park until it is done. So async functions with the shared tier need no tokio
-//! runtime of their own, and the connection outlives the runtimes of callers (e.g. one per
-//! `#[tokio::test]`).
+//! Every operation is a task on the tier's own current-thread runtime (thread `memokit-redis`)
+//! over the multiplexed connection, bounded as a whole by the configured timeout; callers await
+//! its join handle (async functions, on any executor) or park until it is done. So async
+//! functions with the shared tier need no tokio runtime of their own, and the connection
+//! outlives the runtimes of callers (e.g. one per `#[tokio::test]`).
+//!
+//! One shortcut: a single command of a sync function (one run under [`block_on`]) against one
+//! server goes straight to Redis from the caller's thread, over an idle blocking connection of
+//! a small pool whose reads and writes are bounded by the timeout: an L2 hit costs one round
+//! trip and no thread hand-off. The pool is only ever filled in the background, so a caller
+//! never waits for a connection's set-up (which may take several round trips), and pipelines
+//! never take the shortcut (a blocking connection would wait the timeout once per reply).
+//!
+//! On a cluster, the `redis` crate's cluster client routes each command to the node of its
+//! key's slot and follows `MOVED`/`ASK` and topology changes; a pipeline may only hold keys of
+//! one slot, so [`Connection::write_all`] sends one per slot.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -21,8 +29,11 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::FromRedisValue;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
+use redis::{FromRedisValue, RedisFuture, Value};
 
 use super::Config;
 
@@ -51,15 +62,15 @@ fn rejected_command(error: &redis::RedisError) -> bool {
     })
 }
 
-/// One connected (or connecting) Redis server.
+/// One connected (or connecting) Redis server or cluster.
 pub(crate) struct Connection {
     /// Unique per `connect`, so that cached generations of an earlier tier are not reused.
     pub(crate) id: u64,
     pub(crate) config: Config,
-    pub(crate) client: redis::Client,
-    manager: ConnectionManager,
-    /// Idle blocking connections for sync callers (at most [`POOL`]).
-    pool: Mutex<Vec<redis::Connection>>,
+    server: Server,
+    /// The servers the subscriber may listen on, tried in turn: the one server, or every
+    /// configured node of a cluster (a `PUBLISH` on any node of a cluster reaches every node).
+    pub(crate) listen_on: Vec<redis::Client>,
     /// Bumped on every failure: generations read before it are read again.
     epoch: AtomicU64,
     /// Nanoseconds since `started` before which Redis is not asked (circuit breaker).
@@ -70,6 +81,142 @@ pub(crate) struct Connection {
     pub(crate) closed: AtomicBool,
     /// Whether the subscriber currently listens to the events channel.
     pub(crate) subscribed: AtomicBool,
+}
+
+/// Where the tier's commands go.
+enum Server {
+    /// One Redis server: a multiplexed connection, and blocking ones for sync callers.
+    Node {
+        manager: ConnectionManager,
+        pool: Arc<Pool>,
+    },
+    /// A Redis Cluster.
+    Cluster(Arc<ClusterLink>),
+}
+
+/// Idle blocking connections to one server, for sync callers (at most [`POOL`]).
+struct Pool {
+    client: redis::Client,
+    timeout: Duration,
+    idle: Mutex<Vec<redis::Connection>>,
+    /// Set while a connection is being made in the background.
+    filling: AtomicBool,
+}
+
+impl Pool {
+    /// Makes one more idle connection on a blocking thread of the tier's runtime, unless one is
+    /// being made already.
+    fn fill(self: &Arc<Self>) {
+        if self.filling.swap(true, Relaxed) {
+            return;
+        }
+        let Some(runtime) = runtime() else {
+            self.filling.store(false, Relaxed);
+            return;
+        };
+        let pool = self.clone();
+        runtime.spawn_blocking(move || {
+            let timeout = pool.timeout.max(Duration::from_millis(1));
+            let made = pool.client.get_connection_with_timeout(timeout);
+            if let Ok(connection) = made {
+                pool.keep(connection);
+            }
+            pool.filling.store(false, Relaxed);
+        });
+    }
+
+    /// Puts a connection that answered (back) in the pool, if there is room.
+    fn keep(&self, connection: redis::Connection) {
+        let timeout = Some(self.timeout.max(Duration::from_millis(1)));
+        if connection.set_read_timeout(timeout).is_err()
+            || connection.set_write_timeout(timeout).is_err()
+        {
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < POOL {
+            idle.push(connection);
+        }
+    }
+}
+
+/// A cluster client and its multiplexed connection, made on first use (and again after a
+/// failed attempt), so that a cluster that is down at `connect` is not an error.
+struct ClusterLink {
+    client: ClusterClient,
+    connection: Mutex<Option<ClusterConnection>>,
+}
+
+impl ClusterLink {
+    async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
+        if let Some(connection) = self.connection.lock().clone() {
+            return Ok(connection);
+        }
+        let connection = self.client.get_async_connection().await?;
+        Ok(self.connection.lock().get_or_insert(connection).clone())
+    }
+}
+
+/// A multiplexed connection to the server or the cluster, for one operation.
+#[derive(Clone)]
+pub(crate) enum Multiplexed {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Multiplexed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Multiplexed::Node(manager) => manager.req_packed_command(cmd),
+            Multiplexed::Cluster(cluster) => cluster.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Multiplexed::Node(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Multiplexed::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Multiplexed::Node(manager) => manager.get_db(),
+            Multiplexed::Cluster(cluster) => cluster.get_db(),
+        }
+    }
+}
+
+impl Server {
+    /// Forgets a cluster's connection after a failure: the next operation, after the circuit's
+    /// `retry_after`, connects again and learns the topology afresh from the configured nodes
+    /// (after a failover, the connection kept could go on asking the dead node).
+    fn reset(&self) {
+        if let Server::Cluster(link) = self {
+            link.connection.lock().take();
+        }
+    }
+
+    /// The multiplexed connection, as a future that owns what it needs (to run as a task).
+    fn multiplexed(
+        &self,
+    ) -> impl Future<Output = redis::RedisResult<Multiplexed>> + Send + 'static {
+        let server = match self {
+            Server::Node { manager, .. } => Ok(manager.clone()),
+            Server::Cluster(link) => Err(link.clone()),
+        };
+        async move {
+            match server {
+                Ok(manager) => Ok(Multiplexed::Node(manager)),
+                Err(link) => link.connection().await.map(Multiplexed::Cluster),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -103,29 +250,63 @@ fn runtime() -> Option<&'static tokio::runtime::Handle> {
 impl Connection {
     pub(crate) fn new(config: Config) -> Result<Arc<Connection>, redis::RedisError> {
         static IDS: AtomicU64 = AtomicU64::new(1);
-        let client = redis::Client::open(config.url.as_str())?;
         let Some(runtime) = runtime() else {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::Io,
                 "memokit could not start its Redis runtime thread",
             )));
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(config.retry_after);
-        let manager = {
-            let _entered = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?
+        let (server, listen_on) = match config.cluster_nodes() {
+            None => {
+                let client = redis::Client::open(config.url.as_str())?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(config.retry_after);
+                let manager = {
+                    let _entered = runtime.enter();
+                    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?
+                };
+                let pool = Arc::new(Pool {
+                    client: client.clone(),
+                    timeout: config.timeout,
+                    idle: Mutex::new(Vec::new()),
+                    filling: AtomicBool::new(false),
+                });
+                (Server::Node { manager, pool }, vec![client])
+            }
+            Some([]) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "a cluster needs the URL of at least one of its nodes",
+                )));
+            }
+            Some(nodes) => {
+                let listen_on = nodes
+                    .iter()
+                    .map(|node| redis::Client::open(node.as_str()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .retries(2)
+                    .min_retry_wait(5)
+                    .max_retry_wait(u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX))
+                    .build()?;
+                let link = Arc::new(ClusterLink {
+                    client,
+                    connection: Mutex::new(None),
+                });
+                (Server::Cluster(link), listen_on)
+            }
         };
         Ok(Arc::new(Connection {
             id: IDS.fetch_add(1, Relaxed),
             config,
-            client,
-            manager,
-            pool: Mutex::new(Vec::new()),
+            server,
+            listen_on,
             epoch: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             last_warning: AtomicU64::new(0),
@@ -152,6 +333,10 @@ impl Connection {
     /// Records a failure: opens the circuit for `retry_after` and warns, at most once per
     /// `warn_every`.
     pub(crate) fn failed(&self, what: &dyn std::fmt::Display) {
+        self.server.reset();
+        // What Redis acknowledged just before may be lost with a master that died (replication
+        // is asynchronous): the functions write it again before they read Redis.
+        super::pubsub::redo_recent_writes();
         let now = self.now();
         let retry = u64::try_from(self.config.retry_after.as_nanos()).unwrap_or(u64::MAX);
         self.open_until.store(now.saturating_add(retry), Relaxed);
@@ -174,33 +359,31 @@ impl Connection {
         }
     }
 
-    /// Runs `cmd` (a command or a pipeline) on a pooled blocking connection from the calling
-    /// thread, bounded by the timeout. `None` when it should go the multiplexed way instead: a
-    /// reused connection failed for another reason than a timeout (the server closed it, e.g.
-    /// after a restart), so the answer is not known yet.
+    /// Runs `query` on an idle blocking connection from the calling thread, bounded by the
+    /// timeout. `None` when it should go the multiplexed way instead: no idle connection (one
+    /// is made in the background), a cluster, or a connection that failed for another reason
+    /// than a timeout (the server closed it, e.g. after a restart), so the answer is not known
+    /// yet.
     fn run_direct<T: FromRedisValue>(
         &self,
         query: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<Result<T, Unavailable>> {
-        let pooled = self.pool.lock().pop();
-        let reused = pooled.is_some();
-        let connection = match pooled {
-            Some(connection) => Ok(connection),
-            None => self.connect_blocking(),
+        let Server::Node { pool, .. } = &self.server else {
+            return None;
         };
-        let result = connection.and_then(|connection| {
-            let mut connection = connection;
-            let answer = query(&mut connection);
-            // A rejected command leaves the connection as good as an answer does.
-            if answer.as_ref().is_ok() || answer.as_ref().is_err_and(rejected_command) {
-                self.keep(connection, reused);
-            }
-            answer
-        });
-        match result {
+        let Some(mut connection) = pool.idle.lock().pop() else {
+            pool.fill();
+            return None;
+        };
+        let answer = query(&mut connection);
+        // A rejected command leaves the connection as good as an answer does.
+        if answer.as_ref().is_ok() || answer.as_ref().is_err_and(rejected_command) {
+            pool.keep(connection);
+        }
+        match answer {
             Ok(value) => Some(Ok(value)),
             Err(error) if rejected_command(&error) => Some(Err(Unavailable::Rejected)),
-            Err(error) if reused && !error.is_timeout() => None,
+            Err(error) if !error.is_timeout() => None,
             Err(error) => {
                 self.failed(&error);
                 Some(Err(Unavailable::Failed))
@@ -208,41 +391,12 @@ impl Connection {
         }
     }
 
-    /// Puts a connection that answered back in the pool (if there is room).
-    fn keep(&self, connection: redis::Connection, reused: bool) {
-        if !reused {
-            // Connecting used part of the timeout: the first query had only the rest.
-            let timeout = Some(self.config.timeout.max(Duration::from_millis(1)));
-            if connection.set_read_timeout(timeout).is_err()
-                || connection.set_write_timeout(timeout).is_err()
-            {
-                return;
-            }
-        }
-        let mut pool = self.pool.lock();
-        if pool.len() < POOL {
-            pool.push(connection);
-        }
-    }
-
-    /// A new blocking connection; connecting and its first query share one timeout.
-    fn connect_blocking(&self) -> redis::RedisResult<redis::Connection> {
-        let floor = Duration::from_millis(1);
-        let deadline = Instant::now() + self.config.timeout;
-        let connection = self
-            .client
-            .get_connection_with_timeout(self.config.timeout.max(floor))?;
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(floor);
-        connection.set_read_timeout(Some(left))?;
-        connection.set_write_timeout(Some(left))?;
-        Ok(connection)
-    }
-
     /// Runs `op` on the tier's runtime, bounded by the timeout. Skipped while the circuit is
     /// open; a failure opens it.
-    async fn run<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, Unavailable>
+    async fn run<T, F>(
+        &self,
+        op: impl FnOnce(Multiplexed) -> F + Send + 'static,
+    ) -> Result<T, Unavailable>
     where
         T: Send + 'static,
         F: Future<Output = redis::RedisResult<T>> + Send + 'static,
@@ -254,7 +408,8 @@ impl Connection {
             return Err(Unavailable::Skipped);
         };
         let timeout = self.config.timeout;
-        let task = op(self.manager.clone());
+        let connection = self.server.multiplexed();
+        let task = async move { op(connection.await?).await };
         let joined = runtime
             .spawn(async move { tokio::time::timeout(timeout, task).await })
             .await;
@@ -276,7 +431,8 @@ impl Connection {
         }
     }
 
-    /// One command: directly from a sync caller's thread, else on the tier's runtime.
+    /// One command: directly from a sync caller's thread when it can, else on the tier's
+    /// runtime.
     pub(crate) async fn query<T>(&self, cmd: redis::Cmd) -> Result<T, Unavailable>
     where
         T: FromRedisValue + Send + 'static,
@@ -293,22 +449,59 @@ impl Connection {
             .await
     }
 
-    /// Several commands in one round trip (directly from a sync caller's thread, as
-    /// [`Connection::query`]).
+    /// Several commands on keys of one slot, in one round trip on the tier's runtime.
     pub(crate) async fn query_pipe<T>(&self, pipe: redis::Pipeline) -> Result<T, Unavailable>
     where
         T: FromRedisValue + Send + 'static,
     {
-        if in_block_on() {
-            if !self.available() {
-                return Err(Unavailable::Skipped);
-            }
-            if let Some(result) = self.run_direct(|connection| pipe.query::<T>(connection)) {
-                return result;
-            }
-        }
         self.run(|mut conn| async move { pipe.query_async::<T>(&mut conn).await })
             .await
+    }
+
+    /// Writes (each with the key it writes), then the commands that announce them, all within
+    /// one timeout: one pipeline on a server; on a cluster, one pipeline per slot, all sent at
+    /// once, and the announcements once every write is done (so that no other process hears of
+    /// a write before Redis holds it).
+    pub(crate) async fn write_all(
+        &self,
+        writes: Vec<(String, redis::Cmd)>,
+        announce: Vec<redis::Cmd>,
+    ) -> Result<(), Unavailable> {
+        if let Server::Node { .. } = self.server {
+            let mut pipe = redis::pipe();
+            for cmd in writes.into_iter().map(|(_, cmd)| cmd).chain(announce) {
+                pipe.add_command(cmd).ignore();
+            }
+            return self.query_pipe::<()>(pipe).await;
+        }
+        let mut by_slot: HashMap<Slot, redis::Pipeline> = HashMap::new();
+        for (key, cmd) in writes {
+            by_slot
+                .entry(Slot::for_key(key))
+                .or_default()
+                .add_command(cmd)
+                .ignore();
+        }
+        self.run(|conn| async move {
+            let sent: Vec<_> = by_slot
+                .into_values()
+                .map(|pipe| {
+                    let mut conn = conn.clone();
+                    tokio::spawn(async move { pipe.query_async::<()>(&mut conn).await })
+                })
+                .collect();
+            for sent in sent {
+                sent.await.map_err(|error| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "write task", error.to_string()))
+                })??;
+            }
+            let mut conn = conn;
+            for cmd in announce {
+                cmd.query_async::<()>(&mut conn).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Sleeps on the tier's runtime (so that the caller needs none), or on the caller's thread
@@ -332,23 +525,25 @@ impl Connection {
     /// keep-alive); `None` without that runtime. Abort it with the returned handle.
     pub(crate) fn spawn<F, Fut>(&self, task: F) -> Option<tokio::task::AbortHandle>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Multiplexed) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let runtime = runtime()?;
-        Some(runtime.spawn(task(self.manager.clone())).abort_handle())
+        let connection = self.server.multiplexed();
+        let task = async move {
+            if let Ok(connection) = connection.await {
+                task(connection).await;
+            }
+        };
+        Some(runtime.spawn(task).abort_handle())
     }
 
     /// Runs `cmd` without waiting for its answer (a lease release from a `Drop`).
     pub(crate) fn fire(&self, cmd: redis::Cmd) {
-        if let Some(runtime) = runtime() {
-            let mut conn = self.manager.clone();
-            let timeout = self.config.timeout;
-            runtime.spawn(async move {
-                let _ =
-                    tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)).await;
-            });
-        }
+        let timeout = self.config.timeout;
+        self.spawn(move |mut conn| async move {
+            let _ = tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)).await;
+        });
     }
 }
 

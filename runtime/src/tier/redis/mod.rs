@@ -13,7 +13,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -35,6 +35,8 @@ pub(crate) use connection::{block_on, Connection, Unavailable};
 #[derive(Clone)]
 pub struct Config {
     url: String,
+    /// The node URLs of a cluster; `None` for one server at `url`.
+    cluster: Option<Vec<String>>,
     prefix: String,
     timeout: Duration,
     lease_ttl: Duration,
@@ -46,6 +48,15 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("url", &connection::redact(&self.url))
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|nodes| {
+                    nodes
+                        .iter()
+                        .map(|node| connection::redact(node))
+                        .collect::<Vec<_>>()
+                }),
+            )
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("lease_ttl", &self.lease_ttl)
@@ -69,12 +80,52 @@ impl Config {
     pub fn new(url: impl Into<String>) -> Config {
         Config {
             url: url.into(),
+            cluster: None,
             prefix: "memokit".into(),
             timeout: Duration::from_millis(50),
             lease_ttl: Duration::from_secs(5),
             retry_after: Duration::from_secs(1),
             warn_every: Duration::from_secs(10),
         }
+    }
+
+    /// A Redis Cluster (or a Valkey or managed cluster) reached through any of `nodes`, each a
+    /// URL as for [`Config::new`]; the defaults are those of [`Config::new`].
+    ///
+    /// The `redis` crate's cluster client learns the rest of the cluster from them, routes
+    /// every command to the node that owns its key's slot, and follows `MOVED`/`ASK` and
+    /// failovers. All of one function's keys are spread over the whole cluster (see the
+    /// module docs for the key layout); the invalidations are classic pub/sub, which a cluster
+    /// delivers to every node. The nodes must agree on scheme, user and password; a list
+    /// that is empty or does not parse is an error at [`connect_with`], a cluster that is
+    /// down is not (calls run in-process until it is up).
+    ///
+    /// ```
+    /// let config = memokit::redis::Config::cluster([
+    ///     "redis://10.0.0.1:7000",
+    ///     "redis://10.0.0.2:7000",
+    ///     "redis://10.0.0.3:7000",
+    /// ]);
+    /// assert!(config.is_cluster());
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> Config {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut config = Config::new(nodes.join(","));
+        config.cluster = Some(nodes);
+        config
+    }
+
+    /// Whether this configuration names a cluster ([`Config::cluster`]).
+    ///
+    /// ```
+    /// assert!(!memokit::redis::Config::new("redis://127.0.0.1").is_cluster());
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    fn cluster_nodes(&self) -> Option<&[String]> {
+        self.cluster.as_deref()
     }
 
     /// The first segment of every Redis key and of the events channel: applications with
@@ -164,7 +215,7 @@ impl Config {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The prefix is empty or holds a `:`.
+    /// The prefix is empty or holds a `:`, `{` or `}`.
     BadPrefix(String),
     /// The URL does not parse, or names what this build cannot use (the source says why).
     BadUrl(redis::RedisError),
@@ -175,7 +226,7 @@ impl fmt::Display for Error {
         match self {
             Error::BadPrefix(prefix) => write!(
                 f,
-                "the Redis prefix {prefix:?} must be non-empty and have no `:`"
+                "the Redis prefix {prefix:?} must be non-empty and have no `:`, `{{` or `}}`"
             ),
             Error::BadUrl(error) => write!(f, "bad Redis URL: {error}"),
         }
@@ -220,7 +271,7 @@ pub fn connect(url: &str) -> Result<(), Error> {
 /// # Ok::<(), memokit::redis::Error>(())
 /// ```
 pub fn connect_with(config: Config) -> Result<(), Error> {
-    if config.prefix.is_empty() || config.prefix.contains(':') {
+    if config.prefix.is_empty() || config.prefix.contains([':', '{', '}']) {
         return Err(Error::BadPrefix(config.prefix));
     }
     let tier = new_tier(config)?;
@@ -286,8 +337,13 @@ fn new_tier(config: Config) -> Result<Arc<Connection>, Error> {
 pub(crate) fn current() -> Option<Arc<Connection>> {
     if ENV_READ.get().is_none() {
         ENV_READ.get_or_init(|| {
-            if let Ok(url) = std::env::var("MEMOKIT_REDIS_URL") {
-                if let Err(error) = connect_inner_from_env(&url) {
+            if let Ok(nodes) = std::env::var("MEMOKIT_REDIS_CLUSTER") {
+                let config = Config::cluster(nodes.split(',').map(str::trim));
+                if let Err(error) = connect_inner_from_env(config) {
+                    tracing::warn!(target: "memokit::redis", "MEMOKIT_REDIS_CLUSTER: {error}");
+                }
+            } else if let Ok(url) = std::env::var("MEMOKIT_REDIS_URL") {
+                if let Err(error) = connect_inner_from_env(Config::new(url)) {
                     tracing::warn!(target: "memokit::redis", "MEMOKIT_REDIS_URL: {error}");
                 }
             }
@@ -296,8 +352,8 @@ pub(crate) fn current() -> Option<Arc<Connection>> {
     TIER.read().clone()
 }
 
-fn connect_inner_from_env(url: &str) -> Result<(), Error> {
-    let tier = Connection::new(Config::new(url)).map_err(Error::BadUrl)?;
+fn connect_inner_from_env(config: Config) -> Result<(), Error> {
+    let tier = new_tier(config)?;
     pubsub::start(&tier);
     TIER.write().get_or_insert(tier);
     Ok(())
@@ -337,6 +393,22 @@ impl Pending {
     }
 }
 
+/// How long before a failure of Redis a write it acknowledged is applied again: Redis
+/// replicates asynchronously, so a master that dies may take writes it acknowledged but had not
+/// passed to the replica that takes its place; writing them again (as removals) keeps them from
+/// being undone.
+pub(crate) const REDO_WINDOW: Duration = Duration::from_secs(2);
+
+/// Writes of one function that Redis acknowledged within [`REDO_WINDOW`].
+#[derive(Debug, Default)]
+struct Recent {
+    /// Encoded keys written or deleted, oldest first.
+    keys: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    /// The last `clear` (or the last write forgotten past [`MAX_PENDING_KEYS`]): applied again
+    /// as a new generation.
+    clear: Option<Instant>,
+}
+
 /// What one function keeps about the shared tier, whatever its types.
 #[derive(Debug)]
 pub(crate) struct FnState {
@@ -349,6 +421,8 @@ pub(crate) struct FnState {
     pending: Mutex<Pending>,
     /// Set while one caller applies `pending`, so that no other reads Redis meanwhile.
     replaying: AtomicBool,
+    /// Writes acknowledged lately, applied again after a failure (see [`REDO_WINDOW`]).
+    recent: Mutex<Recent>,
 }
 
 /// Clears [`FnState::replaying`] when the replay ends, however it ends.
@@ -428,6 +502,52 @@ impl FnState {
         pending.clear = Some(number);
     }
 
+    /// Remembers writes of `keys` that Redis acknowledged, for [`FnState::redo_recent`].
+    pub(crate) fn acknowledged(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        let now = Instant::now();
+        let mut recent = self.recent.lock();
+        while recent
+            .keys
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > REDO_WINDOW)
+        {
+            recent.keys.pop_front();
+        }
+        recent.keys.extend(keys.into_iter().map(|key| (now, key)));
+        if recent.keys.len() > MAX_PENDING_KEYS {
+            // Too many to remember one by one: a new generation covers them all.
+            recent.keys.clear();
+            recent.clear = Some(now);
+        }
+    }
+
+    /// Remembers a `clear` that Redis acknowledged, for [`FnState::redo_recent`].
+    pub(crate) fn acknowledged_clear(&self) {
+        let mut recent = self.recent.lock();
+        recent.keys.clear();
+        recent.clear = Some(Instant::now());
+    }
+
+    /// After a failure of Redis: the writes it acknowledged within [`REDO_WINDOW`] are left to
+    /// apply again, as removals, before the function reads Redis again.
+    pub(crate) fn redo_recent(&self) {
+        let recent = std::mem::take(&mut *self.recent.lock());
+        let now = Instant::now();
+        let within = |at: Instant| now.duration_since(at) <= REDO_WINDOW;
+        if recent.clear.is_some_and(within) {
+            self.defer_clear();
+        }
+        let keys: Vec<Vec<u8>> = recent
+            .keys
+            .into_iter()
+            .filter(|(at, _)| within(*at))
+            .map(|(_, key)| key)
+            .collect();
+        if !keys.is_empty() {
+            self.defer_removal(keys);
+        }
+    }
+
     /// Whether writes wait to be applied to Redis.
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.lock().len() > 0
@@ -454,22 +574,27 @@ impl FnState {
             let epoch = tier.epoch();
             let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
             self.set_generation(tier, epoch, generation);
+            self.acknowledged_clear();
             pubsub::publish(tier, name, pubsub::Op::Clear { generation }).await;
             1
         } else {
             let generation = self.generation(tier, name).await?;
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                pipe.add_command(redis::Cmd::del(entry)).ignore();
-            }
-            for key in &keys {
-                let op = pubsub::Op::Invalidate { key: key.clone() };
-                if let Some(publish) = pubsub::publish_cmd(tier, name, op) {
-                    pipe.add_command(publish).ignore();
-                }
-            }
-            tier.query_pipe::<()>(pipe).await?;
+            let deletes = keys
+                .iter()
+                .map(|key| {
+                    let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                    (entry.clone(), redis::Cmd::del(entry))
+                })
+                .collect();
+            let announce = keys
+                .iter()
+                .filter_map(|key| {
+                    let op = pubsub::Op::Invalidate { key: key.clone() };
+                    pubsub::publish_cmd(tier, name, op)
+                })
+                .collect();
+            tier.write_all(deletes, announce).await?;
+            self.acknowledged(keys.iter().cloned());
             keys.len()
         };
         // Writes left meanwhile (numbered from `upto` on) stay for the next replay.
@@ -557,6 +682,7 @@ impl<K, V> Shared<K, V> {
                 generation: Mutex::new(None),
                 pending: Mutex::new(Pending::default()),
                 replaying: AtomicBool::new(false),
+                recent: Mutex::new(Recent::default()),
             }),
             name: OnceLock::new(),
             encode_key,
@@ -668,6 +794,7 @@ impl<K, V> Shared<K, V> {
                 let epoch = tier.epoch();
                 let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
                 self.state.set_generation(&tier, epoch, generation);
+                self.state.acknowledged_clear();
                 Ok(generation)
             }
             .await;
@@ -745,37 +872,36 @@ impl<K, V> Shared<K, V> {
             let written = async {
                 self.state.replay(&tier, name).await?;
                 let generation = self.state.generation(&tier, name).await?;
-                let mut pipe = redis::pipe();
-                for op in &ops {
-                    let write = match op {
+                let writes = ops
+                    .iter()
+                    .filter_map(|op| match op {
                         pubsub::Op::Insert { key, value } => {
                             let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                            set_px(entry, value, self.state.ttl)
+                            Some((entry.clone(), set_px(entry, value, self.state.ttl)))
                         }
                         pubsub::Op::Invalidate { key } => {
-                            redis::Cmd::del(keys::entry(&tier.config.prefix, name, generation, key))
-                        }
-                        pubsub::Op::Clear { .. } => continue,
-                    };
-                    pipe.add_command(write).ignore();
-                }
-                for op in &ops {
-                    if let Some(publish) = pubsub::publish_cmd(&tier, name, op.clone()) {
-                        pipe.add_command(publish).ignore();
-                    }
-                }
-                tier.query_pipe::<()>(pipe).await
-            }
-            .await;
-            if let Err(unavailable) = written {
-                self.state.count(unavailable);
-                self.state
-                    .defer_removal(ops.into_iter().filter_map(|op| match op {
-                        pubsub::Op::Insert { key, .. } | pubsub::Op::Invalidate { key } => {
-                            Some(key)
+                            let entry = keys::entry(&tier.config.prefix, name, generation, key);
+                            Some((entry.clone(), redis::Cmd::del(entry)))
                         }
                         pubsub::Op::Clear { .. } => None,
-                    }));
+                    })
+                    .collect();
+                let announce = ops
+                    .iter()
+                    .filter_map(|op| pubsub::publish_cmd(&tier, name, op.clone()))
+                    .collect();
+                tier.write_all(writes, announce).await
+            }
+            .await;
+            let keys = ops.into_iter().filter_map(|op| match op {
+                pubsub::Op::Insert { key, .. } | pubsub::Op::Invalidate { key } => Some(key),
+                pubsub::Op::Clear { .. } => None,
+            });
+            if let Err(unavailable) = written {
+                self.state.count(unavailable);
+                self.state.defer_removal(keys);
+            } else {
+                self.state.acknowledged(keys);
             }
         });
     }
@@ -817,6 +943,7 @@ mod tests {
             generation: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
             replaying: AtomicBool::new(false),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -832,6 +959,28 @@ mod tests {
         let pending = state.pending.lock();
         assert_eq!((pending.keys.len(), pending.len()), (0, 1));
         assert!(pending.clear.is_some(), "one more key: a new generation");
+    }
+
+    #[test]
+    fn acknowledged_writes_are_applied_again_after_a_failure() {
+        let state = state();
+        state.acknowledged([vec![1], vec![2]]);
+        state.redo_recent();
+        assert_eq!(
+            state.pending.lock().len(),
+            2,
+            "both keys wait to be deleted again"
+        );
+        state.redo_recent();
+        assert_eq!(state.pending.lock().len(), 2, "taken once");
+        let state = self::state();
+        state.acknowledged([vec![1]]);
+        state.acknowledged_clear();
+        state.acknowledged([vec![3]]);
+        state.redo_recent();
+        let pending = state.pending.lock();
+        assert!(pending.clear.is_some(), "the clear is applied again");
+        assert_eq!(pending.keys.keys().collect::<Vec<_>>(), [&vec![3]]);
     }
 
     #[test]

@@ -156,6 +156,15 @@ fn replay_pending(tier: &Connection) {
     }
 }
 
+/// After a failure of Redis: every function leaves the writes Redis acknowledged lately to be
+/// applied again (see `FnState::redo_recent`).
+pub(crate) fn redo_recent_writes() {
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in &subscribers {
+        subscriber.state().redo_recent();
+    }
+}
+
 /// How often the subscriber checks that its connection still answers (a `PING`), and applies
 /// writes left by an outage.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -210,13 +219,15 @@ pub(crate) fn start(tier: &Arc<Connection>) {
         .name("memokit-redis-events".into())
         .spawn(move || {
             let mut lost = false;
+            let mut attempt = 0;
             loop {
                 let Some(strong) = tier.upgrade() else { return };
                 if strong.closed.load(Relaxed) {
                     return;
                 }
                 let pause = strong.config.retry_after;
-                if let Err(error) = listen(&strong, &mut lost) {
+                if let Err(error) = listen(&strong, &mut lost, attempt) {
+                    attempt += 1;
                     // Other processes' writes are not heard now: the in-process copies of the
                     // shared functions may be stale, so they go, at once (before the loss is
                     // visible in `is_subscribed`) and after every failed attempt to subscribe
@@ -236,10 +247,11 @@ pub(crate) fn start(tier: &Arc<Connection>) {
 }
 
 /// Subscribes and applies events until the connection fails or the tier is closed.
-fn listen(tier: &Connection, lost: &mut bool) -> redis::RedisResult<()> {
-    let mut conn = tier
-        .client
-        .get_connection_with_timeout(tier.config.timeout.max(Duration::from_millis(100)))?;
+fn listen(tier: &Connection, lost: &mut bool, attempt: usize) -> redis::RedisResult<()> {
+    // On a cluster, after a failed attempt, the next node: the one that failed may be down.
+    let client = &tier.listen_on[attempt % tier.listen_on.len()];
+    let mut conn =
+        client.get_connection_with_timeout(tier.config.timeout.max(Duration::from_millis(100)))?;
     // A short read timeout, so that a closed tier is noticed.
     conn.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut pubsub = conn.as_pubsub();
