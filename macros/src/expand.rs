@@ -380,6 +380,11 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
         builder =
             quote!(#builder.refresh_after(::memokit::__private::Duration::from_nanos(#nanos)));
     }
+    if let Some(stale) = &options.stale_if_error {
+        let nanos = stale.value;
+        builder =
+            quote!(#builder.stale_if_error(::memokit::__private::Duration::from_nanos(#nanos)));
+    }
     if let (Some(jitter), Some(ttl)) = (&options.jitter, options.ttl) {
         let fraction = match jitter.value {
             Jitter::Fraction(fraction) => fraction,

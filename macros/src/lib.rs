@@ -148,6 +148,29 @@ use proc_macro::TokenStream;
 ///   `refresh` (a failure is tried again a quarter of `refresh` later). With `redis`, a
 ///   refresh recomputes and writes through. Counted in `refreshes` and `refresh_failures` (see
 ///   `CacheBuilder::refresh_after`).
+/// - `stale_if_error = …` (a duration as for `ttl`), with `ttl`, for a function returning
+///   `Result`: when recomputing an expired result returns `Err`, the call returns the expired
+///   value instead, as long as it expired no longer than this ago (RFC 5861's
+///   `stale-if-error`). Callers waiting on that computation get it too; nothing is stored, so
+///   the next call computes again. Expired results are kept that long (within `size`), never
+///   returned as hits. Counted in `stale_served` (see `CacheBuilder::stale_if_error`).
+///
+///   ```
+///   #[derive(Debug, Clone, PartialEq)]
+///   struct Down;
+///   static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+///
+///   #[memokit::cached(ttl = "20ms", stale_if_error = "1h")]
+///   fn rate(currency: &str) -> Result<f64, Down> {
+///       if FAILING.load(std::sync::atomic::Ordering::Relaxed) { Err(Down) } else { Ok(1.08) }
+///   }
+///
+///   assert_eq!(rate("EUR"), Ok(1.08));
+///   std::thread::sleep(std::time::Duration::from_millis(50)); // expired
+///   FAILING.store(true, std::sync::atomic::Ordering::Relaxed);
+///   assert_eq!(rate("EUR"), Ok(1.08)); // the expired value, not `Err(Down)`
+///   assert_eq!(rate_cache().stats().stale_served, 1);
+///   ```
 /// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
 ///   drawn at random, so that results computed together do not expire together.
 /// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu | w_tinylfu`: eviction policy (default
@@ -244,13 +267,14 @@ use proc_macro::TokenStream;
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
 /// repeated options, a `size` that is not a whole number of at least 1, bad (zero or
-/// negative) durations or policies, `jitter` without `ttl`, `refresh` or `jitter`
+/// negative) durations or policies, `jitter` or `stale_if_error` without `ttl`, `refresh` or `jitter`
 /// not shorter than `ttl`, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
 /// `redis` without the `redis` feature of memokit), a method without `key` or `#[skip]`,
 /// `#[skip]` beside `key` or on `self`, `impl Trait` or
 /// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
-/// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, and `cache_errors`
-/// / `cache_none` on a function that does not return `Result` / `Option`. Associated functions
+/// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, `cache_errors`
+/// / `cache_none` on a function that does not return `Result` / `Option`, and `stale_if_error`
+/// on one that does not return `Result` or beside `cache_errors = true`. Associated functions
 /// without `self` and functions in trait impls are not supported: cache a free function and
 /// call it from there.
 ///

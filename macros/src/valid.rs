@@ -45,6 +45,13 @@ fn check_expiry(options: &Options, errors: &mut Errors) {
             );
         }
     }
+    if let (Some(stale), true) = (&options.stale_if_error, ttl_missing) {
+        errors.spanned(
+            &stale.tokens,
+            "`stale_if_error` serves a value for a while after its `ttl` when recomputing it fails; \
+             add a `ttl = …` or remove `stale_if_error`",
+        );
+    }
     if let Some(jitter) = &options.jitter {
         if ttl_missing {
             errors.spanned(
@@ -205,6 +212,21 @@ fn check_return(func: &Function<'_>, options: &Options, errors: &mut Errors) {
             errors.spanned(
                 &flag.tokens,
                 "`cache_errors` only applies to functions returning `Result`; remove it",
+            );
+        }
+    }
+    if let Some(stale) = &options.stale_if_error {
+        if kind != ReturnKind::Result {
+            errors.spanned(
+                &stale.tokens,
+                "`stale_if_error` answers an `Err` with the expired value, so it only applies to \
+                 functions returning `Result`; remove it",
+            );
+        } else if options.cache_errors.as_ref().is_some_and(|flag| flag.value) {
+            errors.spanned(
+                &stale.tokens,
+                "`stale_if_error` answers an `Err` with the expired value, but `cache_errors = true` \
+                 caches the `Err` as the new value; remove one of them",
             );
         }
     }
