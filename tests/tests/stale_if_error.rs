@@ -300,3 +300,36 @@ fn callers_waiting_on_a_failed_run_get_the_expired_value_too() {
     let stats = stock_cache().stats();
     assert_eq!((stats.load_failures, stats.stale_served), (1, 1));
 }
+
+static SEATS_FAILS: AtomicBool = AtomicBool::new(false);
+static SEATS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "50ms", stale_if_error = "1h")]
+async fn seats(flight: u32) -> Result<u32, Down> {
+    SEATS_RUNS.fetch_add(1, SeqCst);
+    if !SEATS_FAILS.load(SeqCst) {
+        return Ok(flight + 100);
+    }
+    // Fails only once every other task waits on this run.
+    let started = Instant::now();
+    while seats_cache().stats().coalesced_waits < CALLERS as u64 - 1 {
+        assert!(started.elapsed() < HANG, "the other tasks never waited");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Err(Down)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_waiting_on_a_failed_async_run_get_the_expired_value_too() {
+    assert_eq!(seats(7).await, Ok(107));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    SEATS_FAILS.store(true, SeqCst);
+    seats_cache().reset_stats();
+    let tasks: Vec<_> = (0..CALLERS).map(|_| tokio::spawn(seats(7))).collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Ok(107));
+    }
+    assert_eq!(SEATS_RUNS.load(SeqCst), 2, "one failed run for every task");
+    let stats = seats_cache().stats();
+    assert_eq!((stats.load_failures, stats.stale_served), (1, 1));
+}

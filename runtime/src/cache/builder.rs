@@ -201,7 +201,9 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     ///   is needed: the cache stays within [`max_capacity`](Self::max_capacity).
     /// - **Who gets it**: the caller whose computation failed, and every caller waiting on that
     ///   computation (coalesced), whatever the error type. Nothing is stored: the next call
-    ///   computes again. A value written meanwhile (an `insert`) is returned instead.
+    ///   computes again. A value written meanwhile (an `insert`) is returned instead; after an
+    ///   `invalidate` or `clear` of the key there is nothing to return, and the error is. A
+    ///   panic still goes to its caller.
     /// - **Stats**: the failed computation counts in `loads` and `load_failures`, and in
     ///   `stale_served` when the old value answered it.
     /// - **With [refresh](Self::refresh_after)**: a failed refresh already keeps the old value
