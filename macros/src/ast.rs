@@ -4,7 +4,9 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{Expr, FnArg, Ident, ItemFn, Pat, PatType, Receiver, ReturnType, Signature, Type};
+use syn::{
+    Attribute, Expr, FnArg, Ident, ItemFn, Pat, PatType, Receiver, ReturnType, Signature, Type,
+};
 
 /// A function with a body, as the attributes see it. Borrows the parsed item.
 pub(crate) struct Function<'a> {
@@ -19,6 +21,43 @@ pub(crate) struct Function<'a> {
     pub(crate) args: Vec<Arg<'a>>,
     /// The written return type; `None` without `-> …`.
     pub(crate) output: Option<Output<'a>>,
+    /// `#[skip]` on `self`, which is never part of the key (an error).
+    pub(crate) receiver_skip: Option<&'a Attribute>,
+    /// `#[skip]` on the arguments after `self`, by position in `inputs`.
+    skips: &'a [Option<Attribute>],
+}
+
+/// The `#[skip]` attributes of a function's parameters, taken off it (see [`take_skips`]).
+#[derive(Default)]
+pub(crate) struct Skips {
+    receiver: Option<Attribute>,
+    /// By position among the arguments after `self`.
+    inputs: Vec<Option<Attribute>>,
+}
+
+/// Takes every `#[skip]` off the parameters of `item`, which is then the function to emit
+/// (`skip` is not an attribute the compiler knows), and returns them; a second `#[skip]` on one
+/// parameter is dropped.
+pub(crate) fn take_skips(item: &mut ItemFn) -> Skips {
+    fn take(attrs: &mut Vec<Attribute>) -> Option<Attribute> {
+        let mut first = None;
+        attrs.retain(|attr| {
+            if !attr.path().is_ident("skip") {
+                return true;
+            }
+            first.get_or_insert_with(|| attr.clone());
+            false
+        });
+        first
+    }
+    let mut skips = Skips::default();
+    for input in &mut item.sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => skips.receiver = take(&mut receiver.attrs),
+            FnArg::Typed(typed) => skips.inputs.push(take(&mut typed.attrs)),
+        }
+    }
+    skips
 }
 
 /// An argument with a plain name (`id: u64`, `mut name: &str`).
@@ -26,6 +65,8 @@ pub(crate) struct Arg<'a> {
     pub(crate) original: &'a PatType,
     pub(crate) name: &'a Ident,
     pub(crate) ty: &'a Type,
+    /// `#[skip]`: left out of the key.
+    pub(crate) skip: Option<&'a Attribute>,
 }
 
 /// A written return type and how a cache reads a value of it.
@@ -89,7 +130,9 @@ fn not_a_function(item: &TokenStream) -> NotAFunction {
 }
 
 impl<'a> Function<'a> {
-    pub(crate) fn from_syn(original: &'a ItemFn) -> Function<'a> {
+    /// The model of `original`, whose `#[skip]`s were taken off into `skips` (the writers,
+    /// which know no `#[skip]`, pass none).
+    pub(crate) fn from_syn(original: &'a ItemFn, skips: &'a Skips) -> Function<'a> {
         let sig = &original.sig;
         let inputs: Vec<&PatType> = sig
             .inputs
@@ -101,11 +144,13 @@ impl<'a> Function<'a> {
             .collect();
         let args = inputs
             .iter()
-            .filter_map(|&typed| match &*typed.pat {
+            .enumerate()
+            .filter_map(|(index, &typed)| match &*typed.pat {
                 Pat::Ident(pat) => Some(Arg {
                     original: typed,
                     name: &pat.ident,
                     ty: &typed.ty,
+                    skip: skips.inputs.get(index).and_then(Option::as_ref),
                 }),
                 _ => None,
             })
@@ -124,7 +169,28 @@ impl<'a> Function<'a> {
             inputs,
             args,
             output,
+            receiver_skip: skips.receiver.as_ref(),
+            skips: &skips.inputs,
         }
+    }
+
+    /// The `#[skip]` on the argument `typed` (one of `inputs`), if any.
+    pub(crate) fn skip_of(&self, typed: &PatType) -> Option<&'a Attribute> {
+        let index = self
+            .inputs
+            .iter()
+            .position(|&input| std::ptr::eq(input, typed))?;
+        self.skips.get(index).and_then(Option::as_ref)
+    }
+
+    /// The `#[skip]`s on the arguments after `self`.
+    pub(crate) fn arg_skips(&self) -> impl Iterator<Item = &'a Attribute> {
+        self.skips.iter().flatten()
+    }
+
+    /// The arguments the key is made of without `key = …`: those not marked `#[skip]`.
+    pub(crate) fn key_by_default(&self) -> Vec<&Arg<'a>> {
+        self.args.iter().filter(|arg| arg.skip.is_none()).collect()
     }
 
     pub(crate) fn is_method(&self) -> bool {

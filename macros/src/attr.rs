@@ -29,6 +29,8 @@ pub(crate) struct Options {
     pub(crate) refresh: Option<Setting<u64>>,
     /// `jitter = 0.1 | "30s"`: how much each entry's `ttl` is spread.
     pub(crate) jitter: Option<Setting<Jitter>>,
+    /// `stale_if_error = …`: how long after it expired a value may answer a failed call.
+    pub(crate) stale_if_error: Option<Setting<u64>>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -63,7 +65,7 @@ pub(crate) struct Flag {
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 14] = [
+const KNOWN_NAMES: [&str; 15] = [
     "size",
     "weight",
     "ttl",
@@ -78,11 +80,12 @@ const KNOWN_NAMES: [&str; 14] = [
     "redis",
     "refresh",
     "jitter",
+    "stale_if_error",
 ];
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     refresh, jitter";
+     refresh, jitter, stale_if_error";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -189,6 +192,12 @@ impl Options {
             "name" => self.name = str_of(&value, name, errors),
             "refresh" => {
                 self.refresh = duration_of(&value, name, errors).map(|nanos| Setting {
+                    value: nanos,
+                    tokens: quote::quote!(#name #value),
+                })
+            }
+            "stale_if_error" => {
+                self.stale_if_error = duration_of(&value, name, errors).map(|nanos| Setting {
                     value: nanos,
                     tokens: quote::quote!(#name #value),
                 })
@@ -422,6 +431,10 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
         _ => None,
     };
     match parsed {
+        Some(0) if name == "stale_if_error" => errors.spanned(
+            value,
+            "`stale_if_error` must be longer than zero; to return every error as it comes, remove `stale_if_error`",
+        ),
         Some(0) if name == "refresh" => errors.spanned(
             value,
             format!("`{name}` must be longer than zero; to never refresh, remove `{name}`"),

@@ -14,14 +14,16 @@ use crate::{key, valid};
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = Options::parse(args, &mut errors);
-    let original = match ast::parse_function(&item) {
+    let mut original = match ast::parse_function(&item) {
         Ok(original) => original,
         Err(not_a_function) => {
             errors.push(valid::not_a_function(&not_a_function));
             return errors.or_item(&item, TokenStream::new);
         }
     };
-    let func = Function::from_syn(&original);
+    // Taken off first: the function is emitted without them, errors or not.
+    let skips = ast::take_skips(&mut original);
+    let func = Function::from_syn(&original, &skips);
     valid::check(&func, &options, &mut errors);
     errors.or_item(&original, || expand(&func, &options))
 }
@@ -205,8 +207,8 @@ pub(crate) fn writer_marker(ident: &syn::Ident) -> syn::Ident {
 }
 
 /// What `warm` calls the function with, for a free function whose key is its arguments (a
-/// `key = …` or `self` cannot be turned back into them, and a `&'static` argument cannot be
-/// borrowed from a key): the loader's type, the value the handle stores, and the items it
+/// `key = …`, a `#[skip]` argument or `self` cannot be turned back into them, and a `&'static`
+/// argument cannot be borrowed from a key): the loader's type, the value the handle stores, and the items it
 /// needs.
 struct Loader {
     ty: TokenStream,
@@ -215,7 +217,8 @@ struct Loader {
 }
 
 fn loader(func: &Function<'_>, options: &Options, key_type: &TokenStream) -> Option<Loader> {
-    if func.is_method() || options.key.is_some() || func.sig.unsafety.is_some() {
+    let skips_any = func.args.iter().any(|arg| arg.skip.is_some());
+    if func.is_method() || options.key.is_some() || skips_any || func.sig.unsafety.is_some() {
         return None;
     }
     let private = quote!(::memokit::__private);
@@ -343,8 +346,9 @@ fn key(func: &Function<'_>, options: &Options) -> Key {
             },
         },
         (None, _) => {
-            let all: Vec<_> = func.args.iter().collect();
-            from_args(&all, all.len() != 1, None)
+            // Every argument not marked `#[skip]`; with none left, the key is `()`.
+            let kept = func.key_by_default();
+            from_args(&kept, kept.len() != 1, None)
         }
     }
 }
@@ -375,6 +379,11 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
         let nanos = refresh.value;
         builder =
             quote!(#builder.refresh_after(::memokit::__private::Duration::from_nanos(#nanos)));
+    }
+    if let Some(stale) = &options.stale_if_error {
+        let nanos = stale.value;
+        builder =
+            quote!(#builder.stale_if_error(::memokit::__private::Duration::from_nanos(#nanos)));
     }
     if let (Some(jitter), Some(ttl)) = (&options.jitter, options.ttl) {
         let fraction = match jitter.value {

@@ -36,7 +36,7 @@ use proc_macro::TokenStream;
 ///   function: `Repo::get_cache()`). [`Memo`](../memokit/struct.Memo.html) has `stats()`,
 ///   `clear()`, `invalidate(&key)`, `insert(key, value)`, `invalidate_many(keys)`,
 ///   `insert_many(entries)`, `get(&key)` (peek), `len()`, `name()`.
-/// - For a free function whose key is its arguments (no `key = …`, not `unsafe`, no
+/// - For a free function whose key is its arguments (no `key = …`, no `#[skip]`, not `unsafe`, no
 ///   `&'static` argument), the accessor
 ///   returns a [`LoadingMemo`](../memokit/struct.LoadingMemo.html) instead: a `Memo` (it
 ///   derefs to one) that can call the function for a key, with `warm(keys)` (`.await`ed for
@@ -80,6 +80,43 @@ use proc_macro::TokenStream;
 /// assert_eq!(Repo::get_cache().stats().hits, 1);
 /// ```
 ///
+/// On a method too, a key made of argument names needs no `key_type` (`key = id`); only a key
+/// that is any other expression (`self.tenant`, `id % 16`) does.
+///
+/// `#[skip]` on an argument leaves it out of the key without writing `key = …`: a connection,
+/// a logger, a request id. The key is the other arguments (one is the key itself, several a
+/// tuple, none `()`: every argument skipped caches one value). A skipped argument need not be
+/// `Hash`, `Clone` or `'static`. On a method, `#[skip]` also stands for `key = …`: the key is
+/// the arguments not marked (`self` is never in it).
+///
+/// ```
+/// struct Db { url: &'static str }
+///
+/// #[memokit::cached]
+/// fn user(id: u64, #[skip] db: &Db) -> String {
+///     format!("user {id} from {}", db.url)
+/// }
+///
+/// let (primary, replica) = (Db { url: "primary" }, Db { url: "replica" });
+/// assert_eq!(user(1, &primary), "user 1 from primary");
+/// assert_eq!(user(1, &replica), "user 1 from primary"); // key 1: cached
+/// let _: &memokit::Memo<u64, String> = user_cache();
+///
+/// struct Repo { tenant: u32 }
+///
+/// impl Repo {
+///     #[memokit::cached]                       // key: `id`
+///     fn get(&self, id: u64, #[skip] db: &Db) -> String {
+///         format!("row {id} of tenant {} from {}", self.tenant, db.url)
+///     }
+/// }
+/// assert_eq!(Repo { tenant: 7 }.get(1, &primary), "row 1 of tenant 7 from primary");
+/// ```
+///
+/// `#[skip]` beside `key = …` is an error (both say what the key is), and so is `#[skip]` on
+/// `self`, which is never part of the key. A handle whose function skips an argument has no
+/// `warm`: a key cannot be turned back into the arguments.
+///
 /// # Options
 /// - `size = N`: at most `N` entries, at least 1 (absent: unbounded). A literal is checked by the
 ///   macro (`size = 0`, `1.5` or `"1000"` is an error there). A constant or a constant
@@ -111,11 +148,34 @@ use proc_macro::TokenStream;
 ///   `refresh` (a failure is tried again a quarter of `refresh` later). With `redis`, a
 ///   refresh recomputes and writes through. Counted in `refreshes` and `refresh_failures` (see
 ///   `CacheBuilder::refresh_after`).
+/// - `stale_if_error = …` (a duration as for `ttl`), with `ttl`, for a function returning
+///   `Result`: when recomputing an expired result returns `Err`, the call returns the expired
+///   value instead, as long as it expired no longer than this ago (RFC 5861's
+///   `stale-if-error`). Callers waiting on that computation get it too; nothing is stored, so
+///   the next call computes again. Expired results are kept that long (within `size`), never
+///   returned as hits. Counted in `stale_served` (see `CacheBuilder::stale_if_error`).
+///
+///   ```
+///   #[derive(Debug, Clone, PartialEq)]
+///   struct Down;
+///   static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+///
+///   #[memokit::cached(ttl = "20ms", stale_if_error = "1h")]
+///   fn rate(currency: &str) -> Result<f64, Down> {
+///       if FAILING.load(std::sync::atomic::Ordering::Relaxed) { Err(Down) } else { Ok(1.08) }
+///   }
+///
+///   assert_eq!(rate("EUR"), Ok(1.08));
+///   std::thread::sleep(std::time::Duration::from_millis(50)); // expired
+///   FAILING.store(true, std::sync::atomic::Ordering::Relaxed);
+///   assert_eq!(rate("EUR"), Ok(1.08)); // the expired value, not `Err(Down)`
+///   assert_eq!(rate_cache().stats().stale_served, 1);
+///   ```
 /// - `jitter = 0.1` or `jitter = "30s"` with `ttl`: each result lives `ttl` ± 10 % (or ± 30 s),
 ///   drawn at random, so that results computed together do not expire together.
 /// - `policy = lru | lfu | fifo | s3fifo | s3fifo_tinylfu | w_tinylfu`: eviction policy (default
 ///   `w_tinylfu`).
-/// - `key = <expr>`, `key_type = <type>`: see above.
+/// - `key = <expr>`, `key_type = <type>`, and `#[skip]` on an argument: see above.
 /// - `cache_errors = true`: for a function returning `Result`, also cache `Err` (the error must
 ///   be `Clone`). By default only `Ok` values are cached.
 /// - `cache_none = false`: for a function returning `Option`, do not cache `None` (cached by
@@ -207,12 +267,14 @@ use proc_macro::TokenStream;
 /// # What it refuses
 /// Each is a compile error at the offending tokens saying what to do instead: unknown or
 /// repeated options, a `size` that is not a whole number of at least 1, bad (zero or
-/// negative) durations or policies, `jitter` without `ttl`, `refresh` or `jitter`
+/// negative) durations or policies, `jitter` or `stale_if_error` without `ttl`, `refresh` or `jitter`
 /// not shorter than `ttl`, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
-/// `redis` without the `redis` feature of memokit), a method without `key`, `impl Trait` or
+/// `redis` without the `redis` feature of memokit), a method without `key` or `#[skip]`,
+/// `#[skip]` beside `key` or on `self`, `impl Trait` or
 /// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
-/// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, and `cache_errors`
-/// / `cache_none` on a function that does not return `Result` / `Option`. Associated functions
+/// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, `cache_errors`
+/// / `cache_none` on a function that does not return `Result` / `Option`, and `stale_if_error`
+/// on one that does not return `Result` or beside `cache_errors = true`. Associated functions
 /// without `self` and functions in trait impls are not supported: cache a free function and
 /// call it from there.
 ///

@@ -10,6 +10,7 @@ use crate::errors::Errors;
 pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     check_function(func.sig, errors);
     check_arguments(func, options, errors);
+    check_skips(func, options, errors);
     check_return(func, options, errors);
     check_options(func, options, errors);
     check_expiry(options, errors);
@@ -43,6 +44,13 @@ fn check_expiry(options: &Options, errors: &mut Errors) {
                  expire at `ttl`, so a longer `refresh` would never happen",
             );
         }
+    }
+    if let (Some(stale), true) = (&options.stale_if_error, ttl_missing) {
+        errors.spanned(
+            &stale.tokens,
+            "`stale_if_error` serves a value for a while after its `ttl` when recomputing it fails; \
+             add a `ttl = …` or remove `stale_if_error`",
+        );
     }
     if let Some(jitter) = &options.jitter {
         if ttl_missing {
@@ -114,13 +122,38 @@ fn check_arguments(func: &Function<'_>, options: &Options, errors: &mut Errors) 
                 let in_key = match &options.key {
                     // A key that was given but could not be read: its own error says why.
                     None if options.given("key") => false,
-                    None => true,
+                    None => func.skip_of(typed).is_none(),
                     Some(key) => func.key_args(key).is_some_and(|used| {
                         used.iter().any(|arg| std::ptr::eq(arg.original, typed))
                     }),
                 };
                 check_argument_type(&typed.ty, in_key, errors);
             }
+        }
+    }
+}
+
+/// `#[skip]` leaves an argument out of the key: only on arguments after `self`, bare, and not
+/// beside `key = …`, which says the whole key already.
+fn check_skips(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    if let Some(skip) = func.receiver_skip {
+        errors.spanned(
+            skip,
+            "`self` is never part of the key, so there is nothing to skip; remove this `#[skip]` \
+             (a method's key is its arguments not marked `#[skip]`, or `key = …`)",
+        );
+    }
+    for skip in func.arg_skips() {
+        if !matches!(skip.meta, syn::Meta::Path(_)) {
+            errors.spanned(&skip.meta, "`#[skip]` takes no arguments; write `#[skip]`");
+        }
+        if options.given("key") {
+            errors.spanned(
+                skip,
+                "`#[skip]` and `key = …` both say what the key is: remove this `#[skip]` (the key is \
+                 then what `key = …` says) or remove `key = …` (the key is then the arguments not \
+                 marked `#[skip]`)",
+            );
         }
     }
 }
@@ -182,6 +215,21 @@ fn check_return(func: &Function<'_>, options: &Options, errors: &mut Errors) {
             );
         }
     }
+    if let Some(stale) = &options.stale_if_error {
+        if kind != ReturnKind::Result {
+            errors.spanned(
+                &stale.tokens,
+                "`stale_if_error` answers an `Err` with the expired value, so it only applies to \
+                 functions returning `Result`; remove it",
+            );
+        } else if options.cache_errors.as_ref().is_some_and(|flag| flag.value) {
+            errors.spanned(
+                &stale.tokens,
+                "`stale_if_error` answers an `Err` with the expired value, but `cache_errors = true` \
+                 caches the `Err` as the new value; remove one of them",
+            );
+        }
+    }
     if let Some(flag) = &options.cache_none {
         if kind != ReturnKind::Option {
             errors.spanned(
@@ -240,7 +288,8 @@ fn check_storable(ty: &Type, what: &str, errors: &mut Errors) {
 
 fn check_options(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     let (sig, args) = (func.sig, &func.args);
-    if func.is_method() && !options.given("key") {
+    // A method's `#[skip]` says what its key is: the other arguments.
+    if func.is_method() && !options.given("key") && func.arg_skips().next().is_none() {
         let names: Vec<String> = args.iter().map(|arg| arg.name.to_string()).collect();
         let advice = match names.as_slice() {
             [] => "name the fields of `self` the result depends on and add the key's type, e.g. \

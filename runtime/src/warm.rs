@@ -73,7 +73,8 @@ impl WarmReport {
     }
 }
 
-/// The handle of a `#[cached]` free function whose key is its arguments (no `key = …`): a
+/// The handle of a `#[cached]` free function whose key is its arguments (no `key = …`, no
+/// `#[skip]`): a
 /// [`Memo`] (every method of which it has, through `Deref`) that can also call the function
 /// for a key, to fill the cache ahead of the first callers with `warm(keys)` (below).
 ///
@@ -82,8 +83,8 @@ impl WarmReport {
 /// concurrent futures). Code that only needs the cache can take `&Memo<K, V>`:
 /// `&LoadingMemo` converts to it.
 ///
-/// Functions with `key = …`, methods (their `self` is not in the key), `unsafe fn`s and
-/// functions with a `&'static` argument (a key cannot lend one) have a plain
+/// Functions with `key = …` or a `#[skip]` argument, methods (their `self` is not in the key),
+/// `unsafe fn`s and functions with a `&'static` argument (a key cannot lend one) have a plain
 /// `&'static Memo<K, V>` handle: a key cannot be turned back into their arguments, so `warm`
 /// on it is a compile error. Call the function for each key instead.
 ///
@@ -394,8 +395,8 @@ where
 /// by no type (and not nameable outside this crate), so that no such handle has `warm`.
 #[diagnostic::on_unimplemented(
     message = "this handle has no `warm`: its key `{Self}` cannot be turned back into the function's arguments",
-    label = "`warm` needs a free function whose key is its arguments (no `key = …`, not `unsafe`, no `&'static` argument)",
-    note = "warm-up calls the function with the arguments taken from each key; a method's `self` and the arguments left out of `key = …` are not in the key, and a key cannot lend a `&'static` borrow",
+    label = "`warm` needs a free function whose key is its arguments (no `key = …`, no `#[skip]`, not `unsafe`, no `&'static` argument)",
+    note = "warm-up calls the function with the arguments taken from each key; a method's `self` and the arguments left out of `key = …` or marked `#[skip]` are not in the key, and a key cannot lend a `&'static` borrow",
     note = "call the function for each key instead (from several threads or tasks to run the calls in parallel)"
 )]
 pub trait WarmNeedsArgumentsAsKey {}

@@ -293,6 +293,103 @@ fn custom_key_ignores_the_other_arguments() {
     assert_eq!(memo.len(), 2);
 }
 
+// `#[skip]`: an argument left out of the key. The skipped types here are neither `Hash`,
+// `Clone` nor `'static`: they could not be in a key.
+
+/// A connection: no `Hash`, no `Clone`, no `Eq`.
+struct Db {
+    name: &'static str,
+}
+
+static USER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn user(id: u64, #[skip] db: &Db, region: &str) -> String {
+    USER_RUNS.fetch_add(1, SeqCst);
+    format!("user {id}@{region} from {}", db.name)
+}
+
+#[test]
+fn skip_leaves_an_argument_out_of_the_key() {
+    let (primary, replica) = (Db { name: "primary" }, Db { name: "replica" });
+    assert_eq!(user(1, &primary, "eu"), "user 1@eu from primary");
+    // Another connection, same key: the cached value.
+    assert_eq!(user(1, &replica, "eu"), "user 1@eu from primary");
+    assert_eq!(runs(&USER_RUNS), 1);
+    assert_eq!(user(1, &replica, "us"), "user 1@us from replica");
+    assert_eq!(runs(&USER_RUNS), 2);
+    let memo: &Memo<(u64, String), String> = user_cache();
+    assert_eq!(
+        memo.get(&(1, "eu".to_string())).as_deref(),
+        Some("user 1@eu from primary")
+    );
+}
+
+static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+async fn profile(#[skip] db: &Db, id: u64) -> String {
+    PROFILE_RUNS.fetch_add(1, SeqCst);
+    tokio::task::yield_now().await;
+    format!("profile {id} from {}", db.name)
+}
+
+#[tokio::test]
+async fn skip_on_an_async_function_leaves_one_argument_as_the_key() {
+    let (primary, replica) = (Db { name: "primary" }, Db { name: "replica" });
+    assert_eq!(profile(&primary, 5).await, "profile 5 from primary");
+    assert_eq!(profile(&replica, 5).await, "profile 5 from primary");
+    assert_eq!(runs(&PROFILE_RUNS), 1);
+    // One argument left: it is the key itself, not a one-element tuple.
+    let memo: &Memo<u64, String> = profile_cache();
+    assert_eq!(memo.len(), 1);
+}
+
+static SETTINGS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn settings(#[skip] db: &Db, #[skip] _attempt: u32) -> String {
+    SETTINGS_RUNS.fetch_add(1, SeqCst);
+    format!("settings from {}", db.name)
+}
+
+#[test]
+fn skip_on_every_argument_caches_one_value_under_the_unit_key() {
+    let (primary, replica) = (Db { name: "primary" }, Db { name: "replica" });
+    assert_eq!(settings(&primary, 1), "settings from primary");
+    assert_eq!(settings(&replica, 2), "settings from primary");
+    assert_eq!(runs(&SETTINGS_RUNS), 1);
+    let memo: &Memo<(), String> = settings_cache();
+    assert!(memo.invalidate(&()));
+    assert_eq!(settings(&replica, 3), "settings from replica");
+}
+
+static LOOKUP_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl Repo {
+    // No `key = …`: on a method, `#[skip]` says the key is the other arguments.
+    #[cached]
+    fn lookup(&self, id: u64, #[skip] db: &Db) -> String {
+        LOOKUP_RUNS.fetch_add(1, SeqCst);
+        format!("{id} for tenant {} from {}", self.tenant, db.name)
+    }
+}
+
+#[test]
+fn skip_on_a_method_keys_it_by_the_other_arguments() {
+    let (seven, eight) = (Repo { tenant: 7 }, Repo { tenant: 8 });
+    let db = Db { name: "primary" };
+    assert_eq!(seven.lookup(1, &db), "1 for tenant 7 from primary");
+    // `self` is not in the key, as with `key = id`.
+    assert_eq!(
+        eight.lookup(1, &Db { name: "replica" }),
+        "1 for tenant 7 from primary"
+    );
+    assert_eq!(runs(&LOOKUP_RUNS), 1);
+    let memo: &Memo<u64, String> = Repo::lookup_cache();
+    assert_eq!(memo.len(), 1);
+}
+
 static COUNTDOWN_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached]

@@ -17,6 +17,11 @@ fn add(a: u64, b: u64) -> u64 {
     a + b
 }
 
+#[cached(size = 10)]
+async fn add_skipping(a: u64, #[skip] b: &NotClone, #[skip] _c: u8) -> String {
+    format!("{a} {}", b.0)
+}
+
 #[cached(size = 100, ttl = "5m", policy = lru)]
 fn greet(name: &str, excited: bool) -> String {
     format!("hello {name}{}", if excited { "!" } else { "" })
@@ -92,6 +97,11 @@ impl Repo {
         format!("label {id}")
     }
 
+    #[cached]
+    fn skipping(&self, id: u64, #[skip] trace: &str) -> String {
+        format!("{id} traced as {trace}")
+    }
+
     #[cached(key = (region, id))]
     async fn load(&self, region: &str, id: u64) -> Option<String> {
         (id != 0).then(|| format!("{region}/{id}"))
@@ -137,6 +147,9 @@ fn sync_functions_cache() {
     assert_eq!(Repo::get_cache().stats().hits, 1);
     assert_eq!(repo.label(3), "label 3");
     assert_eq!(Repo::label_cache().len(), 1);
+    assert_eq!(repo.skipping(4, "a"), "4 traced as a");
+    assert_eq!(repo.skipping(4, "b"), "4 traced as a");
+    assert_eq!(Repo::skipping_cache().len(), 1);
 }
 
 #[tokio::test]
@@ -144,6 +157,11 @@ async fn async_functions_cache() {
     assert_eq!(double(21).await, 42);
     assert_eq!(double(21).await, 42);
     assert_eq!(double_cache().stats().hits, 1);
+
+    let b = NotClone("b".into());
+    assert_eq!(add_skipping(1, &b, 0).await, "1 b");
+    assert_eq!(add_skipping(1, &NotClone("c".into()), 1).await, "1 b");
+    assert_eq!(add_skipping_cache().len(), 1);
 
     assert!(fetch(0).await.is_err());
     assert_eq!(fetch(1).await, Ok("item 1".to_string()));

@@ -84,6 +84,7 @@ fn export_records_every_counter_with_a_function_label() {
         "memokit_coalesced_waits_total",
         "memokit_refreshes_total",
         "memokit_refresh_failures_total",
+        "memokit_stale_served_total",
         "memokit_l2_hits_total",
         "memokit_l2_misses_total",
         "memokit_l2_errors_total",

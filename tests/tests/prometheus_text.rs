@@ -182,6 +182,7 @@ fn the_text_is_well_formed() {
         "memokit_coalesced_waits_total",
         "memokit_refreshes_total",
         "memokit_refresh_failures_total",
+        "memokit_stale_served_total",
         "memokit_load_seconds_total",
         "memokit_entries",
         "memokit_weighted_size",

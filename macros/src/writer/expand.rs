@@ -23,7 +23,8 @@ pub(crate) fn writer(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
             return errors.or_item(&item, TokenStream::new);
         }
     };
-    let func = Function::from_syn(&original);
+    let no_skips = ast::Skips::default();
+    let func = Function::from_syn(&original, &no_skips);
     valid::check(&args, &func, &mut errors);
     errors.or_item(&original, || expand(&args, &func))
 }

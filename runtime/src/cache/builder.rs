@@ -52,6 +52,7 @@ pub struct CacheBuilder<K, V> {
     ttl: Option<Duration>,
     tti: Option<Duration>,
     refresh: Option<Duration>,
+    stale_if_error: Option<Duration>,
     jitter: f64,
     policy: Policy,
     weigher: Option<Weigher<K, V>>,
@@ -69,6 +70,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             ttl: None,
             tti: None,
             refresh: None,
+            stale_if_error: None,
             jitter: 0.0,
             policy: Policy::default(),
             weigher: None,
@@ -183,6 +185,52 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     /// ```
     pub fn refresh_after(mut self, refresh: Duration) -> Self {
         self.refresh = Some(refresh);
+        self
+    }
+
+    /// Stale-if-error (as RFC 5861's `stale-if-error`): when the recomputation of an expired
+    /// entry fails, the load returns the expired value instead of the error, as long as it
+    /// expired no longer than `window` ago. For the loads that can fail:
+    /// [`Cache::try_get_or_insert_with`] and its async form, and `#[cached]` functions returning
+    /// `Result` (`#[cached(ttl = "5m", stale_if_error = "1h")]`).
+    ///
+    /// - **What is kept**: an entry that expired (by [time-to-live](Self::time_to_live) or
+    ///   [time-to-idle](Self::time_to_idle)) stays in the cache for `window` more, never
+    ///   returned as a hit ([`Cache::get`] misses it), and is reclaimed after. It still counts
+    ///   in [`Cache::len`] and towards the capacity, and is evicted like any entry when room
+    ///   is needed: the cache stays within [`max_capacity`](Self::max_capacity).
+    /// - **Who gets it**: the caller whose computation failed, and every caller waiting on that
+    ///   computation (coalesced), whatever the error type. Nothing is stored: the next call
+    ///   computes again. A value written meanwhile (an `insert`) is returned instead; after an
+    ///   `invalidate` or `clear` of the key there is nothing to return, and the error is. A
+    ///   panic still goes to its caller.
+    /// - **Stats**: the failed computation counts in `loads` and `load_failures`, and in
+    ///   `stale_served` when the old value answered it.
+    /// - **With [refresh](Self::refresh_after)**: a failed refresh already keeps the old value
+    ///   until it expires; then a failed load serves it for `window` more.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit::{Cache, MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(300))
+    ///     .stale_if_error(Duration::from_secs(3600))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert("rate", 1);
+    /// clock.advance(Duration::from_secs(600)); // expired 5 minutes ago
+    /// assert_eq!(cache.get(&"rate"), None);     // never a hit once expired
+    /// let failed: Result<u32, &str> = cache.try_get_or_insert_with("rate", || Err("down"));
+    /// assert_eq!(failed, Ok(1));                // the expired value, not the error
+    /// assert_eq!(cache.stats().stale_served, 1);
+    /// clock.advance(Duration::from_secs(3600)); // expired 65 minutes ago
+    /// let failed: Result<u32, &str> = cache.try_get_or_insert_with("rate", || Err("down"));
+    /// assert_eq!(failed, Err("down"));
+    /// ```
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
         self
     }
 
@@ -333,6 +381,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             tti: self.tti.map(duration_nanos),
             refresh: self.refresh.map(duration_nanos),
             jitter: self.jitter,
+            stale_if_error: self.stale_if_error.map(duration_nanos),
         };
         let config = ShardConfig {
             expiry,

@@ -123,6 +123,9 @@ pub(crate) struct ExpiryPolicy {
     pub(crate) refresh: Option<u64>,
     /// The fraction (in `[0, 1)`) by which each entry's `ttl` and `refresh` are spread.
     pub(crate) jitter: f64,
+    /// Stale-if-error: how long after it expired an entry is kept, to be returned in place of
+    /// a failed recomputation's error (see `CacheBuilder::stale_if_error`).
+    pub(crate) stale_if_error: Option<u64>,
 }
 
 impl ExpiryPolicy {
@@ -157,6 +160,11 @@ impl ExpiryPolicy {
         let refresh = self.refresh.unwrap_or(0);
         let window = self.ttl.map_or(refresh, |ttl| ttl.saturating_sub(refresh));
         (window / 4).max(1)
+    }
+
+    /// How long an entry is kept once expired: its stale-if-error window, or nothing.
+    pub(crate) fn grace(&self) -> u64 {
+        self.stale_if_error.unwrap_or(0)
     }
 
     /// Pushes the idle deadline on a read at `now`.
@@ -202,6 +210,14 @@ impl Deadline {
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         now >= self.live_until || now >= self.idle_until.load(Relaxed)
     }
+
+    /// Whether the entry expired at least `grace` ago at `now`, so may be reclaimed: kept until
+    /// then (expired, never returned as a hit) for stale-if-error. With no grace, whether it is
+    /// expired.
+    pub(crate) fn is_reclaimable(&self, now: u64, grace: u64) -> bool {
+        now.checked_sub(grace)
+            .is_some_and(|then| self.is_expired(then))
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +249,28 @@ mod tests {
             ..policy
         };
         assert_eq!(plain.deadline_for_write(5, 77).live_until, 1_000_005);
+    }
+
+    #[test]
+    fn an_expired_entry_is_reclaimable_once_its_grace_has_passed() {
+        let policy = ExpiryPolicy {
+            ttl: Some(100),
+            stale_if_error: Some(50),
+            ..ExpiryPolicy::default()
+        };
+        let deadline = policy.deadline_for_write(0, 1);
+        let grace = policy.grace();
+        assert!(!deadline.is_expired(99) && !deadline.is_reclaimable(99, grace));
+        assert!(deadline.is_expired(100) && !deadline.is_reclaimable(149, grace));
+        assert!(deadline.is_reclaimable(150, grace));
+        assert!(
+            deadline.is_reclaimable(100, 0),
+            "without a grace: as soon as expired"
+        );
+        assert!(
+            !deadline.is_reclaimable(10, u64::MAX),
+            "a grace beyond the clock"
+        );
     }
 
     #[test]

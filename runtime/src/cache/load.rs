@@ -326,8 +326,7 @@ fn run<K: Hash + Eq + Clone, V: Clone, E>(
             .span()
             .in_scope(|| init(leader.key(), leader.superseded()))
     };
-    leader.finish(&result, rule);
-    result
+    leader.finish(result, rule)
 }
 
 /// The async twin of [`load_with`]: `init` makes the computation of `key` (it gets the key
@@ -455,8 +454,7 @@ where
     Box::pin(async move {
         let computation = pin!(leader.span().instrument(init(key, leader.superseded())));
         let result = running_here(&leader.flight, computation).await;
-        leader.finish(&result, rule);
-        result
+        leader.finish(result, rule)
     })
 }
 
@@ -541,10 +539,12 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         &self.cache.inner.flights[self.shard]
     }
 
-    /// Ends the flight with the computation's result: a value is stored in the cache when the
-    /// rule says so and handed to the waiters; an error is handed to the waiters when the rule
-    /// can share it, and otherwise one waiter takes over.
-    pub(crate) fn finish<E>(mut self, result: &Result<V, E>, rule: LoadRule<V, E>) {
+    /// Ends the flight with the computation's result, and returns what its caller gets: a
+    /// value is stored in the cache when the rule says so and handed to the waiters; an error
+    /// is replaced by the key's expired value within the stale-if-error window (not stored),
+    /// else handed to the waiters when the rule can share it, and otherwise one waiter takes
+    /// over.
+    pub(crate) fn finish<E>(mut self, result: Result<V, E>, rule: LoadRule<V, E>) -> Result<V, E> {
         let nanos = self.elapsed_nanos();
         // The key stays in `self` until the last user code has run: should it panic (a weigher
         // or eviction listener while storing, a clone), `Drop` still ends the flight instead of
@@ -555,7 +555,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             // Before leaving the table, so that no hit starts the next refresh right away.
             self.postpone_refresh();
         }
-        if let Ok(value) = result {
+        if let Ok(value) = &result {
             if (rule.store)(value) {
                 let superseded = Some(self.flight.superseded_flag());
                 self.cache.insert_hashed(
@@ -567,23 +567,45 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                 );
             }
         }
+        let failed = result.is_err();
+        let result = match result {
+            Err(error) => self.stale_value(key).ok_or(error),
+            ok => ok,
+        };
+        let stale_served = failed && result.is_ok();
         self.flights().leave(self.hash, key, &self.flight);
         // No waiter can find the flight any more; without one, skip cloning for nobody.
         let ended = self
             .flight
             .has_waiters()
-            .then(|| Ended::of(result, rule.share_error));
+            .then(|| Ended::of(&result, rule.share_error));
         // Counted before the waiters wake, so that they see this load in the stats.
-        self.count(result.is_err(), nanos);
+        self.count(failed, nanos);
+        if stale_served {
+            bump(&counters(self.cache, self.shard).stale_served);
+        }
         self.key = None;
-        let outcome = match result {
-            Ok(_) => LoadOutcome::Ok,
-            Err(_) => LoadOutcome::Error,
+        let outcome = if failed {
+            LoadOutcome::Error
+        } else {
+            LoadOutcome::Ok
         };
         self.span.end(outcome, Duration::from_nanos(nanos));
         if let Some(ended) = ended {
             self.flight.end(ended);
         }
+        result
+    }
+
+    /// Stale-if-error: what a failed load of `key` returns instead of its error, the key's
+    /// value expired within the window (see `CacheBuilder::stale_if_error`). A refresh keeps
+    /// its old value anyway.
+    fn stale_value(&self, key: &K) -> Option<V> {
+        let config = &self.cache.inner.config;
+        if self.refresh || config.expiry.stale_if_error.is_none() {
+            return None;
+        }
+        self.cache.inner.shards[self.shard].stale_value(config, self.hash, key, self.cache.now())
     }
 
     fn elapsed_nanos(&self) -> u64 {

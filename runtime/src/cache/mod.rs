@@ -487,9 +487,10 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         }
     }
 
-    /// Removes every expired entry now. Writes already reclaim a few expired entries each (and
-    /// [`CacheBuilder::sweep_interval`] does it in the background); this is for callers that
-    /// want it done at a moment of their choosing.
+    /// Removes every expired entry now (with [`CacheBuilder::stale_if_error`], those that
+    /// expired longer ago than its window). Writes already reclaim a few expired entries each
+    /// (and [`CacheBuilder::sweep_interval`] does it in the background); this is for callers
+    /// that want it done at a moment of their choosing.
     ///
     /// ```
     /// use std::time::Duration;
@@ -516,7 +517,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         }
     }
 
-    /// Entries resident, including expired ones not yet reclaimed.
+    /// Entries resident, including expired ones not yet reclaimed (or kept for
+    /// [stale-if-error](CacheBuilder::stale_if_error)).
     ///
     /// ```
     /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);

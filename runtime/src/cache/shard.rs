@@ -180,6 +180,12 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
         now.is_some_and(|now| self.deadlines[idx as usize].is_expired(now))
     }
 
+    /// Whether slot `idx` expired at least `expiry`'s stale-if-error window ago (or, without
+    /// one, is expired): an entry that may be reclaimed.
+    fn is_reclaimable(&self, idx: u32, now: Option<u64>, expiry: &ExpiryPolicy) -> bool {
+        now.is_some_and(|now| self.deadlines[idx as usize].is_reclaimable(now, expiry.grace()))
+    }
+
     /// Sets the deadlines (and the refresh time) of slot `idx`, written at `now`.
     fn set_times(&mut self, expiry: &ExpiryPolicy, idx: u32, hash: u64, now: u64) {
         let deadline = expiry.deadline_for_write(now, hash);
@@ -359,6 +365,25 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 *slot = (*slot).max(at);
             }
         }
+    }
+
+    /// The value of `key` if it is live or expired within the stale-if-error window at `now`
+    /// (what a failed recomputation returns instead of its error); not counted, not a use.
+    pub(crate) fn stale_value<Q>(
+        &self,
+        cfg: &ShardConfig<K, V>,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+    ) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let data = self.data.read();
+        let idx = data
+            .find(hash, key)
+            .filter(|&idx| !data.is_reclaimable(idx, now, &cfg.expiry))?;
+        Some(data.entry(idx).value.clone())
     }
 
     /// Reads the live value of `key` with `read`; not counted as a lookup and not a use.
@@ -570,7 +595,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         for _ in 0..budget.min(data.slots.len()) {
             let idx = data.sweep_cursor % data.slots.len();
             data.sweep_cursor = idx + 1;
-            if data.slots[idx].is_some() && data.is_expired(idx as u32, now) {
+            if data.slots[idx].is_some() && data.is_reclaimable(idx as u32, now, &cfg.expiry) {
                 self.remove_resident(cfg, data, idx as u32, RemovalCause::Expired, removed);
             }
         }
@@ -581,8 +606,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.weight.store(data.weight, Relaxed);
     }
 
-    /// Removes `key` if present and still expired (another writer may have refreshed it).
-    /// Never blocks: if the lock is busy, a later sweep reclaims the entry.
+    /// Removes `key` if present and still reclaimable (another writer may have refreshed it;
+    /// an entry within its stale-if-error window stays). Never blocks: if the lock is busy, a
+    /// later sweep reclaims the entry.
     pub(crate) fn reclaim_expired<Q>(
         &self,
         cfg: &ShardConfig<K, V>,
@@ -597,7 +623,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             let data = &mut *guard;
             if let Some(idx) = data
                 .find(hash, key)
-                .filter(|&idx| data.is_expired(idx, now))
+                .filter(|&idx| data.is_reclaimable(idx, now, &cfg.expiry))
             {
                 self.remove_resident(cfg, data, idx, RemovalCause::Expired, removed);
                 self.publish_size(data);
@@ -633,8 +659,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         live
     }
 
-    /// Removes every entry for which `pred` holds (expired entries go as expired); returns how
-    /// many live entries were invalidated.
+    /// Removes every entry for which `pred` holds (expired entries go as expired), and the
+    /// reclaimable ones; returns how many live entries were invalidated.
     pub(crate) fn retain(
         &self,
         cfg: &ShardConfig<K, V>,
@@ -649,13 +675,16 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             let Some(entry) = &data.slots[idx as usize] else {
                 continue;
             };
-            let cause = if data.is_expired(idx, now) {
+            let cause = if data.is_reclaimable(idx, now, &cfg.expiry) {
                 RemovalCause::Expired
-            } else if pred(&entry.key, &entry.value) {
+            } else if !pred(&entry.key, &entry.value) {
+                continue;
+            } else if data.is_expired(idx, now) {
+                // Kept for stale-if-error, and invalidated: it goes, but was not live.
+                RemovalCause::Expired
+            } else {
                 invalidated += 1;
                 RemovalCause::Invalidated
-            } else {
-                continue;
             };
             self.remove_resident(cfg, data, idx, cause, removed);
         }
@@ -699,7 +728,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.publish_size(data);
     }
 
-    /// Removes every expired entry.
+    /// Removes every reclaimable entry (expired, and past its stale-if-error window).
     pub(crate) fn purge_expired(
         &self,
         cfg: &ShardConfig<K, V>,

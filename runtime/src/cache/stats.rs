@@ -25,6 +25,7 @@ pub(crate) struct Counters {
     pub(crate) load_nanos: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) refresh_failures: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -252,6 +253,7 @@ impl Counters {
         stats.total_load_time += Duration::from_nanos(self.load_nanos.load(Relaxed));
         stats.refreshes += self.refreshes.load(Relaxed);
         stats.refresh_failures += self.refresh_failures.load(Relaxed);
+        stats.stale_served += self.stale_served.load(Relaxed);
     }
 
     pub(crate) fn reset(&self) {
@@ -266,6 +268,7 @@ impl Counters {
             &self.load_nanos,
             &self.refreshes,
             &self.refresh_failures,
+            &self.stale_served,
         ] {
             counter.store(0, Relaxed);
         }
@@ -347,6 +350,10 @@ pub struct Stats {
     /// Refreshes that returned an error or panicked (or, async, were cancelled); the old value
     /// stays until it expires.
     pub refresh_failures: u64,
+    /// Stale-if-error (`stale_if_error`): failed computations answered with the key's expired
+    /// value instead of their error (their caller and the callers waiting on them get it).
+    /// Each is also counted in `loads` and `load_failures`.
+    pub stale_served: u64,
 }
 
 impl Stats {
@@ -420,6 +427,7 @@ impl Stats {
             l2_replayed_writes: self.l2_replayed_writes + other.l2_replayed_writes,
             refreshes: self.refreshes + other.refreshes,
             refresh_failures: self.refresh_failures + other.refresh_failures,
+            stale_served: self.stale_served + other.stale_served,
         }
     }
 }
@@ -476,6 +484,10 @@ impl fmt::Display for Stats {
                 " refreshes={} refresh_failures={}",
                 self.refreshes, self.refresh_failures
             )?;
+        }
+        // Only caches that served a stale value in place of an error.
+        if self.stale_served > 0 {
+            write!(f, " stale_served={}", self.stale_served)?;
         }
         Ok(())
     }

@@ -100,6 +100,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     counter("memokit_coalesced_waits_total", "Callers that waited for another caller's computation.", |s| s.coalesced_waits),
     counter("memokit_refreshes_total", "Refresh-ahead recomputations of values still cached.", |s| s.refreshes),
     counter("memokit_refresh_failures_total", "Refreshes that failed or panicked (the old value stays).", |s| s.refresh_failures),
+    counter("memokit_stale_served_total", "Failed computations answered with the expired value (stale-if-error).", |s| s.stale_served),
     seconds("memokit_load_seconds_total", "Time spent in computations, in seconds.", |s| s.total_load_time),
     gauge("memokit_entries", "Entries resident.", Read::Count(|s| s.len)),
     gauge("memokit_weighted_size", "Total weight resident (the entry count without a weigher).", Read::Count(|s| s.weighted_size)),
@@ -129,7 +130,7 @@ impl Registry {
     /// `memokit_evictions_total`, `memokit_expirations_total`, `memokit_invalidations_total`,
     /// `memokit_loads_total`, `memokit_load_failures_total`, `memokit_coalesced_waits_total`,
     /// `memokit_refreshes_total`, `memokit_refresh_failures_total`,
-    /// `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
+    /// `memokit_stale_served_total`, `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
     /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
     /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,
     /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
@@ -225,7 +226,7 @@ mod tests {
         (stats.hits, stats.misses, stats.inserts, stats.evictions) = (1, 2, 3, 4);
         (stats.expirations, stats.invalidations, stats.loads) = (5, 6, 7);
         (stats.load_failures, stats.coalesced_waits) = (8, 9);
-        (stats.refreshes, stats.refresh_failures) = (18, 19);
+        (stats.refreshes, stats.refresh_failures, stats.stale_served) = (18, 19, 20);
         stats.total_load_time = Duration::from_millis(1500);
         (stats.len, stats.weighted_size, stats.capacity) = (11, 12, Some(13));
         (
@@ -237,11 +238,11 @@ mod tests {
         (stats.l2_pending_writes, stats.l2_replayed_writes) = (20, 21);
         let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
         let mut expected: Vec<Value> = (1..=9)
-            .chain(18..=19)
+            .chain(18..=20)
             .chain(11..=13)
             .map(Value::Int)
             .collect();
-        expected.insert(11, Value::Float(1.5));
+        expected.insert(12, Value::Float(1.5));
         if cfg!(feature = "redis") {
             expected.extend((14..=17).chain(20..=21).map(Value::Int));
         }

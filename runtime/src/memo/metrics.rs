@@ -11,7 +11,7 @@
 //! `memokit_inserts_total`, `memokit_evictions_total`, `memokit_expirations_total`,
 //! `memokit_invalidations_total`, `memokit_loads_total`, `memokit_load_failures_total`,
 //! `memokit_coalesced_waits_total`, `memokit_refreshes_total`,
-//! `memokit_refresh_failures_total` (set with `absolute`); gauges `memokit_entries`,
+//! `memokit_refresh_failures_total`, `memokit_stale_served_total` (set with `absolute`); gauges `memokit_entries`,
 //! `memokit_weighted_size`, `memokit_capacity` (not set for an unbounded cache) and
 //! `memokit_load_seconds_total`, the time spent in computations, a gauge here because facade
 //! counters are integers; with the `redis` feature, counters `memokit_l2_hits_total`,

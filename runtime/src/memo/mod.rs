@@ -502,7 +502,8 @@ where
                 .instrument(init(leader.key(), leader.superseded()));
             runtime.spawn(async move {
                 let result = refresh.await;
-                leader.finish(&result, rule);
+                // A refresh's caller already has the old value.
+                drop(leader.finish(result, rule));
             });
             return None;
         }

@@ -1,5 +1,5 @@
-//! `warm` needs a function whose key is its arguments: not one with `key = …`, not a method,
-//! not one with a `&'static` argument.
+//! `warm` needs a function whose key is its arguments: not one with `key = …` or `#[skip]`,
+//! not a method, not one with a `&'static` argument.
 
 use memokit::cached;
 
@@ -11,6 +11,11 @@ fn row(id: u64, _trace_id: u128) -> String {
 #[cached]
 fn name_len(name: &'static str) -> usize {
     name.len()
+}
+
+#[cached]
+fn traced(id: u64, #[skip] trace_id: u128) -> String {
+    format!("row {id} traced {trace_id}")
 }
 
 struct Repo {
@@ -28,4 +33,5 @@ fn main() {
     row_cache().warm([1, 2]);
     Repo::get_cache().warm_with_parallelism([(1, 7)], 4);
     name_len_cache().warm(["a".to_string()]);
+    traced_cache().warm([1]);
 }
