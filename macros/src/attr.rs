@@ -31,6 +31,8 @@ pub(crate) struct Options {
     pub(crate) jitter: Option<Setting<Jitter>>,
     /// `stale_if_error = …`: how long after it expired a value may answer a failed call.
     pub(crate) stale_if_error: Option<Setting<u64>>,
+    /// `instance = field`: the method's cache is this field of `self`, one per instance.
+    pub(crate) instance: Option<Ident>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -65,7 +67,7 @@ pub(crate) struct Flag {
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 15] = [
+const KNOWN_NAMES: [&str; 16] = [
     "size",
     "weight",
     "ttl",
@@ -81,11 +83,12 @@ const KNOWN_NAMES: [&str; 15] = [
     "refresh",
     "jitter",
     "stale_if_error",
+    "instance",
 ];
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     refresh, jitter, stale_if_error";
+     refresh, jitter, stale_if_error, instance";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -208,6 +211,16 @@ impl Options {
                     tokens: quote::quote!(#name #value),
                 })
             }
+            "instance" => match &value {
+                Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                    self.instance = path.path.get_ident().cloned();
+                }
+                _ => errors.spanned(
+                    &value,
+                    "expected `instance = <field>`, the field of `self` that holds the method's \
+                     cache, e.g. `instance = users`",
+                ),
+            },
             "redis" => errors.spanned(
                 &value,
                 "write `redis` (Redis keeps entries as long as the local `ttl`, or one hour) or \

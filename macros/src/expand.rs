@@ -78,7 +78,10 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
     } else {
         quote!(#accessor)
     };
-    let accessor_call = quote!(#accessor_call_path());
+    let accessor_call = match &options.instance {
+        Some(field) => quote!(self.#field),
+        None => quote!(#accessor_call_path()),
+    };
 
     // A refresh can run on a task of its own only if the body borrows nothing from the caller.
     let call_async = if options.refresh.is_some() && !is_method && !borrows_arguments(func) {
@@ -149,6 +152,36 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         )
         #shared
     };
+    if options.instance.is_some() {
+        let constructor = format_ident!("new_{}_cache", ident);
+        let doc = format!(
+            "A new cache for [`{ident}`]({link}), for the field of each instance that holds it \
+             (see `memokit::Memo`); listed in `memokit::registry()` while it lives."
+        );
+        return quote! {
+            #(#attrs)*
+            #vis #sig {
+                #binding
+                #call
+            }
+
+            #[doc = #doc]
+            #[allow(
+                clippy::type_complexity,
+                clippy::unnecessary_cast,
+                clippy::cast_lossless,
+                clippy::assertions_on_constants
+            )]
+            #vis fn #constructor() -> #memo {
+                static NAME: #private::OnceLock<&'static str> = #private::OnceLock::new();
+                ::memokit::Memo::__instance(
+                    NAME.get_or_init(|| #name),
+                    #builder.build(),
+                    #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
+                )
+            }
+        };
+    }
     let (handle, handle_path, init, loader_items) = match loader {
         Some(Loader { ty, value, items }) => (
             quote!(::memokit::LoadingMemo<#key_type, #value_type, #ty>),

@@ -14,6 +14,35 @@ pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors)
     check_return(func, options, errors);
     check_options(func, options, errors);
     check_expiry(options, errors);
+    check_instance(func, options, errors);
+}
+
+/// `instance = field` keeps the cache in `self`: it needs a `&self` method, and a cache that
+/// lives and dies with one instance cannot be shared through Redis or a `static` handle.
+fn check_instance(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let Some(field) = &options.instance else {
+        return;
+    };
+    match func.receiver {
+        None => errors.spanned(
+            field,
+            "`instance` keeps the cache in a field of `self`, so it needs a method taking `&self`; \
+             a free function has one cache for the process: remove `instance`",
+        ),
+        Some(receiver) if receiver.reference.is_none() => errors.spanned(
+            receiver,
+            "`instance` needs `&self`: a method taking `self` by value would move the instance \
+             that holds the cache; take `&self`",
+        ),
+        Some(_) => {}
+    }
+    if options.given("redis") {
+        errors.spanned(
+            field,
+            "`instance` and `redis` do not combine: Redis entries are shared by every process, \
+             an instance's cache is its own; remove one of them",
+        );
+    }
 }
 
 /// The error for an item that is not a function with a body, at its keyword and name.
@@ -289,7 +318,11 @@ fn check_storable(ty: &Type, what: &str, errors: &mut Errors) {
 fn check_options(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     let (sig, args) = (func.sig, &func.args);
     // A method's `#[skip]` says what its key is: the other arguments.
-    if func.is_method() && !options.given("key") && func.arg_skips().next().is_none() {
+    if func.is_method()
+        && !options.given("key")
+        && !options.given("instance")
+        && func.arg_skips().next().is_none()
+    {
         let names: Vec<String> = args.iter().map(|arg| arg.name.to_string()).collect();
         let advice = match names.as_slice() {
             [] => "name the fields of `self` the result depends on and add the key's type, e.g. \
@@ -307,7 +340,8 @@ fn check_options(func: &Function<'_>, options: &Options, errors: &mut Errors) {
         };
         errors.spanned(
             &sig.ident,
-            format!("`#[cached]` on a method needs `key = …`, because `self` cannot be stored in the cache: {advice}"),
+            format!("`#[cached]` on a method needs `key = …`, because `self` cannot be stored in the cache: {advice}; \
+                     or give each instance a cache of its own with `instance = <field>`"),
         );
     }
     if let (Some(key), false) = (&options.key, options.given("key_type")) {

@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, Weak};
 
 use equivalent::Equivalent;
 
@@ -18,7 +18,7 @@ use crate::cache::flight::{ShareError, Superseded};
 use crate::cache::key::LookupKey;
 use crate::cache::load::{self, Leader, LoadRule};
 use crate::cache::stats::Stats;
-use crate::cache::Cache;
+use crate::cache::{Cache, Inner};
 use crate::memo::registry::{registry, ErasedMemo, Registry};
 use crate::memo::shape::Shape;
 use crate::tier::{load_through, load_through_blocking, Tier, TierHandle};
@@ -528,6 +528,62 @@ where
 
     fn clear(&self) {
         Memo::clear(self)
+    }
+}
+
+/// How the registry lists the cache of one instance: by a weak handle, so that the cache and
+/// its values go with the instance.
+struct InstanceListing<K, V> {
+    name: &'static str,
+    cache: Weak<Inner<K, V>>,
+}
+
+impl<K, V> InstanceListing<K, V> {
+    fn cache(&self) -> Option<Cache<K, V>> {
+        self.cache.upgrade().map(|inner| Cache { inner })
+    }
+}
+
+impl<K, V> ErasedMemo for InstanceListing<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stats(&self) -> Stats {
+        self.cache().map(|cache| cache.stats()).unwrap_or_default()
+    }
+
+    fn clear(&self) {
+        if let Some(cache) = self.cache() {
+            cache.clear();
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.cache.strong_count() > 0
+    }
+}
+
+impl<K, V> Memo<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The cache of one instance, for `#[cached(instance = field)]` (what the generated
+    /// `new_<method>_cache()` returns): listed in the [`registry`](crate::registry()) under the
+    /// method's name, with the other live instances' (their stats added up), until it is
+    /// dropped. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn __instance(name: &'static str, cache: Cache<K, V>, options: MemoOptions) -> Self {
+        registry().register_instance(Box::new(InstanceListing {
+            name,
+            cache: Arc::downgrade(&cache.inner),
+        }));
+        Memo::__new(name, cache, options)
     }
 }
 

@@ -25,7 +25,23 @@ use crate::cache::stats::Stats;
 /// registry.clear_all();
 /// ```
 pub struct Registry {
-    memos: RwLock<Vec<&'static dyn ErasedMemo>>,
+    memos: RwLock<Vec<Listed>>,
+}
+
+/// A listed memo: a function's `static` one, or the cache of one instance (`#[cached(instance
+/// = …)]`), listed while the instance lives.
+enum Listed {
+    Function(&'static dyn ErasedMemo),
+    Instance(Box<dyn ErasedMemo>),
+}
+
+impl Listed {
+    fn memo(&self) -> &dyn ErasedMemo {
+        match self {
+            Listed::Function(memo) => *memo,
+            Listed::Instance(memo) => memo.as_ref(),
+        }
+    }
 }
 
 /// One memoized function as listed by [`Registry::functions`].
@@ -63,15 +79,42 @@ pub fn registry() -> &'static Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.memos.read().iter().map(|memo| memo.name()))
-            .finish()
+        f.debug_list().entries(self.live()).finish()
     }
 }
 
 impl Registry {
     pub(crate) fn register(&self, memo: &'static dyn ErasedMemo) {
-        self.memos.write().push(memo);
+        self.memos.write().push(Listed::Function(memo));
+    }
+
+    /// Lists the cache of one instance until it is dropped; the dropped ones go at the next
+    /// listing, so that instances that come and go do not make the registry grow.
+    pub(crate) fn register_instance(&self, memo: Box<dyn ErasedMemo>) {
+        let mut memos = self.memos.write();
+        memos.retain(|listed| listed.memo().alive());
+        memos.push(Listed::Instance(memo));
+    }
+
+    /// The names of the listed memos whose cache still exists.
+    fn live(&self) -> Vec<&'static str> {
+        self.memos
+            .read()
+            .iter()
+            .map(Listed::memo)
+            .filter(|memo| memo.alive())
+            .map(|memo| memo.name())
+            .collect()
+    }
+
+    /// Runs `f` on every listed memo whose cache still exists.
+    fn each(&self, mut f: impl FnMut(&dyn ErasedMemo)) {
+        for listed in self.memos.read().iter() {
+            let memo = listed.memo();
+            if memo.alive() {
+                f(memo);
+            }
+        }
     }
 
     /// Every listed function with its stats, sorted by name.
@@ -81,15 +124,13 @@ impl Registry {
     /// # let _ = names;
     /// ```
     pub fn functions(&self) -> Vec<FunctionStats> {
-        let mut listed: Vec<FunctionStats> = self
-            .memos
-            .read()
-            .iter()
-            .map(|memo| FunctionStats {
+        let mut listed: Vec<FunctionStats> = Vec::new();
+        self.each(|memo| {
+            listed.push(FunctionStats {
                 name: memo.name(),
                 stats: memo.stats(),
-            })
-            .collect();
+            });
+        });
         listed.sort_by(|a, b| a.name.cmp(b.name));
         listed
     }
@@ -116,13 +157,17 @@ impl Registry {
     /// assert!(memokit::registry().stats("never::called").is_none());
     /// ```
     pub fn stats(&self, name: &str) -> Option<Stats> {
-        let memos = self.memos.read();
-        let mut found = memos
-            .iter()
-            .filter(|memo| memo.name() == name)
-            .map(|memo| memo.stats());
-        let first = found.next()?;
-        Some(found.fold(first, |sum, stats| sum.merged(&stats)))
+        let mut sum: Option<Stats> = None;
+        self.each(|memo| {
+            if memo.name() == name {
+                let stats = memo.stats();
+                sum = Some(match sum.take() {
+                    Some(sum) => sum.merged(&stats),
+                    None => stats,
+                });
+            }
+        });
+        sum
     }
 
     /// Clears the cache of the function called `name` (every one, if several share the name);
@@ -132,12 +177,13 @@ impl Registry {
     /// assert!(!memokit::registry().clear("never::called"));
     /// ```
     pub fn clear(&self, name: &str) -> bool {
-        let memos = self.memos.read();
         let mut found = false;
-        for memo in memos.iter().filter(|memo| memo.name() == name) {
-            memo.clear();
-            found = true;
-        }
+        self.each(|memo| {
+            if memo.name() == name {
+                memo.clear();
+                found = true;
+            }
+        });
         found
     }
 
@@ -147,9 +193,7 @@ impl Registry {
     /// memokit::registry().clear_all();
     /// ```
     pub fn clear_all(&self) {
-        for memo in self.memos.read().iter() {
-            memo.clear();
-        }
+        self.each(|memo| memo.clear());
     }
 }
 
@@ -158,4 +202,8 @@ pub(crate) trait ErasedMemo: Send + Sync {
     fn name(&self) -> &'static str;
     fn stats(&self) -> Stats;
     fn clear(&self);
+    /// Whether its cache still exists (an instance's goes with the instance).
+    fn alive(&self) -> bool {
+        true
+    }
 }
