@@ -236,6 +236,108 @@ impl<'a> Function<'a> {
     }
 }
 
+/// What `#[cached(batch)]` needs from a function: its one argument of keys (`&[K]` or
+/// `Vec<K>`), and the key and value types of the map it returns (`HashMap<K, V>`, any map
+/// type whose first two type parameters are the key and value, or `Vec<(K, V)>`, each also
+/// inside a `Result`).
+pub(crate) struct BatchParts<'f> {
+    pub(crate) keys: &'f Arg<'f>,
+    /// `Vec<K>` rather than `&[K]`.
+    pub(crate) by_value: bool,
+    pub(crate) key: &'f Type,
+    pub(crate) value: &'f Type,
+}
+
+impl<'a> Function<'a> {
+    /// The batch function's parts; `Err` says which part does not fit, at which tokens.
+    pub(crate) fn batch_parts(&self) -> Result<BatchParts<'_>, syn::Error> {
+        let kept = self.key_by_default();
+        let [keys] = kept.as_slice() else {
+            return Err(syn::Error::new_spanned(
+                &self.sig.inputs,
+                "`batch` needs exactly one argument of keys (`ids: &[u64]` or `ids: Vec<u64>`); \
+                 mark any other argument `#[skip]`",
+            ));
+        };
+        let (key, by_value) = element_type(keys.ty).ok_or_else(|| {
+            syn::Error::new_spanned(
+                keys.ty,
+                "the keys of a `batch` function come as a slice or a vector: write `&[K]` or `Vec<K>`",
+            )
+        })?;
+        let output = self.value_output().ok_or_else(|| {
+            syn::Error::new_spanned(
+                &self.sig.ident,
+                "a `batch` function returns the values it found: add `-> HashMap<K, V>`",
+            )
+        })?;
+        let map = match output.kind {
+            ReturnKind::Result => first_type_argument(output.ty).unwrap_or(output.ty),
+            _ => output.ty,
+        };
+        let value = map_value_type(map).ok_or_else(|| {
+            syn::Error::new_spanned(
+                map,
+                "a `batch` function returns its values by key: `HashMap<K, V>` (or `BTreeMap<K, V>`, \
+                 `Vec<(K, V)>`), possibly inside a `Result`",
+            )
+        })?;
+        Ok(BatchParts {
+            keys,
+            by_value,
+            key,
+            value,
+        })
+    }
+}
+
+/// `T` of `&[T]` (false) or `Vec<T>` (true).
+fn element_type(ty: &Type) -> Option<(&Type, bool)> {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => match &*reference.elem {
+            Type::Slice(slice) => Some((&slice.elem, false)),
+            _ => None,
+        },
+        Type::Path(path) if path.path.segments.last()?.ident == "Vec" => {
+            first_type_argument(ty).map(|elem| (elem, true))
+        }
+        _ => None,
+    }
+}
+
+fn type_arguments(ty: &Type) -> Vec<&Type> {
+    let Type::Path(path) = ty else {
+        return Vec::new();
+    };
+    let Some(segment) = path.path.segments.last() else {
+        return Vec::new();
+    };
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(arguments) => arguments
+            .args
+            .iter()
+            .filter_map(|argument| match argument {
+                syn::GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn first_type_argument(ty: &Type) -> Option<&Type> {
+    type_arguments(ty).first().copied()
+}
+
+/// `V` of `Map<K, V, …>`, or of `Vec<(K, V)>`.
+fn map_value_type(map: &Type) -> Option<&Type> {
+    match type_arguments(map).as_slice() {
+        [_, value, ..] => Some(value),
+        [Type::Tuple(pair)] if pair.elems.len() == 2 => pair.elems.iter().nth(1),
+        _ => None,
+    }
+}
+
 /// `Result` and `Option` are recognised by the last segment of the written type.
 fn return_kind(ty: &Type) -> ReturnKind {
     let Type::Path(path) = ty else {

@@ -33,6 +33,8 @@ pub(crate) struct Options {
     pub(crate) stale_if_error: Option<Setting<u64>>,
     /// `instance = field`: the method's cache is this field of `self`, one per instance.
     pub(crate) instance: Option<Ident>,
+    /// `batch`: the function takes a slice of keys and returns the values it found.
+    pub(crate) batch: Option<Ident>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -67,7 +69,7 @@ pub(crate) struct Flag {
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 16] = [
+const KNOWN_NAMES: [&str; 17] = [
     "size",
     "weight",
     "ttl",
@@ -84,11 +86,12 @@ const KNOWN_NAMES: [&str; 16] = [
     "jitter",
     "stale_if_error",
     "instance",
+    "batch",
 ];
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     refresh, jitter, stale_if_error, instance";
+     refresh, jitter, stale_if_error, instance, batch";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -142,6 +145,14 @@ impl Options {
                 errors.at(name.span(), "`redis` is given twice; keep one");
             }
             self.redis = Some(parse_redis(input, errors));
+            self.given.push(name);
+            return;
+        }
+        if name == "batch" && !input.peek(Token![=]) {
+            if self.given("batch") {
+                errors.at(name.span(), "`batch` is given twice; keep one");
+            }
+            self.batch = Some(name.clone());
             self.given.push(name);
             return;
         }
@@ -221,6 +232,10 @@ impl Options {
                      cache, e.g. `instance = users`",
                 ),
             },
+            "batch" => errors.spanned(
+                &value,
+                "write `batch` alone, without `=`: the function takes a slice of keys",
+            ),
             "redis" => errors.spanned(
                 &value,
                 "write `redis` (Redis keeps entries as long as the local `ttl`, or one hour) or \

@@ -65,12 +65,32 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             quote!(::core::option::Option::None),
         ),
     };
-    let value_type = quote!(<#shape as #private::Shape>::Value);
-    let Key {
-        ty: key_type,
-        binding,
-        lookup,
-    } = key(func, options);
+    let batch = options.batch.as_ref().and_then(|_| func.batch_parts().ok());
+    let (
+        value_type,
+        Key {
+            ty: key_type,
+            binding,
+            lookup,
+        },
+    ) = match &batch {
+        Some(parts) => {
+            let (key, value) = (parts.key, parts.value);
+            let none = TokenStream::new();
+            (
+                quote!(#value),
+                Key {
+                    ty: quote!(#key),
+                    binding: none.clone(),
+                    lookup: none,
+                },
+            )
+        }
+        None => (
+            quote!(<#shape as #private::Shape>::Value),
+            key(func, options),
+        ),
+    };
     let accessor = format_ident!("{}_cache", ident);
     let is_method = func.is_method();
     let accessor_call_path = if is_method {
@@ -89,7 +109,17 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
     } else {
         quote!(__call_async::<#shape, _, _, _>)
     };
-    let call = if func.is_async() {
+    let call = if let Some(parts) = &batch {
+        batch_call(
+            func,
+            parts,
+            &accessor_call,
+            &shape,
+            &share_error,
+            ret,
+            block,
+        )
+    } else if func.is_async() {
         // A closure that makes the body's future, not the future: the runtime makes it only
         // where it computes, and boxes it, so this function's future holds the arguments once
         // more, not the body's state.
@@ -251,7 +281,12 @@ struct Loader {
 
 fn loader(func: &Function<'_>, options: &Options, key_type: &TokenStream) -> Option<Loader> {
     let skips_any = func.args.iter().any(|arg| arg.skip.is_some());
-    if func.is_method() || options.key.is_some() || skips_any || func.sig.unsafety.is_some() {
+    if func.is_method()
+        || options.key.is_some()
+        || options.batch.is_some()
+        || skips_any
+        || func.sig.unsafety.is_some()
+    {
         return None;
     }
     let private = quote!(::memokit::__private);
@@ -469,6 +504,59 @@ fn is_constant(expr: &Expr) -> bool {
 /// is inferred from its first `return`; the unreachable one in front fixes it to `ret`, so the
 /// body's `return`s coerce (`return Err(Box::new(e))` into `Box<dyn Error>`) as they do in an
 /// `async fn`.
+/// The call of a `batch` function: its keys go to the runtime, and the body runs on the
+/// missing ones, bound to the argument's name (a slice, or a vector).
+fn batch_call(
+    func: &Function<'_>,
+    parts: &ast::BatchParts<'_>,
+    memo: &TokenStream,
+    shape: &TokenStream,
+    share_error: &TokenStream,
+    ret: &Type,
+    block: &syn::Block,
+) -> TokenStream {
+    let (name, key) = (parts.keys.name, parts.key);
+    let missing = format_ident!("__memokit_missing");
+    let keys = quote!(::core::iter::Iterator::cloned(#name.iter()));
+    if func.is_async() {
+        let bind = if parts.by_value {
+            quote!(let #name: ::std::vec::Vec<#key> = #missing;)
+        } else {
+            quote!(let #name: &[#key] = &#missing;)
+        };
+        quote! {
+            #memo.__call_batch_async::<#shape, _, _, _>(
+                #keys,
+                #share_error,
+                move |#missing: ::std::vec::Vec<#key>| async move {
+                    #bind
+                    if let ::core::option::Option::Some(output) = ::core::option::Option::None::<#ret> {
+                        return output;
+                    }
+                    let output: #ret = #block;
+                    output
+                },
+            ).await
+        }
+    } else {
+        let bind = if parts.by_value {
+            quote!(let #name: ::std::vec::Vec<#key> = #missing.to_vec();)
+        } else {
+            quote!(let #name: &[#key] = #missing;)
+        };
+        quote! {
+            #memo.__call_batch::<#shape, _>(
+                #keys,
+                #share_error,
+                move |#missing: &[#key]| -> #ret {
+                    #bind
+                    #block
+                },
+            )
+        }
+    }
+}
+
 pub(crate) fn async_body(ret: &impl ToTokens, block: &syn::Block) -> TokenStream {
     quote! {
         async move {

@@ -15,6 +15,49 @@ pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors)
     check_options(func, options, errors);
     check_expiry(options, errors);
     check_instance(func, options, errors);
+    check_batch(func, options, errors);
+}
+
+/// `batch`: one argument of keys, a map of values back, and none of the options about one
+/// key's result.
+fn check_batch(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let Some(batch) = &options.batch else {
+        return;
+    };
+    if let Err(error) = func.batch_parts() {
+        errors.push(error);
+    }
+    for (option, why) in [
+        ("key", "the keys are the elements of the argument"),
+        ("key_type", "the keys are the elements of the argument"),
+        ("redis", "the shared tier takes one key at a time"),
+        ("refresh", "a batch is computed when asked, not ahead"),
+        ("stale_if_error", "a failed batch fails for every key"),
+        (
+            "cache_errors",
+            "an error is the whole batch's, not one key's",
+        ),
+        (
+            "cache_none",
+            "a key the batch leaves out of its answer is not stored",
+        ),
+    ] {
+        if options.given(option) {
+            errors.spanned(
+                batch,
+                format!(
+                    "`{option}` does not apply to a `batch` function ({why}): remove `{option}`"
+                ),
+            );
+        }
+    }
+    if func.is_method() && options.instance.is_none() {
+        errors.spanned(
+            batch,
+            "a `batch` method keeps its cache in its instance: add `instance = <field>`, or make \
+             it a free function",
+        );
+    }
 }
 
 /// `instance = field` keeps the cache in `self`: it needs a `&self` method, and a cache that
@@ -321,6 +364,7 @@ fn check_options(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     if func.is_method()
         && !options.given("key")
         && !options.given("instance")
+        && !options.given("batch")
         && func.arg_skips().next().is_none()
     {
         let names: Vec<String> = args.iter().map(|arg| arg.name.to_string()).collect();

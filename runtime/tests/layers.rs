@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     // Tiers: the seam (`tier`) and each tier (`tier::redis`); they see the core from above.
     ("tier", &["tier"], &["cache", "flight", "stats"]),
     // The core: nothing in it imports a tier or the memo layer.
-    ("load", &["cache::load"], &["cache", "shard", "flight", "key", "trace", "stats", "expiry"]),
+    ("load", &["cache::load", "cache::batch"], &["cache", "shard", "flight", "key", "trace", "stats", "expiry"]),
     ("cache", &["cache", "cache::builder"], &["shard", "flight", "policy", "trace", "removal", "stats", "expiry"]),
     ("shard", &["cache::shard"], &["policy", "trace", "removal", "stats", "expiry"]),
     ("policy", &["cache::policy"], &["stats"]),

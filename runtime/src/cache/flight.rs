@@ -219,10 +219,18 @@ impl<V: Clone> Ended<V> {
     /// How a leader's `result` ends its flight: a value, an error its waiters can copy (with
     /// `share_error`), or abandoned, for one waiter to take over.
     pub(crate) fn of<E>(result: &Result<V, E>, share_error: Option<ShareError<E>>) -> Self {
-        match (result, share_error) {
-            (Ok(value), _) => Ended::Value(value.clone()),
-            (Err(error), Some(share)) => Ended::Error((share.share)(error)),
-            (Err(_), None) => Ended::Failed,
+        match result {
+            Ok(value) => Ended::Value(value.clone()),
+            Err(error) => Ended::failure(error, share_error),
+        }
+    }
+
+    /// How a failed computation ends its flight: with an error its waiters can copy, or
+    /// abandoned to one of them.
+    pub(crate) fn failure<E>(error: &E, share_error: Option<ShareError<E>>) -> Self {
+        match share_error {
+            Some(share) => Ended::Error((share.share)(error)),
+            None => Ended::Failed,
         }
     }
 }

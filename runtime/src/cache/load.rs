@@ -184,7 +184,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
 }
 
 /// What the first look at the cache found.
-enum Found<V> {
+pub(crate) enum Found<V> {
     Hit(V),
     /// A value due for a refresh: the caller returns it, after refreshing it if it leads.
     Stale(V),
@@ -194,7 +194,7 @@ enum Found<V> {
 /// The first step of a load: a counted lookup (the hit path, with nothing added), by the key
 /// as the caller holds it (no owned key is built).
 #[inline]
-fn lookup<K: Hash + Eq, V: Clone, Q: Hash + Equivalent<K> + ?Sized>(
+pub(crate) fn lookup<K: Hash + Eq, V: Clone, Q: Hash + Equivalent<K> + ?Sized>(
     cache: &Cache<K, V>,
     shard: usize,
     hash: u64,
@@ -220,7 +220,7 @@ pub(crate) enum Join<'a, K: Hash + Eq + Clone, V: Clone> {
 /// One step of a miss: join the key's flight, or lead a new one (without coalescing, always a
 /// flight of its own). `waited` counts one coalesced wait per call, however many hand-overs it
 /// sees.
-fn step<'a, K: Hash + Eq + Clone, V: Clone>(
+pub(crate) fn step<'a, K: Hash + Eq + Clone, V: Clone>(
     cache: &'a Cache<K, V>,
     shard: usize,
     hash: u64,
@@ -530,6 +530,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             .expect("a leader holds its key until it finishes")
     }
 
+    /// Marks this thread as running the computation (see [`RunningHere`]).
+    pub(crate) fn running_here(&self) -> RunningHere {
+        RunningHere::enter(&self.flight)
+    }
+
     /// The span the computation runs in (feature `tracing`).
     pub(crate) fn span(&self) -> &LoadSpan {
         &self.span
@@ -606,6 +611,24 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             return None;
         }
         self.cache.inner.shards[self.shard].stale_value(config, self.hash, key, self.cache.now())
+    }
+
+    /// Ends the flight without a value: the computation gave none for this key (absent from a
+    /// batch's answer, counted as a load), or failed for every key of the batch (`failed`, with
+    /// how its waiters learn it).
+    pub(crate) fn end_without_value(mut self, ended: Ended<V>, failed: bool) {
+        let nanos = self.elapsed_nanos();
+        self.postpone_refresh();
+        let key = self.key.take().expect("finished once");
+        self.flights().leave(self.hash, &key, &self.flight);
+        self.count(failed, nanos);
+        let outcome = if failed {
+            LoadOutcome::Error
+        } else {
+            LoadOutcome::Ok
+        };
+        self.span.end(outcome, Duration::from_nanos(nanos));
+        self.flight.end(ended);
     }
 
     fn elapsed_nanos(&self) -> u64 {

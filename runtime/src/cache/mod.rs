@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use equivalent::Equivalent;
 
+pub(crate) mod batch;
 pub(crate) mod builder;
 pub(crate) mod expiry;
 pub(crate) mod flight;
@@ -125,7 +126,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.inner.hasher.hash_one(key)
     }
 
@@ -144,7 +145,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// The shard of a hash: bits the hash table does not use for probing (low bits) nor for its
     /// control bytes (top seven).
     #[inline]
-    fn shard_of(&self, hash: u64) -> usize {
+    pub(crate) fn shard_of(&self, hash: u64) -> usize {
         (hash >> 32) as usize & (self.inner.shards.len() - 1)
     }
 

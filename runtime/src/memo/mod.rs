@@ -14,6 +14,7 @@ pub mod metrics;
 pub(crate) mod registry;
 pub(crate) mod shape;
 
+use crate::cache::batch;
 use crate::cache::flight::{ShareError, Superseded};
 use crate::cache::key::LookupKey;
 use crate::cache::load::{self, Leader, LoadRule};
@@ -386,6 +387,73 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             rule,
             S::join,
         )
+    }
+
+    /// The rule of a batch: every value computed is stored (a key left out of the answer is
+    /// how a batch says "none").
+    fn batch_rule<E>(&self, share_error: Option<ShareError<E>>) -> LoadRule<V, E> {
+        LoadRule {
+            store: |_| true,
+            share_error,
+            coalesce: self.options.coalesce,
+        }
+    }
+
+    /// The call of a `#[cached(batch)]` function with its keys: the keys cached are served,
+    /// those another call computes are awaited, and `body` gets the others, once (not called
+    /// when none is missing). Not part of the stable API.
+    #[doc(hidden)]
+    pub fn __call_batch<S, M>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        share_error: Option<ShareError<S::Error>>,
+        body: impl FnOnce(&[K]) -> S::Output,
+    ) -> S::Output
+    where
+        S: Shape<Value = M>,
+        M: IntoIterator<Item = (K, V)> + FromIterator<(K, V)>,
+    {
+        let rule = self.batch_rule(share_error);
+        let batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        let missing = batch.missing();
+        let computed = if missing.is_empty() {
+            Ok(M::from_iter(None))
+        } else {
+            let _running = batch.running_here();
+            S::split(body(&missing))
+        };
+        let found = batch.end(computed, rule).and_then(|waits| waits.wait(rule));
+        S::join(found.map(M::from_iter))
+    }
+
+    /// The `async` form of [`Memo::__call_batch`]: `body` gets the missing keys and makes the
+    /// computation. Not part of the stable API.
+    #[doc(hidden)]
+    pub async fn __call_batch_async<S, M, B, F>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        share_error: Option<ShareError<S::Error>>,
+        body: B,
+    ) -> S::Output
+    where
+        S: Shape<Value = M>,
+        M: IntoIterator<Item = (K, V)> + FromIterator<(K, V)>,
+        B: FnOnce(Vec<K>) -> F,
+        F: Future<Output = S::Output>,
+    {
+        let rule = self.batch_rule(share_error);
+        let batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        let missing = batch.missing();
+        let computed = if missing.is_empty() {
+            Ok(M::from_iter(None))
+        } else {
+            S::split(body(missing).await)
+        };
+        let found = match batch.end(computed, rule) {
+            Ok(waits) => waits.wait_async(rule).await,
+            Err(error) => Err(error),
+        };
+        S::join(found.map(M::from_iter))
     }
 
     /// What the caller that computes `key` runs: the body, through the shared tier when the

@@ -1,0 +1,181 @@
+//! `#[cached(batch)]`: a function of many keys. Cached keys are served from the cache, only the
+//! missing ones reach the body, in one call, and each key is shared with concurrent calls that
+//! compute it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use memokit::{cached, Memo};
+
+/// What each call of a body was asked for.
+static ASKED: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+
+fn asked() -> Vec<Vec<u64>> {
+    std::mem::take(&mut *ASKED.lock().unwrap())
+}
+
+#[cached(batch, size = 1_000)]
+fn squares(ids: &[u64]) -> HashMap<u64, u64> {
+    ASKED.lock().unwrap().push(ids.to_vec());
+    // Odd numbers above 100 do not exist in the source.
+    ids.iter()
+        .filter(|&&id| id < 100 || id % 2 == 0)
+        .map(|&id| (id, id * id))
+        .collect()
+}
+
+#[test]
+fn only_missing_keys_reach_the_body_in_one_call() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    squares_cache().clear();
+    squares_cache().reset_stats();
+    asked();
+    let first = squares(&[1, 2, 3]);
+    assert_eq!(first, HashMap::from([(1, 1), (2, 4), (3, 9)]));
+    let second = squares(&[2, 3, 4, 5, 4]);
+    assert_eq!(second, HashMap::from([(2, 4), (3, 9), (4, 16), (5, 25)]));
+    assert_eq!(
+        asked(),
+        vec![vec![1, 2, 3], vec![4, 5]],
+        "cached keys and repeats left out"
+    );
+    assert_eq!(squares(&[1, 5]).len(), 2);
+    assert!(asked().is_empty(), "all cached: no call");
+    let stats = squares_cache().stats();
+    assert_eq!((stats.hits, stats.misses, stats.loads), (4, 5, 5));
+    assert_eq!(squares_cache().get(&4), Some(16), "each key is an entry");
+}
+
+#[test]
+fn keys_left_out_of_the_answer_are_not_stored() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    squares_cache().clear();
+    asked();
+    assert_eq!(squares(&[101, 102]), HashMap::from([(102, 102 * 102)]));
+    assert_eq!(squares(&[101, 102]), HashMap::from([(102, 102 * 102)]));
+    assert_eq!(asked(), vec![vec![101, 102], vec![101]], "101 asked again");
+    assert_eq!(squares_cache().get(&101), None);
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
+static SLOW_KEYS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[cached(batch)]
+fn slow(ids: Vec<u64>) -> Vec<(u64, String)> {
+    SLOW_CALLS.fetch_add(1, SeqCst);
+    SLOW_KEYS.lock().unwrap().extend(&ids);
+    thread::sleep(Duration::from_millis(100));
+    ids.into_iter().map(|id| (id, id.to_string())).collect()
+}
+
+#[test]
+fn concurrent_batches_compute_each_key_once() {
+    let start = Arc::new(Barrier::new(4));
+    let batches: Vec<Vec<u64>> = vec![vec![1, 2, 3], vec![3, 4], vec![2, 4, 5], vec![1, 5, 6]];
+    let threads: Vec<_> = batches
+        .into_iter()
+        .map(|ids| {
+            let start = start.clone();
+            thread::spawn(move || {
+                start.wait();
+                let found = slow(ids.clone());
+                (ids, found)
+            })
+        })
+        .collect();
+    for thread in threads {
+        let (ids, found) = thread.join().unwrap();
+        let mut found: Vec<(u64, String)> = found;
+        found.sort();
+        let expected: Vec<(u64, String)> = ids.iter().map(|&id| (id, id.to_string())).collect();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(found, expected, "every key of {ids:?}");
+    }
+    let mut keys = SLOW_KEYS.lock().unwrap().clone();
+    keys.sort();
+    assert_eq!(keys, vec![1, 2, 3, 4, 5, 6], "each key computed once");
+    assert!(SLOW_CALLS.load(SeqCst) <= 4);
+    assert_eq!(slow_cache().stats().loads, 6);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SourceDown;
+
+static FAILING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(batch)]
+fn failing(ids: &[u32]) -> Result<BTreeMap<u32, u32>, SourceDown> {
+    if FAILING_CALLS.fetch_add(1, SeqCst) == 0 {
+        return Err(SourceDown);
+    }
+    Ok(ids.iter().map(|&id| (id, id + 1)).collect())
+}
+
+#[test]
+fn an_error_is_returned_and_nothing_is_stored() {
+    assert_eq!(failing(&[1, 2]), Err(SourceDown));
+    assert!(failing_cache().is_empty());
+    assert_eq!(failing(&[1, 2]), Ok(BTreeMap::from([(1, 2), (2, 3)])));
+    assert_eq!(
+        failing_cache().stats().load_failures,
+        2,
+        "both keys failed once"
+    );
+}
+
+static ASYNC_KEYS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[cached(batch)]
+async fn lookup(ids: &[u64]) -> HashMap<u64, u64> {
+    ASYNC_KEYS.lock().unwrap().extend(ids);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    ids.iter().map(|&id| (id, id + 1_000)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_batches_share_keys_with_each_other() {
+    let calls = [vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2, 3, 4]]
+        .into_iter()
+        .map(|ids| tokio::spawn(async move { (lookup(&ids).await, ids) }));
+    for call in calls {
+        let (found, ids) = call.await.unwrap();
+        assert_eq!(found.len(), ids.len(), "{ids:?}: {found:?}");
+        assert!(ids.iter().all(|id| found[id] == id + 1_000));
+    }
+    let mut keys = ASYNC_KEYS.lock().unwrap().clone();
+    keys.sort();
+    assert_eq!(keys, vec![1, 2, 3, 4], "each key computed once");
+}
+
+struct Catalog {
+    markup: u64,
+    prices: Memo<u64, u64>,
+}
+
+impl Catalog {
+    #[cached(batch, instance = prices)]
+    fn prices(&self, ids: &[u64]) -> HashMap<u64, u64> {
+        ids.iter().map(|&id| (id, id * self.markup)).collect()
+    }
+}
+
+#[test]
+fn a_batch_method_keeps_its_cache_in_its_instance() {
+    let cheap = Catalog {
+        markup: 1,
+        prices: Catalog::new_prices_cache(),
+    };
+    let dear = Catalog {
+        markup: 3,
+        prices: Catalog::new_prices_cache(),
+    };
+    assert_eq!(cheap.prices(&[10]), HashMap::from([(10, 10)]));
+    assert_eq!(dear.prices(&[10]), HashMap::from([(10, 30)]));
+    assert_eq!(cheap.prices.stats().misses, 1);
+}
