@@ -30,7 +30,6 @@ fn check_batch(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     for (option, why) in [
         ("key", "the keys are the elements of the argument"),
         ("key_type", "the keys are the elements of the argument"),
-        ("redis", "the shared tier takes one key at a time"),
         ("refresh", "a batch is computed when asked, not ahead"),
         ("stale_if_error", "a failed batch fails for every key"),
         (

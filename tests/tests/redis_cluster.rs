@@ -520,3 +520,40 @@ fn an_invalidation_the_dead_master_never_replicated_is_applied_again() {
         "the promoted replica served the value from before"
     );
 }
+
+// ---- Batches ------------------------------------------------------------------------------------
+
+static BATCH_CALLS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(batch, size = 1_000, redis(ttl = "10m"), name = "cluster::batch")]
+fn batch_doubles(ids: &[u32]) -> std::collections::HashMap<u32, u64> {
+    BATCH_CALLS.fetch_add(1, SeqCst);
+    ids.iter().map(|&id| (id, u64::from(id) * 2)).collect()
+}
+
+/// A batch's keys span every slot: reads and writes go as one pipeline per slot.
+#[test]
+fn a_batch_reads_and_writes_across_slots() {
+    let Some((_serial, cluster)) = parent_with_cluster() else {
+        return;
+    };
+    connect_with(
+        Config::cluster(cluster.urls())
+            .prefix("batch")
+            .timeout(Duration::from_millis(250)),
+    )
+    .unwrap();
+    let ids: Vec<u32> = (0..100).collect();
+    assert_eq!(batch_doubles(&ids).len(), 100);
+    assert_eq!(cluster.keys("batch:{cluster::batch:0:*").len(), 100);
+    batch_doubles_cache().cache().clear();
+    let found = batch_doubles(&ids);
+    assert!(ids.iter().all(|id| found[id] == u64::from(*id) * 2));
+    assert_eq!(
+        BATCH_CALLS.load(SeqCst),
+        1,
+        "the second batch came from the cluster"
+    );
+    let stats = batch_doubles_cache().stats();
+    assert_eq!((stats.l2_hits, stats.l2_errors), (100, 0));
+}

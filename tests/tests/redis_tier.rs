@@ -694,3 +694,63 @@ fn memokit_redis_url_connects_without_a_call() {
         "the child's value was not written to Redis"
     );
 }
+
+// ---- Batches -------------------------------------------------------------------------------
+
+static BATCH_ASKED: std::sync::Mutex<Vec<Vec<u32>>> = std::sync::Mutex::new(Vec::new());
+
+#[cached(batch, size = 100, redis(ttl = "10m"), name = "t::batch")]
+fn batch_squares(ids: &[u32]) -> std::collections::HashMap<u32, u32> {
+    BATCH_ASKED.lock().unwrap().push(ids.to_vec());
+    ids.iter().map(|&id| (id, id * id)).collect()
+}
+
+#[cached(batch, size = 100, redis(ttl = "10m"), name = "t::batch_async")]
+async fn batch_cubes(ids: Vec<u32>) -> Vec<(u32, u32)> {
+    BATCH_ASKED.lock().unwrap().push(ids.clone());
+    ids.into_iter().map(|id| (id, id * id * id)).collect()
+}
+
+/// A batch reads its missing keys from Redis in one round trip, and stores what it computed.
+#[test]
+fn a_batch_reads_and_fills_redis() {
+    let Some((_serial, server)) = setup("batch") else {
+        return;
+    };
+    assert_eq!(batch_squares(&[1, 2, 3]).len(), 3);
+    assert_eq!(
+        std::mem::take(&mut *BATCH_ASKED.lock().unwrap()),
+        vec![vec![1, 2, 3]]
+    );
+    let mut conn = server.connection();
+    let stored: Vec<String> = conn.keys("batch:{t::batch:0:*").unwrap();
+    assert_eq!(stored.len(), 3, "each computed value is in Redis");
+    // Another process (here: the in-process tier emptied) finds them there.
+    batch_squares_cache().cache().clear();
+    let found = batch_squares(&[1, 2, 3, 4]);
+    assert_eq!(found[&2], 4);
+    assert_eq!(found[&4], 16);
+    assert_eq!(
+        std::mem::take(&mut *BATCH_ASKED.lock().unwrap()),
+        vec![vec![4]],
+        "only the key Redis did not hold was computed"
+    );
+    let stats = batch_squares_cache().stats();
+    assert_eq!((stats.l2_hits, stats.l2_misses, stats.l2_errors), (3, 4, 0));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(batch_cubes(vec![2, 3]).await.len(), 2);
+        batch_cubes_cache().cache().clear();
+        let mut again = batch_cubes(vec![2, 3, 5]).await;
+        again.sort();
+        assert_eq!(again, vec![(2, 8), (3, 27), (5, 125)]);
+    });
+    assert_eq!(
+        std::mem::take(&mut *BATCH_ASKED.lock().unwrap()),
+        vec![vec![2, 3], vec![5]]
+    );
+}

@@ -71,6 +71,16 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
             .collect()
     }
 
+    /// The keys of this call whose computation was superseded (written meanwhile): their
+    /// computed values must not go to a tier (the in-process cache already keeps them out).
+    pub(crate) fn superseded(&self) -> std::collections::HashSet<K> {
+        self.leaders
+            .iter()
+            .filter(|leader| leader.superseded().get())
+            .map(|leader| leader.key().clone())
+            .collect()
+    }
+
     /// Marks this thread as computing the batch's keys, so that a computation that calls the
     /// function again for one of them panics instead of waiting for itself.
     pub(crate) fn running_here(&self) -> RunningAll {

@@ -22,7 +22,7 @@ use crate::cache::stats::Stats;
 use crate::cache::{Cache, Inner};
 use crate::memo::registry::{registry, ErasedMemo, Registry};
 use crate::memo::shape::Shape;
-use crate::tier::{load_through, load_through_blocking, Tier, TierHandle};
+use crate::tier::{self, load_through, load_through_blocking, Tier, TierHandle};
 
 /// Per-function settings from the `#[cached]` attribute that the runtime applies on each call.
 #[doc(hidden)]
@@ -420,7 +420,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             Ok(M::from_iter(None))
         } else {
             let _running = batch.running_here();
-            S::split(body(&missing))
+            match self.tier.as_deref() {
+                None => S::split(body(&missing)),
+                Some(tier) => {
+                    let (found, absent) =
+                        in_tier(&missing, tier::block_on(tier, tier.get_many(&missing)));
+                    if absent.is_empty() {
+                        Ok(M::from_iter(found))
+                    } else {
+                        S::split(body(&absent)).map(|answer| {
+                            let computed: Vec<(K, V)> = answer.into_iter().collect();
+                            let fresh = for_tier(&computed, &absent, &batch.superseded());
+                            if !fresh.is_empty() {
+                                tier::block_on(tier, tier.store_many(&fresh));
+                            }
+                            found.into_iter().chain(computed).collect()
+                        })
+                    }
+                }
+            }
         };
         let found = batch.end(computed, rule).and_then(|waits| waits.wait(rule));
         S::join(found.map(M::from_iter))
@@ -447,7 +465,27 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         let computed = if missing.is_empty() {
             Ok(M::from_iter(None))
         } else {
-            S::split(body(missing).await)
+            match self.tier.as_deref() {
+                None => S::split(body(missing).await),
+                Some(tier) => {
+                    let (found, absent) = in_tier(&missing, tier.get_many(&missing).await);
+                    if absent.is_empty() {
+                        Ok(M::from_iter(found))
+                    } else {
+                        match S::split(body(absent.clone()).await) {
+                            Ok(answer) => {
+                                let computed: Vec<(K, V)> = answer.into_iter().collect();
+                                let fresh = for_tier(&computed, &absent, &batch.superseded());
+                                if !fresh.is_empty() {
+                                    tier.store_many(&fresh).await;
+                                }
+                                Ok(found.into_iter().chain(computed).collect())
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                }
+            }
         };
         let found = match batch.end(computed, rule) {
             Ok(waits) => waits.wait_async(rule).await,
@@ -597,6 +635,35 @@ where
     fn clear(&self) {
         Memo::clear(self)
     }
+}
+
+/// What a tier holds of a batch's missing keys (`got`, in their order), and the keys it does
+/// not hold, which the batch computes.
+fn in_tier<K: Clone, V>(missing: &[K], got: Vec<Option<V>>) -> (Vec<(K, V)>, Vec<K>) {
+    let mut found = Vec::new();
+    let mut absent = Vec::new();
+    for (key, value) in missing.iter().zip(got) {
+        match value {
+            Some(value) => found.push((key.clone(), value)),
+            None => absent.push(key.clone()),
+        }
+    }
+    (found, absent)
+}
+
+/// The values a batch computed that go to its tier: of keys it asked for, and not superseded
+/// by a write while it computed.
+fn for_tier<K: Hash + Eq + Clone, V: Clone>(
+    computed: &[(K, V)],
+    asked: &[K],
+    superseded: &std::collections::HashSet<K>,
+) -> Vec<(K, V)> {
+    let asked: std::collections::HashSet<&K> = asked.iter().collect();
+    computed
+        .iter()
+        .filter(|(key, _)| asked.contains(key) && !superseded.contains(key))
+        .cloned()
+        .collect()
 }
 
 /// How the registry lists the cache of one instance: by a weak handle, so that the cache and

@@ -44,6 +44,14 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
     /// so it reads nothing.
     fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>>;
 
+    /// The values of a batch's missing `keys` in the tier, in one round trip where the tier
+    /// can (`None` for each miss). Nothing is claimed: a batch's computed values are stored
+    /// with [`Tier::store_many`].
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>>;
+
+    /// Stores the values a batch computed (the key was missing in the tier).
+    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()>;
+
     /// A handle's `insert`: stores `value` and tells the other processes.
     fn put(&self, key: &K, value: &V);
 
@@ -135,7 +143,7 @@ fn stores<V>(store: fn(&V) -> bool, value: &V, superseded: &Superseded<V>) -> bo
 }
 
 /// The output of `work`, run to its end by the tier's [`Tier::block_on`].
-fn block_on<K, V, T>(tier: &dyn Tier<K, V>, work: TierFuture<'_, T>) -> T {
+pub(crate) fn block_on<K, V, T>(tier: &dyn Tier<K, V>, work: TierFuture<'_, T>) -> T {
     let mut output = None;
     tier.block_on(Box::pin(async {
         output = Some(work.await);

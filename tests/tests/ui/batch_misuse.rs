@@ -17,7 +17,7 @@ fn not_a_map(ids: &[u64]) -> u64 {
     ids.len() as u64
 }
 
-#[cached(batch, key = ids, redis)]
+#[cached(batch, key = ids, cache_none = false)]
 fn with_options(ids: &[u64]) -> HashMap<u64, u64> {
     ids.iter().map(|&id| (id, id)).collect()
 }

@@ -458,6 +458,54 @@ impl Connection {
             .await
     }
 
+    /// The values of `entries` (`None` for each that is missing), within one timeout: one
+    /// pipeline on a server, one per slot on a cluster.
+    pub(crate) async fn read_all(
+        &self,
+        entries: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, Unavailable> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Server::Node { .. } = self.server {
+            let mut pipe = redis::pipe();
+            for entry in &entries {
+                pipe.get(entry);
+            }
+            return self.query_pipe(pipe).await;
+        }
+        let mut by_slot: HashMap<Slot, (Vec<usize>, redis::Pipeline)> = HashMap::new();
+        for (at, entry) in entries.iter().enumerate() {
+            let (places, pipe) = by_slot.entry(Slot::for_key(entry)).or_default();
+            places.push(at);
+            pipe.get(entry);
+        }
+        let count = entries.len();
+        self.run(move |conn| async move {
+            let sent: Vec<_> = by_slot
+                .into_values()
+                .map(|(places, pipe)| {
+                    let mut conn = conn.clone();
+                    let read = tokio::spawn(async move {
+                        pipe.query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await
+                    });
+                    (places, read)
+                })
+                .collect();
+            let mut values = vec![None; count];
+            for (places, read) in sent {
+                let read = read.await.map_err(|error| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "read task", error.to_string()))
+                })??;
+                for (at, value) in places.into_iter().zip(read) {
+                    values[at] = value;
+                }
+            }
+            Ok(values)
+        })
+        .await
+    }
+
     /// Writes (each with the key it writes), then the commands that announce them, all within
     /// one timeout: one pipeline on a server; on a cluster, one pipeline per slot, all sent at
     /// once, and the announcements once every write is done (so that no other process hears of

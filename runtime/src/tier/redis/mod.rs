@@ -747,6 +747,14 @@ where
         Box::pin(lease::fetch(self, key, refresh))
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
+        Box::pin(self.read_many(keys))
+    }
+
+    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
+        Box::pin(self.write_computed(entries))
+    }
+
     fn put(&self, key: &K, value: &V) {
         self.insert(key, value);
     }
@@ -781,6 +789,93 @@ where
 }
 
 impl<K, V> Shared<K, V> {
+    /// The entry names of `keys` (encoded) in the function's current generation, after the
+    /// writes an outage kept from Redis; `None` when Redis is not to be read now.
+    async fn entries_of<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k K>,
+    ) -> Option<(Arc<Connection>, Vec<Option<String>>)>
+    where
+        K: 'k,
+    {
+        let name = self.name()?;
+        let tier = current().filter(|tier| tier.available())?;
+        let generation = match self.state.replay(&tier, name).await {
+            Ok(()) => self.state.generation(&tier, name).await,
+            Err(unavailable) => Err(unavailable),
+        };
+        let generation = match generation {
+            Ok(generation) => generation,
+            Err(unavailable) => {
+                self.state.count(unavailable);
+                return None;
+            }
+        };
+        let entries = keys
+            .into_iter()
+            .map(|key| {
+                (self.encode_key)(key)
+                    .map(|key| keys::entry(&tier.config.prefix, name, generation, &key))
+            })
+            .collect();
+        Some((tier, entries))
+    }
+
+    /// A batch's look at Redis: one `GET` per key, in one round trip per slot.
+    async fn read_many(&self, keys: &[K]) -> Vec<Option<V>> {
+        let mut found: Vec<Option<V>> = keys.iter().map(|_| None).collect();
+        let Some((tier, entries)) = self.entries_of(keys).await else {
+            return found;
+        };
+        let asked: Vec<(usize, String)> = entries
+            .into_iter()
+            .enumerate()
+            .filter_map(|(at, entry)| Some((at, entry?)))
+            .collect();
+        let names = asked.iter().map(|(_, entry)| entry.clone()).collect();
+        match tier.read_all(names).await {
+            Ok(values) => {
+                for ((at, _), bytes) in asked.into_iter().zip(values) {
+                    let value = bytes.and_then(|bytes| {
+                        let value = (self.decode_value)(&bytes);
+                        if value.is_none() {
+                            self.state.counters.decode_errors.fetch_add(1, Relaxed);
+                        }
+                        value
+                    });
+                    let counter = match value {
+                        Some(_) => &self.state.counters.hits,
+                        None => &self.state.counters.misses,
+                    };
+                    counter.fetch_add(1, Relaxed);
+                    found[at] = value;
+                }
+            }
+            Err(unavailable) => self.state.count(unavailable),
+        }
+        found
+    }
+
+    /// Stores what a batch computed: `SET … PX ttl` each, in one round trip per slot. Nothing
+    /// is announced: the other processes had no value of these keys.
+    async fn write_computed(&self, entries: &[(K, V)]) {
+        let Some((tier, names)) = self.entries_of(entries.iter().map(|(key, _)| key)).await else {
+            return;
+        };
+        let writes = entries
+            .iter()
+            .zip(names)
+            .filter_map(|((_, value), name)| {
+                let name = name?;
+                let bytes = (self.encode_value)(value)?;
+                Some((name.clone(), set_px(name, &bytes, self.state.ttl)))
+            })
+            .collect();
+        if let Err(unavailable) = tier.write_all(writes, Vec::new()).await {
+            self.state.count(unavailable);
+        }
+    }
+
     /// `clear()` of a handle: a new generation, announced to the other processes. Left for
     /// later (see `FnState::replay`) when Redis cannot be reached.
     pub(crate) fn clear(&self) {
