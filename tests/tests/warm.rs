@@ -469,7 +469,7 @@ fn warm_and_bulk_writes_reach_redis_and_are_announced() {
     };
     memokit::redis::connect_with(memokit::redis::Config::new(server.url()).prefix("warm"))
         .expect("a valid URL");
-    let entry = |n: u8| format!("warm:w::shared:0:{n:02x}");
+    let entry = |n: u8| format!("warm:{{w::shared:0:{n:02x}}}");
     let mut conn = server.connection();
     let mut events = server.connection();
     events

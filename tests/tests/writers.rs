@@ -476,7 +476,7 @@ fn with_the_redis_tier_writers_replace_and_delete_the_entry_in_redis() {
     memokit::redis::connect_with(memokit::redis::Config::new(server.url()).prefix("writers"))
         .expect("a valid URL");
     let mut conn = server.connection();
-    let entry = "writers:w::shared:0:01";
+    let entry = "writers:{w::shared:0:01}";
     assert_eq!(shared(1), "computed 1");
     let computed: Vec<u8> = redis::cmd("GET").arg(entry).query(&mut conn).unwrap();
 
