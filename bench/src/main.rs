@@ -265,12 +265,22 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
         }
         ("shared", _) => {
             let result = shared_tier::measure(sizes.shared)?;
-            println!(
-                "plain GET {:.1} µs, L2 hit {:.1} µs: {:.2}×",
-                result.get_us,
-                result.l2_hit_us,
-                result.ratio()
-            );
+            for deployment in std::iter::once(&result.server).chain(result.cluster.as_ref().ok()) {
+                println!(
+                    "{}: plain GET {:.1} µs, L2 hit {:.1} µs ({:.2}×), L2 miss {:.1} µs, \
+                     invalidation p50 {:.0} µs, p99 {:.0} µs",
+                    deployment.name,
+                    deployment.get_us,
+                    deployment.l2_hit_us,
+                    deployment.ratio(),
+                    deployment.l2_miss_us,
+                    deployment.invalidation_p50_us,
+                    deployment.invalidation_p99_us,
+                );
+            }
+            if let Err(why) = &result.cluster {
+                println!("cluster: skipped: {why}");
+            }
         }
         ("coalescing", _) => {
             let mut coalescing = sizes.coalescing;

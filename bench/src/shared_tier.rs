@@ -1,16 +1,22 @@
-//! The shared tier: an L2 hit of a `#[cached(redis(...))]` function against a plain blocking
-//! `GET` of the same stored value with the `redis` crate, on one thread, against a throw-away
-//! `redis-server` (started on a free port without persistence and killed at the end).
+//! The shared tier, on one thread, against throw-away deployments started for the run (from
+//! `memokit-fixtures`: one `redis-server`, and a Redis Cluster of three masters with one
+//! replica each, all on loopback, killed at the end):
 //!
-//! Each timed call of [`payload`] first drops its key from the in-process tier (a local
-//! `Cache::invalidate`, which does not touch Redis), so that the call goes in-process miss →
-//! Redis hit; the `l2_hits` counter is checked to have grown by the number of calls.
+//! - an L2 hit of a `#[cached(redis(...))]` function: each timed call first drops its key from
+//!   the in-process tier (a local `Cache::invalidate`, which does not touch Redis), so that
+//!   the call goes in-process miss → Redis hit; the `l2_hits` counter is checked to have grown
+//!   by the number of calls;
+//! - an L2 miss: a key stored nowhere, so the call looks in Redis, takes the key's lease,
+//!   computes, writes the value and releases the lease;
+//! - a plain blocking `GET` of the same stored entries with the `redis` crate, the reference;
+//! - the latency of an invalidation across processes: from the call of `invalidate` to its
+//!   event on another connection's subscription, which is what another process waits for
+//!   before it drops its copy.
 
 use std::hint::black_box;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use memokit_fixtures::{RedisCluster, RedisServer};
 
 use crate::latency::best_latency;
 
@@ -18,7 +24,7 @@ use crate::latency::best_latency;
 const PREFIX: &str = "memokit-bench";
 
 /// A value of about 100 bytes, the same for every call of a key.
-#[memokit::cached(size = 10_000, redis(ttl = "10m"), name = "bench.payload")]
+#[memokit::cached(size = 100_000, redis(ttl = "10m"), name = "bench.payload")]
 pub fn payload(key: u64) -> String {
     format!("{key:020}:{}", "x".repeat(79))
 }
@@ -26,180 +32,236 @@ pub fn payload(key: u64) -> String {
 /// The measurement's sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedSizes {
-    /// Distinct keys stored in Redis before timing; every timed round calls each once.
+    /// Distinct keys timed per round and way.
     pub keys: usize,
     /// Rounds per way, alternating; the best of each way is reported.
     pub rounds: usize,
+    /// Invalidations timed for the latency percentiles.
+    pub invalidations: usize,
 }
 
-/// Microseconds per operation both ways.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SharedResult {
-    /// A plain blocking `GET` of a stored entry.
+/// The figures of one deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// "one server" or "cluster (3 masters, 3 replicas)".
+    pub name: String,
+    /// A plain blocking `GET` of a stored entry, µs.
     pub get_us: f64,
-    /// `payload(key)` with the key not in the process: an L2 hit.
+    /// `payload(key)` with the key not in the process but in Redis, µs.
     pub l2_hit_us: f64,
+    /// `payload(key)` with the key nowhere: look, lease, compute, write, µs.
+    pub l2_miss_us: f64,
+    /// Invalidation to its event on another connection, median, µs.
+    pub invalidation_p50_us: f64,
+    /// The same, 99th percentile, µs.
+    pub invalidation_p99_us: f64,
     /// Bytes of one stored (encoded) value.
     pub value_bytes: usize,
-    /// L2 hits counted during the timed rounds.
+    /// L2 hits counted during the timed hit rounds.
     pub l2_hits: u64,
-    /// Calls timed through `payload`.
+    /// Calls timed in the hit rounds.
     pub calls: u64,
 }
 
-impl SharedResult {
+impl Deployment {
     /// L2 hit over plain `GET`.
     pub fn ratio(&self) -> f64 {
         self.l2_hit_us / self.get_us
     }
-}
 
-fn find_redis_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A `redis-server` child, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(binary: &PathBuf) -> Result<Server, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("redis-server does not start: {e}"))?;
-        let server = Server {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ping = server.connection().and_then(|mut conn| {
-                redis::cmd("PING")
-                    .query::<String>(&mut conn)
-                    .map_err(|e| e.to_string())
-            });
-            match ping {
-                Ok(_) => return Ok(server),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!("redis-server does not answer: {e}"))
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    fn connection(&self) -> Result<redis::Connection, String> {
-        redis::Client::open(self.url.as_str())
-            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
-            .map_err(|e| e.to_string())
+    /// L2 miss over plain `GET`.
+    pub fn miss_ratio(&self) -> f64 {
+        self.l2_miss_us / self.get_us
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Both deployments' figures; the cluster's may be missing alone (it needs `redis-cli`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedResult {
+    /// One `redis-server`.
+    pub server: Deployment,
+    /// The cluster, or why it was not measured.
+    pub cluster: Result<Deployment, String>,
 }
 
-/// Microseconds per `GET` of each of `entries` on `conn`.
-fn time_get(conn: &mut redis::Connection, entries: &[String]) -> f64 {
-    let started = Instant::now();
-    for entry in entries {
-        let bytes: Vec<u8> = redis::cmd("GET")
-            .arg(entry)
-            .query(conn)
-            .expect("the entry is stored");
-        black_box(bytes);
-    }
-    started.elapsed().as_secs_f64() * 1e6 / entries.len() as f64
-}
-
-/// Microseconds per `payload(key)` of each of `0..keys`, each dropped from the process first.
-fn time_l2_hit(keys: u64) -> f64 {
-    let local = payload_cache().cache();
-    let started = Instant::now();
-    for key in 0..keys {
-        local.invalidate(&key);
-        black_box(payload(black_box(key)));
-    }
-    started.elapsed().as_secs_f64() * 1e6 / keys as f64
+/// What the timing needs of a deployment: a plain `GET`, and a subscription to the events.
+struct Target {
+    name: &'static str,
+    config: memokit::redis::Config,
+    get: Box<dyn FnMut(&str) -> Result<Vec<u8>, String>>,
+    keys: Box<dyn FnMut(&str) -> Vec<String>>,
+    events: redis::Client,
 }
 
 /// Runs the measurement, or says why it could not run (no `redis-server` on `PATH`, or it did
-/// not start). Connects the process's shared tier to the server and disconnects it at the end.
+/// not start). Connects the process's shared tier to each deployment in turn and disconnects
+/// it at the end.
 pub fn measure(sizes: SharedSizes) -> Result<SharedResult, String> {
-    let binary = find_redis_server().ok_or("`redis-server` is not on PATH")?;
-    let server = Server::start(&binary)?;
-    memokit::redis::connect_with(memokit::redis::Config::new(&server.url).prefix(PREFIX))
-        .map_err(|e| e.to_string())?;
-    let result = measure_on(&server, sizes);
+    let server = RedisServer::start().ok_or("`redis-server` is not on PATH")?;
+    let mut conn = server.connection();
+    let single = Target {
+        name: "one server",
+        config: memokit::redis::Config::new(server.url()),
+        get: Box::new(move |entry| {
+            redis::cmd("GET")
+                .arg(entry)
+                .query(&mut conn)
+                .map_err(|e| e.to_string())
+        }),
+        keys: {
+            let mut conn = server.connection();
+            Box::new(move |pattern| {
+                redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query(&mut conn)
+                    .unwrap_or_default()
+            })
+        },
+        events: redis::Client::open(server.url()).map_err(|e| e.to_string())?,
+    };
+    let single = measure_on(single, sizes)?;
+    drop(server);
+    let cluster = match RedisCluster::start() {
+        None => Err("`redis-server` or `redis-cli` is not on PATH".to_string()),
+        Some(cluster) => {
+            let mut conn = cluster.connection();
+            let urls = cluster.urls();
+            let events = redis::Client::open(urls[0].as_str()).map_err(|e| e.to_string())?;
+            let cluster = std::rc::Rc::new(cluster);
+            let listed = cluster.clone();
+            let target = Target {
+                name: "cluster (3 masters, 3 replicas)",
+                config: memokit::redis::Config::cluster(urls),
+                get: Box::new(move |entry| {
+                    redis::cmd("GET")
+                        .arg(entry)
+                        .query(&mut conn)
+                        .map_err(|e| e.to_string())
+                }),
+                keys: Box::new(move |pattern| listed.keys(pattern)),
+                events,
+            };
+            measure_on(target, sizes)
+        }
+    };
+    Ok(SharedResult {
+        server: single,
+        cluster,
+    })
+}
+
+fn measure_on(target: Target, sizes: SharedSizes) -> Result<Deployment, String> {
+    let Target {
+        name,
+        config,
+        mut get,
+        keys: mut list,
+        events,
+    } = target;
+    memokit::redis::connect_with(config.prefix(PREFIX)).map_err(|e| e.to_string())?;
+    let result = timed(name, &mut get, &mut list, &events, sizes);
     memokit::redis::disconnect();
     payload_cache().cache().clear();
     result
 }
 
-fn measure_on(server: &Server, sizes: SharedSizes) -> Result<SharedResult, String> {
+fn timed(
+    name: &str,
+    get: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    list: &mut dyn FnMut(&str) -> Vec<String>,
+    events: &redis::Client,
+    sizes: SharedSizes,
+) -> Result<Deployment, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !memokit::redis::is_subscribed() {
+        if Instant::now() > deadline {
+            return Err(format!("{name}: the tier did not subscribe within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let keys = sizes.keys.max(1) as u64;
-    for key in 0..keys {
-        payload(key);
-    }
-    let mut conn = server.connection()?;
-    let mut entries: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{PREFIX}:{{bench.payload:*"))
-        .query(&mut conn)
-        .map_err(|e| e.to_string())?;
-    entries.retain(|name| !name.ends_with(":gen") && !name.ends_with(":lease"));
-    if entries.len() as u64 != keys {
-        return Err(format!(
-            "{} entries in Redis after storing {keys} keys",
-            entries.len()
-        ));
-    }
-    let value: Vec<u8> = redis::cmd("GET")
-        .arg(&entries[0])
-        .query(&mut conn)
-        .map_err(|e| e.to_string())?;
-    // Warm-up of both ways (connections, caches).
-    time_get(&mut conn, &entries);
-    time_l2_hit(keys);
+    let rounds = sizes.rounds.max(1) as u64;
     let before = payload_cache().stats();
-    let (mut get_us, mut l2_hit_us) = (Vec::new(), Vec::new());
-    for _ in 0..sizes.rounds.max(1) {
-        get_us.push(time_get(&mut conn, &entries));
-        l2_hit_us.push(time_l2_hit(keys));
+    let (mut miss_us, mut hit_us, mut get_us) = (Vec::new(), Vec::new(), Vec::new());
+    let local = payload_cache().cache();
+    let mut value_bytes = 0;
+    for round in 0..=rounds {
+        // Round 0 warms connections and code paths; it is not kept.
+        let base = round * 1_000_000_000;
+        let started = Instant::now();
+        for key in base..base + keys {
+            black_box(payload(black_box(key)));
+        }
+        let miss = micros(started, keys);
+        let started = Instant::now();
+        for key in base..base + keys {
+            local.invalidate(&key);
+            black_box(payload(black_box(key)));
+        }
+        let hit = micros(started, keys);
+        let mut entries = list(&format!("{PREFIX}:{{bench.payload:*"));
+        entries.retain(|entry| !entry.ends_with(":lease"));
+        let started = Instant::now();
+        for entry in &entries {
+            value_bytes = black_box(get(entry)?).len();
+        }
+        let plain = micros(started, entries.len() as u64);
+        if round > 0 {
+            miss_us.push(miss);
+            hit_us.push(hit);
+            get_us.push(plain);
+        }
     }
     let after = payload_cache().stats();
-    let calls = keys * sizes.rounds.max(1) as u64;
+    let calls = keys * rounds;
     let l2_hits = after.l2_hits - before.l2_hits;
-    if l2_hits != calls || after.misses - before.misses != calls {
+    if l2_hits != calls + keys || after.l2_errors != before.l2_errors {
         return Err(format!(
-            "not every timed call was an in-process miss and an L2 hit: {calls} calls, \
-             {l2_hits} L2 hits, {} misses, {} L2 errors",
-            after.misses - before.misses,
+            "{name}: not every timed call was an L2 hit: {} calls, {l2_hits} L2 hits, {} L2 errors",
+            calls + keys,
             after.l2_errors - before.l2_errors
         ));
     }
-    Ok(SharedResult {
+    let (p50, p99) = invalidation_latency(events, sizes.invalidations.max(1) as u64)?;
+    Ok(Deployment {
+        name: name.to_string(),
         get_us: best_latency(&get_us),
-        l2_hit_us: best_latency(&l2_hit_us),
-        value_bytes: value.len(),
-        l2_hits,
+        l2_hit_us: best_latency(&hit_us),
+        l2_miss_us: best_latency(&miss_us),
+        invalidation_p50_us: p50,
+        invalidation_p99_us: p99,
+        value_bytes,
+        l2_hits: l2_hits - keys,
         calls,
     })
+}
+
+/// Median and 99th percentile, in µs, from `invalidate` to its event on another connection.
+fn invalidation_latency(events: &redis::Client, count: u64) -> Result<(f64, f64), String> {
+    let mut connection = events.get_connection().map_err(|e| e.to_string())?;
+    let mut subscription = connection.as_pubsub();
+    subscription
+        .subscribe(format!("{PREFIX}:events"))
+        .map_err(|e| e.to_string())?;
+    subscription
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut latencies = Vec::new();
+    for key in 0..count {
+        let started = Instant::now();
+        payload_cache().invalidate(&key);
+        subscription
+            .get_message()
+            .map_err(|e| format!("the invalidation's event did not arrive: {e}"))?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+fn micros(started: Instant, n: u64) -> f64 {
+    started.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
 }
 
 #[cfg(test)]
@@ -207,18 +269,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_timed_call_is_an_l2_hit() {
-        match measure(SharedSizes {
+    fn every_timed_call_is_an_l2_hit_on_both_deployments() {
+        let sizes = SharedSizes {
             keys: 50,
             rounds: 2,
-        }) {
+            invalidations: 20,
+        };
+        match measure(sizes) {
             Ok(result) => {
-                assert_eq!(result.l2_hits, 100);
-                assert_eq!(result.calls, 100);
-                assert!((90..130).contains(&result.value_bytes), "{result:?}");
-                assert!(result.get_us > 0.0 && result.l2_hit_us > 0.0);
+                let cluster = result.cluster.expect("the cluster was measured");
+                for deployment in [&result.server, &cluster] {
+                    assert_eq!(deployment.l2_hits, 100, "{deployment:?}");
+                    assert!(
+                        (90..130).contains(&deployment.value_bytes),
+                        "{deployment:?}"
+                    );
+                    assert!(deployment.get_us > 0.0 && deployment.l2_hit_us > 0.0);
+                    assert!(deployment.invalidation_p50_us <= deployment.invalidation_p99_us);
+                }
             }
-            Err(why) if find_redis_server().is_none() => eprintln!("skipped: {why}"),
+            Err(why) if std::env::var("MEMOKIT_REQUIRE_REDIS").as_deref() != Ok("1") => {
+                eprintln!("skipped: {why}")
+            }
             Err(why) => panic!("{why}"),
         }
     }

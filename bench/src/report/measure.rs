@@ -112,12 +112,17 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
     let shared = phase(&mut phases, "shared tier", || {
         let shared = shared_tier::measure(sizes.shared);
         match &shared {
-            Ok(r) => eprintln!(
-                "  plain GET {:.1} µs, L2 hit {:.1} µs: {:.2}×",
-                r.get_us,
-                r.l2_hit_us,
-                r.ratio()
-            ),
+            Ok(r) => {
+                for deployment in std::iter::once(&r.server).chain(r.cluster.as_ref().ok()) {
+                    eprintln!(
+                        "  {}: plain GET {:.1} µs, L2 hit {:.1} µs: {:.2}×",
+                        deployment.name,
+                        deployment.get_us,
+                        deployment.l2_hit_us,
+                        deployment.ratio()
+                    );
+                }
+            }
             Err(why) => eprintln!("  skipped: {why}"),
         }
         shared

@@ -87,6 +87,7 @@ impl Sizes {
             shared: SharedSizes {
                 keys: 2_000,
                 rounds: 9,
+                invalidations: 2_000,
             },
         }
     }
@@ -124,6 +125,7 @@ impl Sizes {
             shared: SharedSizes {
                 keys: 200,
                 rounds: 3,
+                invalidations: 200,
             },
         }
     }

@@ -640,34 +640,59 @@ fn render_shared(md: &mut String, results: &Results) {
             let _ = writeln!(
                 md,
                 "**Skipped: {why}.** Install Redis (`apt-get install redis-server`) to measure \
-                 the L2 hit.\n"
+                 the shared tier.\n"
             );
             return;
         }
     };
     let _ = writeln!(
         md,
-        "A `#[cached(size = 10_000, redis(ttl = \"10m\"))] fn payload(key: u64) -> String` \
-         (a stored value of {} bytes) against a throw-away local `redis-server`, on one thread. \
-         {} keys are stored first; each round calls `payload(key)` once per key, each key first \
-         dropped from the in-process tier (a local `invalidate`, included in the time), so that \
-         every call is an in-process miss and an L2 hit ({} L2 hits counted for {} timed \
-         calls); the other way is a plain blocking `GET` of the same entries with the `redis` \
-         crate on one connection. {} rounds alternating the two ways, best round of each.\n",
-        r.value_bytes, s.keys, r.l2_hits, r.calls, s.rounds
+        "A `#[cached(size = 100_000, redis(ttl = \"10m\"))] fn payload(key: u64) -> String` \
+         (a stored value of {} bytes), on one thread, against deployments started for the run \
+         on loopback: one `redis-server`, and a Redis Cluster of three masters with one \
+         replica each. Each round times {} keys stored nowhere (an **L2 miss**: a look in \
+         Redis, the key's lease, the computation, the write, the lease's release), then the \
+         same keys again, each first dropped from the in-process tier (a local `invalidate`, \
+         included in the time) so that every call is an in-process miss and an **L2 hit** \
+         ({} L2 hits counted for {} timed calls on one server), then a plain blocking `GET` \
+         of the stored entries with the `redis` crate (on the cluster, its cluster client). \
+         {} rounds after one untimed, best round of each way. The **invalidation** latency is \
+         from the call of `invalidate` to its event on another connection's subscription, \
+         what another process waits for before it drops its copy ({} invalidations).\n",
+        r.server.value_bytes, s.keys, r.server.l2_hits, r.server.calls, s.rounds, s.invalidations
     );
-    let rows = vec![
-        vec![
-            "plain `GET` (`redis` crate, blocking)".to_string(),
-            format!("{:.1}", r.get_us),
-            "1.00×".to_string(),
+    let mut rows = Vec::new();
+    for deployment in std::iter::once(&r.server).chain(r.cluster.as_ref().ok()) {
+        rows.push(vec![
+            deployment.name.clone(),
+            format!("{:.1}", deployment.get_us),
+            format!(
+                "{:.1} ({})",
+                deployment.l2_hit_us,
+                fmt_ratio(Some(deployment.ratio()))
+            ),
+            format!(
+                "{:.1} ({})",
+                deployment.l2_miss_us,
+                fmt_ratio(Some(deployment.miss_ratio()))
+            ),
+            format!("{:.0}", deployment.invalidation_p50_us),
+            format!("{:.0}", deployment.invalidation_p99_us),
+        ]);
+    }
+    md.push_str(&table(
+        &[
+            "deployment",
+            "plain GET µs",
+            "L2 hit µs (ratio to GET)",
+            "L2 miss µs (ratio to GET)",
+            "invalidation p50 µs",
+            "p99 µs",
         ],
-        vec![
-            "`payload(key)`, L2 hit".to_string(),
-            format!("{:.1}", r.l2_hit_us),
-            fmt_ratio(Some(r.ratio())),
-        ],
-    ];
-    md.push_str(&table(&["way", "µs per op", "ratio to GET"], &rows));
+        &rows,
+    ));
+    if let Err(why) = &r.cluster {
+        let _ = writeln!(md, "\nThe cluster was not measured: {why}.");
+    }
     md.push('\n');
 }

@@ -182,8 +182,8 @@ impl Results {
         match &self.shared {
             Ok(r) => targets.push(at_most(
                 "L2 hit ≤ 1.2× plain Redis GET",
-                r.l2_hit_us,
-                r.get_us,
+                r.server.l2_hit_us,
+                r.server.get_us,
                 1.2,
                 "µs",
             )),

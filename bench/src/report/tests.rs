@@ -11,7 +11,7 @@ use crate::latency::LatencyResult;
 use crate::machine::Machine;
 use crate::macro_overhead::MacroResult;
 use crate::memory::MemoryResult;
-use crate::shared_tier::SharedResult;
+use crate::shared_tier::{Deployment, SharedResult};
 
 fn fake_results() -> Results {
     let kinds = Kind::ALL.to_vec();
@@ -84,11 +84,18 @@ fn fake_results() -> Results {
             cache_get_ns: 10.0,
         },
         shared: Ok(SharedResult {
-            get_us: 40.0,
-            l2_hit_us: 50.0,
-            value_bytes: 101,
-            l2_hits: 600,
-            calls: 600,
+            server: Deployment {
+                name: "one server".into(),
+                get_us: 40.0,
+                l2_hit_us: 50.0,
+                l2_miss_us: 200.0,
+                invalidation_p50_us: 120.0,
+                invalidation_p99_us: 400.0,
+                value_bytes: 101,
+                l2_hits: 600,
+                calls: 600,
+            },
+            cluster: Err("`redis-cli` is not on PATH".into()),
         }),
         phases: vec![("all", Duration::from_secs(1))],
         traces: "dir".into(),
@@ -144,7 +151,8 @@ fn report_states_machine_ratios_and_targets() {
         "60.00 (1.20×) | 90.00 |",
         "Quick run",
         "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
-        "| `payload(key)`, L2 hit | 50.0 | 1.25× |",
+        "| one server | 40.0 | 50.0 (1.25×) | 200.0 (5.00×) | 120 | 400 |",
+        "The cluster was not measured: `redis-cli` is not on PATH.",
         "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
         "`backf` was replayed at capacity 38 without settling, as its users run it: \
          memokit W-TinyLFU (default) 38, memokit S3-FIFO 39",
