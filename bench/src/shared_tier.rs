@@ -84,12 +84,18 @@ pub struct SharedResult {
     pub cluster: Result<Deployment, String>,
 }
 
+/// A plain `GET` of an entry on the deployment.
+type Get = Box<dyn FnMut(&str) -> Result<Vec<u8>, String>>;
+
+/// The names of the deployment's keys that match a pattern.
+type List = Box<dyn FnMut(&str) -> Vec<String>>;
+
 /// What the timing needs of a deployment: a plain `GET`, and a subscription to the events.
 struct Target {
     name: &'static str,
     config: memokit::redis::Config,
-    get: Box<dyn FnMut(&str) -> Result<Vec<u8>, String>>,
-    keys: Box<dyn FnMut(&str) -> Vec<String>>,
+    get: Get,
+    keys: List,
     events: redis::Client,
 }
 
