@@ -19,6 +19,7 @@ pub mod coalescing;
 pub mod contenders;
 pub mod hit_ratio;
 pub mod hit_rows;
+pub mod key_shapes;
 pub mod latency;
 pub mod machine;
 pub mod macro_overhead;

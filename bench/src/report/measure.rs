@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::coalescing::{self, FutureSizes};
 use crate::contenders::Kind;
 use crate::hit_ratio;
+use crate::key_shapes;
 use crate::latency::{self, LatencyResult};
 use crate::machine::{self, Machine};
 use crate::macro_overhead;
@@ -109,6 +110,9 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
     let macro_overhead = phase(&mut phases, "macro overhead", || {
         macro_overhead::measure(sizes.macro_overhead)
     });
+    let key_shapes = phase(&mut phases, "key shapes", || {
+        key_shapes::measure(sizes.key_shapes)
+    });
     let shared = phase(&mut phases, "shared tier", || {
         let shared = shared_tier::measure(sizes.shared);
         match &shared {
@@ -142,6 +146,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         coalescing,
         coalescing_futures: FutureSizes::measure(),
         macro_overhead,
+        key_shapes,
         shared,
         phases,
         traces: options.trace_dir.as_ref().map_or_else(

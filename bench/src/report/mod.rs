@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crate::coalescing::CoalescingSizes;
 use crate::hit_ratio::HitRatioSizes;
+use crate::key_shapes::ShapeSizes;
 use crate::latency::HitLatency;
 use crate::macro_overhead::MacroSizes;
 use crate::shared_tier::SharedSizes;
@@ -47,6 +48,8 @@ pub struct Sizes {
     pub coalescing: CoalescingSizes,
     /// Macro overhead.
     pub macro_overhead: MacroSizes,
+    /// The `#[cached]` hit per key shape (in the macro overhead section).
+    pub key_shapes: ShapeSizes,
     /// Shared tier (Redis).
     pub shared: SharedSizes,
 }
@@ -83,6 +86,11 @@ impl Sizes {
                 entries: 50_000,
                 lookups: 2_000_000,
                 rounds: 9,
+            },
+            key_shapes: ShapeSizes {
+                entries: 10_000,
+                lookups: 1_000_000,
+                rounds: 7,
             },
             shared: SharedSizes {
                 keys: 2_000,
@@ -121,6 +129,11 @@ impl Sizes {
                 entries: 5_000,
                 lookups: 100_000,
                 rounds: 3,
+            },
+            key_shapes: ShapeSizes {
+                entries: 1_000,
+                lookups: 50_000,
+                rounds: 2,
             },
             shared: SharedSizes {
                 keys: 200,

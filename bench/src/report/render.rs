@@ -629,6 +629,52 @@ fn render_macro(md: &mut String, results: &Results) {
     ];
     md.push_str(&table(&["way", "ns per hit", "ratio to Cache::get"], &rows));
     md.push('\n');
+    render_key_shapes(md, results);
+}
+
+fn render_key_shapes(md: &mut String, results: &Results) {
+    let s = results.sizes.key_shapes;
+    let _ = writeln!(
+        md,
+        "Per key shape: a `#[cached(size = 100_000)]` function of each shape, with {} keys \
+         cached and {} random hits per round, against quick_cache's `get` by the borrowed key \
+         on a cache of the owned keys (`get(&str)` on `String` keys, a borrowed pair on \
+         `(String, u64)` keys) and against the `cached` crate's `#[cached(max_size = 100_000)]` \
+         on the same function, which takes a borrowed argument only with `key = \"String\"` \
+         and `convert = …` and so builds the owned key on every call. {} rounds alternating \
+         the ways, best round of each; the ratios are memokit's time over the peer's.\n",
+        s.entries, s.lookups, s.rounds
+    );
+    let rows: Vec<Vec<String>> = results
+        .key_shapes
+        .iter()
+        .map(|r| {
+            vec![
+                r.shape.to_string(),
+                format!("{:.1}", r.memokit_ns),
+                format!(
+                    "{:.1} ({})",
+                    r.quick_cache_ns,
+                    fmt_ratio(ratio(r.memokit_ns, r.quick_cache_ns))
+                ),
+                format!(
+                    "{:.1} ({})",
+                    r.cached_ns,
+                    fmt_ratio(ratio(r.memokit_ns, r.cached_ns))
+                ),
+            ]
+        })
+        .collect();
+    md.push_str(&table(
+        &[
+            "key shape",
+            "memokit `#[cached]` ns",
+            "quick_cache `get` ns (memokit ÷ it)",
+            "`cached` `#[cached]` ns (memokit ÷ it)",
+        ],
+        &rows,
+    ));
+    md.push('\n');
 }
 
 fn render_shared(md: &mut String, results: &Results) {

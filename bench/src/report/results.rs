@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::coalescing::{FutureSizes, ScenarioResult};
 use crate::contenders::Kind;
 use crate::hit_rows::Row;
+use crate::key_shapes::ShapeResult;
 use crate::latency::LatencyResult;
 use crate::machine::Machine;
 use crate::macro_overhead::MacroResult;
@@ -45,6 +46,8 @@ pub struct Results {
     pub coalescing_futures: FutureSizes,
     /// Macro overhead.
     pub macro_overhead: MacroResult,
+    /// The `#[cached]` hit per key shape, against quick_cache and the `cached` crate.
+    pub key_shapes: Vec<ShapeResult>,
     /// Shared tier, or why it was skipped.
     pub shared: Result<SharedResult, String>,
     /// Wall time of each part.

@@ -7,6 +7,7 @@ use super::{render, write_plots, Results, Sizes};
 use crate::coalescing::{FutureSizes, RunResult, ScenarioResult};
 use crate::contenders::Kind;
 use crate::hit_rows::{Family, Row};
+use crate::key_shapes::ShapeResult;
 use crate::latency::LatencyResult;
 use crate::machine::Machine;
 use crate::macro_overhead::MacroResult;
@@ -83,6 +84,12 @@ fn fake_results() -> Results {
             macro_ns: 12.0,
             cache_get_ns: 10.0,
         },
+        key_shapes: vec![ShapeResult {
+            shape: "`&str`",
+            memokit_ns: 18.0,
+            quick_cache_ns: 20.0,
+            cached_ns: 60.0,
+        }],
         shared: Ok(SharedResult {
             server: Deployment {
                 name: "one server".into(),
@@ -151,6 +158,7 @@ fn report_states_machine_ratios_and_targets() {
         "60.00 (1.20×) | 90.00 |",
         "Quick run",
         "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
+        "| `&str` | 18.0 | 20.0 (0.90×) | 60.0 (0.30×) |",
         "| one server | 40.0 | 50.0 (1.25×) | 200.0 (5.00×) | 120 | 400 |",
         "The cluster was not measured: `redis-cli` is not on PATH.",
         "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
