@@ -422,6 +422,7 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         results.hit_rows.len()
     );
     md.push_str(&policy_shortfall_table(results));
+    md.push_str(&reference_table(results));
     md.push_str("![hit ratio, synthetic](hit_ratio_synthetic.svg)\n\n");
     if results.hit_rows.iter().any(|r| r.family == Family::Trace) {
         md.push_str("![hit ratio, traces](hit_ratio_traces.svg)\n\n");
@@ -480,6 +481,71 @@ fn policy_shortfall_table(results: &Results) -> String {
             "worst row",
         ],
         &rows,
+    ));
+    md.push('\n');
+    md
+}
+
+/// Every contender against the references of issue 18's goal, without arithmetic for the
+/// reader: the rows where it is more than 0.3 points below exact LRU, below the best of exact
+/// LRU and every other crate, and its mean distance to Bélády's optimum over the trace rows.
+fn reference_table(results: &Results) -> String {
+    let Some(lru_at) = results.kinds.iter().position(|&k| k == Kind::Lru) else {
+        return String::new();
+    };
+    let rows = &results.hit_rows;
+    let tolerance = 0.003;
+    let table_rows: Vec<Vec<String>> = results
+        .kinds
+        .iter()
+        .enumerate()
+        .map(|(at, kind)| {
+            let below_lru = rows
+                .iter()
+                .filter(|row| row.ratios[lru_at] - row.ratios[at] > tolerance)
+                .count();
+            let below_best = rows
+                .iter()
+                .filter(|row| {
+                    let best = results
+                        .kinds
+                        .iter()
+                        .zip(&row.ratios)
+                        .filter(|(other, _)| !other.is_memokit() && *other != kind)
+                        .map(|(_, ratio)| *ratio)
+                        .fold(f64::MIN, f64::max);
+                    best - row.ratios[at] > tolerance
+                })
+                .count();
+            let traces: Vec<f64> = rows
+                .iter()
+                .filter(|row| row.family == Family::Trace)
+                .map(|row| (row.belady - row.ratios[at]) * 100.0)
+                .collect();
+            let gap = if traces.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.2}", traces.iter().sum::<f64>() / traces.len() as f64)
+            };
+            vec![
+                kind.name().to_string(),
+                format!("{below_lru} of {}", rows.len()),
+                format!("{below_best} of {}", rows.len()),
+                gap,
+            ]
+        })
+        .collect();
+    let mut md = String::from(
+        "Every contender against the references, row by row (more than 0.3 points below counts):\n\n",
+    );
+    md.push_str(&table(
+        &[
+            "contender",
+            "rows below exact LRU (lru+Mutex)",
+            "rows below the best of exact LRU and every other crate",
+            "mean gap to Bélády on the traces, points",
+        ],
+        &table_rows,
     ));
     md.push('\n');
     md

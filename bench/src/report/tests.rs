@@ -159,6 +159,8 @@ fn report_states_machine_ratios_and_targets() {
         "Quick run",
         "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
         "| `&str` | 18.0 | 20.0 (0.90×) | 60.0 (0.30×) |",
+        "| memokit W-TinyLFU (default) | 1 of 2 | 1 of 2 | 40.00 |",
+        "| lru+Mutex | 0 of 2 | 0 of 2 | 30.00 |",
         "| one server | 40.0 | 50.0 (1.25×) | 200.0 (5.00×) | 120 | 400 |",
         "The cluster was not measured: `redis-cli` is not on PATH.",
         "memokit `get_or_insert_with_async` 328, memokit `#[cached]` async fn 224",
