@@ -20,6 +20,26 @@ pub const POLICIES: [memokit::Policy; 5] = [
     memokit::Policy::S3Fifo,
 ];
 
+/// The role this test binary was started with by [`ChildTest::spawn`] (`MEMOKIT_TEST_ROLE`);
+/// `None` in the test's own process.
+pub fn role() -> Option<String> {
+    std::env::var("MEMOKIT_TEST_ROLE").ok()
+}
+
+/// Waits until `done`, checking every 2 ms, and returns how long it took; panics with `what`
+/// after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    started.elapsed()
+}
+
 /// A child process running one test of the current test binary, with `role` in
 /// `MEMOKIT_TEST_ROLE` and more environment; its stdout lines can be awaited.
 #[derive(Debug)]

@@ -12,14 +12,10 @@ use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{ChildTest, RedisCluster};
+use memokit_tests::{role, wait_until, ChildTest, RedisCluster};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn role() -> Option<String> {
-    std::env::var("MEMOKIT_TEST_ROLE").ok()
-}
 
 /// In the test's own process (not a child it spawned): the lock that runs these tests one at a
 /// time, and a cluster of its own; `None` in a child, or when Redis is skipped.
@@ -43,17 +39,6 @@ fn child_config(prefix: &str) -> Config {
 
 fn nodes_env(cluster: &RedisCluster) -> (&'static str, String) {
     ("MEMOKIT_TEST_NODES", cluster.urls().join(","))
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "{what}: not within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 // ---- Entries, writes and other processes ----------------------------------------------------

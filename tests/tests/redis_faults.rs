@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{ChildTest, Proxy, RedisServer};
+use memokit_tests::{role, wait_until, ChildTest, Proxy, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -25,10 +25,6 @@ fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn role() -> Option<String> {
-    std::env::var("MEMOKIT_TEST_ROLE").ok()
-}
-
 /// In the test's own process (not a child it spawned): the lock that runs these tests one at a
 /// time, and a Redis server of its own; `None` in a child, or when Redis is skipped.
 fn parent_with_server() -> Option<(MutexGuard<'static, ()>, RedisServer)> {
@@ -37,17 +33,6 @@ fn parent_with_server() -> Option<(MutexGuard<'static, ()>, RedisServer)> {
     }
     let serial = serial();
     Some((serial, RedisServer::start()?))
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "{what}: not within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 // ---- No lost writes ------------------------------------------------------------------------

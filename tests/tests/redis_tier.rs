@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{ChildTest, RedisServer};
+use memokit_tests::{role, wait_until, ChildTest, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -23,22 +23,6 @@ fn setup(prefix: &str) -> Option<(MutexGuard<'static, ()>, RedisServer)> {
     let server = RedisServer::start()?;
     connect_with(Config::new(server.url()).prefix(prefix)).expect("a valid URL");
     Some((guard, server))
-}
-
-fn role() -> Option<String> {
-    std::env::var("MEMOKIT_TEST_ROLE").ok()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "{what}: not within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-    started.elapsed()
 }
 
 static PLAIN_RUNS: AtomicU64 = AtomicU64::new(0);
