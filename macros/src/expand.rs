@@ -440,6 +440,10 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     if let Some(nanos) = options.tti {
         builder = quote!(#builder.time_to_idle(::memokit::__private::Duration::from_nanos(#nanos)));
     }
+    if options.ttl.is_some() || options.tti.is_some() || options.refresh.is_some() {
+        // The real time, or the one a test moves on its thread (`memokit::testing::mock_clock`).
+        builder = quote!(#builder.clock(::memokit::__private::ThreadClock));
+    }
     if let Some(policy) = &options.policy {
         builder = quote!(#builder.policy(::memokit::Policy::#policy));
     }

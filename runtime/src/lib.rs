@@ -67,6 +67,7 @@ pub use equivalent::Equivalent;
 #[cfg(feature = "metrics")]
 pub use memo::metrics;
 pub use memo::registry::{registry, FunctionStats, Registry};
+pub use memo::testing;
 pub use memo::Memo;
 pub use memokit_macros::cached;
 pub use memokit_macros::{cache_evict, cache_put};
@@ -85,6 +86,7 @@ pub mod __private {
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
         ShareErrorAsLoadFailed,
     };
+    pub use crate::memo::testing::ThreadClock;
     pub use crate::memo::MemoOptions;
     pub use crate::warm::LoadAsync;
     pub use crate::writer::{Evict, KeyOf, Put, ValueOf};

@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     // The public face of the Redis tier: configuration and what `redis(...)` expands to.
     ("facade", &["redis"], &["tier"]),
     // What `#[cached]` uses: the memo, its shapes, warm-up and writers.
-    ("memo", &["memo", "warm", "writer"], &["registry", "tier", "load", "cache", "flight", "key", "stats"]),
+    ("memo", &["memo", "warm", "writer"], &["registry", "tier", "load", "cache", "flight", "key", "stats", "expiry"]),
     // The registry and its exposition know memos only through `ErasedMemo`, never a tier.
     ("registry", &["memo::registry", "memo::exposition", "memo::metrics"], &["stats"]),
     // Tiers: the seam (`tier`) and each tier (`tier::redis`); they see the core from above.

@@ -85,6 +85,13 @@ impl MockClock {
         Self::default()
     }
 
+    /// A clock standing at `now`.
+    pub(crate) fn starting_at(now: Duration) -> Self {
+        let clock = Self::new();
+        clock.advance(now);
+        clock
+    }
+
     /// Moves the clock forward by `by`; every clone sees the new time.
     ///
     /// ```

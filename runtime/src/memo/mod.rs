@@ -4,7 +4,9 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll};
 
 use equivalent::Equivalent;
 
@@ -13,6 +15,7 @@ pub(crate) mod exposition;
 pub mod metrics;
 pub(crate) mod registry;
 pub(crate) mod shape;
+pub mod testing;
 
 use crate::cache::batch;
 use crate::cache::flight::{ShareError, Superseded};
@@ -326,6 +329,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         &self.cache
     }
 
+    /// A guard that clears this cache (as [`clear`](Self::clear) does) when it is dropped: at
+    /// the end of a test, also one that panics. See [`memokit::testing`](crate::testing) for
+    /// the other test switches.
+    ///
+    /// ```
+    /// #[memokit::cached]
+    /// fn square(n: u64) -> u64 { n * n }
+    ///
+    /// {
+    ///     let _cleared = square_cache().clear_on_drop();
+    ///     square(2);
+    ///     assert_eq!(square_cache().len(), 1);
+    /// }
+    /// assert!(square_cache().is_empty());
+    /// ```
+    pub fn clear_on_drop(&self) -> testing::ClearOnDrop<'_, K, V> {
+        testing::ClearOnDrop { memo: self }
+    }
+
     /// Whether a `None` result is stored (`cache_none`); `#[cache_put]` follows it too.
     pub(crate) fn caches_none(&self) -> bool {
         self.options.cache_none
@@ -351,6 +373,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         share_error: Option<ShareError<S::Error>>,
         body: impl FnOnce() -> S::Output,
     ) -> S::Output {
+        if testing::is_disabled() {
+            return body();
+        }
         let rule = self.rule::<S>(share_error);
         let compute = || S::split(body());
         // The tier is looked at by the caller that computes only: a hit never sees it.
@@ -379,14 +404,23 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         B: FnOnce() -> F,
         F: Future<Output = S::Output>,
     {
+        if testing::is_disabled() {
+            return Call::Body {
+                body: Box::pin(body()),
+            };
+        }
         let rule = self.rule::<S>(share_error);
-        load::load_async(
-            &self.cache,
-            key,
-            move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
-            rule,
-            S::join,
-        )
+        Call::Load {
+            load: load::load_async(
+                &self.cache,
+                key,
+                move |key, superseded| {
+                    self.computation::<S, B, F>(key, superseded, rule.store, body)
+                },
+                rule,
+                S::join,
+            ),
+        }
     }
 
     /// The rule of a batch: every value computed is stored (a key left out of the answer is
@@ -413,6 +447,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         S: Shape<Value = M>,
         M: IntoIterator<Item = (K, V)> + FromIterator<(K, V)>,
     {
+        if testing::is_disabled() {
+            return body(&keys.into_iter().collect::<Vec<K>>());
+        }
         let rule = self.batch_rule(share_error);
         let batch = batch::begin(&self.cache, keys, self.options.coalesce);
         let missing = batch.missing();
@@ -459,6 +496,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         B: FnOnce(Vec<K>) -> F,
         F: Future<Output = S::Output>,
     {
+        if testing::is_disabled() {
+            return body(keys.into_iter().collect()).await;
+        }
         let rule = self.batch_rule(share_error);
         let batch = batch::begin(&self.cache, keys, self.options.coalesce);
         let missing = batch.missing();
@@ -543,15 +583,24 @@ where
         B: FnOnce() -> F + Send + 'static,
         F: Future<Output = S::Output> + Send + 'static,
     {
+        if testing::is_disabled() {
+            return Call::Body {
+                body: Box::pin(body()),
+            };
+        }
         let rule = self.rule::<S>(share_error);
-        load::load_async_detachable(
-            &self.cache,
-            key,
-            move |key, superseded| self.computation::<S, B, F>(key, superseded, rule.store, body),
-            rule,
-            detach_refresh(rule),
-            S::join,
-        )
+        Call::Load {
+            load: load::load_async_detachable(
+                &self.cache,
+                key,
+                move |key, superseded| {
+                    self.computation::<S, B, F>(key, superseded, rule.store, body)
+                },
+                rule,
+                detach_refresh(rule),
+                S::join,
+            ),
+        }
     }
 
     /// The `static` behind a `#[cached]` function: built on first use and then listed in the
@@ -562,6 +611,28 @@ where
         init: impl FnOnce() -> Self,
     ) -> &'static Self {
         get_or_init_registered(slot, init, |memo| memo)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an `async` call: the load, or with memoization off on the thread that
+    /// made it ([`testing::disable`]) the body alone, boxed so that the load's future does not
+    /// grow by the body's.
+    #[project = CallProjection]
+    enum Call<L, F> {
+        Load { #[pin] load: L },
+        Body { body: Pin<Box<F>> },
+    }
+}
+
+impl<L: Future, F: Future<Output = L::Output>> Future for Call<L, F> {
+    type Output = L::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L::Output> {
+        match self.project() {
+            CallProjection::Load { load } => load.poll(cx),
+            CallProjection::Body { body } => body.as_mut().poll(cx),
+        }
     }
 }
 
