@@ -2,4 +2,5 @@
 //! What an example shares with its tests lives here.
 
 pub mod shop;
+pub mod warm_restart;
 pub mod web_service;

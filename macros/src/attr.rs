@@ -25,6 +25,8 @@ pub(crate) struct Options {
     pub(crate) coalesce: Option<Flag>,
     pub(crate) name: Option<LitStr>,
     pub(crate) redis: Option<Redis>,
+    /// `disk` or `disk = "path"`: the disk tier, in the default file or the one named.
+    pub(crate) disk: Option<Disk>,
     /// `refresh = …`: refresh-ahead after this many nanoseconds.
     pub(crate) refresh: Option<Setting<u64>>,
     /// `jitter = 0.1 | "30s"`: how much each entry's `ttl` is spread.
@@ -48,6 +50,14 @@ pub(crate) struct Redis {
     pub(crate) lease: Option<u64>,
 }
 
+/// `disk` or `disk = "path"`: the disk tier.
+pub(crate) struct Disk {
+    /// The file (absent: the process's default file).
+    pub(crate) path: Option<LitStr>,
+    /// The `disk` keyword, for errors about how it combines.
+    pub(crate) name: Ident,
+}
+
 /// A value with the tokens of its whole `name = value`, for errors about how it combines with
 /// other options.
 pub(crate) struct Setting<T> {
@@ -69,7 +79,7 @@ pub(crate) struct Flag {
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 17] = [
+const KNOWN_NAMES: [&str; 18] = [
     "size",
     "weight",
     "ttl",
@@ -82,6 +92,7 @@ const KNOWN_NAMES: [&str; 17] = [
     "coalesce",
     "name",
     "redis",
+    "disk",
     "refresh",
     "jitter",
     "stale_if_error",
@@ -91,7 +102,7 @@ const KNOWN_NAMES: [&str; 17] = [
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     refresh, jitter, stale_if_error, instance, batch";
+     disk, refresh, jitter, stale_if_error, instance, batch";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -145,6 +156,25 @@ impl Options {
                 errors.at(name.span(), "`redis` is given twice; keep one");
             }
             self.redis = Some(parse_redis(input, errors));
+            self.given.push(name);
+            return;
+        }
+        if name == "disk" && !input.peek(Token![=]) {
+            if self.given("disk") {
+                errors.at(name.span(), "`disk` is given twice; keep one");
+            }
+            if input.peek(syn::token::Paren) {
+                errors.at(
+                    input.span(),
+                    "write `disk` (the default file) or `disk = \"path/to/cache.redb\"`; \
+                     `disk` takes no parentheses",
+                );
+                skip_to_comma(input);
+            }
+            self.disk = Some(Disk {
+                path: None,
+                name: name.clone(),
+            });
             self.given.push(name);
             return;
         }
@@ -204,6 +234,19 @@ impl Options {
             "cache_none" => self.cache_none = flag_of(&value, name, errors),
             "coalesce" => self.coalesce = flag_of(&value, name, errors),
             "name" => self.name = str_of(&value, name, errors),
+            "disk" => match lit_of(&value) {
+                Some(Lit::Str(path)) if !path.value().is_empty() => {
+                    self.disk = Some(Disk {
+                        path: Some(path.clone()),
+                        name: name.clone(),
+                    })
+                }
+                _ => errors.spanned(
+                    &value,
+                    "expected `disk = \"path/to/cache.redb\"`, the file as a non-empty string \
+                     literal, or `disk` alone for the default file",
+                ),
+            },
             "refresh" => {
                 self.refresh = duration_of(&value, name, errors).map(|nanos| Setting {
                     value: nanos,

@@ -174,6 +174,23 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         }
     });
 
+    let disk = options.disk.as_ref().map(|disk| {
+        let path = match &disk.path {
+            Some(path) => quote!(::core::option::Option::Some(#path)),
+            None => quote!(::core::option::Option::None),
+        };
+        // The file keeps an entry as long as the process would (`ttl`), else until evicted.
+        let ttl = match options.ttl {
+            Some(nanos) => {
+                quote!(::core::option::Option::Some(#private::Duration::from_nanos(#nanos)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            .__with_shared(#private::disk_tier::<#key_type, #value_type>(#path, #ttl))
+        }
+    });
+
     let init = quote! {
         ::memokit::Memo::__new(
             #name,
@@ -181,6 +198,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
         )
         #shared
+        #disk
     };
     if options.instance.is_some() {
         let constructor = format_ident!("new_{}_cache", ident);

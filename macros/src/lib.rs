@@ -190,6 +190,10 @@ use proc_macro::TokenStream;
 ///   itself (default: the connection's, 5 s; a live holder extends it while it computes). The key and value types must be `serde::Serialize +
 ///   serde::de::DeserializeOwned`. Values are stored in clear in Redis: leave the option off for
 ///   results that must not leave the process.
+/// - `disk` or `disk = "path/cache.redb"` (feature `disk` of memokit): also keep results in a
+///   file on the machine, so that a restarted process serves them without computing (see
+///   `memokit::disk`); entries expire with the local `ttl`. The key and value types must be
+///   `serde::Serialize + serde::de::DeserializeOwned`. Not with `redis` or `instance`.
 ///
 /// ```
 /// #[derive(Debug, Clone, PartialEq)]

@@ -16,6 +16,29 @@ pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors)
     check_expiry(options, errors);
     check_instance(func, options, errors);
     check_batch(func, options, errors);
+    check_disk(options, errors);
+}
+
+/// The disk tier sits behind the in-process cache alone: a chain of disk and Redis is not
+/// built yet, and an instance's cache is its own.
+fn check_disk(options: &Options, errors: &mut Errors) {
+    let Some(disk) = &options.disk else {
+        return;
+    };
+    if options.given("redis") {
+        errors.spanned(
+            &disk.name,
+            "`disk` and `redis` do not combine yet (one tier behind the in-process cache): \
+             remove one of them",
+        );
+    }
+    if options.instance.is_some() {
+        errors.spanned(
+            &disk.name,
+            "`instance` and `disk` do not combine: an instance's cache is its own, the file \
+             outlives it; remove one of them",
+        );
+    }
 }
 
 /// `batch`: one argument of keys, a map of values back, and none of the options about one

@@ -43,6 +43,8 @@
 //!   the `redis` feature (target `memokit::redis`) need no feature of their own.
 
 mod cache;
+#[cfg(feature = "disk")]
+pub mod disk;
 mod memo;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -95,6 +97,30 @@ pub mod __private {
 
     #[cfg(feature = "redis")]
     pub use crate::redis::__shared as shared_tier;
+
+    #[cfg(feature = "disk")]
+    pub use crate::disk::__disk as disk_tier;
+
+    /// What `disk` in `#[cached]` needs: the `disk` feature of memokit.
+    #[cfg(not(feature = "disk"))]
+    #[diagnostic::on_unimplemented(
+        message = "`#[cached(disk)]` needs the `disk` feature of memokit",
+        label = "the disk tier is not compiled in",
+        note = "enable it in Cargo.toml: `memokit = {{ version = \"0.1\", features = [\"disk\"] }}`"
+    )]
+    pub trait DiskFeatureIsOff {}
+
+    /// Without the `disk` feature, `#[cached(disk)]` fails here with the message above.
+    #[cfg(not(feature = "disk"))]
+    pub fn disk_tier<K, V>(
+        _path: Option<&'static str>,
+        _ttl: Option<Duration>,
+    ) -> crate::tier::NoSharedTier
+    where
+        K: DiskFeatureIsOff,
+    {
+        crate::tier::NoSharedTier
+    }
 
     /// What `redis(...)` in `#[cached]` needs: the `redis` feature of memokit.
     #[cfg(not(feature = "redis"))]

@@ -17,8 +17,9 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ]),
     // Beside the memo layer, using caches and memos from above.
     ("write_behind", &["write_behind"], &["memo", "cache"]),
-    // The public face of the Redis tier: configuration and what `redis(...)` expands to.
-    ("facade", &["redis"], &["tier"]),
+    // The public faces of the Redis and disk tiers: configuration and what `redis(...)` and
+    // `disk` expand to.
+    ("facade", &["redis", "disk"], &["tier"]),
     // What `#[cached]` uses: the memo, its shapes, warm-up and writers.
     ("memo", &["memo", "warm", "writer"], &["registry", "tier", "load", "cache", "flight", "key", "stats", "expiry"]),
     // The registry and its exposition know memos only through `ErasedMemo`, never a tier.

@@ -344,6 +344,21 @@ pub struct Stats {
     pub l2_pending_writes: u64,
     /// Shared tier: writes applied to Redis late, after an outage (each counted once).
     pub l2_replayed_writes: u64,
+    /// Disk tier (feature `disk`): values found in the file. Each is also counted in `loads`
+    /// (the file is read by the caller that computes).
+    pub disk_hits: u64,
+    /// Disk tier: lookups in the file that found nothing usable (absent, expired, or not
+    /// decoding).
+    pub disk_misses: u64,
+    /// Disk tier: operations on the file that failed (a full disk, a file that did not open:
+    /// then each lookup counts one); the call went on without the file.
+    pub disk_errors: u64,
+    /// Disk tier: values in the file that did not decode (another format or type); each is
+    /// also a miss, and is overwritten.
+    pub disk_decode_errors: u64,
+    /// Disk tier: entries evicted from the file to stay within its byte bound by this
+    /// function's writes.
+    pub disk_evictions: u64,
     /// Refresh-ahead (`refresh_after`): recomputations of entries due for a refresh, each
     /// finished or failed. Not counted in `loads`.
     pub refreshes: u64,
@@ -425,6 +440,11 @@ impl Stats {
             l2_decode_errors: self.l2_decode_errors + other.l2_decode_errors,
             l2_pending_writes: self.l2_pending_writes + other.l2_pending_writes,
             l2_replayed_writes: self.l2_replayed_writes + other.l2_replayed_writes,
+            disk_hits: self.disk_hits + other.disk_hits,
+            disk_misses: self.disk_misses + other.disk_misses,
+            disk_errors: self.disk_errors + other.disk_errors,
+            disk_decode_errors: self.disk_decode_errors + other.disk_decode_errors,
+            disk_evictions: self.disk_evictions + other.disk_evictions,
             refreshes: self.refreshes + other.refreshes,
             refresh_failures: self.refresh_failures + other.refresh_failures,
             stale_served: self.stale_served + other.stale_served,
@@ -467,6 +487,20 @@ impl fmt::Display for Stats {
             )?;
             if self.l2_decode_errors > 0 {
                 write!(f, " l2_decode_errors={}", self.l2_decode_errors)?;
+            }
+        }
+        // Only caches that used a disk tier show its counters.
+        if self.disk_hits + self.disk_misses + self.disk_errors > 0 {
+            write!(
+                f,
+                " disk_hits={} disk_misses={} disk_errors={}",
+                self.disk_hits, self.disk_misses, self.disk_errors
+            )?;
+            if self.disk_decode_errors > 0 {
+                write!(f, " disk_decode_errors={}", self.disk_decode_errors)?;
+            }
+            if self.disk_evictions > 0 {
+                write!(f, " disk_evictions={}", self.disk_evictions)?;
             }
         }
         // Only after an outage that delayed writes.

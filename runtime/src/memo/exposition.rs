@@ -117,6 +117,16 @@ pub(crate) const FAMILIES: &[Family] = &[
     gauge("memokit_l2_pending_writes", "Writes that could not reach Redis yet (applied before Redis is read again).", Read::Count(|s| s.l2_pending_writes)),
     #[cfg(feature = "redis")]
     counter("memokit_l2_replayed_writes_total", "Writes applied to Redis after an outage.", |s| s.l2_replayed_writes),
+    #[cfg(feature = "disk")]
+    counter("memokit_disk_hits_total", "Values found in the disk tier's file.", |s| s.disk_hits),
+    #[cfg(feature = "disk")]
+    counter("memokit_disk_misses_total", "Lookups in the disk tier's file that found nothing usable.", |s| s.disk_misses),
+    #[cfg(feature = "disk")]
+    counter("memokit_disk_errors_total", "Operations on the disk tier's file that failed.", |s| s.disk_errors),
+    #[cfg(feature = "disk")]
+    counter("memokit_disk_decode_errors_total", "Values in the disk tier's file that did not decode.", |s| s.disk_decode_errors),
+    #[cfg(feature = "disk")]
+    counter("memokit_disk_evictions_total", "Entries evicted from the disk tier's file to stay within its byte bound.", |s| s.disk_evictions),
 ];
 
 impl Registry {
@@ -134,7 +144,10 @@ impl Registry {
     /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
     /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,
     /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
-    /// `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`.
+    /// `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
+    /// `disk` feature, counters `memokit_disk_hits_total`, `memokit_disk_misses_total`,
+    /// `memokit_disk_errors_total`, `memokit_disk_decode_errors_total` and
+    /// `memokit_disk_evictions_total`.
     ///
     /// ```
     /// #[memokit::cached(name = "docs::cube", size = 10)]
@@ -236,6 +249,8 @@ mod tests {
             stats.l2_decode_errors,
         ) = (14, 15, 16, 17);
         (stats.l2_pending_writes, stats.l2_replayed_writes) = (20, 21);
+        (stats.disk_hits, stats.disk_misses, stats.disk_errors) = (22, 23, 24);
+        (stats.disk_decode_errors, stats.disk_evictions) = (25, 26);
         let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
         let mut expected: Vec<Value> = (1..=9)
             .chain(18..=20)
@@ -245,6 +260,9 @@ mod tests {
         expected.insert(12, Value::Float(1.5));
         if cfg!(feature = "redis") {
             expected.extend((14..=17).chain(20..=21).map(Value::Int));
+        }
+        if cfg!(feature = "disk") {
+            expected.extend((22..=26).map(Value::Int));
         }
         assert_eq!(values, expected);
     }

@@ -105,7 +105,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::tier::redis::{codec, Shared};
+use crate::tier::codec;
+use crate::tier::redis::Shared;
 pub use crate::tier::redis::{
     connect, connect_with, disconnect, is_connected, is_subscribed, Config, Error,
 };

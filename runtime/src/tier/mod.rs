@@ -14,6 +14,10 @@ use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
 
+#[cfg(any(feature = "redis", feature = "disk"))]
+pub(crate) mod codec;
+#[cfg(feature = "disk")]
+pub(crate) mod disk;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
@@ -80,7 +84,7 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
 
 /// What a look in a tier found.
 // Built by the tiers, none of which is compiled in without its feature.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "redis", feature = "disk")), allow(dead_code))]
 pub(crate) enum Fetched<V> {
     Hit(V),
     /// Nothing usable: compute the value, then store it with the claim, if any.
@@ -162,14 +166,14 @@ impl<K, V> fmt::Debug for TierHandle<K, V> {
     }
 }
 
-/// What `shared_tier` gives without the `redis` feature (never built: `shared_tier` does not
-/// compile then).
+/// What `shared_tier` (`disk_tier`) gives without the `redis` (`disk`) feature (never built:
+/// it does not compile then).
 #[doc(hidden)]
-#[cfg(not(feature = "redis"))]
+#[cfg(not(all(feature = "redis", feature = "disk")))]
 #[derive(Debug)]
 pub struct NoSharedTier;
 
-#[cfg(not(feature = "redis"))]
+#[cfg(not(all(feature = "redis", feature = "disk")))]
 impl<K, V> From<NoSharedTier> for TierHandle<K, V> {
     fn from(_: NoSharedTier) -> Self {
         TierHandle(None)

@@ -1,9 +1,9 @@
 //! The Redis tier: [`Shared`], one function's view of Redis, implements [`Tier`]; the
 //! process's connection (`connection`), the lease of the distributed single flight (`lease`),
-//! cross-process invalidation (`pubsub`), the codec and the key layout. What users configure
+//! cross-process invalidation (`pubsub`) and the key layout (the codec is the tiers' shared
+//! `tier::codec`). What users configure
 //! is re-exported by `crate::redis`, which also documents the behaviour.
 
-pub(crate) mod codec;
 mod connection;
 mod keys;
 mod lease;

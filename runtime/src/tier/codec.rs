@@ -1,4 +1,4 @@
-//! How values and keys are stored in Redis: postcard behind a format header.
+//! How the tiers (Redis, disk) store values and keys: postcard behind a format header.
 //!
 //! A stored value is `[FORMAT_VERSION][fingerprint of the value type: 4 bytes LE][postcard]`.
 //! A value that does not decode (another format version, another value type, bytes postcard
@@ -53,6 +53,7 @@ pub(crate) fn encode_key<K: Serialize>(key: &K) -> Option<Vec<u8>> {
 }
 
 /// The key of an event from another process.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn decode_key<K: DeserializeOwned>(bytes: &[u8]) -> Option<K> {
     match postcard::take_from_bytes::<K>(bytes) {
         Ok((key, [])) => Some(key),

@@ -1,0 +1,129 @@
+//! The disk tier (feature `disk`): results kept in a file, so that they survive a restart.
+//!
+//! A function written `#[cached(disk)]` (or `#[cached(disk = "path/to/file.redb")]`) keeps its
+//! results in the process, as without the option, and in an embedded
+//! [redb](https://docs.rs/redb) file on the machine. After a deploy or a crash, the restarted
+//! process serves its first calls from the file instead of computing them again:
+//!
+//! ```no_run
+//! use memokit::cached;
+//!
+//! #[cached(size = 10_000, ttl = "1h", disk = "/var/cache/app/memokit.redb")]
+//! fn render(page: u32) -> String {
+//!     format!("<h1>page {page}</h1>") // runs once per key, across restarts, within the ttl
+//! }
+//!
+//! fn main() -> Result<(), memokit::disk::Error> {
+//!     // Optional: open the file now, to see a bad path at start rather than in the stats.
+//!     memokit::disk::open(memokit::disk::Config::new("/var/cache/app/memokit.redb"))?;
+//!     assert_eq!(render(1), "<h1>page 1</h1>");
+//!     println!("{}", render_cache().stats()); // … disk_hits=0 disk_misses=1 disk_errors=0 …
+//!     memokit::disk::flush()?; // before a planned exit: nothing of the last window is lost
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Behaviour
+//! - **Lookup order**: in-process, then the file, then the computation. A disk hit fills the
+//!   in-process tier; a computed value is written to both. What the in-process tier would not
+//!   store (an `Err`, a `None` with `cache_none = false`) is not written to the file either.
+//!   `disk` does not combine with `redis(...)` yet (a compile error says so).
+//! - **Which file**: `disk = "path"` names it; `disk` alone uses the first file
+//!   [`open`]ed in the process, else the file named by `MEMOKIT_DISK_PATH`, else
+//!   `memokit-<program>.redb` in the system's temporary folder. Functions naming one file
+//!   share it (each under its registry name, so they never share entries); a process opens a
+//!   file once.
+//! - **Expiry survives restarts**: an entry's deadline (the function's `ttl`, none without it)
+//!   is stored as wall-clock time; an entry past it is never served, before or after a
+//!   restart, and is removed when read.
+//! - **Bound**: [`Config::max_bytes`] bounds the bytes of the entries (keys and encoded
+//!   values, 1 GiB by default); past it, the oldest entries written are evicted (counted in
+//!   `disk_evictions` of the function whose write evicted them).
+//! - **Values** use the Redis tier's codec: postcard behind a format version and a
+//!   fingerprint of the value type. A value that does not decode (the type changed) is a miss,
+//!   counted in `disk_decode_errors`, and is overwritten; never an error to the caller.
+//! - **Handles write through**: `clear()` removes the function's entries from the file,
+//!   `invalidate(&key)` its entry, `insert(key, value)` writes it, and so do the `_many` forms
+//!   and `#[cache_put]` / `#[cache_evict]`.
+//! - **Crash safety and the window of loss**: every write is one redb transaction, made
+//!   durable (`fsync`) every [`Config::flush_every`] (100 ms by default) by a thread of the
+//!   file. A crash or `kill -9` loses at most the writes of that window: the file reopens at
+//!   its last durable commit, with whole entries only. [`flush`] makes everything durable at
+//!   once (call it before a planned exit); `flush_every(Duration::ZERO)` makes each write
+//!   durable before it returns.
+//! - **One process per file**: redb locks the file. A second process that opens it gets
+//!   [`Error::Locked`] naming the path and the pid of the process that has it (from
+//!   `<path>.pid`); never a second copy or a damaged file.
+//! - **Errors**: a path that cannot be created, a file of a newer format or a damaged file is
+//!   an [`Error`] from [`open`]; a function whose file did not open runs in-process only, and
+//!   counts each lookup in `disk_errors` (with the `tracing` feature, an error event at target
+//!   `memokit::disk` says why). A write that fails (a full disk) is counted in `disk_errors`
+//!   and the call still returns its value.
+//!
+//! # Security
+//! Values and keys are stored **in clear** in the file: whoever can read the file can read
+//! them. Give it a folder only the service's user can read.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::tier::codec;
+use crate::tier::disk::Disk;
+pub use crate::tier::disk::{Config, Error};
+
+/// Opens the file of `config` for this process, so that a bad path, a file held by another
+/// process, a newer format or a damaged file is an error now. Functions whose `disk = "…"`
+/// names the same path use it, and the first file opened is the one `#[cached(disk)]` uses.
+/// Opening a path already open returns `Ok` (the first configuration stays).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("memokit-doc-open-{}", std::process::id()));
+/// memokit::disk::open(memokit::disk::Config::new(dir.join("cache.redb")))?;
+/// assert!(dir.join("cache.redb").exists());
+/// # Ok::<(), memokit::disk::Error>(())
+/// ```
+pub fn open(config: Config) -> Result<(), Error> {
+    crate::tier::disk::open(config).map(drop)
+}
+
+/// Makes every write so far durable in every open file (see the window in the module docs).
+///
+/// ```
+/// memokit::disk::flush()?; // nothing open: nothing to do
+/// # Ok::<(), memokit::disk::Error>(())
+/// ```
+pub fn flush() -> Result<(), Error> {
+    crate::tier::disk::flush_all()
+}
+
+/// The file `#[cached(disk)]` uses when no file was [`open`]ed: `MEMOKIT_DISK_PATH`, else
+/// `memokit-<program>.redb` in the temporary folder.
+///
+/// ```
+/// assert!(memokit::disk::default_path().to_string_lossy().ends_with(".redb"));
+/// ```
+pub fn default_path() -> std::path::PathBuf {
+    crate::tier::disk::default_path()
+}
+
+/// The newest file format this version reads and writes.
+pub const FORMAT: u64 = crate::tier::disk::FORMAT;
+
+/// The disk tier of a function with key `K` and value `V`: what `#[cached(disk)]` expands to.
+/// Not part of the stable API.
+#[doc(hidden)]
+pub fn __disk<K, V>(path: Option<&'static str>, ttl: Option<Duration>) -> Disk<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    Disk::new(
+        path,
+        ttl,
+        codec::encode_key::<K>,
+        codec::encode_value::<V>,
+        codec::decode_value::<V>,
+    )
+}

@@ -1,0 +1,332 @@
+//! The disk tier: [`Disk`], one function's view of a file, implements [`Tier`]; the file
+//! itself, shared by the functions that name it, is a `store::Store`. What users configure is
+//! re-exported by `crate::disk`, which also documents the behaviour.
+
+// redb's error is large; it is only built on the rare failing path, never on a hit.
+#![allow(clippy::result_large_err)]
+
+mod store;
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use crate::cache::flight::Superseded;
+use crate::cache::stats::Stats;
+use crate::cache::Cache;
+use crate::tier::{BlockingWork, Claim, Fetched, Tier, TierFuture, TierHandle};
+use store::Found;
+pub(crate) use store::{default_path, flush_all, open, Store, FORMAT};
+pub use store::{Config, Error};
+
+/// One function's view of a disk file: its name (the prefix of its entries), its time to
+/// live, its codec and its counters.
+pub struct Disk<K, V>(Arc<Inner<K, V>>);
+
+struct Inner<K, V> {
+    path: Option<&'static str>,
+    ttl: Option<Duration>,
+    encode_key: fn(&K) -> Option<Vec<u8>>,
+    encode_value: fn(&V) -> Option<Vec<u8>>,
+    decode_value: fn(&[u8]) -> Option<V>,
+    /// The file and the prefix of the function's entries, set by `attach`; an error at open
+    /// leaves the function in-process only.
+    state: OnceLock<Result<Attached, String>>,
+    counters: Counters,
+}
+
+struct Attached {
+    store: Arc<Store>,
+    prefix: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    decode_errors: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl<K, V> fmt::Debug for Disk<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Disk")
+            .field("path", &self.0.path)
+            .field("ttl", &self.0.ttl)
+            .finish()
+    }
+}
+
+impl<K, V> Disk<K, V> {
+    /// The tier of a function stored in the file at `path` (`None`: the default file), each
+    /// entry kept for `ttl` (`None`: until evicted or removed).
+    pub(crate) fn new(
+        path: Option<&'static str>,
+        ttl: Option<Duration>,
+        encode_key: fn(&K) -> Option<Vec<u8>>,
+        encode_value: fn(&V) -> Option<Vec<u8>>,
+        decode_value: fn(&[u8]) -> Option<V>,
+    ) -> Self {
+        Disk(Arc::new(Inner {
+            path,
+            ttl,
+            encode_key,
+            encode_value,
+            decode_value,
+            state: OnceLock::new(),
+            counters: Counters::default(),
+        }))
+    }
+}
+
+impl<K: Clone, V: Clone> Inner<K, V> {
+    /// The file and prefix, or `None` (counted as an error) when the file did not open.
+    fn attached(&self) -> Option<&Attached> {
+        match self.state.get() {
+            Some(Ok(attached)) => Some(attached),
+            _ => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    fn entry_key(&self, attached: &Attached, key: &K) -> Option<Vec<u8>> {
+        let Some(bytes) = (self.encode_key)(key) else {
+            self.counters.errors.fetch_add(1, Relaxed);
+            return None;
+        };
+        let mut full = attached.prefix.clone();
+        full.extend_from_slice(&bytes);
+        Some(full)
+    }
+
+    fn entries(&self, attached: &Attached, entries: &[(K, V)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        entries
+            .iter()
+            .filter_map(|(key, value)| {
+                let key = self.entry_key(attached, key)?;
+                match (self.encode_value)(value) {
+                    Some(value) => Some((key, value)),
+                    None => {
+                        self.counters.errors.fetch_add(1, Relaxed);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Writes `entries` unless `skip` says, under the file's write lock, not to.
+    fn write(&self, entries: &[(K, V)], skip: impl FnOnce() -> bool) {
+        let Some(attached) = self.attached() else {
+            return;
+        };
+        let encoded = self.entries(attached, entries);
+        if encoded.is_empty() {
+            return;
+        }
+        match attached.store.put(&encoded, self.ttl, skip) {
+            Ok(written) => {
+                self.counters.evictions.fetch_add(written.evicted, Relaxed);
+            }
+            Err(e) => self.failed(&attached.store, e),
+        }
+    }
+
+    fn look(&self, key: &K) -> Option<V> {
+        let attached = self.attached()?;
+        let key = self.entry_key(attached, key)?;
+        match attached.store.get(&key) {
+            Ok(Found::Value(bytes)) => match (self.decode_value)(&bytes) {
+                Some(value) => {
+                    self.counters.hits.fetch_add(1, Relaxed);
+                    Some(value)
+                }
+                None => {
+                    // Another type or format: a miss, overwritten by the computed value.
+                    self.counters.decode_errors.fetch_add(1, Relaxed);
+                    self.counters.misses.fetch_add(1, Relaxed);
+                    None
+                }
+            },
+            Ok(Found::Expired) => {
+                self.counters.misses.fetch_add(1, Relaxed);
+                if let Err(e) = attached.store.remove(&[key]) {
+                    self.failed(&attached.store, e);
+                }
+                None
+            }
+            Ok(Found::Absent) => {
+                self.counters.misses.fetch_add(1, Relaxed);
+                None
+            }
+            Err(e) => {
+                self.failed(&attached.store, e);
+                None
+            }
+        }
+    }
+
+    fn remove_keys(&self, keys: &[K]) {
+        let Some(attached) = self.attached() else {
+            return;
+        };
+        let keys: Vec<Vec<u8>> = keys
+            .iter()
+            .filter_map(|key| self.entry_key(attached, key))
+            .collect();
+        if let Err(e) = attached.store.remove(&keys) {
+            self.failed(&attached.store, e);
+        }
+    }
+
+    /// A failed operation: counted, and (feature `tracing`) a warning.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn failed(&self, store: &Store, error: redb::Error) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "memokit::disk", "{}", store.error(error));
+    }
+}
+
+/// The right to store the computed value of one key.
+struct DiskClaim<K, V> {
+    tier: Arc<Inner<K, V>>,
+    key: K,
+}
+
+impl<K, V> Claim<V> for DiskClaim<K, V>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()> {
+        // `superseded` is read under the file's write lock: a write of the key that came
+        // first made it true, one that comes later removes or replaces this value.
+        self.tier
+            .write(&[(self.key, value.clone())], || superseded.get());
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl<K, V> Tier<K, V> for Disk<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn attach(
+        &self,
+        name: &'static str,
+        _local: &Cache<K, V>,
+        _defined_at: &'static std::panic::Location<'static>,
+    ) {
+        self.0.state.get_or_init(|| {
+            let store = store::open_for(self.0.path).map_err(|e| {
+                #[cfg(feature = "tracing")]
+                tracing::error!(target: "memokit::disk", "{e}; `{name}` runs in-process only");
+                e.to_string()
+            })?;
+            let mut prefix = Vec::with_capacity(2 + name.len());
+            let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+            prefix.extend_from_slice(&len.to_le_bytes());
+            prefix.extend_from_slice(&name.as_bytes()[..usize::from(len)]);
+            Ok(Attached { store, prefix })
+        });
+    }
+
+    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
+        // A refresh reads nothing; a file that did not open is a counted error, no claim.
+        let fetched = if refresh || self.0.attached().is_none() {
+            Fetched::Miss(None)
+        } else {
+            match self.0.look(key) {
+                Some(value) => Fetched::Hit(value),
+                None => Fetched::Miss(Some(Box::new(DiskClaim {
+                    tier: self.0.clone(),
+                    key: key.clone(),
+                }) as Box<dyn Claim<V>>)),
+            }
+        };
+        Box::pin(std::future::ready(fetched))
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
+        let found = keys.iter().map(|key| self.0.look(key)).collect();
+        Box::pin(std::future::ready(found))
+    }
+
+    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
+        self.0.write(entries, || false);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn put(&self, key: &K, value: &V) {
+        self.0.write(&[(key.clone(), value.clone())], || false);
+    }
+
+    fn put_many(&self, entries: &[(K, V)]) {
+        self.0.write(entries, || false);
+    }
+
+    fn remove(&self, key: &K) {
+        self.0.remove_keys(std::slice::from_ref(key));
+    }
+
+    fn remove_many(&self, keys: &[K]) {
+        self.0.remove_keys(keys);
+    }
+
+    fn clear(&self) {
+        let Some(attached) = self.0.attached() else {
+            return;
+        };
+        if let Err(e) = attached.store.remove_prefix(&attached.prefix) {
+            self.0.failed(&attached.store, e);
+        }
+    }
+
+    fn add_stats(&self, stats: &mut Stats) {
+        let c = &self.0.counters;
+        stats.disk_hits += c.hits.load(Relaxed);
+        stats.disk_misses += c.misses.load(Relaxed);
+        stats.disk_errors += c.errors.load(Relaxed);
+        stats.disk_decode_errors += c.decode_errors.load(Relaxed);
+        stats.disk_evictions += c.evictions.load(Relaxed);
+    }
+
+    fn reset_stats(&self) {
+        let c = &self.0.counters;
+        for counter in [
+            &c.hits,
+            &c.misses,
+            &c.errors,
+            &c.decode_errors,
+            &c.evictions,
+        ] {
+            counter.store(0, Relaxed);
+        }
+    }
+
+    fn block_on(&self, mut work: BlockingWork<'_>) {
+        // Every operation of the disk tier is done when its future is made: one poll ends it.
+        let mut cx = Context::from_waker(Waker::noop());
+        while work.as_mut().poll(&mut cx).is_pending() {
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl<K, V> From<Disk<K, V>> for TierHandle<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn from(disk: Disk<K, V>) -> Self {
+        TierHandle(Some(Box::new(disk)))
+    }
+}

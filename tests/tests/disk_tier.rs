@@ -1,0 +1,502 @@
+//! The disk tier (`#[cached(disk)]`, feature `disk`): results survive a restart, expiry and
+//! the byte bound hold across it, writes reach the file, a changed type is a counted miss, a
+//! `kill -9` in the middle of writes leaves whole entries only, a second process and bad files
+//! are clear errors at open.
+//!
+//! A restart is a child process (`ChildTest`) running one role of a test of this binary, on a
+//! file the parent names in `MEMOKIT_TEST_DISK`; the in-process tests share the parent's
+//! default file, each function under its own name.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use memokit::disk::{Config, Error};
+use memokit::{cache_evict, cache_put, cached};
+use memokit_tests::ChildTest;
+
+fn role() -> Option<String> {
+    std::env::var("MEMOKIT_TEST_ROLE").ok()
+}
+
+/// A fresh folder for one test's files.
+fn folder(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memokit-disk-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// In a child: opens the file the parent named, with `max_bytes` if given.
+fn open_child_file() {
+    let path = std::env::var("MEMOKIT_TEST_DISK").expect("the parent names the file");
+    let mut config = Config::new(path).flush_every(Duration::from_millis(10));
+    if let Ok(max) = std::env::var("MEMOKIT_TEST_MAX_BYTES") {
+        config = config.max_bytes(max.parse().unwrap());
+    }
+    memokit::disk::open(config).expect("the file opens");
+}
+
+/// In the parent: the default file of the in-process tests.
+fn open_parent_file() {
+    static OPEN: OnceLock<()> = OnceLock::new();
+    OPEN.get_or_init(|| {
+        memokit::disk::open(Config::new(folder("parent").join("default.redb"))).unwrap();
+    });
+}
+
+fn run(test: &str, role: &str, path: &Path, extra: &[(&str, String)]) -> ChildTest {
+    let mut env = vec![("MEMOKIT_TEST_DISK", path.display().to_string())];
+    env.extend(extra.iter().cloned());
+    ChildTest::spawn(test, role, &env)
+}
+
+fn number(line: String) -> u64 {
+    line.parse().unwrap()
+}
+
+// --- restart ---
+
+static SLOW_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::slow")]
+fn slow(n: u64) -> String {
+    SLOW_RUNS.fetch_add(1, SeqCst);
+    format!("value of {n}")
+}
+
+#[test]
+fn a_restarted_process_serves_its_first_calls_from_the_file() {
+    const TEST: &str = "a_restarted_process_serves_its_first_calls_from_the_file";
+    match role().as_deref() {
+        Some(run @ ("first" | "second")) => {
+            open_child_file();
+            for n in 0..50 {
+                assert_eq!(slow(n), format!("value of {n}"));
+            }
+            let stats = slow_cache().stats();
+            println!("RUNS {}", SLOW_RUNS.load(SeqCst));
+            println!("DISK_HITS {}", stats.disk_hits);
+            if run == "first" {
+                memokit::disk::flush().unwrap();
+            }
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let path = folder("restart").join("cache.redb");
+    let first = run(TEST, "first", &path, &[]);
+    assert_eq!(number(first.expect_line("RUNS", secs(30))), 50);
+    assert_eq!(number(first.expect_line("DISK_HITS", secs(5))), 0);
+    first.success();
+    let second = run(TEST, "second", &path, &[]);
+    assert_eq!(
+        number(second.expect_line("RUNS", secs(30))),
+        0,
+        "a restarted process computes nothing the file holds"
+    );
+    assert_eq!(number(second.expect_line("DISK_HITS", secs(5))), 50);
+    second.success();
+}
+
+// --- expiry across a restart ---
+
+static SHORT_RUNS: AtomicU64 = AtomicU64::new(0);
+static LONG_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = "1s", disk, name = "disk_tier::short")]
+fn short_lived(n: u64) -> u64 {
+    SHORT_RUNS.fetch_add(1, SeqCst);
+    n + 1
+}
+
+#[cached(ttl = "1h", disk, name = "disk_tier::long")]
+fn long_lived(n: u64) -> u64 {
+    LONG_RUNS.fetch_add(1, SeqCst);
+    n + 2
+}
+
+#[test]
+fn a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served() {
+    const TEST: &str = "a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served";
+    if let Some(role) = role() {
+        if role == "ttl" {
+            open_child_file();
+            for n in 0..10 {
+                assert_eq!(short_lived(n), n + 1);
+                assert_eq!(long_lived(n), n + 2);
+            }
+            println!("SHORT {}", SHORT_RUNS.load(SeqCst));
+            println!("LONG {}", LONG_RUNS.load(SeqCst));
+            memokit::disk::flush().unwrap();
+        }
+        return;
+    }
+    let path = folder("ttl").join("cache.redb");
+    let first = run(TEST, "ttl", &path, &[]);
+    assert_eq!(number(first.expect_line("SHORT", secs(30))), 10);
+    assert_eq!(number(first.expect_line("LONG", secs(5))), 10);
+    first.success();
+    std::thread::sleep(Duration::from_millis(1_300));
+    let second = run(TEST, "ttl", &path, &[]);
+    assert_eq!(
+        number(second.expect_line("SHORT", secs(30))),
+        10,
+        "entries past their ttl are computed again after a restart"
+    );
+    assert_eq!(number(second.expect_line("LONG", secs(5))), 0);
+    second.success();
+}
+
+// --- byte bound ---
+
+#[cached(disk, name = "disk_tier::bounded")]
+fn bounded(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+#[test]
+fn past_the_byte_bound_the_oldest_entries_are_evicted() {
+    const TEST: &str = "past_the_byte_bound_the_oldest_entries_are_evicted";
+    if let Some(role) = role() {
+        if role == "bound" {
+            open_child_file();
+            for n in 0..200 {
+                bounded(n);
+            }
+            let memo = bounded_cache();
+            println!("EVICTIONS {}", memo.stats().disk_evictions);
+            memo.cache().clear(); // the in-process copies only
+            bounded(0);
+            bounded(199);
+            let stats = memo.stats();
+            println!("HITS {}", stats.disk_hits);
+            println!("MISSES {}", stats.disk_misses);
+        }
+        return;
+    }
+    let path = folder("bound").join("cache.redb");
+    // About 150 bytes an entry: 4 KB keeps the last 25 or so.
+    let child = run(
+        TEST,
+        "bound",
+        &path,
+        &[("MEMOKIT_TEST_MAX_BYTES", "4000".into())],
+    );
+    let evictions = number(child.expect_line("EVICTIONS", secs(30)));
+    assert!(evictions >= 150, "evicted {evictions} of 200");
+    assert_eq!(
+        number(child.expect_line("HITS", secs(5))),
+        1,
+        "the newest entry stays"
+    );
+    assert_eq!(
+        number(child.expect_line("MISSES", secs(5))),
+        200 + 1,
+        "the oldest is gone"
+    );
+    child.success();
+}
+
+// --- writes reach the file ---
+
+static WRITTEN_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::written")]
+fn written(n: u64) -> u64 {
+    WRITTEN_RUNS.fetch_add(1, SeqCst);
+    n * 10
+}
+
+#[cache_put(written, key = n)]
+fn save_written(n: u64, value: u64) -> u64 {
+    value
+}
+
+#[cache_evict(written, key = n)]
+fn forget_written(n: u64) {}
+
+#[test]
+fn invalidate_insert_clear_and_the_writers_apply_to_the_file() {
+    open_parent_file();
+    let memo = written_cache();
+    let local_copies_gone = || memo.cache().clear();
+    assert_eq!((written(1), written(2), written(3)), (10, 20, 30));
+    assert_eq!(WRITTEN_RUNS.load(SeqCst), 3);
+
+    local_copies_gone();
+    assert_eq!(written(2), 20, "from the file");
+    assert_eq!(WRITTEN_RUNS.load(SeqCst), 3);
+    assert_eq!(memo.stats().disk_hits, 1);
+
+    memo.invalidate(&1);
+    memo.insert(2, 99);
+    save_written(4, 44);
+    forget_written(3);
+    local_copies_gone();
+    assert_eq!(written(2), 99, "insert wrote the file");
+    assert_eq!(written(4), 44, "#[cache_put] wrote the file");
+    assert_eq!(WRITTEN_RUNS.load(SeqCst), 3);
+    assert_eq!(written(1), 10, "invalidate removed it from the file");
+    assert_eq!(written(3), 30, "#[cache_evict] removed it from the file");
+    assert_eq!(WRITTEN_RUNS.load(SeqCst), 5);
+
+    memo.clear();
+    assert_eq!(written(2), 20, "clear emptied the file");
+    assert_eq!(WRITTEN_RUNS.load(SeqCst), 6);
+}
+
+// --- another type under the same name ---
+
+#[cached(disk, name = "disk_tier::typed")]
+fn typed_as_number(n: u64) -> u64 {
+    n
+}
+
+static TYPED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::typed")]
+fn typed_as_text(n: u64) -> String {
+    TYPED_RUNS.fetch_add(1, SeqCst);
+    n.to_string()
+}
+
+#[test]
+fn a_value_of_another_type_is_a_counted_miss_and_is_overwritten() {
+    const TEST: &str = "a_value_of_another_type_is_a_counted_miss_and_is_overwritten";
+    match role().as_deref() {
+        Some("number") => {
+            open_child_file();
+            assert_eq!(typed_as_number(7), 7);
+            memokit::disk::flush().unwrap();
+            return;
+        }
+        Some("text") => {
+            open_child_file();
+            assert_eq!(typed_as_text(7), "7", "not an error: computed");
+            let memo = typed_as_text_cache();
+            memo.cache().clear();
+            assert_eq!(typed_as_text(7), "7", "the new value was written");
+            let stats = memo.stats();
+            println!("RUNS {}", TYPED_RUNS.load(SeqCst));
+            println!("DECODE {}", stats.disk_decode_errors);
+            println!("HITS {}", stats.disk_hits);
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let path = folder("typed").join("cache.redb");
+    run(TEST, "number", &path, &[]).success();
+    let text = run(TEST, "text", &path, &[]);
+    assert_eq!(number(text.expect_line("RUNS", secs(30))), 1);
+    assert_eq!(number(text.expect_line("DECODE", secs(5))), 1);
+    assert_eq!(number(text.expect_line("HITS", secs(5))), 1);
+    text.success();
+}
+
+// --- kill -9 in the middle of writes ---
+
+/// A value whose every byte depends on its key, so that a torn or mixed entry shows.
+fn expected(n: u64) -> Vec<u64> {
+    (0..64)
+        .map(|i| n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i)
+        .collect()
+}
+
+#[cached(disk, name = "disk_tier::killed")]
+fn killed(n: u64) -> Vec<u64> {
+    expected(n)
+}
+
+#[test]
+fn after_kill_9_during_writes_the_file_opens_and_serves_whole_entries_only() {
+    const TEST: &str = "after_kill_9_during_writes_the_file_opens_and_serves_whole_entries_only";
+    match role().as_deref() {
+        Some("write") => {
+            open_child_file();
+            let start: u64 = std::env::var("MEMOKIT_TEST_START")
+                .unwrap()
+                .parse()
+                .unwrap();
+            println!("WRITING");
+            for n in start.. {
+                killed(n);
+                if n % 97 == 0 {
+                    killed_cache().invalidate(&(n / 2));
+                }
+            }
+            return;
+        }
+        Some("check") => {
+            open_child_file();
+            let end: u64 = std::env::var("MEMOKIT_TEST_START")
+                .unwrap()
+                .parse()
+                .unwrap();
+            for n in 0..end {
+                // A hit is checked against the value computed afresh.
+                assert_eq!(killed(n), expected(n), "entry {n}");
+            }
+            println!("HITS {}", killed_cache().stats().disk_hits);
+            println!("ERRORS {}", killed_cache().stats().disk_errors);
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let path = folder("kill").join("cache.redb");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut start = 0;
+    let mut hits = 0;
+    for _ in 0..20 {
+        let writer = run(
+            TEST,
+            "write",
+            &path,
+            &[("MEMOKIT_TEST_START", start.to_string())],
+        );
+        writer.expect_line("WRITING", secs(30));
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 200));
+        drop(writer); // SIGKILL, then waited for
+        start += 500;
+        let check = run(
+            TEST,
+            "check",
+            &path,
+            &[("MEMOKIT_TEST_START", start.to_string())],
+        );
+        hits += number(check.expect_line("HITS", secs(60)));
+        assert_eq!(number(check.expect_line("ERRORS", secs(5))), 0);
+        check.success();
+    }
+    assert!(hits > 0, "some entries were durable before a kill");
+}
+
+// --- a second process ---
+
+#[test]
+fn a_second_process_gets_an_error_naming_the_file_and_the_first() {
+    const TEST: &str = "a_second_process_gets_an_error_naming_the_file_and_the_first";
+    if let Some(role) = role() {
+        if role == "holder" {
+            open_child_file();
+            println!("PID {}", std::process::id());
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        return;
+    }
+    let path = folder("second").join("cache.redb");
+    let holder = run(TEST, "holder", &path, &[]);
+    let pid: u32 = holder.expect_line("PID", secs(30)).parse().unwrap();
+    let err = memokit::disk::open(Config::new(&path)).unwrap_err();
+    match &err {
+        Error::Locked {
+            path: locked,
+            pid: other,
+        } => {
+            assert_eq!(locked, &path);
+            assert_eq!(*other, Some(pid));
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains(&format!("pid {pid}")), "{message}");
+    drop(holder);
+    // Once the first process is gone, the file opens.
+    memokit::disk::open(Config::new(&path)).unwrap();
+}
+
+// --- bad input ---
+
+static UNWRITABLE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk = "/dev/null/memokit.redb", name = "disk_tier::unwritable")]
+fn unwritable(n: u64) -> u64 {
+    UNWRITABLE_RUNS.fetch_add(1, SeqCst);
+    n
+}
+
+#[test]
+fn a_path_that_cannot_be_written_is_an_error_at_open_and_the_function_runs_in_process() {
+    let err = memokit::disk::open(Config::new("/dev/null/memokit.redb")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("/dev/null/memokit.redb"), "{err}");
+    assert_eq!((unwritable(1), unwritable(1)), (1, 1));
+    assert_eq!(
+        UNWRITABLE_RUNS.load(SeqCst),
+        1,
+        "the in-process cache still works"
+    );
+    let stats = unwritable_cache().stats();
+    assert_eq!((stats.disk_errors, stats.disk_hits), (1, 0));
+}
+
+#[test]
+fn a_corrupted_file_is_an_error_at_open() {
+    let dir = folder("corrupted");
+    let garbage = dir.join("garbage.redb");
+    std::fs::write(&garbage, vec![0x5a_u8; 64 * 1024]).unwrap();
+    let err = memokit::disk::open(Config::new(&garbage)).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+    assert!(err.to_string().contains("garbage.redb"), "{err}");
+
+    // A real file with its middle overwritten.
+    let damaged = dir.join("damaged.redb");
+    {
+        let db = redb::Database::create(&damaged).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
+                .unwrap();
+            for n in 0..2_000_u64 {
+                table.insert(n, [7_u8; 100].as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let len = bytes.len();
+    bytes[..len / 2].iter_mut().for_each(|b| *b = !*b);
+    std::fs::write(&damaged, bytes).unwrap();
+    let err = memokit::disk::open(Config::new(&damaged)).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+}
+
+#[test]
+fn a_file_of_a_newer_format_is_an_error_at_open() {
+    let path = folder("newer").join("cache.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("format", memokit::disk::FORMAT + 1).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = memokit::disk::open(Config::new(&path)).unwrap_err();
+    match &err {
+        Error::NewerFormat {
+            found, supported, ..
+        } => assert_eq!(
+            (*found, *supported),
+            (memokit::disk::FORMAT + 1, memokit::disk::FORMAT)
+        ),
+        other => panic!("expected NewerFormat, got {other:?}"),
+    }
+    assert!(err.to_string().contains("upgrade memokit"), "{err}");
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
