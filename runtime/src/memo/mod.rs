@@ -466,12 +466,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                         Ok(M::from_iter(found))
                     } else {
                         S::split(body(&absent)).map(|answer| {
-                            let computed: Vec<(K, V)> = answer.into_iter().collect();
-                            let fresh = for_tier(&computed, &absent, &batch.superseded());
+                            let (all, fresh) = with_tier(found, answer, &absent, &batch);
                             if !fresh.is_empty() {
                                 tier::block_on(tier, tier.store_many(&fresh));
                             }
-                            found.into_iter().chain(computed).collect()
+                            all
                         })
                     }
                 }
@@ -514,12 +513,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                     } else {
                         match S::split(body(absent.clone()).await) {
                             Ok(answer) => {
-                                let computed: Vec<(K, V)> = answer.into_iter().collect();
-                                let fresh = for_tier(&computed, &absent, &batch.superseded());
+                                let (all, fresh) = with_tier(found, answer, &absent, &batch);
                                 if !fresh.is_empty() {
                                     tier.store_many(&fresh).await;
                                 }
-                                Ok(found.into_iter().chain(computed).collect())
+                                Ok(all)
                             }
                             Err(error) => Err(error),
                         }
@@ -722,19 +720,27 @@ fn in_tier<K: Clone, V>(missing: &[K], got: Vec<Option<V>>) -> (Vec<(K, V)>, Vec
     (found, absent)
 }
 
-/// The values a batch computed that go to its tier: of keys it asked for, and not superseded
-/// by a write while it computed.
-fn for_tier<K: Hash + Eq + Clone, V: Clone>(
-    computed: &[(K, V)],
-    asked: &[K],
-    superseded: &std::collections::HashSet<K>,
-) -> Vec<(K, V)> {
-    let asked: std::collections::HashSet<&K> = asked.iter().collect();
-    computed
+/// A batch's answer when it has a tier: the values `found` there and those computed
+/// (`answer`), and, of the computed ones, those that go to the tier: of keys it asked for
+/// (`absent` there), not superseded by a write while it computed.
+fn with_tier<K: Hash + Eq + Clone, V: Clone, M>(
+    found: Vec<(K, V)>,
+    answer: M,
+    absent: &[K],
+    batch: &batch::Batch<'_, K, V>,
+) -> (M, Vec<(K, V)>)
+where
+    M: IntoIterator<Item = (K, V)> + FromIterator<(K, V)>,
+{
+    let computed: Vec<(K, V)> = answer.into_iter().collect();
+    let asked: std::collections::HashSet<&K> = absent.iter().collect();
+    let superseded = batch.superseded();
+    let fresh = computed
         .iter()
         .filter(|(key, _)| asked.contains(key) && !superseded.contains(key))
         .cloned()
-        .collect()
+        .collect();
+    (found.into_iter().chain(computed).collect(), fresh)
 }
 
 /// How the registry lists the cache of one instance: by a weak handle, so that the cache and
