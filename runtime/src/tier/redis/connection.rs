@@ -481,22 +481,12 @@ impl Connection {
             pipe.get(entry);
         }
         let count = entries.len();
+        let (places, pipes): (Vec<Vec<usize>>, Vec<redis::Pipeline>) =
+            by_slot.into_values().unzip();
         self.run(move |conn| async move {
-            let sent: Vec<_> = by_slot
-                .into_values()
-                .map(|(places, pipe)| {
-                    let mut conn = conn.clone();
-                    let read = tokio::spawn(async move {
-                        pipe.query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await
-                    });
-                    (places, read)
-                })
-                .collect();
+            let reads = all_at_once::<Vec<Option<Vec<u8>>>>(&conn, pipes).await?;
             let mut values = vec![None; count];
-            for (places, read) in sent {
-                let read = read.await.map_err(|error| {
-                    redis::RedisError::from((redis::ErrorKind::Io, "read task", error.to_string()))
-                })??;
+            for (places, read) in places.into_iter().zip(reads) {
                 for (at, value) in places.into_iter().zip(read) {
                     values[at] = value;
                 }
@@ -531,18 +521,7 @@ impl Connection {
                 .ignore();
         }
         self.run(|conn| async move {
-            let sent: Vec<_> = by_slot
-                .into_values()
-                .map(|pipe| {
-                    let mut conn = conn.clone();
-                    tokio::spawn(async move { pipe.query_async::<()>(&mut conn).await })
-                })
-                .collect();
-            for sent in sent {
-                sent.await.map_err(|error| {
-                    redis::RedisError::from((redis::ErrorKind::Io, "write task", error.to_string()))
-                })??;
-            }
+            all_at_once::<()>(&conn, by_slot.into_values().collect()).await?;
             let mut conn = conn;
             for cmd in announce {
                 cmd.query_async::<()>(&mut conn).await?;
@@ -593,6 +572,29 @@ impl Connection {
             let _ = tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)).await;
         });
     }
+}
+
+/// Sends every pipeline at once (each a task on the tier's runtime, over clones of one
+/// multiplexed connection) and returns their answers in order: the first error fails all.
+async fn all_at_once<T: FromRedisValue + Send + 'static>(
+    conn: &Multiplexed,
+    pipes: Vec<redis::Pipeline>,
+) -> redis::RedisResult<Vec<T>> {
+    let sent: Vec<_> = pipes
+        .into_iter()
+        .map(|pipe| {
+            let mut conn = conn.clone();
+            tokio::spawn(async move { pipe.query_async::<T>(&mut conn).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(sent.len());
+    for sent in sent {
+        let answer = sent.await.map_err(|error| {
+            redis::RedisError::from((redis::ErrorKind::Io, "pipeline task", error.to_string()))
+        })??;
+        answers.push(answer);
+    }
+    Ok(answers)
 }
 
 /// The URL without its password, for messages.
