@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{current, keys, set_px, Connection, FnState, Shared, Unavailable};
+use super::{keys, set_px, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
 use crate::tier::{Claim, Fetched, TierFuture};
 
@@ -139,27 +139,13 @@ where
     V: Send + Sync + 'static,
 {
     let state = &shared.state;
-    let Some(name) = shared.name() else {
-        return Fetched::Miss(None);
-    };
-    let Some(tier) = current().filter(|tier| tier.available()) else {
-        return Fetched::Miss(None);
-    };
-    let Some(key) = (shared.encode_key)(key) else {
-        return Fetched::Miss(None);
-    };
     // Writes that an outage kept from Redis first: until they are there, Redis may hold what
     // they replaced.
-    let generation = match state.replay(&tier, name).await {
-        Ok(()) => state.generation(&tier, name).await,
-        Err(unavailable) => Err(unavailable),
+    let Some((tier, mut entries)) = shared.entries_of(std::iter::once(key)).await else {
+        return Fetched::Miss(None);
     };
-    let entry = match generation {
-        Ok(generation) => keys::entry(&tier.config.prefix, name, generation, &key),
-        Err(unavailable) => {
-            state.count(unavailable);
-            return Fetched::Miss(None);
-        }
+    let Some(entry) = entries.pop().flatten() else {
+        return Fetched::Miss(None);
     };
     if refresh {
         return claim(shared, tier, entry, None);
