@@ -193,6 +193,16 @@ impl<'a> Function<'a> {
         self.args.iter().filter(|arg| arg.skip.is_none()).collect()
     }
 
+    /// The function's type parameters (`T` of `fn parse<T: FromStr>`): one cache each
+    /// instantiation. Lifetimes are not among them.
+    pub(crate) fn type_params(&self) -> Vec<&'a syn::Ident> {
+        self.sig
+            .generics
+            .type_params()
+            .map(|param| &param.ident)
+            .collect()
+    }
+
     pub(crate) fn is_method(&self) -> bool {
         self.receiver.is_some()
     }

@@ -45,6 +45,14 @@ use proc_macro::TokenStream;
 ///   `__memokit_load_<function>` is generated too, for the handle's type to name.
 /// - The function is listed in `memokit::registry()` from its first call (or first use of its
 ///   handle), under its name (`module::path::function`, or `module::path::Type::method`).
+/// - A generic function (`fn parse<T: FromStr + Clone + Send + Sync + 'static>(s: &str)`) has
+///   one cache per instantiation, each listed on its own (`module::path::parse::<i32>`), and a
+///   generic accessor (`parse_cache::<i32>()`); writers name the instantiation
+///   (`#[cache_evict(parse::<i32>, all)]`). Its type parameters must be `'static`, and those in
+///   the key or the value need what keys and values need (`Hash + Eq + Clone + Send + Sync`,
+///   `Clone + Send + Sync`). Finding the instantiation's cache costs one read-locked scan of a
+///   short list per call. No `warm` (a loader would have to name the instantiation), no
+///   `instance`, no const generic parameters.
 ///
 /// # The key
 /// By default the key is the arguments, stored owned: one argument is the key itself, several
@@ -275,7 +283,8 @@ use proc_macro::TokenStream;
 /// not shorter than `ttl`, a `jitter` fraction outside (0, 1), unknown or bad `redis(...)` options (and
 /// `redis` without the `redis` feature of memokit), a method without `key` or `#[skip]`,
 /// `#[skip]` beside `key` or on `self`, `impl Trait` or
-/// `&mut` arguments, `&mut self`, generic functions, `const fn`, `extern` functions, return
+/// `&mut` arguments, `&mut self`, const generic parameters, `instance` on a generic method,
+/// `const fn`, `extern` functions, return
 /// types that borrow (`&str`, `Cow<'a, _>`) or name `Self`, no return value, `cache_errors`
 /// / `cache_none` on a function that does not return `Result` / `Option`, and `stale_if_error`
 /// on one that does not return `Result` or beside `cache_errors = true`. Associated functions

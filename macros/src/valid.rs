@@ -101,6 +101,13 @@ fn check_instance(func: &Function<'_>, options: &Options, errors: &mut Errors) {
         ),
         Some(_) => {}
     }
+    if let Some(param) = func.sig.generics.type_params().next() {
+        errors.spanned(
+            param,
+            "`instance` does not support generic methods: the field holds a cache of one type, not one per \
+             instantiation; remove `instance` (one cache per instantiation for the process) or the type parameter",
+        );
+    }
     if options.given("redis") {
         errors.spanned(
             field,
@@ -180,14 +187,12 @@ fn check_function(sig: &Signature, errors: &mut Errors) {
             "`#[cached]` cannot be used on a variadic function",
         );
     }
-    for param in &sig.generics.params {
-        if !matches!(param, syn::GenericParam::Lifetime(_)) {
-            errors.spanned(
-                param,
-                "`#[cached]` does not support generic functions: its one cache cannot hold the values of every \
-                 instantiation; cache a non-generic function for each type you need and call it from the generic one",
-            );
-        }
+    for param in sig.generics.const_params() {
+        errors.spanned(
+            param,
+            "`#[cached]` does not support const generic parameters (type parameters are supported, one cache \
+             each): pass the constant as an argument instead",
+        );
     }
 }
 

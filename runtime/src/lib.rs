@@ -84,6 +84,7 @@ pub mod __private {
     pub use crate::cache::key::{Args, Borrowed, LookupKey, Owned};
     /// The TinyLFU policies' frequency sketch, for the policy model tests.
     pub use crate::cache::policy::sketch::FrequencySketch;
+    pub use crate::memo::generic::Instantiations;
     pub use crate::memo::shape::{
         ErrorSharing, OptionShape, Plain, ResultShape, RetryOnError, Shape, ShareClonedError,
         ShareErrorAsLoadFailed,
@@ -92,6 +93,7 @@ pub mod __private {
     pub use crate::memo::MemoOptions;
     pub use crate::warm::LoadAsync;
     pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
+    pub use std::any::TypeId;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
 

@@ -26,14 +26,17 @@ pub(crate) fn check(args: &WriterArgs, func: &Function<'_>, errors: &mut Errors)
     let attribute = args.kind.attribute();
     let target = match &args.target {
         Some(target) => {
+            // The last segment may name a generic function's instantiation (`parse::<i32>`).
+            let leading = target.segments.len().saturating_sub(1);
             if let Some(segment) = target
                 .segments
                 .iter()
+                .take(leading)
                 .find(|segment| !matches!(segment.arguments, PathArguments::None))
             {
                 errors.spanned(
                     &segment.arguments,
-                    format!("`{attribute}` names its target without generic arguments: a `#[cached]` function is not generic"),
+                    format!("`{attribute}` takes generic arguments only on the function it names (`parse::<i32>` for an instantiation of a generic `#[cached]` function), not on the path before it"),
                 );
             }
             target

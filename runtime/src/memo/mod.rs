@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use equivalent::Equivalent;
 
 pub(crate) mod exposition;
+pub(crate) mod generic;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub(crate) mod registry;

@@ -40,7 +40,7 @@ fn key_needed_no_arguments() -> u64 {
     1
 }
 
-#[cache_evict(load_user::<u64>, all)]
+#[cache_evict(Users::<u64>::load_user, all)]
 fn generic_target() {}
 
 fn main() {}

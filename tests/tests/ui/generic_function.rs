@@ -1,8 +1,0 @@
-use memokit::cached;
-
-#[cached]
-fn echo<T: Clone>(value: T) -> T {
-    value
-}
-
-fn main() {}
