@@ -50,8 +50,8 @@ use proc_macro::TokenStream;
 ///   generic accessor (`parse_cache::<i32>()`); writers name the instantiation
 ///   (`#[cache_evict(parse::<i32>, all)]`). Its type parameters must be `'static`, and those in
 ///   the key or the value need what keys and values need (`Hash + Eq + Clone + Send + Sync`,
-///   `Clone + Send + Sync`). Finding the instantiation's cache costs one read-locked scan of a
-///   short list per call. No `warm` (a loader would have to name the instantiation), no
+///   `Clone + Send + Sync`). Finding the instantiation's cache costs a lock-free scan of a short
+///   list per call. No `warm` (a loader would have to name the instantiation), no
 ///   `instance`, no const generic parameters.
 ///
 /// # The key

@@ -8,15 +8,24 @@
 use std::any::{Any, TypeId};
 use std::sync::OnceLock;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+
+/// One instantiation: the `TypeId` of its type arguments and its slot.
+type Slot = (TypeId, &'static (dyn Any + Send + Sync));
+
+/// Instantiations found without a lock: a program calls a generic function with few types.
+const INLINE: usize = 8;
 
 /// The slots of a generic function, one per instantiation, each created on first use and kept
 /// for the life of the process (as a `static` is). Not part of the stable API: `#[cached]`
 /// declares one for each generic function.
 #[doc(hidden)]
 pub struct Instantiations {
-    // Few entries (one per type a program calls the function with): a scan beats hashing.
-    slots: RwLock<Vec<(TypeId, &'static (dyn Any + Send + Sync))>>,
+    // Filled in order, under `adding`, and never emptied: a reader scans them with one atomic
+    // load each and stops at the first empty one.
+    inline: [OnceLock<Slot>; INLINE],
+    more: RwLock<Vec<Slot>>,
+    adding: Mutex<()>,
 }
 
 impl Instantiations {
@@ -24,33 +33,54 @@ impl Instantiations {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Instantiations {
-            slots: RwLock::new(Vec::new()),
+            inline: [const { OnceLock::new() }; INLINE],
+            more: RwLock::new(Vec::new()),
+            adding: Mutex::new(()),
         }
     }
 
     /// The slot of the instantiation whose type arguments have the `TypeId` `marker`, created
     /// empty on first use. `T` is the handle type the slot holds; one marker always comes
     /// with one `T`, since both are fixed by the same type arguments.
+    #[inline]
     pub fn slot<T: Send + Sync + 'static>(&'static self, marker: TypeId) -> &'static OnceLock<T> {
+        match self.find(marker) {
+            Some(slot) => downcast(slot),
+            None => self.add(marker),
+        }
+    }
+
+    #[inline]
+    fn find(&self, marker: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
+        for slot in &self.inline {
+            match slot.get() {
+                Some((id, slot)) if *id == marker => return Some(*slot),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        let more = self.more.read();
+        more.iter()
+            .find(|(id, _)| *id == marker)
+            .map(|(_, slot)| *slot)
+    }
+
+    #[cold]
+    fn add<T: Send + Sync + 'static>(&'static self, marker: TypeId) -> &'static OnceLock<T> {
+        let _adding = self.adding.lock();
+        // Another thread may have added it since `find`.
         if let Some(slot) = self.find(marker) {
             return downcast(slot);
         }
-        let mut slots = self.slots.write();
-        // Another thread may have made it between the two locks.
-        if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == marker) {
-            return downcast(*slot);
-        }
         let slot: &'static OnceLock<T> = Box::leak(Box::new(OnceLock::new()));
-        slots.push((marker, slot));
+        let entry: Slot = (marker, slot);
+        match self.inline.iter().find(|free| free.get().is_none()) {
+            Some(free) => {
+                let _ = free.set(entry);
+            }
+            None => self.more.write().push(entry),
+        }
         slot
-    }
-
-    fn find(&self, marker: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
-        let slots = self.slots.read();
-        slots
-            .iter()
-            .find(|(id, _)| *id == marker)
-            .map(|(_, slot)| *slot)
     }
 }
 
@@ -85,6 +115,25 @@ mod tests {
         a.set("u8".to_owned()).unwrap();
         assert_eq!(slot_of::<u8>().get().map(String::as_str), Some("u8"));
         assert!(slot_of::<u16>().get().is_none());
+    }
+
+    #[test]
+    fn more_instantiations_than_the_inline_slots() {
+        static MANY: Instantiations = Instantiations::new();
+        fn slot<T: 'static>() -> &'static OnceLock<usize> {
+            MANY.slot::<usize>(TypeId::of::<T>())
+        }
+        macro_rules! each {
+            ($($ty:ty),*) => {{
+                let mut index = 0;
+                $( slot::<$ty>().set(index).unwrap(); index += 1; )*
+                let _ = index;
+                let mut expected = 0;
+                $( assert_eq!(slot::<$ty>().get(), Some(&expected)); expected += 1; )*
+                let _ = expected;
+            }};
+        }
+        each!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64, bool, char, String);
     }
 
     #[test]
