@@ -3,8 +3,8 @@
 //! module with a few exports, instantiated by `run.mjs` with no JavaScript glue), and natively
 //! as a test.
 //!
-//! [`check`] runs everywhere: `#[cached]` hits, misses and evictions, an `async` function
-//! polled without a runtime, expiry on a mock clock, two seeded caches that end alike, and the
+//! [`check`] runs everywhere: `#[cached]` hits, misses and evictions, the registry, the test
+//! switch, an `async` function polled without a runtime, expiry on a mock clock, two seeded caches that end alike, and the
 //! calls that would start threads where there are none. [`check_real_clock`] needs std's clock
 //! (not on `wasm32-unknown-unknown`, where `run.mjs` drives [`expiring`] through
 //! `memokit::set_time_source` instead).
@@ -90,6 +90,16 @@ pub fn check() -> Result<String, String> {
         "square: {stats:?}"
     );
     writeln!(report, "#[cached(size = 2)] square: {stats}").unwrap();
+    let listed = memokit::registry().stats(square_cache().name());
+    ensure!(
+        listed == Some(stats),
+        "the registry lists square with {listed:?}"
+    );
+    let text = memokit::registry().prometheus();
+    ensure!(
+        text.contains("memokit_hits_total{function=\"memokit_wasm_check::square\"} 2"),
+        "the Prometheus text: {text}"
+    );
 
     // An `async` function, polled without a runtime.
     ensure!(ready(lookup(7)) == "user 7", "lookup(7)");
@@ -101,6 +111,16 @@ pub fn check() -> Result<String, String> {
         LOOKUP_RUNS.load(Relaxed)
     );
     writeln!(report, "#[cached] async lookup: {stats}").unwrap();
+
+    // The test switch: the body runs, nothing is counted.
+    {
+        let _off = memokit::testing::disable();
+        ensure!(square(2) == 4, "square(2) with memoization off");
+    }
+    ensure!(
+        SQUARE_RUNS.load(Relaxed) == 4 && square_cache().stats().hits == 2,
+        "memoization off still counted or skipped the body"
+    );
 
     // Expiry on the test clock: no real clock needed.
     {
