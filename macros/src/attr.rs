@@ -37,6 +37,9 @@ pub(crate) struct Options {
     pub(crate) instance: Option<Ident>,
     /// `batch`: the function takes a slice of keys and returns the values it found.
     pub(crate) batch: Option<Ident>,
+    /// `seed = …`: fixed hashing keys (`CacheBuilder::seed`), as a checked literal or an
+    /// expression the compiler checks.
+    pub(crate) seed: Option<Seed>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -73,13 +76,20 @@ pub(crate) enum Jitter {
     Nanos(u64),
 }
 
+/// `seed = …`: a whole-number literal, read here, or any other expression (`SEED`,
+/// `seed_from_env()`), which the expansion has the compiler check as a `u64`.
+pub(crate) enum Seed {
+    Literal(u64),
+    Expr(Expr),
+}
+
 /// A `true`/`false` option, with the tokens of the whole `name = value` for error spans.
 pub(crate) struct Flag {
     pub(crate) value: bool,
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 18] = [
+const KNOWN_NAMES: [&str; 19] = [
     "size",
     "weight",
     "ttl",
@@ -98,11 +108,12 @@ const KNOWN_NAMES: [&str; 18] = [
     "stale_if_error",
     "instance",
     "batch",
+    "seed",
 ];
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     disk, refresh, jitter, stale_if_error, instance, batch";
+     disk, refresh, jitter, stale_if_error, instance, batch, seed";
 
 const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
 
@@ -234,6 +245,7 @@ impl Options {
             "cache_none" => self.cache_none = flag_of(&value, name, errors),
             "coalesce" => self.coalesce = flag_of(&value, name, errors),
             "name" => self.name = str_of(&value, name, errors),
+            "seed" => self.seed = seed_of(value, errors),
             "disk" => match lit_of(&value) {
                 Some(Lit::Str(path)) if !path.value().is_empty() => {
                     self.disk = Some(Disk {
@@ -487,6 +499,43 @@ fn size_of(value: Expr, errors: &mut Errors) -> Option<Expr> {
             format!("`size` must be at least 1, such as `size = 10_000`: it is {WHAT}")
         }
         _ => return Some(value),
+    };
+    errors.spanned(&value, message);
+    None
+}
+
+/// `seed = …`: a literal must be a whole number that fits in a `u64` (an unsuffixed one, or
+/// suffixed `u64`). Any other expression (`SEED`, a function call) is passed on for the compiler
+/// to check as a `u64` (see `expand::builder`), and evaluated when the cache is built.
+fn seed_of(value: Expr, errors: &mut Errors) -> Option<Seed> {
+    const WHAT: &str = "the cache's hashing seed, fixed so that a replay gives the same hits \
+                        and evictions on every run";
+    let message = match &value {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Int(int) if !["", "u64"].contains(&int.suffix()) => format!(
+                "`seed` is a `u64`: write it without the `{}` suffix, e.g. `seed = {}`",
+                int.suffix(),
+                int.base10_digits()
+            ),
+            Lit::Int(int) => match int.base10_parse::<u64>() {
+                Ok(seed) => return Some(Seed::Literal(seed)),
+                Err(_) => format!(
+                    "`seed` is too large: it must fit in a `u64` (at most {})",
+                    u64::MAX
+                ),
+            },
+            Lit::Str(text) if text.value().trim().parse::<u64>().is_ok() => format!(
+                "`seed` expects a number, not a string: write `seed = {}`",
+                text.value().trim()
+            ),
+            _ => {
+                format!("`seed` expects a whole number (a `u64`) such as `seed = 42`: it is {WHAT}")
+            }
+        },
+        negative if is_negative_literal(negative) => {
+            format!("`seed` cannot be negative: it is a `u64` such as `seed = 42`, {WHAT}")
+        }
+        _ => return Some(Seed::Expr(value)),
     };
     errors.spanned(&value, message);
     None

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Type};
 
 use crate::ast::{self, Arg, Function, ReturnKind};
-use crate::attr::{Jitter, Options};
+use crate::attr::{Jitter, Options, Seed};
 use crate::errors::Errors;
 use crate::{key, valid};
 
@@ -505,6 +505,18 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     }
     if let Some(policy) = &options.policy {
         builder = quote!(#builder.policy(::memokit::Policy::#policy));
+    }
+    match &options.seed {
+        Some(Seed::Literal(seed)) => {
+            let seed = proc_macro2::Literal::u64_suffixed(*seed);
+            builder = quote!(#builder.seed(#seed));
+        }
+        Some(Seed::Expr(seed)) => {
+            // Through a trait whose error names `seed` when the expression is no `u64`.
+            let seed = quote_spanned!(seed.span()=> ::memokit::__private::seed(#seed));
+            builder = quote!(#builder.seed(#seed));
+        }
+        None => {}
     }
     if let Some(refresh) = &options.refresh {
         let nanos = refresh.value;

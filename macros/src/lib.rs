@@ -191,6 +191,18 @@ use proc_macro::TokenStream;
 /// - `coalesce = false`: concurrent callers of one missing key each run the body (by default
 ///   they share one run).
 /// - `name = "…"`: the registry name.
+/// - `seed = 42`: fixed hashing keys drawn from this `u64` instead of random ones, so that
+///   replaying one sequence of calls gives the same hits, evictions and entries on every run
+///   (see `CacheBuilder::seed`; for reproducible figures, not for keys from untrusted input). A
+///   literal is checked by the macro (`seed = "42"`, `1.5` or `-1` is an error there); any other
+///   expression (`seed = SEED`) must be a `u64`, and is evaluated when the cache is built.
+///
+///   ```
+///   #[memokit::cached(size = 1_000, seed = 42)]
+///   fn square(n: u64) -> u64 { n * n }
+///
+///   assert_eq!(square(7), 49);
+///   ```
 /// - `redis` or `redis(ttl = "10m", lease = "5s")` (feature `redis` of memokit): also keep
 ///   results in Redis, shared by every process connected to it (see `memokit::redis`). `ttl`
 ///   is how long Redis keeps an entry (default: the local `ttl`, or one hour); `lease` how long

@@ -62,6 +62,9 @@ pub use cache::flight::LoadFailed;
 pub use cache::policy::Policy;
 pub use cache::removal::RemovalCause;
 pub use cache::stats::Stats;
+/// The clock of caches on `wasm32-unknown-unknown`, where std has none.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+pub use cache::stopwatch::no_clock::set_time_source;
 pub use cache::Cache;
 /// The trait of a borrowed form of a key: [`Cache::get`] and its kin take any `Q: Equivalent<K>`, as
 /// hashbrown, indexmap and quick_cache do (it is the `equivalent` crate's).
@@ -96,6 +99,28 @@ pub mod __private {
     pub use std::any::TypeId;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;
+
+    /// What `seed = <expression>` in `#[cached]` must be: a `u64`.
+    #[diagnostic::on_unimplemented(
+        message = "`seed` expects a `u64`, not `{Self}`",
+        label = "the cache's hashing seed",
+        note = "write a whole number (`seed = 42`) or an expression of type `u64` (`seed = SEED as u64`)"
+    )]
+    pub trait Seed {
+        /// The seed.
+        fn into_seed(self) -> u64;
+    }
+
+    impl Seed for u64 {
+        fn into_seed(self) -> u64 {
+            self
+        }
+    }
+
+    /// The seed of `#[cached(seed = <expression>)]`, checked to be a `u64`.
+    pub fn seed(seed: impl Seed) -> u64 {
+        seed.into_seed()
+    }
 
     #[cfg(feature = "redis")]
     pub use crate::redis::__shared as shared_tier;

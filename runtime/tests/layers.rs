@@ -38,7 +38,8 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("trace", &["cache::trace"], &["removal"]),
     ("removal", &["cache::removal"], &[]),
     ("stats", &["cache::stats"], &[]),
-    ("expiry", &["cache::expiry"], &[]),
+    // Time: expiry, the clocks, and the stopwatch that stands in for `Instant` where std has none.
+    ("expiry", &["cache::expiry", "cache::stopwatch"], &[]),
 ];
 
 fn src() -> PathBuf {

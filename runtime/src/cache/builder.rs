@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy, SystemClock};
+use crate::cache::expiry::{duration_nanos, mix64, Clock, ExpiryPolicy, SystemClock};
 use crate::cache::flight::Flights;
 use crate::cache::policy::Policy;
 use crate::cache::policy::WindowClimber;
@@ -59,6 +59,8 @@ pub struct CacheBuilder<K, V> {
     listener: Option<Listener<K, V>>,
     clock: Option<Arc<dyn Clock>>,
     shards: Option<usize>,
+    /// Fixed hashing keys, drawn from this seed (see `seed`); absent: random ones.
+    seed: Option<u64>,
     /// Starts the background sweeper on the built cache (see `sweep_interval`).
     start_sweeper: Option<StartSweeper<K, V>>,
 }
@@ -77,6 +79,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             listener: None,
             clock: None,
             shards: None,
+            seed: None,
             start_sweeper: None,
         }
     }
@@ -349,6 +352,48 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
         self
     }
 
+    /// Hashes keys with keys drawn from `seed` instead of random ones, so that the cache places,
+    /// admits and evicts the same way on every run: replaying one sequence of calls (from one
+    /// thread) into two caches built alike with the same seed leaves them with the same entries
+    /// and the same [`stats`](Cache::stats). For reproducible hit ratios and benchmark figures;
+    /// run again with other seeds to see the spread.
+    ///
+    /// What stays fixed is everything the hash decides: the shard of each key, where the
+    /// frequency sketch of W-TinyLFU and S3-FIFO+TinyLFU counts it, and the draw of its
+    /// [`ttl_jitter`](Self::ttl_jitter). The same seed gives the same figures with the same
+    /// memokit and ahash on the same kind of processor (ahash hashes differently with and without
+    /// AES instructions) and the same number of shards: pin [`shards`](Self::shards) too to
+    /// compare machines with different core counts. Concurrent callers still interleave as the
+    /// scheduler decides.
+    ///
+    /// Without `seed` (the default) each cache gets random keys (on native targets and
+    /// `wasm32-wasip1`, from the operating system once per process), so that keys chosen to
+    /// collide in one process do not collide in another. A fixed seed gives that up: keep the
+    /// default where keys come from untrusted input, or draw the seed from a random source of
+    /// yours (on `wasm32-unknown-unknown`, which has no such source of its own, that is the way to
+    /// get random keys: see README.md, "WebAssembly").
+    ///
+    /// ```
+    /// use memokit::Cache;
+    ///
+    /// let replay = |cache: &Cache<u64, u64>| {
+    ///     for i in 0..10_000u64 {
+    ///         let key = (i * i) % 997; // any deterministic sequence
+    ///         cache.get_or_insert_with(key, || key);
+    ///     }
+    /// };
+    /// let build = || Cache::builder().max_capacity(100).shards(4).seed(42).build();
+    /// let (first, second) = (build(), build());
+    /// replay(&first);
+    /// replay(&second);
+    /// assert_eq!(first.stats().hits, second.stats().hits);
+    /// assert_eq!(first.stats().evictions, second.stats().evictions);
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Builds the cache.
     ///
     /// ```
@@ -358,7 +403,9 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
     pub fn build(self) -> Cache<K, V> {
         let shard_count = self.shard_count();
         let capacity = self.max_capacity;
-        let hasher = ahash::RandomState::new();
+        let hasher = self
+            .seed
+            .map_or_else(ahash::RandomState::new, seeded_hasher);
         let lookups = LookupCounters::new();
         // W-TinyLFU's window is sized by one climber per cache, on the cache's hit ratio.
         let climber = (self.policy == Policy::WTinyLfu).then(|| {
@@ -462,6 +509,14 @@ where
         self.start_sweeper = Some(Box::new(move |cache| spawn_sweeper(cache, interval)));
         self
     }
+}
+
+/// The hasher of [`CacheBuilder::seed`]: its four keys are the first four outputs of
+/// splitmix64 started at `seed`, so that nearby seeds give unrelated keys.
+pub(crate) fn seeded_hasher(seed: u64) -> ahash::RandomState {
+    // `mix64` adds the first step itself.
+    let key = |i: u64| mix64(seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    ahash::RandomState::with_seeds(key(0), key(1), key(2), key(3))
 }
 
 fn prev_power_of_two(n: usize) -> usize {

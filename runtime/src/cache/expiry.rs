@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::cache::stopwatch::Stopwatch;
 
 /// A monotonic clock. Caches read it only when they have a time-to-live, time-to-idle or refresh.
 ///
@@ -25,7 +27,11 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Duration;
 }
 
-/// The real monotonic clock ([`Instant`]); the default.
+/// The real monotonic clock ([`Instant`](std::time::Instant)); the default.
+///
+/// On `wasm32-unknown-unknown`, where std has no clock, it reads the time source installed with
+/// `memokit::set_time_source`, and without one stands still at zero: entries then never expire
+/// by age and are never due for a refresh (see README.md, "WebAssembly").
 ///
 /// ```
 /// use memokit::{Clock, SystemClock};
@@ -34,13 +40,13 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
-    origin: Instant,
+    origin: Stopwatch,
 }
 
 impl Default for SystemClock {
     fn default() -> Self {
         SystemClock {
-            origin: Instant::now(),
+            origin: Stopwatch::start(),
         }
     }
 }
@@ -199,7 +205,7 @@ impl ExpiryPolicy {
 }
 
 /// The splitmix64 finalizer: spreads nearby inputs over the whole range.
-fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -12,7 +12,7 @@ use std::hash::Hash;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use equivalent::Equivalent;
 
@@ -21,6 +21,7 @@ use crate::cache::flight::{
 };
 use crate::cache::key::{LookupKey, Owned};
 use crate::cache::stats::{bump, Counters};
+use crate::cache::stopwatch::Stopwatch;
 use crate::cache::trace::{LoadOutcome, LoadSpan};
 use crate::cache::Cache;
 
@@ -487,7 +488,7 @@ pub(crate) struct Leader<'a, K: Hash + Eq + Clone, V: Clone> {
     hash: u64,
     key: Option<K>,
     flight: Arc<Flight<V>>,
-    started: Instant,
+    started: Stopwatch,
     /// A refresh of a value still cached (counted as a refresh, not a load).
     refresh: bool,
     span: LoadSpan,
@@ -507,7 +508,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             hash,
             key: Some(key.clone()),
             flight,
-            started: Instant::now(),
+            started: Stopwatch::start(),
             refresh: false,
             span: LoadSpan::start(&cache.inner.config.name),
         }

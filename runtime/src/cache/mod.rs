@@ -18,6 +18,7 @@ pub(crate) mod policy;
 pub(crate) mod removal;
 pub(crate) mod shard;
 pub(crate) mod stats;
+pub(crate) mod stopwatch;
 mod sync;
 pub(crate) mod trace;
 

@@ -47,9 +47,10 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cache::expiry::{Clock, MockClock};
+use crate::cache::stopwatch::Stopwatch;
 use crate::memo::Memo;
 
 thread_local! {
@@ -115,8 +116,8 @@ impl Drop for Disabled {
 /// thread: one origin for the process, so that the values written under a mock clock and
 /// those written under the real one are measured from the same point.
 fn real_now() -> Duration {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed()
+    static ORIGIN: OnceLock<Stopwatch> = OnceLock::new();
+    ORIGIN.get_or_init(Stopwatch::start).elapsed()
 }
 
 /// The clock of `#[cached]` functions: the real time, or on a thread with a [`mock_clock`]
