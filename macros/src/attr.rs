@@ -109,7 +109,7 @@ const KNOWN: &str =
 const REDIS_KNOWN: [&str; 3] = ["ttl", "lease", "codec"];
 
 /// The codecs `redis(codec = …)` accepts, with the runtime variant each names.
-pub(crate) const CODECS: [(&str, &str); 2] = [("postcard", "Postcard"), ("json", "Json")];
+const CODECS: [(&str, &str); 2] = [("postcard", "Postcard"), ("json", "Json")];
 
 const CODECS_EXPECTED: &str =
     "expected one of `postcard` (the default: compact, compressed above 1 KiB) or `json` (a JSON \

@@ -103,9 +103,7 @@ pub mod __private {
     /// The tiers' codec, for the codec measurement of `memokit-bench`.
     #[cfg(any(feature = "redis", feature = "disk"))]
     pub mod codec {
-        pub use crate::tier::codec::{
-            decode_value, encode_value, Encoding, COMPRESS_ABOVE, FORMAT_VERSION,
-        };
+        pub use crate::tier::codec::{decode_value, encode_value, Encoding};
     }
 
     #[cfg(feature = "disk")]

@@ -103,7 +103,7 @@
 //! 1.7–300 KB were stored in 20–44 % of their postcard bytes, for 0.5–2.5 µs per KB on writes
 //! (`bench/results/CODEC.md`). LZ4 (the pure-Rust `lz4_flex`, no C build) was chosen over
 //! zstd: zstd level 1 stored them in 1.3–1.6× fewer bytes again, but needs libzstd built by a C
-//! compiler, which the runtime's minimum Rust and wasm builds do without.
+//! compiler for every target (wasm included), which the runtime otherwise does without.
 //!
 //! **JSON** (`redis(codec = json)`): one JSON document, never compressed, so that any language
 //! reads it with a plain `GET` and a JSON parser:
