@@ -45,12 +45,14 @@ pub(crate) struct Options {
     given: Vec<Ident>,
 }
 
-/// `redis` or `redis(ttl = …, lease = …)`: the shared tier.
+/// `redis` or `redis(ttl = …, lease = …, codec = …)`: the shared tier.
 pub(crate) struct Redis {
     /// Time to live in Redis, in nanoseconds (absent: the local `ttl`, or one hour).
     pub(crate) ttl: Option<u64>,
     /// How long a computing process holds a key's lease (absent: the connection's default).
     pub(crate) lease: Option<u64>,
+    /// The runtime's `Codec` variant that writes the values (absent: the connection's default).
+    pub(crate) codec: Option<Ident>,
 }
 
 /// `disk` or `disk = "path"`: the disk tier.
@@ -115,7 +117,14 @@ const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
      disk, refresh, jitter, stale_if_error, instance, batch, seed";
 
-const REDIS_KNOWN: [&str; 2] = ["ttl", "lease"];
+const REDIS_KNOWN: [&str; 3] = ["ttl", "lease", "codec"];
+
+/// The codecs `redis(codec = …)` accepts, with the runtime variant each names.
+const CODECS: [(&str, &str); 2] = [("postcard", "Postcard"), ("json", "Json")];
+
+const CODECS_EXPECTED: &str =
+    "expected one of `postcard` (the default: compact, compressed above 1 KiB) or `json` (a JSON \
+     document other languages read)";
 
 impl Options {
     /// Parses every argument; a bad one is reported and skipped (up to the next `,`), so the
@@ -302,11 +311,13 @@ impl Options {
     }
 }
 
-/// `redis` alone, or `redis(ttl = …, lease = …)`; mistakes are recorded and skipped.
+/// `redis` alone, or `redis(ttl = …, lease = …, codec = …)`; mistakes are recorded and
+/// skipped.
 fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
     let mut redis = Redis {
         ttl: None,
         lease: None,
+        codec: None,
     };
     if !input.peek(syn::token::Paren) {
         if !input.is_empty() && !input.peek(Token![,]) {
@@ -334,7 +345,7 @@ fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
         let Ok(name) = content.call(Ident::parse_any) else {
             errors.at(
                 content.span(),
-                "expected `ttl = …` or `lease = …` inside `redis(...)`",
+                "expected `ttl = …`, `lease = …` or `codec = …` inside `redis(...)`",
             );
             skip_to_comma(&content);
             let _ = content.parse::<Token![,]>();
@@ -350,17 +361,19 @@ fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
                 }
             }
         } else {
-            errors.at(
-                name.span(),
-                format!("expected `{name} = <duration>` inside `redis(...)`"),
-            );
+            let message = if name == "codec" {
+                "expected `codec = postcard` or `codec = json` inside `redis(...)`".to_string()
+            } else {
+                format!("expected `{name} = <duration>` inside `redis(...)`")
+            };
+            errors.at(name.span(), message);
             skip_to_comma(&content);
             None
         };
         if !REDIS_KNOWN.iter().any(|known| name == known) {
             errors.at(
                 name.span(),
-                format!("unknown `redis(...)` option `{name}`; expected `ttl` (how long Redis keeps an entry) or `lease` (how long a computing process holds a key)"),
+                format!("unknown `redis(...)` option `{name}`; expected `ttl` (how long Redis keeps an entry), `lease` (how long a computing process holds a key) or `codec` (how values are written: `postcard` or `json`)"),
             );
         } else if seen.contains(&name) {
             errors.at(
@@ -368,11 +381,15 @@ fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
                 format!("`{name}` is given twice in `redis(...)`; keep one"),
             );
         } else if let Some(value) = value {
-            let nanos = duration_of(&value, &name, errors);
-            if name == "ttl" {
-                redis.ttl = nanos;
+            if name == "codec" {
+                redis.codec = codec_of(&value, errors);
             } else {
-                redis.lease = nanos;
+                let nanos = duration_of(&value, &name, errors);
+                if name == "ttl" {
+                    redis.ttl = nanos;
+                } else {
+                    redis.lease = nanos;
+                }
             }
         }
         seen.push(name);
@@ -664,6 +681,41 @@ fn type_of(value: &Expr, errors: &mut Errors) -> Option<Type> {
         },
         _ => None,
     }
+}
+
+/// `codec = …` inside `redis(...)`: a name of [`CODECS`], written as `policy = …` is (no
+/// quotes).
+fn codec_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
+    match value {
+        Expr::Path(path) => match path.path.get_ident() {
+            Some(ident) => match CODECS.iter().find(|(name, _)| ident == name) {
+                Some((_, variant)) => return Some(Ident::new(variant, ident.span())),
+                None => errors.spanned(
+                    value,
+                    format!("unknown codec `{ident}` in `redis(codec = …)`; {CODECS_EXPECTED}"),
+                ),
+            },
+            None => errors.spanned(
+                value,
+                format!("unknown codec in `redis(codec = …)`; {CODECS_EXPECTED}"),
+            ),
+        },
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) if CODECS.iter().any(|(name, _)| text.value() == *name) => errors.spanned(
+            value,
+            format!(
+                "write the codec without quotes: `redis(codec = {})`",
+                text.value()
+            ),
+        ),
+        _ => errors.spanned(
+            value,
+            format!("unknown codec in `redis(codec = …)`; {CODECS_EXPECTED}"),
+        ),
+    }
+    None
 }
 
 /// The policies `policy = …` accepts, with the runtime variant each names.

@@ -183,10 +183,15 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
+        let codec = match &redis.codec {
+            Some(variant) => quote!(::core::option::Option::Some(#private::Codec::#variant)),
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             .__with_shared(#private::shared_tier::<#key_type, #value_type>(
                 #private::Duration::from_nanos(#ttl),
                 #lease,
+                #codec,
             ))
         }
     });

@@ -203,13 +203,16 @@ use proc_macro::TokenStream;
 ///
 ///   assert_eq!(square(7), 49);
 ///   ```
-/// - `redis` or `redis(ttl = "10m", lease = "5s")` (feature `redis` of memokit): also keep
-///   results in Redis, shared by every process connected to it (see `memokit::redis`). `ttl`
-///   is how long Redis keeps an entry (default: the local `ttl`, or one hour); `lease` how long
-///   another process waits for a computing process that died before it computes the key
-///   itself (default: the connection's, 5 s; a live holder extends it while it computes). The key and value types must be `serde::Serialize +
-///   serde::de::DeserializeOwned`. Values are stored in clear in Redis: leave the option off for
-///   results that must not leave the process.
+/// - `redis` or `redis(ttl = "10m", lease = "5s", codec = json)` (feature `redis` of memokit):
+///   also keep results in Redis, shared by every process connected to it (see
+///   `memokit::redis`). `ttl` is how long Redis keeps an entry (default: the local `ttl`, or
+///   one hour); `lease` how long another process waits for a computing process that died
+///   before it computes the key itself (default: the connection's, 5 s; a live holder extends
+///   it while it computes); `codec` how values are written: `postcard` (compact, LZ4-compressed
+///   above 1 KiB; the connection's default, itself postcard unless configured) or `json` (a
+///   JSON document that other languages read, see `memokit::redis::Codec`). The key and value
+///   types must be `serde::Serialize + serde::de::DeserializeOwned`. Values are stored in clear
+///   in Redis: leave the option off for results that must not leave the process.
 /// - `disk` or `disk = "path/cache.redb"` (feature `disk` of memokit): also keep results in a
 ///   file on the machine, so that a restarted process serves them without computing (see
 ///   `memokit::disk`); entries expire with the local `ttl`. The key and value types must be
@@ -274,8 +277,15 @@ use proc_macro::TokenStream;
 ///     format!("<h1>page {page}</h1>") // once per page across every process
 /// }
 ///
+/// // Written as JSON, for a service in another language that reads the same entries.
+/// #[memokit::cached(redis(ttl = "10m", codec = json))]
+/// fn title(page: u32) -> String {
+///     format!("Page {page}")
+/// }
+///
 /// memokit::redis::connect("redis://127.0.0.1:6379").unwrap(); // or MEMOKIT_REDIS_URL
 /// assert_eq!(render(1), "<h1>page 1</h1>");
+/// assert_eq!(title(1), "Page 1");
 /// render_cache().invalidate(&1); // here, in Redis and in the other processes
 /// ```
 ///

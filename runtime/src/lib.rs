@@ -124,6 +124,14 @@ pub mod __private {
 
     #[cfg(feature = "redis")]
     pub use crate::redis::__shared as shared_tier;
+    /// `redis(codec = …)`: named by the expansion with or without the `redis` feature, so that
+    /// a build without it fails on the feature alone.
+    pub use crate::tier::Codec;
+    /// The tiers' codec, for the codec measurement of `memokit-bench`.
+    #[cfg(any(feature = "redis", feature = "disk"))]
+    pub mod codec {
+        pub use crate::tier::codec::{decode_value, encode_value, Encoding};
+    }
 
     #[cfg(feature = "disk")]
     pub use crate::disk::__disk as disk_tier;
@@ -160,7 +168,11 @@ pub mod __private {
 
     /// Without the `redis` feature, `#[cached(redis(...))]` fails here with the message above.
     #[cfg(not(feature = "redis"))]
-    pub fn shared_tier<K, V>(_ttl: Duration, _lease: Option<Duration>) -> crate::tier::NoSharedTier
+    pub fn shared_tier<K, V>(
+        _ttl: Duration,
+        _lease: Option<Duration>,
+        _codec: Option<Codec>,
+    ) -> crate::tier::NoSharedTier
     where
         K: RedisFeatureIsOff,
     {

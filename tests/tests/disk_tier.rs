@@ -297,6 +297,73 @@ fn a_value_of_another_type_is_a_counted_miss_and_is_overwritten() {
     text.success();
 }
 
+// --- compression ---
+
+/// A report of 2,000 lines: 40 KB of postcard, with the repetition of real text.
+fn report(n: u64) -> Vec<String> {
+    (0..2_000)
+        .map(|line| format!("report {n}, line {}: total {}", line % 50, line % 7))
+        .collect()
+}
+
+#[cached(disk, name = "disk_tier::large")]
+fn large(n: u64) -> Vec<String> {
+    report(n)
+}
+
+#[test]
+fn a_large_value_is_stored_compressed_in_the_file() {
+    const TEST: &str = "a_large_value_is_stored_compressed_in_the_file";
+    match role().as_deref() {
+        Some("write") => {
+            open_child_file();
+            assert_eq!(large(1), report(1));
+            memokit::disk::flush().unwrap();
+            return;
+        }
+        Some("read") => {
+            open_child_file();
+            assert_eq!(large(1), report(1));
+            println!("HITS {}", large_cache().stats().disk_hits);
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let path = folder("large").join("cache.redb");
+    run(TEST, "write", &path, &[]).success();
+    {
+        // The file's one entry: the store's 16-byte header (deadline, sequence), then the
+        // codec's `[2][1: LZ4][fingerprint][length][block]`.
+        let db = redb::Database::open(&path).unwrap();
+        let read = db.begin_read().unwrap();
+        let table = read
+            .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("entries"))
+            .unwrap();
+        let values: Vec<Vec<u8>> = redb::ReadableTable::iter(&table)
+            .unwrap()
+            .map(|entry| entry.unwrap().1.value().to_vec())
+            .collect();
+        assert_eq!(values.len(), 1);
+        let stored = &values[0][16..];
+        assert_eq!(stored[..2], [2, 1], "format 2, an LZ4 block");
+        let postcard = postcard::to_stdvec(&report(1)).unwrap();
+        assert_eq!(
+            lz4_flex::block::decompress_size_prepended(&stored[6..]).unwrap(),
+            postcard
+        );
+        assert!(
+            stored.len() * 4 < postcard.len(),
+            "{} bytes in the file for {} of postcard",
+            stored.len(),
+            postcard.len()
+        );
+    }
+    let read = run(TEST, "read", &path, &[]);
+    assert_eq!(number(read.expect_line("HITS", secs(30))), 1, "read back");
+    read.success();
+}
+
 // --- kill -9 in the middle of writes ---
 
 /// A value whose every byte depends on its key, so that a torn or mixed entry shows.

@@ -237,15 +237,15 @@ fn a_value_that_does_not_decode_is_a_counted_miss_and_is_overwritten() {
     let garbage: [&[u8]; 4] = [
         b"garbage",
         &[],
-        &[0, 1, 2, 3, 4, 5],          // format version 0
-        &[1, 0, 0, 0, 0, 1, 1, 0x61], // the current version, another type's fingerprint
+        &[0, 1, 2, 3, 4, 5],             // format version 0
+        &[2, 0, 0, 0, 0, 0, 1, 1, 0x61], // the current version, another type's fingerprint
     ];
     for (n, bytes) in (1_u32..).zip(garbage) {
         let entry = format!("decode:{{t::decoded:0:{n:02x}}}");
         let () = conn.set(&entry, bytes).unwrap();
         assert_eq!(decoded(n), (u64::from(n), "fresh".to_string()));
         let stored: Vec<u8> = conn.get(&entry).unwrap();
-        assert_eq!(stored[0], 1, "overwritten with the current format");
+        assert_eq!(stored[0], 2, "overwritten with the current format");
         decoded_cache().cache().clear();
         assert_eq!(decoded(n), (u64::from(n), "fresh".to_string()));
     }
@@ -294,7 +294,7 @@ fn clear_is_a_new_generation_and_old_entries_age_out() {
     generation_cache().insert(3, 333);
     assert_eq!(
         conn.get::<_, Vec<u8>>("gen:{t::generation:1:03}").unwrap()[0],
-        1
+        2
     );
     generation_cache().cache().clear();
     assert_eq!(generation(3), 333);

@@ -39,9 +39,12 @@
 //! - **Bound**: [`Config::max_bytes`] bounds the bytes of the entries (keys and encoded
 //!   values, 1 GiB by default); past it, the oldest entries written are evicted (counted in
 //!   `disk_evictions` of the function whose write evicted them).
-//! - **Values** use the Redis tier's codec: postcard behind a format version and a
-//!   fingerprint of the value type. A value that does not decode (the type changed) is a miss,
-//!   counted in `disk_decode_errors`, and is overwritten; never an error to the caller.
+//! - **Values** use the Redis tier's codec, always in its postcard form: postcard behind a
+//!   6-byte header (format version, layout, fingerprint of the value type), compressed as one
+//!   LZ4 block when the postcard bytes are more than 1 KiB and the block is smaller (so
+//!   [`Config::max_bytes`] holds more of them). A value that does not decode (the type
+//!   changed, or an entry of an older memokit, before the layout byte) is a miss, counted in
+//!   `disk_decode_errors`, and is overwritten; never an error to the caller.
 //! - **Handles write through**: `clear()` removes the function's entries from the file,
 //!   `invalidate(&key)` its entry, `insert(key, value)` writes it, and so do the `_many` forms
 //!   and `#[cache_put]` / `#[cache_evict]`.
@@ -123,7 +126,8 @@ where
         path,
         ttl,
         codec::encode_key::<K>,
-        codec::encode_value::<V>,
+        // Always postcard, compressed above `codec::COMPRESS_ABOVE` bytes.
+        |value| codec::encode_value::<V>(value, codec::Encoding::DEFAULT),
         codec::decode_value::<V>,
     )
 }

@@ -30,9 +30,12 @@
 //!   ([`Config::cluster`]), the part in braces is the hash tag: an entry and its lease share a
 //!   slot, and one function's entries spread over every slot; bulk writes go as one pipeline
 //!   per slot, and invalidations as classic pub/sub, which a cluster delivers to every node.
-//! - **Values** are encoded with [postcard](https://docs.rs/postcard) behind a one-byte format
-//!   version and a fingerprint of the value's type name. A value that does not decode (the type
-//!   changed) is a miss, counted in `l2_decode_errors` and overwritten, never a panic.
+//! - **Values** are [postcard](https://docs.rs/postcard) behind a 6-byte header (format
+//!   version, layout, fingerprint of the value's type name), compressed with LZ4 above 1 KiB
+//!   ([`Config::compress_above`]); or, for a function written `redis(codec = json)`, a JSON
+//!   document that other languages read (see [Values](#values) for the bytes). A value that
+//!   does not decode (the type changed, an older format) is a miss, counted in
+//!   `l2_decode_errors` and overwritten, never a panic.
 //! - **Handles write through**: `clear()` increments the function's generation in Redis (O(1);
 //!   old entries age out by their TTL), `invalidate(&key)` deletes the entry, `insert(key,
 //!   value)` writes it. Each is published on `prefix:events`, and every other process applies it
@@ -85,6 +88,64 @@
 //! - **Not connected**: until [`connect`] is called (or `MEMOKIT_REDIS_URL` is set), functions
 //!   with the option are in-process only.
 //!
+//! # Values
+//! Each function writes its values with one [`Codec`]: its `redis(codec = …)`, else the
+//! connection's [`Config::codec`], itself [`Codec::Postcard`] by default. A reader takes both
+//! layouts (the first byte tells them apart), so processes and functions may differ, and a
+//! function moved from one codec to the other reads its older entries.
+//!
+//! **Postcard** (the default): `[2][layout][fingerprint: 4 bytes LE][payload]`. Byte 0 is
+//! the format version; layout `0` means the payload is the value in postcard; layout `1`
+//! means it is those postcard bytes compressed as one LZ4 block, behind their length (4
+//! bytes LE). A value is compressed when its postcard bytes are more than
+//! [`Config::compress_above`] (1,024 by default) and the block is smaller than they are, so
+//! compression never makes an entry larger; small values pay nothing. Structured values of
+//! 1.7–300 KB were stored in 20–44 % of their postcard bytes, for 0.5–2.5 µs per KB on writes
+//! (`bench/results/CODEC.md`). LZ4 (the pure-Rust `lz4_flex`, no C build) was chosen over
+//! zstd: zstd level 1 stored them in 1.3–1.6× fewer bytes again, but needs libzstd built by a C
+//! compiler for every target (wasm included), which the runtime otherwise does without.
+//!
+//! **JSON** (`redis(codec = json)`): one JSON document, never compressed, so that any language
+//! reads it with a plain `GET` and a JSON parser:
+//!
+//! ```text
+//! {"memokit":2,"fingerprint":"9a3c11f0","value":{"sku":"A-1","cents":1999}}
+//! ```
+//!
+//! `value` is the value as `serde_json` writes it; `memokit` (the format version) and
+//! `fingerprint` (of the Rust type) are what memokit checks when it reads the entry back, and
+//! a reader in another language ignores them: `json.loads(raw)["value"]` in Python,
+//! `JSON.parse(raw).value` in Node. The envelope, rather than a binary header in front of the
+//! JSON, keeps the entry a valid JSON document for `redis-cli`, `JSON.parse` and RedisInsight
+//! alike. What JSON cannot hold is not stored (a map whose keys are not strings or numbers:
+//! the call computes as without Redis), and a `NaN` or infinite `f64` is written as `null`,
+//! which does not read back (a counted miss each time): keep such values on postcard. Integers
+//! above 2^53 lose precision in JavaScript's `JSON.parse`.
+//!
+//! **Keys**, for a reader in another language: the entry of a call is
+//! `prefix:{function:generation:hexkey}`, where `function` is the registry name (the module
+//! path and the function's name, or `name = "…"`: set one for a name that does not move with
+//! the code), `generation` is the number in `prefix:function:gen` (0 when that key is absent;
+//! `clear()` increments it) and `hexkey` is the hex of the arguments in postcard: an unsigned
+//! integer as a LEB128 varint (7 bits a byte, least significant first), a string (`&str` or
+//! `String`) as its length as a varint then its UTF-8 bytes, a `bool` as one byte, several
+//! arguments one after the other. In Python, for `fn price(sku: String)` named `"shop::price"`:
+//!
+//! ```text
+//! def varint(n):
+//!     out = bytearray()
+//!     while True:
+//!         out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+//!         n >>= 7
+//!         if not n:
+//!             return bytes(out)
+//!
+//! generation = int(r.get("memokit:shop::price:gen") or 0)
+//! key = (varint(len(sku.encode())) + sku.encode()).hex()
+//! raw = r.get(f"memokit:{{shop::price:{generation}:{key}}}")
+//! price = json.loads(raw)["value"] if raw else None  # None: not cached (yet)
+//! ```
+//!
 //! # Security
 //! Values and keys are stored **in clear** in Redis: anyone who can read the Redis server can
 //! read them. Functions whose results must not leave the process simply do not use the
@@ -110,11 +171,13 @@ use crate::tier::redis::Shared;
 pub use crate::tier::redis::{
     connect, connect_with, disconnect, is_connected, is_subscribed, Config, Error,
 };
+pub use crate::tier::Codec;
 
 /// The shared tier of a function with key `K` and value `V`: what `#[cached(redis(...))]`
-/// expands to. Not part of the stable API.
+/// expands to (`codec`: the function's `redis(codec = …)`, if any). Not part of the stable
+/// API.
 #[doc(hidden)]
-pub fn __shared<K, V>(ttl: Duration, lease: Option<Duration>) -> Shared<K, V>
+pub fn __shared<K, V>(ttl: Duration, lease: Option<Duration>, codec: Option<Codec>) -> Shared<K, V>
 where
     K: Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
@@ -122,6 +185,7 @@ where
     Shared::new(
         ttl,
         lease,
+        codec,
         codec::encode_key::<K>,
         codec::decode_key::<K>,
         codec::encode_value::<V>,

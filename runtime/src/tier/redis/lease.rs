@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{keys, set_px, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
+use crate::tier::codec::Encoding;
 use crate::tier::{Claim, Fetched, TierFuture};
 
 /// Releases a lease only if this process still holds it (a lease that expired and was taken by
@@ -259,6 +260,7 @@ fn claim<K, V: Send + Sync + 'static>(
     Fetched::Miss(Some(Box::new(WriteBack {
         state: shared.state.clone(),
         encode_value: shared.encode_value,
+        encoding: shared.encoding(Some(&tier)),
         tier,
         entry,
         held,
@@ -268,7 +270,8 @@ fn claim<K, V: Send + Sync + 'static>(
 /// Where a computed value goes in Redis, and the lease held until it is there.
 struct WriteBack<V> {
     state: Arc<FnState>,
-    encode_value: fn(&V) -> Option<Vec<u8>>,
+    encode_value: fn(&V, Encoding) -> Option<Vec<u8>>,
+    encoding: Encoding,
     tier: Arc<Connection>,
     entry: String,
     held: Option<Held>,
@@ -279,7 +282,7 @@ impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
     fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()> {
         // Superseded computations are not stored (see `tier::load_through`); one superseded
         // after that check is taken back below.
-        let bytes = (self.encode_value)(value);
+        let bytes = (self.encode_value)(value, self.encoding);
         Box::pin(async move {
             let WriteBack {
                 state,

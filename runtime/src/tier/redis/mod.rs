@@ -19,7 +19,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::tier::{BlockingWork, Fetched, Tier, TierFuture, TierHandle};
+use crate::tier::codec::{Encoding, COMPRESS_ABOVE};
+use crate::tier::{BlockingWork, Codec, Fetched, Tier, TierFuture, TierHandle};
 pub(crate) use connection::{block_on, Connection, Unavailable};
 
 /// How to reach Redis and how to use it; see [`connect_with`].
@@ -42,6 +43,8 @@ pub struct Config {
     lease_ttl: Duration,
     retry_after: Duration,
     warn_every: Duration,
+    codec: Codec,
+    compress_above: usize,
 }
 
 impl fmt::Debug for Config {
@@ -62,13 +65,15 @@ impl fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("retry_after", &self.retry_after)
             .field("warn_every", &self.warn_every)
+            .field("codec", &self.codec)
+            .field("compress_above", &self.compress_above)
             .finish()
     }
 }
 
 impl Config {
     /// The defaults for `url`: prefix `memokit`, timeout 50 ms, lease 5 s, retry after 1 s,
-    /// warn every 10 s.
+    /// warn every 10 s, codec postcard, compressed above 1 KiB.
     ///
     /// The URL is `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS (feature
     /// `redis-tls`), or `redis+unix:///path/to/socket`.
@@ -86,6 +91,8 @@ impl Config {
             lease_ttl: Duration::from_secs(5),
             retry_after: Duration::from_secs(1),
             warn_every: Duration::from_secs(10),
+            codec: Codec::Postcard,
+            compress_above: COMPRESS_ABOVE,
         }
     }
 
@@ -200,6 +207,56 @@ impl Config {
     pub fn warn_every(mut self, warn_every: Duration) -> Config {
         self.warn_every = warn_every;
         self
+    }
+
+    /// How the values of functions that name no codec are written (default
+    /// [`Codec::Postcard`]); a function's `redis(codec = …)` overrides it. Values are read
+    /// whichever codec wrote them, so processes may differ here.
+    ///
+    /// ```
+    /// use memokit::redis::{Codec, Config};
+    /// let config = Config::new("redis://127.0.0.1").codec(Codec::Json);
+    /// assert_eq!(config.get_codec(), Codec::Json);
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Config {
+        self.codec = codec;
+        self
+    }
+
+    /// The default codec ([`Config::codec`]).
+    ///
+    /// ```
+    /// use memokit::redis::{Codec, Config};
+    /// assert_eq!(Config::new("redis://127.0.0.1").get_codec(), Codec::Postcard);
+    /// ```
+    pub fn get_codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// A postcard value of more than `bytes` bytes is stored compressed (one LZ4 block), when
+    /// that makes it smaller (default 1,024; `usize::MAX`: never). Structured values of
+    /// 1.7–300 KB were stored in 20–44 % of their postcard bytes (`bench/results/CODEC.md`);
+    /// JSON values are never compressed, so that other languages read them as they are.
+    ///
+    /// ```
+    /// use memokit::redis::Config;
+    /// let config = Config::new("redis://127.0.0.1").compress_above(16 * 1024);
+    /// assert_eq!(config.get_compress_above(), 16 * 1024);
+    /// assert_eq!(Config::new("redis://127.0.0.1").get_compress_above(), 1024);
+    /// ```
+    pub fn compress_above(mut self, bytes: usize) -> Config {
+        self.compress_above = bytes;
+        self
+    }
+
+    /// The compression threshold ([`Config::compress_above`]).
+    ///
+    /// ```
+    /// let config = memokit::redis::Config::new("redis://127.0.0.1").compress_above(usize::MAX);
+    /// assert_eq!(config.get_compress_above(), usize::MAX); // never compressed
+    /// ```
+    pub fn get_compress_above(&self) -> usize {
+        self.compress_above
     }
 }
 
@@ -414,6 +471,8 @@ struct Recent {
 pub(crate) struct FnState {
     pub(crate) ttl: Duration,
     pub(crate) lease: Option<Duration>,
+    /// `redis(codec = …)`; `None`: the connection's [`Config::codec`].
+    pub(crate) codec: Option<Codec>,
     pub(crate) counters: Counters,
     /// (tier id, tier epoch, generation) last read or written.
     generation: Mutex<Option<(u64, u64, u64)>>,
@@ -651,7 +710,7 @@ pub struct Shared<K, V> {
     name: OnceLock<&'static str>,
     pub(crate) encode_key: fn(&K) -> Option<Vec<u8>>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
-    pub(crate) encode_value: fn(&V) -> Option<Vec<u8>>,
+    pub(crate) encode_value: fn(&V, Encoding) -> Option<Vec<u8>>,
     pub(crate) decode_value: fn(&[u8]) -> Option<V>,
 }
 
@@ -660,6 +719,7 @@ impl<K, V> fmt::Debug for Shared<K, V> {
         f.debug_struct("Shared")
             .field("ttl", &self.state.ttl)
             .field("lease", &self.state.lease)
+            .field("codec", &self.state.codec)
             .finish_non_exhaustive()
     }
 }
@@ -669,15 +729,17 @@ impl<K, V> Shared<K, V> {
     pub(crate) fn new(
         ttl: Duration,
         lease: Option<Duration>,
+        codec: Option<Codec>,
         encode_key: fn(&K) -> Option<Vec<u8>>,
         decode_key: fn(&[u8]) -> Option<K>,
-        encode_value: fn(&V) -> Option<Vec<u8>>,
+        encode_value: fn(&V, Encoding) -> Option<Vec<u8>>,
         decode_value: fn(&[u8]) -> Option<V>,
     ) -> Self {
         Shared {
             state: Arc::new(FnState {
                 ttl,
                 lease,
+                codec,
                 counters: Counters::default(),
                 generation: Mutex::new(None),
                 pending: Mutex::new(Pending::default()),
@@ -696,6 +758,20 @@ impl<K, V> Shared<K, V> {
     /// memo does before any call), or when another function of the process has that name.
     pub(crate) fn name(&self) -> Option<&'static str> {
         self.name.get().copied()
+    }
+
+    /// How this function's values are written over `tier`: its own codec, else the
+    /// connection's, and the connection's compression threshold.
+    pub(crate) fn encoding(&self, tier: Option<&Connection>) -> Encoding {
+        let config = tier.map(|tier| &tier.config);
+        Encoding {
+            codec: self
+                .state
+                .codec
+                .or(config.map(|config| config.codec))
+                .unwrap_or_default(),
+            compress_above: config.map_or(COMPRESS_ABOVE, |config| config.compress_above),
+        }
     }
 }
 
@@ -862,12 +938,13 @@ impl<K, V> Shared<K, V> {
         let Some((tier, names)) = self.entries_of(entries.iter().map(|(key, _)| key)).await else {
             return;
         };
+        let encoding = self.encoding(Some(&tier));
         let writes = entries
             .iter()
             .zip(names)
             .filter_map(|((_, value), name)| {
                 let name = name?;
-                let bytes = (self.encode_value)(value)?;
+                let bytes = (self.encode_value)(value, encoding)?;
                 Some((name.clone(), set_px(name, &bytes, self.state.ttl)))
             })
             .collect();
@@ -920,7 +997,8 @@ impl<K, V> Shared<K, V> {
         let Some(key) = (self.encode_key)(key) else {
             return;
         };
-        let op = match (self.encode_value)(value) {
+        let encoding = self.encoding(current().as_deref());
+        let op = match (self.encode_value)(value, encoding) {
             Some(value) => pubsub::Op::Insert { key, value },
             // Not storable: Redis must not keep the value this one replaces.
             None => pubsub::Op::Invalidate { key },
@@ -930,11 +1008,12 @@ impl<K, V> Shared<K, V> {
 
     /// `insert_many` of a handle: every entry written, then announced, in one pipeline.
     pub(crate) fn insert_many(&self, entries: &[(K, V)]) {
+        let encoding = self.encoding(current().as_deref());
         let ops = entries
             .iter()
             .filter_map(|(key, value)| {
                 let key = (self.encode_key)(key)?;
-                Some(match (self.encode_value)(value) {
+                Some(match (self.encode_value)(value, encoding) {
                     Some(value) => pubsub::Op::Insert { key, value },
                     None => pubsub::Op::Invalidate { key },
                 })
@@ -1034,6 +1113,7 @@ mod tests {
         FnState {
             ttl: Duration::from_secs(1),
             lease: None,
+            codec: None,
             counters: Counters::default(),
             generation: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
