@@ -35,7 +35,11 @@
 //!   file once.
 //! - **Expiry survives restarts**: an entry's deadline (the function's `ttl`, none without it)
 //!   is stored as wall-clock time; an entry past it is never served, before or after a
-//!   restart, and is removed when read.
+//!   restart. Expired entries are swept: the file's thread removes them, soonest deadline
+//!   first, in steps of at most 512 entries (one transaction each, so a writer waits for one
+//!   step at most), at open and then every [`Config::flush_every`] (every 100 ms when that
+//!   is zero), so a file written with short-lived entries stops growing. One read before the
+//!   sweep reaches an entry removes it too.
 //! - **Bound**: [`Config::max_bytes`] bounds the bytes of the entries (keys and encoded
 //!   values, 1 GiB by default); past it, the oldest entries written are evicted (counted in
 //!   `disk_evictions` of the function whose write evicted them).
@@ -57,8 +61,14 @@
 //! - **Errors**: a path that cannot be created, a file of a newer format or a damaged file is
 //!   an [`Error`] from [`open`]; a function whose file did not open runs in-process only, and
 //!   counts each lookup in `disk_errors` (with the `tracing` feature, an error event at target
-//!   `memokit::disk` says why). A write that fails (a full disk) is counted in `disk_errors`
-//!   and the call still returns its value.
+//!   `memokit::disk` says why).
+//! - **A full disk** (or a file size limit, or a quota): a file that cannot be created is
+//!   [`Error::Io`] from [`open`], saying there is no room left; a write that does not fit is
+//!   counted in `disk_write_errors` (and in `disk_errors`) and the call still returns its
+//!   value. After such a failure redb refuses every further operation on the file until the
+//!   process restarts (each is a counted error; the function works in-process), and the file
+//!   reopens at its last durable commit. A removal the file refused (`invalidate`, `clear`)
+//!   may thus come back after the restart: free space before restarting, or delete the file.
 //!
 //! # Security
 //! Values and keys are stored **in clear** in the file: whoever can read the file can read
