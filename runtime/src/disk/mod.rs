@@ -27,7 +27,17 @@
 //! - **Lookup order**: in-process, then the file, then the computation. A disk hit fills the
 //!   in-process tier; a computed value is written to both. What the in-process tier would not
 //!   store (an `Err`, a `None` with `cache_none = false`) is not written to the file either.
-//!   `disk` does not combine with `redis(...)` yet (a compile error says so).
+//! - **With Redis**: `#[cached(disk, redis(...))]` puts the file in front of Redis:
+//!   in-process → file → Redis → computation. A Redis hit fills the file; a computed value,
+//!   `insert`, `invalidate`, `clear` (and the writer attributes) go to both; the stats carry
+//!   both tiers' counters (`disk_*` and `l2_*`). Other processes' writes, heard over Redis
+//!   pub/sub, are applied to the file as well as to the in-process tier, so a copy in the file
+//!   never outlives an invalidation this process heard. What it did not hear cannot be
+//!   applied, so the file's copies of the function are dropped whenever the in-process ones
+//!   are for that reason (the subscription lost, see `memokit::redis`), and at the function's
+//!   first use after a start: the invalidations made while the process was down were not
+//!   heard. A restarted process is warm from Redis then, not from its file; only a function
+//!   with `disk` alone is warm from the file.
 //! - **Which file**: `disk = "path"` names it; `disk` alone uses the first file
 //!   [`open`]ed in the process, else the file named by `MEMOKIT_DISK_PATH`, else
 //!   `memokit-<program>.redb` in the system's temporary folder. Functions naming one file

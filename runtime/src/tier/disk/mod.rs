@@ -246,12 +246,17 @@ where
         });
     }
 
-    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
-        // A refresh reads nothing; a file that did not open is a counted error, no claim.
-        let fetched = if refresh || self.0.attached().is_none() {
+    fn get<'a>(&'a self, key: &'a K, superseded: &'a Superseded<V>) -> TierFuture<'a, Fetched<V>> {
+        // A file that did not open is a counted error, no claim; a refresh reads nothing but
+        // stores its value.
+        let fetched = if self.0.attached().is_none() {
             Fetched::Miss(None)
         } else {
-            match self.0.look(key) {
+            let found = match superseded.is_refresh() {
+                true => None,
+                false => self.0.look(key),
+            };
+            match found {
                 Some(value) => Fetched::Hit(value),
                 None => Fetched::Miss(Some(Box::new(DiskClaim {
                     tier: self.0.clone(),

@@ -461,7 +461,9 @@ impl Store {
         }
         let mut tx = self.db.begin_write()?;
         tx.set_durability(Durability::Immediate);
-        tx.commit()
+        // Writes wait for this transaction: the counters are those of the last write.
+        save_counters(&tx, *self.counters.lock())
+            .and_then(|()| Ok(tx.commit()?))
             .inspect_err(|_| self.dirty.store(true, Relaxed))?;
         Ok(())
     }
@@ -661,16 +663,24 @@ impl Store {
         let mut counters = self.counters.lock();
         let mut next = *counters;
         let evicted = body(&tx, &mut next)?;
-        {
-            let mut meta = tx.open_table(META)?;
-            meta.insert("bytes", next.0)?;
-            meta.insert("seq", next.1)?;
+        // A commit that is not durable needs no counters in the file: the durable one that
+        // follows (`flush`) writes them, and a crash reopens the file at a durable commit.
+        if self.flush_every.is_zero() {
+            save_counters(&tx, next)?;
         }
         tx.commit()?;
         *counters = next;
         self.dirty.store(!self.flush_every.is_zero(), Relaxed);
         Ok(evicted)
     }
+}
+
+/// Persists the entries' bytes and the next sequence number.
+fn save_counters(tx: &WriteTransaction, (bytes, seq): (u64, u64)) -> Result<(), redb::Error> {
+    let mut meta = tx.open_table(META)?;
+    meta.insert("bytes", bytes)?;
+    meta.insert("seq", seq)?;
+    Ok(())
 }
 
 /// The order and expiry tables, beside the entries.
