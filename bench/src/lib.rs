@@ -1,8 +1,9 @@
 //! Benchmarks of memokit against other Rust caches.
 //!
-//! Seven measurements, each in its own module: [hit latency](latency), [throughput],
+//! Eight measurements, each in its own module: [hit latency](latency), [throughput],
 //! [hit ratio](hit_ratio) (with [Bélády's optimum](belady) beside it), [memory], [coalescing],
-//! [macro overhead](macro_overhead) and the [shared tier](shared_tier) (Redis). The caches compared are in [contenders], behind one
+//! [macro overhead](macro_overhead), the [shared tier](shared_tier) (Redis) and the
+//! [disk tier](disk_tier). The caches compared are in [contenders], behind one
 //! small trait; the request streams in [workloads]; the hit-ratio rows, which [targets] judges,
 //! in [hit_rows]. The [report] runs them all, then renders `bench/results/REPORT.md` with
 //! [plots] from what they measured:
@@ -17,6 +18,7 @@
 pub mod belady;
 pub mod coalescing;
 pub mod contenders;
+pub mod disk_tier;
 pub mod hit_ratio;
 pub mod hit_rows;
 pub mod key_shapes;

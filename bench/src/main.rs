@@ -6,6 +6,7 @@
 //! memokit-bench one latency|throughput NAME [--threads N] [--quick]
 //! memokit-bench one macro [--quick]
 //! memokit-bench one shared [--quick]
+//! memokit-bench one disk [--quick] [--open-entries N]
 //! memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 //! ```
 //!
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 
 use memokit_bench::coalescing;
 use memokit_bench::contenders::Kind;
+use memokit_bench::disk_tier;
 use memokit_bench::hit_ratio;
 use memokit_bench::hit_rows::{shortfalls_of, Family, Row};
 use memokit_bench::macro_overhead;
@@ -39,6 +41,7 @@ usage:
   memokit-bench one latency|throughput NAME [--threads N] [--quick]
   memokit-bench one macro [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
+  memokit-bench one disk [--quick] [--open-entries N]
   memokit-bench one coalescing [--runs N] [--only SUBSTRING]
 
   --quick        reduced sizes (a check of the harness, under a minute)
@@ -221,7 +224,7 @@ fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
 fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let (what, rest) = args.split_first().ok_or(USAGE)?;
     let (kind, rest) = match (what.as_str(), rest) {
-        ("macro" | "shared" | "coalescing", rest) => (None, rest),
+        ("macro" | "shared" | "disk" | "coalescing", rest) => (None, rest),
         (_, [name, rest @ ..]) => {
             let kind = Kind::from_slug(name).ok_or_else(|| format!("no contender named {name}"))?;
             (Some(kind), rest)
@@ -232,6 +235,7 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let mut quick = false;
     let mut runs = None;
     let mut only = String::new();
+    let mut open_entries = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -239,6 +243,9 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
             "--threads" => threads = rest.next().ok_or("--threads needs a value")?.parse()?,
             "--only" => only = rest.next().ok_or("--only needs a value")?.clone(),
             "--runs" => runs = Some(rest.next().ok_or("--runs needs a value")?.parse()?),
+            "--open-entries" => {
+                open_entries = Some(rest.next().ok_or("--open-entries needs a value")?.parse()?)
+            }
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -282,6 +289,12 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
                 println!("cluster: skipped: {why}");
             }
         }
+        ("disk", _) => {
+            let mut disk = sizes.disk;
+            disk.open_entries = open_entries.unwrap_or(disk.open_entries);
+            let r = disk_tier::measure(disk)?;
+            println!("{}", disk_tier::summary(&r, disk));
+        }
         ("coalescing", _) => {
             let mut coalescing = sizes.coalescing;
             coalescing.runs = runs.unwrap_or(coalescing.runs);
@@ -304,9 +317,10 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
             }
         }
         (other, _) => {
-            return Err(
-                format!("one {other}: latency, throughput, macro, shared or coalescing").into(),
+            return Err(format!(
+                "one {other}: latency, throughput, macro, shared, disk or coalescing"
             )
+            .into())
         }
     }
     Ok(())
@@ -333,6 +347,8 @@ fn main() -> ExitCode {
         Some("hit-ratio") => hit_ratio_table(&args[1..]),
         Some("memory") => memory(&args[1..]),
         Some("one") => one(&args[1..]),
+        // The child processes of the disk measurement.
+        Some("disk-child") => disk_tier::child_main(&args[1..]).map_err(Into::into),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

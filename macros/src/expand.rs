@@ -188,11 +188,11 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            .__with_shared(#private::shared_tier::<#key_type, #value_type>(
+            #private::shared_tier::<#key_type, #value_type>(
                 #private::Duration::from_nanos(#ttl),
                 #lease,
                 #codec,
-            ))
+            )
         }
     });
 
@@ -209,9 +209,15 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            .__with_shared(#private::disk_tier::<#key_type, #value_type>(#path, #ttl))
+            #private::disk_tier::<#key_type, #value_type>(#path, #ttl)
         }
     });
+    // The disk in front of Redis when both are asked for.
+    let tiers = match (disk, shared) {
+        (Some(disk), Some(shared)) => Some(quote!(#private::chain_tiers(#disk, #shared))),
+        (disk, shared) => disk.or(shared),
+    }
+    .map(|tier| quote!(.__with_shared(#tier)));
 
     let init = quote! {
         ::memokit::Memo::__new(
@@ -219,8 +225,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             #builder.build(),
             #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
         )
-        #shared
-        #disk
+        #tiers
     };
     if options.instance.is_some() {
         let constructor = format_ident!("new_{}_cache", ident);

@@ -216,7 +216,8 @@ use proc_macro::TokenStream;
 /// - `disk` or `disk = "path/cache.redb"` (feature `disk` of memokit): also keep results in a
 ///   file on the machine, so that a restarted process serves them without computing (see
 ///   `memokit::disk`); entries expire with the local `ttl`. The key and value types must be
-///   `serde::Serialize + serde::de::DeserializeOwned`. Not with `redis` or `instance`.
+///   `serde::Serialize + serde::de::DeserializeOwned`. With `redis(...)` too, the file sits
+///   in front of Redis (in-process → file → Redis → computation). Not with `instance`.
 ///
 /// ```
 /// #[derive(Debug, Clone, PartialEq)]

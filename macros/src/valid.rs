@@ -19,19 +19,11 @@ pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors)
     check_disk(options, errors);
 }
 
-/// The disk tier sits behind the in-process cache alone: a chain of disk and Redis is not
-/// built yet, and an instance's cache is its own.
+/// An instance's cache is its own; the disk tier's file outlives it.
 fn check_disk(options: &Options, errors: &mut Errors) {
     let Some(disk) = &options.disk else {
         return;
     };
-    if options.given("redis") {
-        errors.spanned(
-            &disk.name,
-            "`disk` and `redis` do not combine yet (one tier behind the in-process cache): \
-             remove one of them",
-        );
-    }
     if options.instance.is_some() {
         errors.spanned(
             &disk.name,

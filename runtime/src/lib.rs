@@ -133,6 +133,18 @@ pub mod __private {
         pub use crate::tier::codec::{decode_value, encode_value, Encoding};
     }
 
+    /// `#[cached(disk, redis(...))]`: the disk tier in front of the shared one.
+    pub fn chain_tiers<K, V>(
+        near: impl Into<crate::tier::TierHandle<K, V>>,
+        far: impl Into<crate::tier::TierHandle<K, V>>,
+    ) -> crate::tier::TierHandle<K, V>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        crate::tier::chain::chain(near.into(), far.into())
+    }
+
     #[cfg(feature = "disk")]
     pub use crate::disk::__disk as disk_tier;
 

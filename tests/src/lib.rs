@@ -52,8 +52,38 @@ impl ChildTest {
     /// Runs `test` (an exact test name) of this binary in a child process.
     pub fn spawn(test: &str, role: &str, env: &[(&str, String)]) -> ChildTest {
         let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+        Self::start(command, role, env)
+    }
+
+    /// [`ChildTest::spawn`] with no file of the child allowed past `bytes` (`RLIMIT_FSIZE`, set
+    /// by `prlimit`, with `SIGXFSZ` ignored so that a write past it fails with `EFBIG` instead
+    /// of killing the child): a full disk, without privileges. `None` without `prlimit`.
+    pub fn spawn_with_file_limit(
+        test: &str,
+        role: &str,
+        env: &[(&str, String)],
+        bytes: u64,
+    ) -> Option<ChildTest> {
+        let prlimit = Command::new("prlimit")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status();
+        if !prlimit.is_ok_and(|status| status.success()) {
+            return None;
+        }
+        // An ignored signal stays ignored across `exec`.
+        let mut command = Command::new("sh");
         command
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args(["-c", "trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\""])
+            .arg(bytes.to_string())
+            .arg(std::env::current_exe().expect("the test binary"))
+            .args([test, "--exact", "--nocapture", "--test-threads=1"]);
+        Some(Self::start(command, role, env))
+    }
+
+    fn start(mut command: Command, role: &str, env: &[(&str, String)]) -> ChildTest {
+        command
             .env("MEMOKIT_TEST_ROLE", role)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -150,6 +150,232 @@ fn a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served() {
     second.success();
 }
 
+// --- expired entries are swept ---
+
+/// What a file holds, read with redb itself once no process has it open.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    entries: u64,
+    /// Rows of the eviction order and of the expiry index.
+    order: u64,
+    expiry: u64,
+    /// The entries' bytes as the file counts them, and as they are.
+    counted_bytes: u64,
+    actual_bytes: u64,
+    format: u64,
+}
+
+fn contents(path: &Path) -> Contents {
+    use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+    let db = redb::Database::open(path).unwrap();
+    let tx = db.begin_read().unwrap();
+    let entries = tx
+        .open_table(TableDefinition::<&[u8], &[u8]>::new("entries"))
+        .unwrap();
+    let order = tx
+        .open_table(TableDefinition::<u64, &[u8]>::new("order"))
+        .unwrap();
+    let expiry = tx
+        .open_table(TableDefinition::<(u64, u64), &[u8]>::new("expiry"))
+        .unwrap();
+    let meta = tx
+        .open_table(TableDefinition::<&str, u64>::new("meta"))
+        .unwrap();
+    let actual_bytes = entries
+        .iter()
+        .unwrap()
+        .map(|item| {
+            let (key, value) = item.unwrap();
+            (key.value().len() + value.value().len()) as u64
+        })
+        .sum();
+    let read = |name: &str| meta.get(name).unwrap().map_or(0, |v| v.value());
+    Contents {
+        entries: entries.len().unwrap(),
+        order: order.len().unwrap(),
+        expiry: expiry.len().unwrap(),
+        counted_bytes: read("bytes"),
+        actual_bytes,
+        format: read("format"),
+    }
+}
+
+#[cached(ttl = "2s", disk, name = "disk_tier::swept")]
+fn swept(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+#[cached(disk, name = "disk_tier::kept")]
+fn kept(n: u64) -> u64 {
+    n
+}
+
+#[test]
+fn expired_entries_are_swept_while_running_and_at_open() {
+    const TEST: &str = "expired_entries_are_swept_while_running_and_at_open";
+    match role().as_deref() {
+        Some(role @ ("write-and-stay" | "write-and-exit")) => {
+            open_child_file();
+            for n in 0..200 {
+                swept(n);
+            }
+            for n in 0..5 {
+                kept(n);
+            }
+            if role == "write-and-stay" {
+                // Well past the deadline: the file's thread sweeps meanwhile, unasked.
+                std::thread::sleep(Duration::from_millis(2_500));
+            }
+            memokit::disk::flush().unwrap();
+            println!("DONE");
+            return;
+        }
+        Some("open-only") => {
+            open_child_file();
+            std::thread::sleep(Duration::from_millis(300));
+            memokit::disk::flush().unwrap();
+            println!("DONE");
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let dir = folder("swept");
+    let swept_and_kept = |contents: &Contents| {
+        assert_eq!(
+            contents.entries, 5,
+            "only the entries without a ttl: {contents:?}"
+        );
+        assert_eq!((contents.order, contents.expiry), (5, 0), "{contents:?}");
+        assert_eq!(
+            contents.counted_bytes, contents.actual_bytes,
+            "{contents:?}"
+        );
+        assert_eq!(contents.format, memokit::disk::FORMAT);
+    };
+
+    // While the process runs.
+    let running = dir.join("running.redb");
+    let child = run(TEST, "write-and-stay", &running, &[]);
+    child.expect_line("DONE", secs(30));
+    child.success();
+    swept_and_kept(&contents(&running));
+
+    // A process that exits before the deadline leaves its entries; the next one sweeps them
+    // at open, without a call.
+    let at_open = dir.join("at_open.redb");
+    let child = run(TEST, "write-and-exit", &at_open, &[]);
+    child.expect_line("DONE", secs(30));
+    child.success();
+    let before = contents(&at_open);
+    assert_eq!((before.entries, before.expiry), (205, 200), "{before:?}");
+    std::thread::sleep(Duration::from_millis(2_200));
+    let child = run(TEST, "open-only", &at_open, &[]);
+    child.expect_line("DONE", secs(30));
+    child.success();
+    swept_and_kept(&contents(&at_open));
+}
+
+#[cached(ttl = "200ms", disk, name = "disk_tier::churn")]
+fn churn(n: u64) -> String {
+    format!("{n:0>400}")
+}
+
+#[test]
+fn a_file_written_with_short_lived_entries_stops_growing() {
+    const TEST: &str = "a_file_written_with_short_lived_entries_stops_growing";
+    if let Some(role) = role() {
+        if role == "churn" {
+            open_child_file();
+            let path = std::env::var("MEMOKIT_TEST_DISK").unwrap();
+            let mut sizes = Vec::new();
+            for round in 0..8_u64 {
+                // New keys every round: nothing is ever read again, all of it expires.
+                for n in 0..1_000 {
+                    churn(round * 1_000 + n);
+                }
+                std::thread::sleep(Duration::from_millis(400));
+                memokit::disk::flush().unwrap();
+                sizes.push(std::fs::metadata(&path).unwrap().len());
+            }
+            println!("SIZES {sizes:?}");
+            println!("FIRST {}", sizes[1]);
+            println!("LAST {}", sizes[7]);
+        }
+        return;
+    }
+    let path = folder("churn").join("cache.redb");
+    let child = run(TEST, "churn", &path, &[]);
+    let sizes = child.expect_line("SIZES", secs(60));
+    let first = number(child.expect_line("FIRST", secs(5)));
+    let last = number(child.expect_line("LAST", secs(5)));
+    child.success();
+    // 8,000 entries of about 450 bytes were written, 3.6 MB: without the sweep the file would
+    // hold them all.
+    eprintln!("file sizes after each round: {sizes}");
+    assert!(
+        last <= first + first / 2,
+        "the file grew from {first} to {last} bytes with dead entries: {sizes}"
+    );
+    assert_eq!(contents(&path).entries, 0);
+}
+
+#[test]
+fn a_file_of_format_1_gets_its_expiry_index_at_open() {
+    const TEST: &str = "a_file_of_format_1_gets_its_expiry_index_at_open";
+    if let Some(role) = role() {
+        if role == "open-only" {
+            open_child_file();
+            std::thread::sleep(Duration::from_millis(300));
+            memokit::disk::flush().unwrap();
+            println!("DONE");
+        }
+        return;
+    }
+    use redb::TableDefinition;
+    let path = folder("format1").join("cache.redb");
+    {
+        // Format 1: entries, order and meta, no expiry index; one entry past its deadline, one
+        // without a deadline.
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut entries = tx
+                .open_table(TableDefinition::<&[u8], &[u8]>::new("entries"))
+                .unwrap();
+            let mut order = tx
+                .open_table(TableDefinition::<u64, &[u8]>::new("order"))
+                .unwrap();
+            let mut meta = tx
+                .open_table(TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            let mut bytes = 0;
+            for (seq, deadline) in [(0_u64, 1_u64), (1, 0)] {
+                let key = [b"k".as_slice(), &seq.to_le_bytes()].concat();
+                let entry = [deadline.to_le_bytes(), seq.to_le_bytes(), [9; 8]].concat();
+                entries.insert(key.as_slice(), entry.as_slice()).unwrap();
+                order.insert(seq, key.as_slice()).unwrap();
+                bytes += (key.len() + entry.len()) as u64;
+            }
+            meta.insert("format", 1).unwrap();
+            meta.insert("bytes", bytes).unwrap();
+            meta.insert("seq", 2).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let child = run(TEST, "open-only", &path, &[]);
+    child.expect_line("DONE", secs(30));
+    child.success();
+    let after = contents(&path);
+    assert_eq!(after.format, memokit::disk::FORMAT);
+    assert_eq!(
+        (after.entries, after.order, after.expiry),
+        (1, 1, 0),
+        "{after:?}"
+    );
+    assert_eq!(after.counted_bytes, after.actual_bytes, "{after:?}");
+}
+
 // --- byte bound ---
 
 #[cached(disk, name = "disk_tier::bounded")]
@@ -478,6 +704,94 @@ fn a_second_process_gets_an_error_naming_the_file_and_the_first() {
     drop(holder);
     // Once the first process is gone, the file opens.
     memokit::disk::open(Config::new(&path)).unwrap();
+}
+
+// --- a full disk ---
+
+static FULL_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::full")]
+fn filling(n: u64) -> String {
+    FULL_RUNS.fetch_add(1, SeqCst);
+    format!("{n:0>8000}")
+}
+
+#[test]
+fn a_full_disk_is_an_error_at_open_or_counted_failed_writes_and_every_call_gets_its_value() {
+    const TEST: &str =
+        "a_full_disk_is_an_error_at_open_or_counted_failed_writes_and_every_call_gets_its_value";
+    if let Some(role) = role() {
+        if role == "full" {
+            let path = std::env::var("MEMOKIT_TEST_DISK").unwrap();
+            let config = Config::new(path).flush_every(Duration::from_millis(10));
+            match memokit::disk::open(config) {
+                Ok(()) => println!("OPENED"),
+                Err(e) => println!("OPEN_ERROR {e}"),
+            }
+            for n in 0..2_000 {
+                assert_eq!(filling(n), format!("{n:0>8000}"));
+            }
+            let memo = filling_cache();
+            memo.cache().clear();
+            for n in 0..2_000 {
+                assert_eq!(filling(n), format!("{n:0>8000}"), "after the file failed");
+            }
+            // The flusher may fail too: nothing panics.
+            let _ = memokit::disk::flush();
+            let stats = memo.stats();
+            println!("RUNS {}", FULL_RUNS.load(SeqCst));
+            println!("WRITE_ERRORS {}", stats.disk_write_errors);
+            println!("ERRORS {}", stats.disk_errors);
+            println!("HITS {}", stats.disk_hits);
+            println!("STATS {stats}");
+        }
+        return;
+    }
+    let dir = folder("full");
+    let spawn = |name: &str, limit: u64| {
+        let path = dir.join(name);
+        let env = [("MEMOKIT_TEST_DISK", path.display().to_string())];
+        ChildTest::spawn_with_file_limit(TEST, "full", &env, limit)
+    };
+
+    // Too small for a new file: a clear error at open; the function runs in-process.
+    let Some(child) = spawn("tiny.redb", 4 << 10) else {
+        memokit_tests::report_skip(
+            "no `prlimit` (util-linux) to limit the size of a child's files",
+            "Install util-linux.",
+        );
+        return;
+    };
+    let error = child.expect_line("OPEN_ERROR", secs(30));
+    assert!(error.contains("tiny.redb"), "{error}");
+    assert!(error.contains("no room left"), "{error}");
+    eprintln!("at open: {error}");
+    assert_eq!(
+        number(child.expect_line("RUNS", secs(60))),
+        4_000,
+        "without the file, each clear of the in-process copies means computing again"
+    );
+    child.success();
+
+    // Room for the file (redb needs between 16 and 20 MiB to create one), not for the 16 MB
+    // of entries: the writes that do not fit fail, counted.
+    let child = spawn("small.redb", 24 << 20).expect("prlimit ran before");
+    child.expect_line("OPENED", secs(30));
+    let runs = number(child.expect_line("RUNS", secs(60)));
+    let write_errors = number(child.expect_line("WRITE_ERRORS", secs(5)));
+    let errors = number(child.expect_line("ERRORS", secs(5)));
+    let hits = number(child.expect_line("HITS", secs(5)));
+    let stats = child.expect_line("STATS", secs(5));
+    child.success();
+    eprintln!("{stats}");
+    assert!(write_errors > 0, "{stats}");
+    assert!(errors >= write_errors, "{stats}");
+    assert_eq!(
+        runs + hits,
+        4_000,
+        "every call computed or read its value: {stats}"
+    );
+    assert!(stats.contains("disk_write_errors="), "{stats}");
 }
 
 // --- bad input ---

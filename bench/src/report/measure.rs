@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::coalescing::{self, FutureSizes};
 use crate::contenders::Kind;
+use crate::disk_tier;
 use crate::hit_ratio;
 use crate::key_shapes;
 use crate::latency::{self, LatencyResult};
@@ -132,6 +133,18 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         shared
     });
 
+    let disk = phase(&mut phases, "disk tier", || {
+        let disk = disk_tier::measure(sizes.disk);
+        match &disk {
+            Ok(r) => eprintln!(
+                "  {}",
+                disk_tier::summary(r, sizes.disk).replace('\n', "\n  ")
+            ),
+            Err(why) => eprintln!("  failed: {why}"),
+        }
+        disk
+    });
+
     Ok(Results {
         machine,
         load_at_end: machine::load_average(),
@@ -148,6 +161,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         macro_overhead,
         key_shapes,
         shared,
+        disk,
         phases,
         traces: options.trace_dir.as_ref().map_or_else(
             || "none found: synthetic workloads only".to_string(),

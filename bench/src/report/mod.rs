@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::coalescing::CoalescingSizes;
+use crate::disk_tier::DiskSizes;
 use crate::hit_ratio::HitRatioSizes;
 use crate::key_shapes::ShapeSizes;
 use crate::latency::HitLatency;
@@ -52,6 +53,8 @@ pub struct Sizes {
     pub key_shapes: ShapeSizes,
     /// Shared tier (Redis).
     pub shared: SharedSizes,
+    /// Disk tier.
+    pub disk: DiskSizes,
 }
 
 impl Sizes {
@@ -97,6 +100,11 @@ impl Sizes {
                 rounds: 9,
                 invalidations: 2_000,
             },
+            disk: DiskSizes {
+                keys: 20_000,
+                rounds: 5,
+                open_entries: 1_000_000,
+            },
         }
     }
 
@@ -139,6 +147,11 @@ impl Sizes {
                 keys: 200,
                 rounds: 3,
                 invalidations: 200,
+            },
+            disk: DiskSizes {
+                keys: 1_000,
+                rounds: 2,
+                open_entries: 10_000,
             },
         }
     }

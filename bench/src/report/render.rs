@@ -188,6 +188,7 @@ pub fn render(results: &Results, command: &str, took: Duration) -> String {
     render_coalescing(&mut md, results);
     render_macro(&mut md, results);
     render_shared(&mut md, results);
+    render_disk(&mut md, results);
 
     let _ = writeln!(md, "## Time taken\n");
     let mut phase_rows: Vec<Vec<String>> = results
@@ -807,4 +808,95 @@ fn render_shared(md: &mut String, results: &Results) {
         let _ = writeln!(md, "\nThe cluster was not measured: {why}.");
     }
     md.push('\n');
+}
+
+fn render_disk(md: &mut String, results: &Results) {
+    let s = results.sizes.disk;
+    let _ = writeln!(md, "## 8. Disk tier\n");
+    let r = match &results.disk {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(md, "**Not measured: {why}.**\n");
+            return;
+        }
+    };
+    let _ = writeln!(
+        md,
+        "A `#[cached(size = 1_000_000, disk)] fn disk_payload(key: u64) -> String` whose body \
+         spins {} µs, then returns a value of 100 bytes ({} bytes encoded), on one thread, \
+         with its file in the system's temporary folder. Each round times {} keys three ways: \
+         a **memory hit**; a **disk hit**, each key first dropped from the in-process tier (a \
+         local `invalidate`, included in the time; {} disk hits counted for {} timed calls); \
+         and the **recompute**, the body called directly. {} rounds after one untimed, best \
+         round of each way. **Writes/s**: `insert` of {} fresh keys, one redb transaction \
+         each (made durable every 100 ms). The file of {} entries is filled by a child process \
+         (`insert_many` of 1,000 at a time) that exits without closing it, as a killed \
+         service does, and **opened** by another, which times `memokit::disk::open`. The \
+         `cached` crate's `RedbCache` (feature `redb_store`, `durable(false)`; no in-process \
+         tier, so its hit is a `cache_get`) gets the same, filled by `cache_set` one at a \
+         time (it has no batch) and dropped at the end of its child.\n",
+        crate::disk_tier::COMPUTE.as_micros(),
+        r.value_bytes,
+        s.keys,
+        r.disk_hits,
+        r.calls,
+        s.rounds,
+        s.keys,
+        s.open_entries,
+    );
+    md.push_str(&table(
+        &["call", "µs", "ratio to the disk hit"],
+        &[
+            vec![
+                "memory hit".to_string(),
+                format!("{:.2}", r.memory_hit_us),
+                fmt_ratio(ratio(r.memory_hit_us, r.memokit.disk_hit_us)),
+            ],
+            vec![
+                "disk hit".to_string(),
+                format!("{:.2}", r.memokit.disk_hit_us),
+                fmt_ratio(Some(1.0)),
+            ],
+            vec![
+                "recompute".to_string(),
+                format!("{:.1}", r.compute_us),
+                fmt_ratio(Some(r.compute_over_disk())),
+            ],
+        ],
+    ));
+    md.push('\n');
+    let row = |name: &str, store: &crate::disk_tier::Store| {
+        vec![
+            name.to_string(),
+            format!("{:.2}", store.disk_hit_us),
+            format!("{:.0}", store.writes_per_sec),
+            format!("{:.0}", store.bytes_per_entry),
+            format!("{:.1}", store.fill_s),
+            format!("{:.1}", store.open_ms),
+        ]
+    };
+    let mut rows = vec![row("memokit `#[cached(disk)]`", &r.memokit)];
+    match &r.cached {
+        Ok(store) => rows.push(row("`cached` `RedbCache`", store)),
+        Err(why) => rows.push(vec![
+            "`cached` `RedbCache`".to_string(),
+            format!("not measured: {why}"),
+        ]),
+    }
+    md.push_str(&table(
+        &[
+            "store",
+            "hit in the file µs",
+            "writes/s",
+            "bytes on disk per entry",
+            &format!("fill {} entries s", s.open_entries),
+            "open ms",
+        ],
+        &rows,
+    ));
+    let _ = writeln!(
+        md,
+        "\nfoyer is not measured: its hybrid cache is async-only and keeps its own \
+         block-device format without expiry across restarts, a different kind of store.\n"
+    );
 }

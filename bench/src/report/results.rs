@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::coalescing::{FutureSizes, ScenarioResult};
 use crate::contenders::Kind;
+use crate::disk_tier::DiskResult;
 use crate::hit_rows::Row;
 use crate::key_shapes::ShapeResult;
 use crate::latency::LatencyResult;
@@ -50,6 +51,8 @@ pub struct Results {
     pub key_shapes: Vec<ShapeResult>,
     /// Shared tier, or why it was skipped.
     pub shared: Result<SharedResult, String>,
+    /// Disk tier, or why it was not measured.
+    pub disk: Result<DiskResult, String>,
     /// Wall time of each part.
     pub phases: Vec<(&'static str, Duration)>,
     /// The shared trace directory, or why there was none.

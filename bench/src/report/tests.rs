@@ -104,6 +104,7 @@ fn fake_results() -> Results {
             },
             cluster: Err("`redis-cli` is not on PATH".into()),
         }),
+        disk: Err("not run".into()),
         phases: vec![("all", Duration::from_secs(1))],
         traces: "dir".into(),
         date: "2026-01-01".into(),

@@ -489,6 +489,12 @@ impl Drop for RunningHere {
 /// too. Also tells whether it is a refresh (the shared tier then computes without reading).
 pub(crate) struct Superseded<V>(Weak<Flight<V>>, bool);
 
+impl<V> Clone for Superseded<V> {
+    fn clone(&self) -> Self {
+        Superseded(self.0.clone(), self.1)
+    }
+}
+
 impl<V> Superseded<V> {
     /// Whether the computation's result must not be stored.
     pub(crate) fn get(&self) -> bool {
@@ -498,6 +504,8 @@ impl<V> Superseded<V> {
     }
 
     /// Whether the computation refreshes a value still cached.
+    // Read by the tiers, which are all optional.
+    #[allow(dead_code)]
     pub(crate) fn is_refresh(&self) -> bool {
         self.1
     }

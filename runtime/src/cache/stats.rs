@@ -353,6 +353,10 @@ pub struct Stats {
     /// Disk tier: operations on the file that failed (a full disk, a file that did not open:
     /// then each lookup counts one); the call went on without the file.
     pub disk_errors: u64,
+    /// Disk tier: the writes among `disk_errors` (a computed value, an `insert`, an
+    /// `invalidate`, a `clear`, the removal of an expired entry) that the file refused, as a
+    /// full disk or a file size limit does; the caller still got its value.
+    pub disk_write_errors: u64,
     /// Disk tier: values in the file that did not decode (another format or type); each is
     /// also a miss, and is overwritten.
     pub disk_decode_errors: u64,
@@ -443,6 +447,7 @@ impl Stats {
             disk_hits: self.disk_hits + other.disk_hits,
             disk_misses: self.disk_misses + other.disk_misses,
             disk_errors: self.disk_errors + other.disk_errors,
+            disk_write_errors: self.disk_write_errors + other.disk_write_errors,
             disk_decode_errors: self.disk_decode_errors + other.disk_decode_errors,
             disk_evictions: self.disk_evictions + other.disk_evictions,
             refreshes: self.refreshes + other.refreshes,
@@ -496,6 +501,9 @@ impl fmt::Display for Stats {
                 " disk_hits={} disk_misses={} disk_errors={}",
                 self.disk_hits, self.disk_misses, self.disk_errors
             )?;
+            if self.disk_write_errors > 0 {
+                write!(f, " disk_write_errors={}", self.disk_write_errors)?;
+            }
             if self.disk_decode_errors > 0 {
                 write!(f, " disk_decode_errors={}", self.disk_decode_errors)?;
             }

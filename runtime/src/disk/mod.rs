@@ -27,7 +27,17 @@
 //! - **Lookup order**: in-process, then the file, then the computation. A disk hit fills the
 //!   in-process tier; a computed value is written to both. What the in-process tier would not
 //!   store (an `Err`, a `None` with `cache_none = false`) is not written to the file either.
-//!   `disk` does not combine with `redis(...)` yet (a compile error says so).
+//! - **With Redis**: `#[cached(disk, redis(...))]` puts the file in front of Redis:
+//!   in-process → file → Redis → computation. A Redis hit fills the file; a computed value,
+//!   `insert`, `invalidate`, `clear` (and the writer attributes) go to both; the stats carry
+//!   both tiers' counters (`disk_*` and `l2_*`). Other processes' writes, heard over Redis
+//!   pub/sub, are applied to the file as well as to the in-process tier, so a copy in the file
+//!   never outlives an invalidation this process heard. What it did not hear cannot be
+//!   applied, so the file's copies of the function are dropped whenever the in-process ones
+//!   are for that reason (the subscription lost, see `memokit::redis`), and at the function's
+//!   first use after a start: the invalidations made while the process was down were not
+//!   heard. A restarted process is warm from Redis then, not from its file; only a function
+//!   with `disk` alone is warm from the file.
 //! - **Which file**: `disk = "path"` names it; `disk` alone uses the first file
 //!   [`open`]ed in the process, else the file named by `MEMOKIT_DISK_PATH`, else
 //!   `memokit-<program>.redb` in the system's temporary folder. Functions naming one file
@@ -35,7 +45,11 @@
 //!   file once.
 //! - **Expiry survives restarts**: an entry's deadline (the function's `ttl`, none without it)
 //!   is stored as wall-clock time; an entry past it is never served, before or after a
-//!   restart, and is removed when read.
+//!   restart. Expired entries are swept: the file's thread removes them, soonest deadline
+//!   first, in steps of at most 512 entries (one transaction each, so a writer waits for one
+//!   step at most), at open and then every [`Config::flush_every`] (every 100 ms when that
+//!   is zero), so a file written with short-lived entries stops growing. One read before the
+//!   sweep reaches an entry removes it too.
 //! - **Bound**: [`Config::max_bytes`] bounds the bytes of the entries (keys and encoded
 //!   values, 1 GiB by default); past it, the oldest entries written are evicted (counted in
 //!   `disk_evictions` of the function whose write evicted them).
@@ -60,8 +74,14 @@
 //! - **Errors**: a path that cannot be created, a file of a newer format or a damaged file is
 //!   an [`Error`] from [`open`]; a function whose file did not open runs in-process only, and
 //!   counts each lookup in `disk_errors` (with the `tracing` feature, an error event at target
-//!   `memokit::disk` says why). A write that fails (a full disk) is counted in `disk_errors`
-//!   and the call still returns its value.
+//!   `memokit::disk` says why).
+//! - **A full disk** (or a file size limit, or a quota): a file that cannot be created is
+//!   [`Error::Io`] from [`open`], saying there is no room left; a write that does not fit is
+//!   counted in `disk_write_errors` (and in `disk_errors`) and the call still returns its
+//!   value. After such a failure redb refuses every further operation on the file until the
+//!   process restarts (each is a counted error; the function works in-process), and the file
+//!   reopens at its last durable commit. A removal the file refused (`invalidate`, `clear`)
+//!   may thus come back after the restart: free space before restarting, or delete the file.
 //!
 //! # Security
 //! Values and keys are stored **in clear** in the file: whoever can read the file can read

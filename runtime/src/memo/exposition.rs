@@ -124,6 +124,8 @@ pub(crate) const FAMILIES: &[Family] = &[
     #[cfg(feature = "disk")]
     counter("memokit_disk_errors_total", "Operations on the disk tier's file that failed.", |s| s.disk_errors),
     #[cfg(feature = "disk")]
+    counter("memokit_disk_write_errors_total", "Writes the disk tier's file refused (a full disk), among the errors.", |s| s.disk_write_errors),
+    #[cfg(feature = "disk")]
     counter("memokit_disk_decode_errors_total", "Values in the disk tier's file that did not decode.", |s| s.disk_decode_errors),
     #[cfg(feature = "disk")]
     counter("memokit_disk_evictions_total", "Entries evicted from the disk tier's file to stay within its byte bound.", |s| s.disk_evictions),
@@ -146,8 +148,8 @@ impl Registry {
     /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
     /// `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
     /// `disk` feature, counters `memokit_disk_hits_total`, `memokit_disk_misses_total`,
-    /// `memokit_disk_errors_total`, `memokit_disk_decode_errors_total` and
-    /// `memokit_disk_evictions_total`.
+    /// `memokit_disk_errors_total`, `memokit_disk_write_errors_total`,
+    /// `memokit_disk_decode_errors_total` and `memokit_disk_evictions_total`.
     ///
     /// ```
     /// #[memokit::cached(name = "docs::cube", size = 10)]
@@ -250,7 +252,8 @@ mod tests {
         ) = (14, 15, 16, 17);
         (stats.l2_pending_writes, stats.l2_replayed_writes) = (20, 21);
         (stats.disk_hits, stats.disk_misses, stats.disk_errors) = (22, 23, 24);
-        (stats.disk_decode_errors, stats.disk_evictions) = (25, 26);
+        (stats.disk_write_errors, stats.disk_decode_errors) = (25, 26);
+        stats.disk_evictions = 27;
         let values: Vec<Value> = FAMILIES.iter().filter_map(|f| f.value(&stats)).collect();
         let mut expected: Vec<Value> = (1..=9)
             .chain(18..=20)
@@ -262,7 +265,7 @@ mod tests {
             expected.extend((14..=17).chain(20..=21).map(Value::Int));
         }
         if cfg!(feature = "disk") {
-            expected.extend((22..=26).map(Value::Int));
+            expected.extend((22..=27).map(Value::Int));
         }
         assert_eq!(values, expected);
     }

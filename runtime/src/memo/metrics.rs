@@ -18,8 +18,8 @@
 //! `memokit_l2_misses_total`, `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
 //! `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
 //! `disk` feature, counters `memokit_disk_hits_total`, `memokit_disk_misses_total`,
-//! `memokit_disk_errors_total`, `memokit_disk_decode_errors_total` and
-//! `memokit_disk_evictions_total`.
+//! `memokit_disk_errors_total`, `memokit_disk_write_errors_total`,
+//! `memokit_disk_decode_errors_total` and `memokit_disk_evictions_total`.
 //!
 //! ```
 //! #[memokit::cached(name = "docs::metrics_square")]

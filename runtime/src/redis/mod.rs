@@ -75,7 +75,9 @@
 //!   in-process tier of its shared functions when it notices (at once for a closed
 //!   connection; a silent one is found by a `PING` every second that must be answered within
 //!   a second, so within about 2 to 3 s), again after every failed attempt to subscribe (every
-//!   [`Config::retry_after`]), and once more when it is subscribed again. (`CLIENT TRACKING`
+//!   [`Config::retry_after`]), and once more when it is subscribed again. With `disk` in
+//!   front of Redis (`#[cached(disk, redis(...))]`, see `memokit::disk`), the copies in the
+//!   file follow the same events and go at the same moments. (`CLIENT TRACKING`
 //!   would need a redirected connection of its own and gives the same rule on loss; the
 //!   subscription the tier has anyway is used instead.)
 //! - **One bad key stays one bad key**: a key that holds another type (`WRONGTYPE`) is a miss

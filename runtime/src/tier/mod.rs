@@ -1,10 +1,12 @@
 //! The seam between a memoized function and the tiers behind its in-process cache.
 //!
 //! A [`Memo`](crate::Memo) holds at most one [`Tier`] as a trait object; it never names a
-//! concrete tier. Redis (`tier::redis`) implements it; a clustered shared tier or a disk tier
-//! would too. A tier keeps its own counters and adds them to the function's [`Stats`], and it
-//! hears other processes' writes by itself: [`Tier::attach`] hands it the function's name and
-//! in-process cache, so that neither the memo nor the registry knows how invalidations travel.
+//! concrete tier. Redis (`tier::redis`) and the disk (`tier::disk`) implement it, and so does
+//! [`chain::Chain`], which puts one tier in front of another (disk, then Redis). A tier keeps
+//! its own counters and adds them to the function's [`Stats`], and it hears other processes'
+//! writes by itself: [`Tier::attach`] hands it the function's name and in-process cache, and
+//! [`Tier::forward_remote_writes`] the tier in front of it, so that neither the memo nor the
+//! registry knows how invalidations travel.
 
 use std::fmt;
 use std::future::Future;
@@ -14,6 +16,7 @@ use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
 
+pub(crate) mod chain;
 #[cfg(any(feature = "redis", feature = "disk"))]
 pub(crate) mod codec;
 #[cfg(feature = "disk")]
@@ -84,9 +87,16 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
     );
 
     /// The value of `key` in the tier, or, on a miss, what the caller that computes the value
-    /// needs to store it there (`None`: do not). A `refresh` recomputes a value still cached,
-    /// so it reads nothing.
-    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>>;
+    /// needs to store it there (`None`: do not). A refresh (`superseded.is_refresh()`)
+    /// recomputes a value still cached, so it reads nothing.
+    fn get<'a>(&'a self, key: &'a K, superseded: &'a Superseded<V>) -> TierFuture<'a, Fetched<V>>;
+
+    /// Called by a [`chain::Chain`] before [`Tier::attach`]: a tier that hears other
+    /// processes' writes applies them to `near`, the tier in front of it, as well as to the
+    /// in-process cache. Others ignore it.
+    fn forward_remote_writes(&self, near: std::sync::Arc<dyn Tier<K, V>>) {
+        let _ = near;
+    }
 
     /// The values of a batch's missing `keys` in the tier, in one round trip where the tier
     /// can (`None` for each miss). Nothing is claimed: a batch's computed values are stored
@@ -149,7 +159,7 @@ pub(crate) async fn load_through<K, V, E>(
     superseded: Superseded<V>,
     compute: impl Future<Output = Result<V, E>>,
 ) -> Result<V, E> {
-    let claim = match tier.get(key, superseded.is_refresh()).await {
+    let claim = match tier.get(key, &superseded).await {
         Fetched::Hit(value) => return Ok(value),
         Fetched::Miss(claim) => claim,
     };
@@ -169,7 +179,7 @@ pub(crate) fn load_through_blocking<K, V, E>(
     superseded: Superseded<V>,
     compute: impl FnOnce() -> Result<V, E>,
 ) -> Result<V, E> {
-    let claim = match block_on(tier, tier.get(key, superseded.is_refresh())) {
+    let claim = match block_on(tier, tier.get(key, &superseded)) {
         Fetched::Hit(value) => return Ok(value),
         Fetched::Miss(claim) => claim,
     };

@@ -15,9 +15,4 @@ fn parentheses(n: u64) -> u64 {
     n
 }
 
-#[cached(disk, redis)]
-fn with_redis(n: u64) -> u64 {
-    n
-}
-
 fn main() {}

@@ -48,6 +48,7 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
+    write_errors: AtomicU64,
     decode_errors: AtomicU64,
     evictions: AtomicU64,
 }
@@ -134,7 +135,7 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             Ok(written) => {
                 self.counters.evictions.fetch_add(written.evicted, Relaxed);
             }
-            Err(e) => self.failed(&attached.store, e),
+            Err(e) => self.failed_write(&attached.store, e),
         }
     }
 
@@ -157,7 +158,7 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             Ok(Found::Expired) => {
                 self.counters.misses.fetch_add(1, Relaxed);
                 if let Err(e) = attached.store.remove(&[key]) {
-                    self.failed(&attached.store, e);
+                    self.failed_write(&attached.store, e);
                 }
                 None
             }
@@ -181,7 +182,7 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             .filter_map(|key| self.entry_key(attached, key))
             .collect();
         if let Err(e) = attached.store.remove(&keys) {
-            self.failed(&attached.store, e);
+            self.failed_write(&attached.store, e);
         }
     }
 
@@ -191,6 +192,12 @@ impl<K: Clone, V: Clone> Inner<K, V> {
         self.counters.errors.fetch_add(1, Relaxed);
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "memokit::disk", "{}", store.error(error));
+    }
+
+    /// A failed write (a full disk, a file size limit): counted among the errors and apart.
+    fn failed_write(&self, store: &Store, error: redb::Error) {
+        self.counters.write_errors.fetch_add(1, Relaxed);
+        self.failed(store, error);
     }
 }
 
@@ -239,12 +246,17 @@ where
         });
     }
 
-    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
-        // A refresh reads nothing; a file that did not open is a counted error, no claim.
-        let fetched = if refresh || self.0.attached().is_none() {
+    fn get<'a>(&'a self, key: &'a K, superseded: &'a Superseded<V>) -> TierFuture<'a, Fetched<V>> {
+        // A file that did not open is a counted error, no claim; a refresh reads nothing but
+        // stores its value.
+        let fetched = if self.0.attached().is_none() {
             Fetched::Miss(None)
         } else {
-            match self.0.look(key) {
+            let found = match superseded.is_refresh() {
+                true => None,
+                false => self.0.look(key),
+            };
+            match found {
                 Some(value) => Fetched::Hit(value),
                 None => Fetched::Miss(Some(Box::new(DiskClaim {
                     tier: self.0.clone(),
@@ -286,7 +298,7 @@ where
             return;
         };
         if let Err(e) = attached.store.remove_prefix(&attached.prefix) {
-            self.0.failed(&attached.store, e);
+            self.0.failed_write(&attached.store, e);
         }
     }
 
@@ -295,6 +307,7 @@ where
         stats.disk_hits += c.hits.load(Relaxed);
         stats.disk_misses += c.misses.load(Relaxed);
         stats.disk_errors += c.errors.load(Relaxed);
+        stats.disk_write_errors += c.write_errors.load(Relaxed);
         stats.disk_decode_errors += c.decode_errors.load(Relaxed);
         stats.disk_evictions += c.evictions.load(Relaxed);
     }
@@ -305,6 +318,7 @@ where
             &c.hits,
             &c.misses,
             &c.errors,
+            &c.write_errors,
             &c.decode_errors,
             &c.evictions,
         ] {

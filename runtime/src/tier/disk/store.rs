@@ -6,7 +6,10 @@
 //! Layout (format [`FORMAT`]): table `entries` maps `[name length: u16 LE][function name][key
 //! bytes]` to `[deadline: u64 LE ms since the epoch, 0 = none][sequence: u64 LE][codec bytes]`;
 //! table `order` maps each entry's sequence number to its key (oldest first, the eviction
-//! order); table `meta` holds `format`, `bytes` (the entries' key and value bytes) and `seq`.
+//! order); table `expiry` maps `(deadline, sequence)` to the key of each entry that has a
+//! deadline (soonest first, the sweep order); table `meta` holds `format`, `bytes` (the
+//! entries' key and value bytes) and `seq`. Format 1 lacked `expiry`: such a file gets it at
+//! open.
 
 // redb's error is large; it is only built on the rare failing path, never on a hit.
 #![allow(clippy::result_large_err)]
@@ -23,11 +26,20 @@ use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransactio
 
 /// The layout of the file; bump it when the tables or the entry header change. A file of a
 /// newer format is refused at open ([`Error::NewerFormat`]).
-pub(crate) const FORMAT: u64 = 1;
+pub(crate) const FORMAT: u64 = 2;
 
 const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
 const ORDER: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("order");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const EXPIRY: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("expiry");
+
+/// The most expired entries one sweep step removes (one write transaction): a writer waits for
+/// at most one step.
+const SWEEP_STEP: usize = 512;
+
+/// How often the file's thread looks for expired entries when writes are made durable at
+/// once (`flush_every` zero); otherwise it looks every `flush_every`.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The entry header: deadline and sequence number.
 const HEADER: usize = 16;
@@ -168,11 +180,21 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => write!(
-                f,
-                "memokit disk tier: cannot open {}: {source}; give a path in a writable folder",
-                path.display()
-            ),
+            Error::Io { path, source } => {
+                use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+                let remedy = match source.kind() {
+                    StorageFull | FileTooLarge | QuotaExceeded => {
+                        "no room left (a full disk, a file size limit or a quota): free \
+                         space, raise the limit, or lower `max_bytes`"
+                    }
+                    _ => "give a path in a writable folder",
+                };
+                write!(
+                    f,
+                    "memokit disk tier: cannot open {}: {source}; {remedy}",
+                    path.display()
+                )
+            }
             Error::Locked { path, pid } => {
                 write!(
                     f,
@@ -238,7 +260,7 @@ pub(crate) fn open(config: Config) -> Result<Arc<Store>, Error> {
         return Ok(store.clone());
     }
     let store = Arc::new(Store::open(&config)?);
-    Store::start_flusher(&store);
+    Store::start_maintenance(&store);
     opened.files.insert(config.path.clone(), store.clone());
     opened.default.get_or_insert_with(|| store.clone());
     Ok(store)
@@ -368,13 +390,26 @@ impl Store {
         let mut tx = db.begin_write().map_err(|e| corrupted(e.into()))?;
         tx.set_durability(Durability::Immediate);
         let counters = (|| -> Result<Result<(u64, u64), u64>, redb::Error> {
-            tx.open_table(ENTRIES)?;
+            let entries = tx.open_table(ENTRIES)?;
             tx.open_table(ORDER)?;
+            let mut expiry = tx.open_table(EXPIRY)?;
             let mut meta = tx.open_table(META)?;
             let format = meta.get("format")?.map(|v| v.value());
             match format {
                 Some(found) if found > FORMAT => return Ok(Err(found)),
-                Some(_) => {}
+                Some(FORMAT) => {}
+                Some(_) => {
+                    // Format 1: the same entries, without the sweep's index.
+                    for item in entries.iter()? {
+                        let (key, entry) = item?;
+                        if let Some((deadline, seq)) = header(entry.value()) {
+                            if deadline != 0 {
+                                expiry.insert((deadline, seq), key.value())?;
+                            }
+                        }
+                    }
+                    meta.insert("format", FORMAT)?;
+                }
                 None => {
                     meta.insert("format", FORMAT)?;
                 }
@@ -393,22 +428,29 @@ impl Store {
         Ok(counters)
     }
 
-    /// Commits an empty durable transaction every `flush_every` after a write.
-    fn start_flusher(store: &Arc<Store>) {
-        if store.flush_every.is_zero() {
-            return;
-        }
+    /// The file's thread: at once, then every `flush_every` (or [`SWEEP_EVERY`]), removes the
+    /// entries past their deadline in bounded steps, then commits an empty durable
+    /// transaction if anything was written since the last one.
+    fn start_maintenance(store: &Arc<Store>) {
         let weak = Arc::downgrade(store);
-        let every = store.flush_every;
+        let every = if store.flush_every.is_zero() {
+            SWEEP_EVERY
+        } else {
+            store.flush_every
+        };
         let _ = std::thread::Builder::new()
             .name("memokit-disk".into())
             .spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(store) = weak.upgrade() else { return };
-                if store.dirty.load(Relaxed) {
-                    // A failure stays dirty and is tried again; the writes that failed counted.
-                    let _ = store.flush();
+                {
+                    let Some(store) = weak.upgrade() else { return };
+                    // A failure (a full disk) is tried again at the next tick; the writes that
+                    // failed were counted by their functions.
+                    let _ = store.sweep();
+                    if store.dirty.load(Relaxed) {
+                        let _ = store.flush();
+                    }
                 }
+                std::thread::sleep(every);
             });
     }
 
@@ -419,7 +461,9 @@ impl Store {
         }
         let mut tx = self.db.begin_write()?;
         tx.set_durability(Durability::Immediate);
-        tx.commit()
+        // Writes wait for this transaction: the counters are those of the last write.
+        save_counters(&tx, *self.counters.lock())
+            .and_then(|()| Ok(tx.commit()?))
             .inspect_err(|_| self.dirty.store(true, Relaxed))?;
         Ok(())
     }
@@ -446,10 +490,9 @@ impl Store {
             return Ok(Found::Absent);
         };
         let entry = entry.value();
-        if entry.len() < HEADER {
+        let Some((deadline, _)) = header(entry) else {
             return Ok(Found::Value(Vec::new()));
-        }
-        let deadline = u64::from_le_bytes(entry[..8].try_into().expect("8 bytes"));
+        };
         if deadline != 0 && deadline <= now_ms() {
             return Ok(Found::Expired);
         }
@@ -475,7 +518,7 @@ impl Store {
                     .max(1)
             });
             let mut table = tx.open_table(ENTRIES)?;
-            let mut order = tx.open_table(ORDER)?;
+            let mut index = Index::open(tx)?;
             for (key, value) in entries {
                 let seq = counters.1;
                 counters.1 += 1;
@@ -487,20 +530,32 @@ impl Store {
                     .insert(key.as_slice(), entry.as_slice())?
                     .map(|old| old.value().to_vec());
                 if let Some(old) = old {
-                    forget(&mut order, counters, key, &old)?;
+                    index.forget(counters, key, &old)?;
                 }
-                order.insert(seq, key.as_slice())?;
+                index.record(key, deadline, seq)?;
                 counters.0 += entry_bytes(key, &entry);
             }
             let mut evicted = 0;
             while counters.0 > self.max_bytes {
-                let Some((_, oldest)) = order.pop_first()? else {
+                let Some(oldest) = index
+                    .order
+                    .first()?
+                    .map(|(_, oldest)| oldest.value().to_vec())
+                else {
                     break;
                 };
-                let oldest = oldest.value().to_vec();
-                if let Some(old) = table.remove(oldest.as_slice())? {
-                    counters.0 = counters.0.saturating_sub(entry_bytes(&oldest, old.value()));
-                    evicted += 1;
+                let old = table
+                    .remove(oldest.as_slice())?
+                    .map(|old| old.value().to_vec());
+                match old {
+                    Some(old) => {
+                        index.forget(counters, &oldest, &old)?;
+                        evicted += 1;
+                    }
+                    // Not expected: an order row without its entry.
+                    None => {
+                        index.order.pop_first()?;
+                    }
                 }
             }
             Ok(evicted)
@@ -512,13 +567,13 @@ impl Store {
     pub(crate) fn remove(&self, keys: &[Vec<u8>]) -> Result<(), redb::Error> {
         self.write(|tx, counters| {
             let mut table = tx.open_table(ENTRIES)?;
-            let mut order = tx.open_table(ORDER)?;
+            let mut index = Index::open(tx)?;
             for key in keys {
                 let old = table
                     .remove(key.as_slice())?
                     .map(|old| old.value().to_vec());
                 if let Some(old) = old {
-                    forget(&mut order, counters, key, &old)?;
+                    index.forget(counters, key, &old)?;
                 }
             }
             Ok(0)
@@ -544,6 +599,55 @@ impl Store {
         self.remove(&keys)
     }
 
+    /// Removes up to [`SWEEP_STEP`] entries whose deadline passed, soonest first; returns how
+    /// many.
+    pub(crate) fn sweep_step(&self) -> Result<u64, redb::Error> {
+        let now = now_ms();
+        // A look first, so that a file with nothing due sees no write (and no fsync).
+        let due = {
+            let tx = self.db.begin_read()?;
+            let expiry = tx.open_table(EXPIRY)?;
+            let first = expiry.first()?;
+            first.is_some_and(|(at, _)| at.value().0 <= now)
+        };
+        if !due {
+            return Ok(0);
+        }
+        self.write(|tx, counters| {
+            let mut table = tx.open_table(ENTRIES)?;
+            let mut index = Index::open(tx)?;
+            let due: Vec<Vec<u8>> = index
+                .expiry
+                .range(..(now.saturating_add(1), 0))?
+                .take(SWEEP_STEP)
+                .map(|item| item.map(|(_, key)| key.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            for key in &due {
+                let old = table
+                    .remove(key.as_slice())?
+                    .map(|old| old.value().to_vec());
+                if let Some(old) = old {
+                    index.forget(counters, key, &old)?;
+                }
+            }
+            Ok(due.len() as u64)
+        })
+    }
+
+    /// Sweeps, one bounded step after another, until no entry is past its deadline.
+    fn sweep(&self) -> Result<u64, redb::Error> {
+        let mut swept = 0;
+        loop {
+            let step = self.sweep_step()?;
+            swept += step;
+            if step < SWEEP_STEP as u64 {
+                return Ok(swept);
+            }
+            // Between steps, the writers of the process get the file.
+            std::thread::yield_now();
+        }
+    }
+
     /// One write transaction with the counters, which it persists; durable at once when
     /// `flush_every` is zero, else at the next flush.
     fn write(
@@ -559,10 +663,10 @@ impl Store {
         let mut counters = self.counters.lock();
         let mut next = *counters;
         let evicted = body(&tx, &mut next)?;
-        {
-            let mut meta = tx.open_table(META)?;
-            meta.insert("bytes", next.0)?;
-            meta.insert("seq", next.1)?;
+        // A commit that is not durable needs no counters in the file: the durable one that
+        // follows (`flush`) writes them, and a crash reopens the file at a durable commit.
+        if self.flush_every.is_zero() {
+            save_counters(&tx, next)?;
         }
         tx.commit()?;
         *counters = next;
@@ -571,19 +675,60 @@ impl Store {
     }
 }
 
-/// Drops the order row and the bytes of an entry that was replaced or removed.
-fn forget(
-    order: &mut redb::Table<'_, u64, &[u8]>,
-    counters: &mut (u64, u64),
-    key: &[u8],
-    old: &[u8],
-) -> Result<(), redb::Error> {
-    if old.len() >= HEADER {
-        let seq = u64::from_le_bytes(old[8..HEADER].try_into().expect("8 bytes"));
-        order.remove(seq)?;
-    }
-    counters.0 = counters.0.saturating_sub(entry_bytes(key, old));
+/// Persists the entries' bytes and the next sequence number.
+fn save_counters(tx: &WriteTransaction, (bytes, seq): (u64, u64)) -> Result<(), redb::Error> {
+    let mut meta = tx.open_table(META)?;
+    meta.insert("bytes", bytes)?;
+    meta.insert("seq", seq)?;
     Ok(())
+}
+
+/// The order and expiry tables, beside the entries.
+struct Index<'t> {
+    order: redb::Table<'t, u64, &'static [u8]>,
+    expiry: redb::Table<'t, (u64, u64), &'static [u8]>,
+}
+
+impl<'t> Index<'t> {
+    fn open(tx: &'t WriteTransaction) -> Result<Index<'t>, redb::Error> {
+        Ok(Index {
+            order: tx.open_table(ORDER)?,
+            expiry: tx.open_table(EXPIRY)?,
+        })
+    }
+
+    /// Records a new entry (its key, deadline and sequence number).
+    fn record(&mut self, key: &[u8], deadline: u64, seq: u64) -> Result<(), redb::Error> {
+        self.order.insert(seq, key)?;
+        if deadline != 0 {
+            self.expiry.insert((deadline, seq), key)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the rows and the bytes of an entry that was replaced or removed.
+    fn forget(
+        &mut self,
+        counters: &mut (u64, u64),
+        key: &[u8],
+        old: &[u8],
+    ) -> Result<(), redb::Error> {
+        if let Some((deadline, seq)) = header(old) {
+            self.order.remove(seq)?;
+            if deadline != 0 {
+                self.expiry.remove((deadline, seq))?;
+            }
+        }
+        counters.0 = counters.0.saturating_sub(entry_bytes(key, old));
+        Ok(())
+    }
+}
+
+/// An entry's deadline and sequence number.
+fn header(entry: &[u8]) -> Option<(u64, u64)> {
+    let deadline = u64::from_le_bytes(entry.get(..8)?.try_into().ok()?);
+    let seq = u64::from_le_bytes(entry.get(8..HEADER)?.try_into().ok()?);
+    Some((deadline, seq))
 }
 
 fn entry_bytes(key: &[u8], entry: &[u8]) -> u64 {

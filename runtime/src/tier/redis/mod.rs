@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
 use crate::tier::codec::{Encoding, COMPRESS_ABOVE};
@@ -708,6 +709,9 @@ pub struct Shared<K, V> {
     pub(crate) state: Arc<FnState>,
     /// The function's registry name, from [`Tier::attach`].
     name: OnceLock<&'static str>,
+    /// The tier in front of this one in a chain (the disk), which other processes' writes
+    /// reach too.
+    near: OnceLock<Arc<dyn Tier<K, V>>>,
     pub(crate) encode_key: fn(&K) -> Option<Vec<u8>>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
     pub(crate) encode_value: fn(&V, Encoding) -> Option<Vec<u8>>,
@@ -747,6 +751,7 @@ impl<K, V> Shared<K, V> {
                 recent: Mutex::new(Recent::default()),
             }),
             name: OnceLock::new(),
+            near: OnceLock::new(),
             encode_key,
             decode_key,
             encode_value,
@@ -800,6 +805,7 @@ where
             name,
             defined_at,
             local: local.clone(),
+            near: self.near.get().cloned(),
             state: self.state.clone(),
             decode_key: self.decode_key,
             decode_value: self.decode_value,
@@ -819,8 +825,12 @@ where
         }
     }
 
-    fn get<'a>(&'a self, key: &'a K, refresh: bool) -> TierFuture<'a, Fetched<V>> {
-        Box::pin(lease::fetch(self, key, refresh))
+    fn get<'a>(&'a self, key: &'a K, superseded: &'a Superseded<V>) -> TierFuture<'a, Fetched<V>> {
+        Box::pin(lease::fetch(self, key, superseded.is_refresh()))
+    }
+
+    fn forward_remote_writes(&self, near: Arc<dyn Tier<K, V>>) {
+        let _ = self.near.set(near);
     }
 
     fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {

@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 
 use super::{keys, Connection, FnState};
 use crate::cache::Cache;
+use crate::tier::Tier;
 
 /// The layout of events; bump it when `Event` changes (older events are ignored).
 const EVENT_VERSION: u8 = 1;
@@ -58,6 +59,9 @@ pub(crate) struct Subscriber<K, V> {
     /// Where the function is defined, for the message about two functions of one name.
     pub(crate) defined_at: &'static std::panic::Location<'static>,
     pub(crate) local: Cache<K, V>,
+    /// The tier in front of Redis in a chain (the disk): it drops what the in-process cache
+    /// drops, so that a copy there never outlives an invalidation this process heard.
+    pub(crate) near: Option<Arc<dyn Tier<K, V>>>,
     pub(crate) state: Arc<FnState>,
     pub(crate) decode_key: fn(&[u8]) -> Option<K>,
     pub(crate) decode_value: fn(&[u8]) -> Option<V>,
@@ -88,30 +92,48 @@ where
         &self.state
     }
 
-    /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier.
+    /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier (and
+    /// to the tier in front of Redis, if any).
     fn apply(&self, op: &RemoteOp<'_>) {
         let cache = &self.local;
+        let near = self.near.as_deref();
         match op {
             RemoteOp::Clear { tier, generation } => {
                 cache.clear();
+                if let Some(near) = near {
+                    near.clear();
+                }
                 self.state.set_generation(tier, tier.epoch(), *generation);
             }
             RemoteOp::Invalidate { key } => {
                 if let Some(key) = (self.decode_key)(key) {
                     cache.invalidate(&key);
+                    if let Some(near) = near {
+                        near.remove(&key);
+                    }
                 }
             }
             RemoteOp::Insert { key, value } => {
                 if let (Some(key), Some(value)) =
                     ((self.decode_key)(key), (self.decode_value)(value))
                 {
+                    if let Some(near) = near {
+                        near.put(&key, &value);
+                    }
                     cache.insert(key, value);
                 } else if let Some(key) = (self.decode_key)(key) {
                     cache.invalidate(&key);
+                    if let Some(near) = near {
+                        near.remove(&key);
+                    }
                 }
             }
             RemoteOp::Resync => {
+                // Writes may have been missed: no copy of this process can be trusted.
                 cache.clear();
+                if let Some(near) = near {
+                    near.clear();
+                }
                 self.state.forget_generation();
             }
         }
