@@ -33,7 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for capacity in CAPACITIES {
             let ratios: Vec<f64> = kinds
                 .iter()
-                .map(|kind| 100.0 * kind.measure(Replay { capacity, requests: &requests }))
+                .map(|kind| {
+                    100.0
+                        * kind.measure(Replay {
+                            capacity,
+                            requests: &requests,
+                        })
+                })
                 .collect();
             let best_other = ratios[3..].iter().copied().fold(f64::MIN, f64::max);
             print!("{name:<10} {capacity:>5}");
