@@ -555,7 +555,8 @@ impl WTinyLfuModel {
             protected: VecDeque::new(),
             uses: HashMap::new(),
             queue: HashMap::new(),
-            sketch: FrequencySketch::lazy_sized(capacity as u64, 8, 4),
+            // Sized as for at least 512 entries, as the policy's (`SKETCH_MIN_ENTRIES`).
+            sketch: FrequencySketch::lazy_sized((capacity as u64).max(512), 8, 4),
             hash: Box::new(hash),
         }
     }
