@@ -686,36 +686,64 @@ fn type_of(value: &Expr, errors: &mut Errors) -> Option<Type> {
 /// `codec = …` inside `redis(...)`: a name of [`CODECS`], written as `policy = …` is (no
 /// quotes).
 fn codec_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
-    match value {
-        Expr::Path(path) => match path.path.get_ident() {
-            Some(ident) => match CODECS.iter().find(|(name, _)| ident == name) {
-                Some((_, variant)) => return Some(Ident::new(variant, ident.span())),
-                None => errors.spanned(
-                    value,
-                    format!("unknown codec `{ident}` in `redis(codec = …)`; {CODECS_EXPECTED}"),
-                ),
+    let named = Named {
+        what: "codec",
+        place: " in `redis(codec = …)`",
+        written: "redis(codec = {})",
+        expected: CODECS_EXPECTED,
+    };
+    named.variant_of(value, &CODECS, errors)
+}
+
+/// How an option that names one of a fixed set of runtime variants (`policy = lru`,
+/// `redis(codec = json)`) is written, for its error messages.
+struct Named<'a> {
+    /// What the name stands for: "policy".
+    what: &'a str,
+    /// Where it is written, after "unknown policy" (empty at the top level).
+    place: &'a str,
+    /// The option as written, `{}` standing for the name: "policy = {}".
+    written: &'a str,
+    /// The list of valid names, after "; ".
+    expected: &'a str,
+}
+
+impl Named<'_> {
+    /// The runtime variant `value` names in `table` (name, variant); a quoted or unknown name
+    /// is reported.
+    fn variant_of(
+        &self,
+        value: &Expr,
+        table: &[(&str, &str)],
+        errors: &mut Errors,
+    ) -> Option<Ident> {
+        let Named {
+            what,
+            place,
+            written,
+            expected,
+        } = self;
+        let unknown = format!("unknown {what}{place}; {expected}");
+        let message = match value {
+            Expr::Path(path) => match path.path.get_ident() {
+                Some(ident) => match table.iter().find(|(name, _)| ident == name) {
+                    Some((_, variant)) => return Some(Ident::new(variant, ident.span())),
+                    None => format!("unknown {what} `{ident}`{place}; {expected}"),
+                },
+                None => unknown,
             },
-            None => errors.spanned(
-                value,
-                format!("unknown codec in `redis(codec = …)`; {CODECS_EXPECTED}"),
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) if table.iter().any(|(name, _)| text.value() == *name) => format!(
+                "write the {what} without quotes: `{}`",
+                written.replace("{}", &text.value())
             ),
-        },
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) if CODECS.iter().any(|(name, _)| text.value() == *name) => errors.spanned(
-            value,
-            format!(
-                "write the codec without quotes: `redis(codec = {})`",
-                text.value()
-            ),
-        ),
-        _ => errors.spanned(
-            value,
-            format!("unknown codec in `redis(codec = …)`; {CODECS_EXPECTED}"),
-        ),
+            _ => unknown,
+        };
+        errors.spanned(value, message);
+        None
     }
-    None
 }
 
 /// The policies `policy = …` accepts, with the runtime variant each names.
@@ -729,29 +757,14 @@ pub(crate) const POLICIES: [(&str, &str); 6] = [
 ];
 
 fn policy_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
-    const EXPECTED: &str =
-        "expected one of `lru`, `lfu`, `fifo`, `s3fifo`, `s3fifo_tinylfu`, `w_tinylfu` (the default)";
-    match value {
-        Expr::Path(path) => match path.path.get_ident() {
-            Some(ident) => match POLICIES.iter().find(|(name, _)| ident == name) {
-                Some((_, variant)) => return Some(Ident::new(variant, ident.span())),
-                None => errors.spanned(value, format!("unknown policy `{ident}`; {EXPECTED}")),
-            },
-            None => errors.spanned(value, format!("unknown policy; {EXPECTED}")),
-        },
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) if POLICIES.iter().any(|(name, _)| text.value() == *name) => errors.spanned(
-            value,
-            format!(
-                "write the policy without quotes: `policy = {}`",
-                text.value()
-            ),
-        ),
-        _ => errors.spanned(value, format!("unknown policy; {EXPECTED}")),
-    }
-    None
+    let named = Named {
+        what: "policy",
+        place: "",
+        written: "policy = {}",
+        expected:
+            "expected one of `lru`, `lfu`, `fifo`, `s3fifo`, `s3fifo_tinylfu`, `w_tinylfu` (the default)",
+    };
+    named.variant_of(value, &POLICIES, errors)
 }
 
 #[cfg(test)]
