@@ -544,18 +544,11 @@ impl Store {
                 else {
                     break;
                 };
-                let old = table
-                    .remove(oldest.as_slice())?
-                    .map(|old| old.value().to_vec());
-                match old {
-                    Some(old) => {
-                        index.forget(counters, &oldest, &old)?;
-                        evicted += 1;
-                    }
+                if index.remove(&mut table, counters, &oldest)? {
+                    evicted += 1;
+                } else {
                     // Not expected: an order row without its entry.
-                    None => {
-                        index.order.pop_first()?;
-                    }
+                    index.order.pop_first()?;
                 }
             }
             Ok(evicted)
@@ -569,12 +562,7 @@ impl Store {
             let mut table = tx.open_table(ENTRIES)?;
             let mut index = Index::open(tx)?;
             for key in keys {
-                let old = table
-                    .remove(key.as_slice())?
-                    .map(|old| old.value().to_vec());
-                if let Some(old) = old {
-                    index.forget(counters, key, &old)?;
-                }
+                index.remove(&mut table, counters, key)?;
             }
             Ok(0)
         })
@@ -623,12 +611,7 @@ impl Store {
                 .map(|item| item.map(|(_, key)| key.value().to_vec()))
                 .collect::<Result<_, _>>()?;
             for key in &due {
-                let old = table
-                    .remove(key.as_slice())?
-                    .map(|old| old.value().to_vec());
-                if let Some(old) = old {
-                    index.forget(counters, key, &old)?;
-                }
+                index.remove(&mut table, counters, key)?;
             }
             Ok(due.len() as u64)
         })
@@ -704,6 +687,24 @@ impl<'t> Index<'t> {
             self.expiry.insert((deadline, seq), key)?;
         }
         Ok(())
+    }
+
+    /// Removes the entry at `key` from `table`, with its rows and bytes; `false` if there was
+    /// none.
+    fn remove(
+        &mut self,
+        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        counters: &mut (u64, u64),
+        key: &[u8],
+    ) -> Result<bool, redb::Error> {
+        let old = table.remove(key)?.map(|old| old.value().to_vec());
+        match old {
+            Some(old) => {
+                self.forget(counters, key, &old)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Drops the rows and the bytes of an entry that was replaced or removed.
