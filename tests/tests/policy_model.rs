@@ -526,7 +526,7 @@ enum WQueue {
 
 /// W-TinyLFU (`Policy::WTinyLfu`): window, probation and protected queues from newest (front)
 /// to oldest (back), each a CLOCK over the keys' use counters. The window's target is 1% of the
-/// capacity (at least 1): the hill climber that moves it needs at least 10,000 lookups per
+/// capacity (at least 1): the tuner that moves it needs at least 1,000 sampled lookups per
 /// period, more than these sequences hold, so it never moves here. Protected holds at most 90%
 /// of the rest.
 ///
@@ -1164,7 +1164,7 @@ fn w_tinylfu_keeps_a_hot_set_through_a_scan() {
 #[test]
 fn w_tinylfu_on_pure_recency_ends_up_near_lru() {
     // Sweeps up and down 0..1000 through 100 entries: only recency helps (each key is reused
-    // right after a turn). LRU hits about 99 keys a turn; W-TinyLFU's climber grows its window
+    // right after a turn). LRU hits about 99 keys a turn; W-TinyLFU's tuner grows its window
     // toward that, where a fixed 1% window would hit a few.
     let zigzag = || {
         (0..200).flat_map(|i| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cache::expiry::{duration_nanos, mix64, Clock, ExpiryPolicy, SystemClock};
 use crate::cache::flight::Flights;
 use crate::cache::policy::Policy;
-use crate::cache::policy::WindowClimber;
+use crate::cache::policy::WindowTuner;
 use crate::cache::removal::RemovalCause;
 use crate::cache::shard::{Shard, ShardConfig, Weigher};
 use crate::cache::stats::LookupCounters;
@@ -407,12 +407,10 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             .seed
             .map_or_else(ahash::RandomState::new, seeded_hasher);
         let lookups = LookupCounters::new();
-        // W-TinyLFU's window is sized by one climber per cache, on the cache's hit ratio.
-        let climber = (self.policy == Policy::WTinyLfu).then(|| {
-            Arc::new(WindowClimber::new(
-                capacity.unwrap_or(u64::MAX),
-                lookups.totals(),
-            ))
+        // W-TinyLFU's window is sized by one tuner per cache, which samples its lookups.
+        let tuner = (self.policy == Policy::WTinyLfu).then(|| {
+            let first_shard = capacity.map_or(u64::MAX, |total| total.div_ceil(shard_count as u64));
+            Arc::new(WindowTuner::new(first_shard, shard_count))
         });
         let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
             .map(|i| {
@@ -420,7 +418,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
                 let share = capacity.map_or(u64::MAX, |total| {
                     total / shard_count as u64 + u64::from(i < total % shard_count as u64)
                 });
-                Shard::new(self.policy, share, hasher.clone(), climber.as_ref())
+                Shard::new(self.policy, share, hasher.clone(), tuner.as_ref())
             })
             .collect();
         let expiry = ExpiryPolicy {
@@ -453,6 +451,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             capacity,
             policy,
             lookups,
+            tuner,
             shared_hit_counter: crate::cache::shared_hit_counter(policy, &expiry),
         };
         let cache = Cache {

@@ -26,6 +26,7 @@ use crate::cache::builder::CacheBuilder;
 use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy};
 use crate::cache::flight::Flights;
 use crate::cache::policy::Policy;
+use crate::cache::policy::WindowTuner;
 use crate::cache::removal::RemovalCause;
 use crate::cache::shard::{Lookup, Removed, Shard, ShardConfig};
 use crate::cache::stats::LookupCounters;
@@ -46,6 +47,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) capacity: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) lookups: LookupCounters,
+    /// W-TinyLFU's tuner, shown every lookup (it samples a few).
+    pub(crate) tuner: Option<Arc<WindowTuner>>,
     /// [`Cache::shared_hit_counter`], worked out once by the builder (see [`shared_hit_counter`]).
     pub(crate) shared_hit_counter: Option<u8>,
 }
@@ -229,6 +232,22 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.inner.shared_hit_counter
     }
 
+    /// Shows a lookup of `hash` to the policy's tuner, if it has one.
+    #[inline]
+    fn observe(&self, hash: u64) {
+        if let Some(tuner) = &self.inner.tuner {
+            tuner.observe(hash);
+        }
+    }
+
+    /// After a write, outside the shard's lock: lets the policy's tuner simulate the lookups it
+    /// sampled.
+    fn tune(&self) {
+        if let Some(tuner) = &self.inner.tuner {
+            tuner.poll();
+        }
+    }
+
     /// A counted lookup on the path [`Cache::shared_hit_counter`] allows.
     #[inline]
     fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, max_uses: u8) -> Option<V>
@@ -237,6 +256,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     {
         let found = self.inner.shards[shard].lookup_unclocked(hash, key, max_uses);
         self.inner.lookups.record(found.is_some());
+        self.observe(hash);
         found
     }
 
@@ -273,6 +293,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.inner
             .lookups
             .record(matches!(lookup, Lookup::Hit(_) | Lookup::Stale(_)));
+        self.observe(hash);
         match lookup {
             Lookup::Hit(value) => Some((value, false)),
             Lookup::Stale(value) => Some((value, true)),
@@ -361,6 +382,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             &mut removed,
         );
         self.notify(removed);
+        self.tune();
     }
 
     /// Removes `key`; returns whether a live entry was there.
@@ -451,6 +473,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             );
             self.notify(removed);
         }
+        self.tune();
     }
 
     /// Removes each of `keys` as [`invalidate`](Self::invalidate) does; returns how many had a

@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::cache::expiry::{Deadline, ExpiryPolicy};
-use crate::cache::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowClimber};
+use crate::cache::policy::{bump_uses, Policy, PolicyState, SlotInfo, WindowTuner};
 use crate::cache::removal::RemovalCause;
 use crate::cache::stats::Counters;
 
@@ -224,9 +224,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         policy: Policy,
         capacity: u64,
         hasher: ahash::RandomState,
-        climber: Option<&Arc<WindowClimber>>,
+        tuner: Option<&Arc<WindowTuner>>,
     ) -> Self {
-        let policy = PolicyState::new(policy, capacity, climber);
+        let policy = PolicyState::new(policy, capacity, tuner);
         Shard {
             exclusive_hits: policy.hit_needs_exclusive(),
             data: RwLock::new(ShardData {
@@ -810,7 +810,7 @@ mod tests {
     }
 
     #[test]
-    fn w_tinylfu_shards_size_their_window_on_the_cache_hit_ratio() {
+    fn w_tinylfu_shards_take_one_window_share_from_the_tuner() {
         let cache: crate::Cache<u32, u32> = crate::Cache::builder()
             .max_capacity(400)
             .shards(4)
@@ -829,8 +829,8 @@ mod tests {
         };
         assert_eq!(windows(), [1, 1, 1, 1], "1% of each shard's 100");
         // Every key read twice, its second read 1 to 160 new keys after the first: the larger
-        // the windows (more recency), the more second reads hit, so the climber, reading the
-        // cache's lookups, grows every shard's window alike.
+        // the windows (more recency), the more second reads hit, so the tuner, simulating the
+        // first shard on its sampled lookups, grows every shard's window alike.
         for i in 0..150_000u32 {
             for key in [i, i.saturating_sub(1 + i * 7919 % 160)] {
                 if cache.get(&key).is_none() {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{
     AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// One shard's counters of writes and loads, on their own cache lines. Hits and misses are
@@ -43,28 +43,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// counters of a stripe with `fetch_add`. Every lookup is therefore counted exactly once.
 #[derive(Debug)]
 pub(crate) struct LookupCounters {
-    /// Shared with [`LookupTotals`]; an `Arc<[_]>` is reached through one pointer, as a `Box`.
-    stripes: Arc<[LookupStripe]>,
-}
-
-/// A reader of one cache's lookup counts since it was built (resets do not move them): how a
-/// policy that adapts to the hit ratio learns it without counting hits itself.
-#[derive(Debug, Clone)]
-pub(crate) struct LookupTotals(Arc<[LookupStripe]>);
-
-impl LookupTotals {
-    /// A reader of counters nobody records in: always zero (for a policy built alone).
-    pub(crate) fn detached() -> Self {
-        LookupCounters::new().totals()
-    }
-
-    /// Hits and lookups (hits plus misses) counted so far.
-    pub(crate) fn hits_and_lookups(&self) -> (u64, u64) {
-        self.0.iter().fold((0, 0), |(hits, lookups), stripe| {
-            let h = stripe.total(true);
-            (hits + h, lookups + h + stripe.total(false))
-        })
-    }
+    stripes: Box<[LookupStripe]>,
 }
 
 #[derive(Debug, Default)]
@@ -106,11 +85,6 @@ impl LookupCounters {
         LookupCounters {
             stripes: (0..stripes).map(|_| LookupStripe::default()).collect(),
         }
-    }
-
-    /// A reader of these counters' totals.
-    pub(crate) fn totals(&self) -> LookupTotals {
-        LookupTotals(self.stripes.clone())
     }
 
     #[inline]

@@ -11,13 +11,15 @@ pub(crate) mod list;
 mod lru;
 mod s3fifo;
 pub(crate) mod sketch;
+mod tuner;
 mod wtinylfu;
 
 pub(crate) use fifo::Fifo;
 pub(crate) use lfu::Lfu;
 pub(crate) use lru::Lru;
 pub(crate) use s3fifo::S3Fifo;
-pub(crate) use wtinylfu::{WTinyLfu, WindowClimber};
+pub(crate) use tuner::WindowTuner;
+pub(crate) use wtinylfu::WTinyLfu;
 
 /// Which entry a full cache evicts.
 ///
@@ -91,11 +93,15 @@ pub enum Policy {
     /// window; an entry leaving it replaces the main space's next victim only if a count-min
     /// sketch of recent key frequencies (4-bit counters, eight per entry of capacity, so four
     /// bytes per entry, allocated once the shard is half full) counts it more often (by at least
-    /// two). Main is a segmented queue (probation and protected). A hill climber moves the
-    /// window's share of the capacity every sample period (ten lookups per entry, at least
-    /// 10,000) toward whichever direction raised the cache's hit ratio: small on skewed and
-    /// looping workloads, larger on recency-only ones. There is one climber per cache, reading
-    /// the same hit and miss counters as [`Cache::stats`](crate::Cache::stats). Queues are
+    /// two). Main is a segmented queue (probation and protected). The window's share of the
+    /// capacity is chosen by miniature simulation: once the cache's first shard is half full, a
+    /// hashed sample of that shard's keys (all of them in a shard of up to 1,024 entries) is
+    /// replayed through six scaled-down copies of the shard, with windows of 1, 5, 20, 50, 80
+    /// and 99 %, and the cache's share moves toward the copy that hits most, by at most 5 % of
+    /// the capacity per period (two sampled lookups per copy entry, at least 1,000): small on
+    /// skewed and looping workloads, large on recency-only ones. The copies take about 36 KiB
+    /// per 1,024 entries each (at most about 230 KiB a cache), allocated when sampling starts;
+    /// writers run them outside the shard's lock. Queues are
     /// CLOCKs over a use counter in each entry, so a hit takes only the shard's shared lock and
     /// writes only the entry's own byte; the sketch is fed on the miss path.
     ///
@@ -186,13 +192,13 @@ macro_rules! dispatch {
 }
 
 impl PolicyState {
-    /// A fresh state for a shard holding at most `capacity` weight. `climber` is the cache's
-    /// W-TinyLFU window climber, shared by its shards (a policy built without one never moves
+    /// A fresh state for a shard holding at most `capacity` weight. `tuner` is the cache's
+    /// W-TinyLFU window tuner, shared by its shards (a policy built without one never moves
     /// its window).
     pub(crate) fn new(
         policy: Policy,
         capacity: u64,
-        climber: Option<&std::sync::Arc<WindowClimber>>,
+        tuner: Option<&std::sync::Arc<WindowTuner>>,
     ) -> Self {
         match policy {
             Policy::Lru => PolicyState::Lru(Lru::default()),
@@ -202,7 +208,7 @@ impl PolicyState {
             Policy::S3FifoTinyLfu => PolicyState::S3Fifo(S3Fifo::new(capacity, true)),
             Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(
                 capacity,
-                climber.map_or_else(|| WindowClimber::detached(capacity), Clone::clone),
+                tuner.map_or_else(|| WindowTuner::fixed(tuner::INITIAL_SHARE), Clone::clone),
             )),
         }
     }

@@ -21,30 +21,18 @@
 //! the exclusive path: each key on its insert (a miss), and the uses an entry's counter recorded
 //! when a hand passes it.
 //!
-//! The window's share of the capacity adapts with a hill climber (as Caffeine's): every sample
-//! period the hit ratio of the period is compared with the previous one's; if it got worse, the
-//! direction of the window's moves reverses; the window then moves by a step that starts at
-//! 6.25% of the capacity and decays by 2% a period (and restarts when the hit ratio jumps by 5
-//! points, a change of workload). Recency-heavy patterns (zigzags) grow the window; frequency-
-//! heavy ones shrink it toward its floor of one entry. The window starts at 1%.
-//!
-//! There is one climber per cache, not per shard ([`WindowClimber`]): it reads the cache's own
-//! hit and miss counters (the ones [`crate::Stats`] reports, kept per thread; hits write
-//! nothing else) and every shard takes the share it sets. Per shard, the hit ratio of a period
-//! moved by a point or two by chance alone and the window wandered; climbing on use counters
-//! collected by the hands, as this policy first did, measured its own queues more than the
-//! hit ratio. Measured in replays of the benchmark's table: the shortfall against the best
-//! other crate, summed over the rows where it exceeds half a point, went from 55 to 46 points.
+//! The window's share of the capacity is set for every shard of a cache by its
+//! [`WindowTuner`], which simulates scaled-down copies of this policy at several shares on a
+//! sample of the keys and gives the cache the share of the copy that hits most: small on skewed
+//! and looping workloads, large on recency-only ones. The window starts at 1 %.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
+use super::tuner::WindowTuner;
 use super::SlotInfo;
-use crate::cache::stats::LookupTotals;
 
 /// The low bits of an entry's policy bits: uses since a hand last passed it (saturating).
 const USES_MASK: u8 = 0b0000_0011;
@@ -81,32 +69,6 @@ const SKETCH_MIN_ENTRIES: u64 = 512;
 /// Protected's share of main, per mille. Measured against Caffeine's 800: the same averages,
 /// a few rows each way, the summed shortfall 2 points smaller.
 const PROTECTED_PER_MILLE: u64 = 900;
-/// The window's initial share of the capacity.
-const INITIAL_WINDOW_SHARE: f64 = 0.01;
-/// The climber's first step, as a share of the capacity (6.25%).
-const STEP_SHARE: f64 = 0.0625;
-/// The step shrinks by this factor every period.
-const STEP_DECAY: f64 = 0.98;
-/// A change of the hit ratio this large restarts the climber with a full step.
-const RESTART_THRESHOLD: f64 = 0.05;
-/// A period's hit ratio counts as better or worse than the previous one's only if the two
-/// differ by this many standard deviations of chance (see [`chance_difference`]); otherwise
-/// the window drifts back toward its initial share. Caffeine's climber reads any difference
-/// as a signal: on Zipf, where moving the window changes the hit ratio less than chance does
-/// over a period, the window wandered up to a third of the cache and the hit ratio lost up to
-/// 4 points. Measured on the benchmark's table against 1 and 3: 2 had the fewest rows below the
-/// best peer with the smallest worst row.
-const SIGNIFICANCE: f64 = 2.0;
-/// Sample period, in lookups per unit of the cache's capacity (Caffeine's).
-const SAMPLE_PER_ENTRY: u64 = 10;
-/// The shortest sample period, in lookups: over fewer, the hit ratio of a small cache moves by
-/// a point by chance alone. Measured against 2,000, 3,000 and 5,000: each lost 5 to 8 points of
-/// the summed shortfall, on `sprite`, `backf` and `ps`; 20,000 (before the significance test)
-/// kept the window from growing in time on `sprite`.
-const MIN_SAMPLE: u64 = 10_000;
-/// Each shard asks the climber whether a period ended every this many inserts (reading the
-/// cache's counters adds up every thread's stripe).
-const POLL_INTERVAL: u32 = 32;
 /// A candidate must out-count main's victim by more than this to replace it. Its count includes
 /// the miss that brought it in, while the victim's last uses are still in its counter, not yet
 /// in the sketch (hands collect them when they pass): on a loop this one-count head start let
@@ -123,21 +85,19 @@ pub(crate) struct WTinyLfu {
     window_weight: u64,
     probation_weight: u64,
     protected_weight: u64,
-    /// The window's target weight: the climber's share of this shard's capacity.
+    /// The window's target weight: the tuner's share of this shard's capacity.
     window_target: u64,
     capacity: u64,
     sketch: FrequencySketch,
     /// Shared by the cache's shards.
-    climber: Arc<WindowClimber>,
-    /// Inserts until this shard next asks the climber whether a period ended.
-    poll_in: u32,
-    /// Whether this shard has evicted (and told the climber so).
-    evicting: bool,
+    tuner: Arc<WindowTuner>,
+    /// Whether this shard has been half full (and told the tuner so).
+    tuning: bool,
 }
 
 impl WTinyLfu {
-    /// The policy of one shard of `capacity`, taking its window's share from `climber`.
-    pub(crate) fn new(capacity: u64, climber: Arc<WindowClimber>) -> Self {
+    /// The policy of one shard of `capacity`, taking its window's share from `tuner`.
+    pub(crate) fn new(capacity: u64, tuner: Arc<WindowTuner>) -> Self {
         WTinyLfu {
             links: Links::default(),
             window: List::default(),
@@ -146,16 +106,15 @@ impl WTinyLfu {
             window_weight: 0,
             probation_weight: 0,
             protected_weight: 0,
-            window_target: window_target(capacity, climber.share()),
+            window_target: window_target(capacity, tuner.share()),
             capacity,
             sketch: FrequencySketch::lazy_sized(
                 capacity.max(SKETCH_MIN_ENTRIES),
                 SKETCH_COUNTERS_PER_ENTRY,
                 SKETCH_SAMPLE_PER_ENTRY,
             ),
-            climber,
-            poll_in: POLL_INTERVAL,
-            evicting: false,
+            tuner,
+            tuning: false,
         }
     }
 
@@ -183,12 +142,20 @@ impl WTinyLfu {
         // out-counts them), late enough that small caches of large capacity allocate nothing.
         if self.window_weight + self.main_weight() >= self.capacity / 2 {
             self.sketch.ensure_allocated();
+            if !self.tuning {
+                // The copies start empty: the sooner they start, the sooner they have filled
+                // up as the cache has.
+                self.tuning = true;
+                let entries = self.window.len() + self.probation.len() + self.protected.len();
+                self.tuner
+                    .start(u64::from(entries), self.window_weight + self.main_weight());
+            }
         }
         self.sketch.increment(hash);
         bits.store(WINDOW, Relaxed);
         self.window.push_head(&mut self.links, idx);
         self.window_weight += weight;
-        self.maybe_climb();
+        self.take_share();
     }
 
     pub(crate) fn on_update(&mut self, old: u64, new: u64, bits: &AtomicU8) {
@@ -228,15 +195,9 @@ impl WTinyLfu {
         slots.bits(idx).store(b & QUEUE_MASK, Relaxed);
     }
 
-    /// Every [`POLL_INTERVAL`] inserts, lets the climber end its period if it is complete; on
-    /// every insert, takes the window's current share.
-    fn maybe_climb(&mut self) {
-        self.poll_in -= 1;
-        if self.poll_in == 0 {
-            self.poll_in = POLL_INTERVAL;
-            self.climber.poll();
-        }
-        self.window_target = window_target(self.capacity, self.climber.share());
+    /// Takes the window's current share (on every insert).
+    fn take_share(&mut self) {
+        self.window_target = window_target(self.capacity, self.tuner.share());
     }
 
     /// Demotes protected's unused tail entries to probation while protected is over its share.
@@ -313,10 +274,7 @@ impl WTinyLfu {
 
     pub(crate) fn evict(&mut self, slots: &(impl SlotInfo + ?Sized)) -> Option<u32> {
         self.sketch.ensure_allocated();
-        if !self.evicting {
-            self.evicting = true;
-            self.climber.start();
-        }
+
         loop {
             // The entry about to be inserted goes to the window: at its target, the window
             // hands a candidate to main.
@@ -359,11 +317,11 @@ impl WTinyLfu {
         }
     }
 
-    /// Empties the shard's queues and sketch, and starts the cache's climber over (every shard
-    /// of a cleared cache asks; the first does it).
+    /// Empties the shard's queues and sketch, and starts the cache's tuner over (every shard
+    /// of a cleared cache asks).
     pub(crate) fn clear(&mut self) {
-        self.climber.reset();
-        *self = WTinyLfu::new(self.capacity, self.climber.clone());
+        self.tuner.reset();
+        *self = WTinyLfu::new(self.capacity, self.tuner.clone());
     }
 }
 
@@ -374,166 +332,6 @@ fn window_target(capacity: u64, share: f64) -> u64 {
     ((capacity as f64 * share) as u64).clamp(1, most)
 }
 
-/// The hill climber of one cache: it moves the window's share of every shard's capacity (see
-/// the module documentation). Shards ask it to [`poll`](WindowClimber::poll) on their miss
-/// path and read the share it sets; it measures hit ratios on the cache's own lookup counters.
-#[derive(Debug)]
-pub(crate) struct WindowClimber {
-    lookups: LookupTotals,
-    /// The window's share of each shard's capacity, as an `f64`'s bits.
-    share: AtomicU64,
-    /// The lookup count at which the current period ends; `u64::MAX` until a shard first
-    /// evicts (the hit ratio of a cache still filling up says nothing about its window).
-    period_end: AtomicU64,
-    state: Mutex<ClimberState>,
-}
-
-#[derive(Debug)]
-struct ClimberState {
-    /// The whole cache's capacity, to start over from.
-    capacity: u64,
-    /// The smallest and largest share: one entry, and all but one, of the whole capacity.
-    least: f64,
-    most: f64,
-    /// Lookups per period.
-    sample: u64,
-    /// The cache's hits and lookups when the current period started.
-    start: (u64, u64),
-    /// The share before rounding, moved by each period.
-    share: f64,
-    /// The previous period's hit ratio, if there was one.
-    previous: Option<f64>,
-    /// The next move of the share (negative: shrink).
-    step: f64,
-}
-
-impl WindowClimber {
-    /// The climber of a cache of `capacity` whose lookups `lookups` counts.
-    pub(crate) fn new(capacity: u64, lookups: LookupTotals) -> Self {
-        let state = ClimberState::new(capacity);
-        WindowClimber {
-            lookups,
-            share: AtomicU64::new(state.share.to_bits()),
-            period_end: AtomicU64::new(u64::MAX),
-            state: Mutex::new(state),
-        }
-    }
-
-    /// A climber for a policy built outside a cache: it never moves the window, as nothing
-    /// counts its lookups.
-    pub(crate) fn detached(capacity: u64) -> Arc<Self> {
-        Arc::new(WindowClimber::new(capacity, LookupTotals::detached()))
-    }
-
-    /// The window's current share of a shard's capacity.
-    pub(crate) fn share(&self) -> f64 {
-        f64::from_bits(self.share.load(Relaxed))
-    }
-
-    /// A shard evicts for the first time: periods start counting (once for the cache).
-    fn start(&self) {
-        if self.period_end.load(Relaxed) != u64::MAX {
-            return;
-        }
-        let mut state = self.state.lock();
-        if self.period_end.load(Relaxed) == u64::MAX {
-            state.start = self.lookups.hits_and_lookups();
-            self.period_end.store(state.start.1 + state.sample, Relaxed);
-        }
-    }
-
-    /// Ends the period if it is complete, moving the share. Cheap when it is not: one load,
-    /// and a sum of the lookup counters.
-    fn poll(&self) {
-        let end = self.period_end.load(Relaxed);
-        if end == u64::MAX {
-            return;
-        }
-        let (hits, lookups) = self.lookups.hits_and_lookups();
-        if lookups < end {
-            return;
-        }
-        // Another shard may be ending this period right now.
-        let Some(mut state) = self.state.try_lock() else {
-            return;
-        };
-        if self.period_end.load(Relaxed) != end {
-            return;
-        }
-        let period = (lookups - state.start.1).max(1);
-        let ratio = (hits - state.start.0) as f64 / period as f64;
-        let share = state.next_share(ratio, period);
-        state.start = (hits, lookups);
-        self.share.store(share.to_bits(), Relaxed);
-        self.period_end.store(lookups + state.sample, Relaxed);
-    }
-
-    /// Back to the initial share, waiting for a first eviction again.
-    fn reset(&self) {
-        let mut state = self.state.lock();
-        *state = ClimberState::new(state.capacity);
-        self.share.store(state.share.to_bits(), Relaxed);
-        self.period_end.store(u64::MAX, Relaxed);
-    }
-}
-
-impl ClimberState {
-    fn new(capacity: u64) -> Self {
-        let least = 1.0 / capacity.max(1) as f64;
-        ClimberState {
-            capacity,
-            least,
-            most: (1.0 - least).max(least),
-            sample: capacity.saturating_mul(SAMPLE_PER_ENTRY).max(MIN_SAMPLE),
-            start: (0, 0),
-            share: INITIAL_WINDOW_SHARE.max(least),
-            previous: None,
-            // Caffeine's first move grows the window.
-            step: STEP_SHARE,
-        }
-    }
-
-    /// Ends a period of `lookups` whose hit ratio was `ratio`: returns the new share.
-    fn next_share(&mut self, ratio: f64, lookups: u64) -> f64 {
-        let amount = match self.previous.replace(ratio) {
-            // No period to compare with yet: the first move is a probe.
-            None => self.step,
-            Some(previous) => {
-                let change = ratio - previous;
-                if change.abs() < SIGNIFICANCE * chance_difference(ratio, lookups) {
-                    // No evidence either way: back toward the initial share, which suits
-                    // skewed workloads best, by at most a step, which keeps decaying. The step
-                    // takes the direction of the move, so that if the hit ratio then falls,
-                    // the next period reverses this move.
-                    let home = INITIAL_WINDOW_SHARE.max(self.least) - self.share;
-                    let amount = home.clamp(-self.step.abs(), self.step.abs());
-                    let direction = if amount == 0.0 { self.step } else { amount };
-                    self.step = (self.step.abs() * STEP_DECAY).copysign(direction);
-                    amount
-                } else {
-                    // Worse than before: the last move was the wrong way.
-                    let amount = if change >= 0.0 { self.step } else { -self.step };
-                    self.step = if change.abs() >= RESTART_THRESHOLD {
-                        STEP_SHARE.copysign(amount)
-                    } else {
-                        amount * STEP_DECAY
-                    };
-                    amount
-                }
-            }
-        };
-        self.share = (self.share + amount).clamp(self.least, self.most);
-        self.share
-    }
-}
-
-/// The standard deviation of the difference between the hit ratios of two periods of `lookups`
-/// each, around `ratio`, when only chance differs between them.
-fn chance_difference(ratio: f64, lookups: u64) -> f64 {
-    let p = ratio.clamp(0.001, 0.999);
-    (2.0 * p * (1.0 - p) / lookups.max(1) as f64).sqrt()
-}
-
 /// `capacity * n / 1000`, rounded down, without overflow.
 fn per_mille(capacity: u64, n: u64) -> u64 {
     (u128::from(capacity) * u128::from(n) / 1000) as u64
@@ -542,7 +340,6 @@ fn per_mille(capacity: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::stats::LookupCounters;
 
     /// Slots for driving the policy directly: unit weights, a mixed index as hash.
     struct TestSlots(Vec<AtomicU8>);
@@ -560,18 +357,17 @@ mod tests {
     }
 
     /// Replays `keys` cache-aside through a policy over `capacity` unit-weight slots (slot =
-    /// key), counting lookups for its climber as a cache does; returns the policy and the hit
+    /// key), showing each lookup to its tuner as a cache does; returns the policy and the hit
     /// count.
     fn replay(capacity: u64, keys: impl IntoIterator<Item = u32>) -> (WTinyLfu, usize) {
-        let lookups = LookupCounters::new();
-        let climber = Arc::new(WindowClimber::new(capacity, lookups.totals()));
-        let mut policy = WTinyLfu::new(capacity, climber);
+        let tuner = Arc::new(WindowTuner::new(capacity, 1));
+        let mut policy = WTinyLfu::new(capacity, tuner.clone());
         let mut resident = std::collections::HashSet::new();
         let slots = TestSlots((0..300_000).map(|_| AtomicU8::new(0)).collect());
         let mut hits = 0;
         for key in keys {
             let hit = resident.contains(&key);
-            lookups.record(hit);
+            tuner.observe(slots.hash(key));
             if hit {
                 WTinyLfu::on_hit(slots.bits(key));
                 hits += 1;
@@ -583,6 +379,7 @@ mod tests {
             }
             policy.on_insert(key, slots.hash(key), 1, slots.bits(key));
             resident.insert(key);
+            tuner.poll();
         }
         (policy, hits)
     }
@@ -635,109 +432,12 @@ mod tests {
     }
 
     #[test]
-    fn climber_keeps_its_direction_while_the_hit_ratio_improves() {
-        let mut state = ClimberState::new(1000);
-        let initial = state.share;
-        // Periods of 10,000 lookups: at a hit ratio of 50%, chance alone moves it by about
-        // 0.7 points between two periods, so it takes 1.4 to count.
-        let moved = |state: &mut ClimberState, ratio: f64| {
-            let before = state.share;
-            state.next_share(ratio, 10_000) - before
-        };
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        // The first period has nothing to compare with: a probe that grows the window.
-        assert!(close(moved(&mut state, 0.50), STEP_SHARE));
-        // Better (52% > 50%): the same direction again; the step decays from then on.
-        assert!(close(moved(&mut state, 0.52), STEP_SHARE));
-        assert!(close(state.step, STEP_SHARE * STEP_DECAY));
-        // Worse: the direction reverses.
-        assert!(close(moved(&mut state, 0.50), -STEP_SHARE * STEP_DECAY));
-        // Better again: keeps shrinking the window, by a smaller step.
-        let next = moved(&mut state, 0.52);
-        assert!(next < 0.0 && next > -STEP_SHARE * STEP_DECAY, "{next}");
-        // A jump of more than 5 points restarts with a full step (in the current direction).
-        assert!(moved(&mut state, 0.60) < 0.0);
-        assert!(close(state.step, -STEP_SHARE));
-        // The share stays between one entry and all but one of the whole capacity.
-        state.step = -10.0;
-        assert!(close(state.next_share(0.9, 10_000), 0.001));
-        state.step = 10.0;
-        assert!(close(state.next_share(0.95, 10_000), 0.999));
-        assert!(close(initial, INITIAL_WINDOW_SHARE));
-    }
-
-    #[test]
-    fn climber_reads_changes_within_chance_as_no_evidence() {
-        let mut state = ClimberState::new(1000);
-        state.next_share(0.50, 10_000);
-        let probed = state.share;
-        assert!(probed > INITIAL_WINDOW_SHARE);
-        // 0.5 points over 10,000 lookups is within chance: no direction is learnt, and the
-        // window goes back to its initial share, by at most a step.
-        let step = state.step;
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        assert!(close(state.next_share(0.495, 10_000), INITIAL_WINDOW_SHARE));
-        assert!(
-            state.step < 0.0 && state.step.abs() < step,
-            "the step keeps decaying"
-        );
-        // If going back then costs hits, the next period reverses that move.
-        assert!(state.next_share(0.40, 10_000) > INITIAL_WINDOW_SHARE);
-        // Over a million lookups the same difference is evidence: better, so the window keeps
-        // growing.
-        let mut state = ClimberState::new(1000);
-        state.next_share(0.50, 1_000_000);
-        let probed = state.share;
-        assert!(state.next_share(0.505, 1_000_000) > probed);
-        // At the initial share, no evidence leaves the window where it is.
-        let mut state = ClimberState::new(1000);
-        state.previous = Some(0.5);
-        assert_eq!(state.next_share(0.5, 10_000), INITIAL_WINDOW_SHARE);
-    }
-
-    #[test]
-    fn climber_counts_periods_from_the_first_eviction_on_the_cache_lookups() {
-        let lookups = LookupCounters::new();
-        let climber = WindowClimber::new(100, lookups.totals());
-        // 100 × 10 lookups per period would be too few to judge: at least MIN_SAMPLE.
-        assert_eq!(climber.state.lock().sample, MIN_SAMPLE);
-        let lookups_of = |n: u64, hit: bool| (0..n).for_each(|_| lookups.record(hit));
-        // Lookups before the first eviction do not count, however many.
-        lookups_of(2 * MIN_SAMPLE, true);
-        climber.poll();
-        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
-        climber.start();
-        lookups_of(MIN_SAMPLE - 1, false);
-        climber.poll();
-        assert_eq!(
-            climber.share(),
-            INITIAL_WINDOW_SHARE,
-            "the period is not over"
-        );
-        lookups_of(1, true);
-        climber.poll();
-        let probed = climber.share();
-        assert_eq!(probed, INITIAL_WINDOW_SHARE + STEP_SHARE);
-        // The first period's hit ratio, 1 in MIN_SAMPLE, is the one the next compares with:
-        // a better one keeps growing the window.
-        lookups_of(MIN_SAMPLE, true);
-        climber.poll();
-        assert!(climber.share() > probed);
-        // A cleared cache starts over, and waits for an eviction again.
-        climber.reset();
-        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
-        lookups_of(2 * MIN_SAMPLE, true);
-        climber.poll();
-        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
-    }
-
-    #[test]
     fn shards_take_the_share_of_their_own_capacity() {
-        let climber = WindowClimber::detached(1000);
-        let mut policy = WTinyLfu::new(250, climber.clone());
+        let tuner = WindowTuner::fixed(0.01);
+        let mut policy = WTinyLfu::new(250, tuner.clone());
         assert_eq!(policy.window_target, 2, "1% of 250");
-        climber.share.store(0.5f64.to_bits(), Relaxed);
-        policy.maybe_climb();
+        tuner.set_share(0.5);
+        policy.take_share();
         assert_eq!(policy.window_target, 125);
         // At least one entry, and never the whole shard.
         assert_eq!(window_target(250, 0.0001), 1);
@@ -763,13 +463,13 @@ mod tests {
 
     #[test]
     fn clear_keeps_the_configured_capacity() {
-        let climber = WindowClimber::detached(1000);
-        let mut policy = WTinyLfu::new(1000, climber.clone());
-        climber.share.store(0.5f64.to_bits(), Relaxed);
-        policy.maybe_climb();
+        let tuner = Arc::new(WindowTuner::new(1000, 1));
+        let mut policy = WTinyLfu::new(1000, tuner.clone());
+        tuner.set_share(0.5);
+        policy.take_share();
         assert_eq!(policy.window_target, 500);
         policy.clear();
         assert_eq!((policy.capacity, policy.window_target), (1000, 10));
-        assert_eq!(climber.share(), INITIAL_WINDOW_SHARE);
+        assert_eq!(tuner.share(), super::super::tuner::INITIAL_SHARE);
     }
 }

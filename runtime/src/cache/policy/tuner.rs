@@ -1,0 +1,471 @@
+//! The window's share of a W-TinyLFU cache, chosen by miniature simulation (Waldspurger,
+//! Saemundsson, Ahmad and Park, "Cache Modeling and Optimization using Miniature Simulations",
+//! USENIX ATC '17).
+//!
+//! Once the cache's first shard is half full, the lookups of a hashed sample of the first shard's
+//! keys (all of them up to [`MINI_ENTRIES`] entries of capacity, a proportional share beyond) are
+//! replayed through scaled-down copies of that shard's policy, one per share of
+//! [`CANDIDATE_SHARES`]. A key is sampled on every lookup or never, so each copy sees the reuse
+//! pattern of the shard at its own scale, sharding included. The cache's share then moves toward
+//! the copy that hits most, by at most [`STEP`] per period: a copy replaces the one being
+//! followed only when it has hit more over the recent periods by more than chance allows, and
+//! moving in steps keeps a switch that turns out wrong cheap (jumping straight to the winner's
+//! share lost up to 4 points on traces whose phases change faster than the simulation can tell).
+//!
+//! A lookup of a sampled key stores its hash in a ring (after an atomic increment of the ring's
+//! head); other lookups pay two comparisons. Writers drain the ring into the copies after they
+//! release the shard's lock, a bounded number at a time; if lookups outrun the drains (a cache
+//! whose hit ratio is far above 90 %), the oldest unread samples are overwritten, and the copies
+//! see the lookups in stretches.
+//!
+//! This replaced a hill climber (Caffeine's), which moved the share by steps toward whatever had
+//! raised the cache's hit ratio over the last period. It could only see the share it had, mixed
+//! with the workload's own changes. Measured with `bench/examples/policy_gap.rs` (the report's
+//! 70 rows, five seeds each): rows more than 0.3 points below the best of the peers and exact
+//! LRU went from 30 to 25, their summed shortfall from 34.4 to 25.3 points, and the mean gap to
+//! Bélády's optimum on the traces from 4.18 to 4.04 points (`sprite`: +1.2 to +3.0 points).
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+
+use super::wtinylfu::WTinyLfu;
+use super::SlotInfo;
+
+/// The shares of the capacity the window may take, each simulated. From 1 % (frequency wins:
+/// Zipf, loops, scans) to 99 % (recency wins: LRU-friendly traces); measured one fixed share at a
+/// time on the report's rows, each of these was the best of them on some.
+const CANDIDATE_SHARES: [f64; 6] = [0.01, 0.05, 0.2, 0.5, 0.8, 0.99];
+/// The share the window starts with, until the simulation has shown a better one.
+pub(super) const INITIAL_SHARE: f64 = CANDIDATE_SHARES[0];
+/// The most the share moves in one period. Measured at 0.02, 0.03, 0.05, 0.08, 0.1, 0.25 and 1
+/// (a jump): 0.05 to 0.08 had the fewest rows below the best peer.
+const STEP: f64 = 0.05;
+/// The capacity of each copy, in entries: a first shard of up to this many is simulated whole.
+const MINI_ENTRIES: u64 = 1024;
+/// Sampled lookups per period, per entry of a copy's capacity, and at least [`MIN_PERIOD`].
+/// Measured at 2, 5 and 10 per entry, and at least 500 to 5,000: longer periods adapted too
+/// late on short traces (`backf` has 9,000 lookups), and the rest changed nothing.
+const PERIOD_PER_ENTRY: u64 = 2;
+const MIN_PERIOD: u64 = 1_000;
+/// Each period, the counts of the periods before weigh this much (about the last 50 count).
+const DECAY: f64 = 0.98;
+/// A copy replaces the one being followed only if it hit more by this many standard deviations
+/// of chance (a sign test over the lookups where exactly one of the two hit). Measured at 1, 2,
+/// 3 and 5: within half a point of each other in summed shortfall; 1 let noise decide.
+const MARGIN: f64 = 2.0;
+/// Sampled lookups recorded and not yet simulated (a power of two).
+const RING: usize = 1024;
+/// A writer drains the ring once this many samples wait.
+const DRAIN_BATCH: usize = 32;
+/// The most samples one drain simulates, so that a writer does not wait long (six copies, about
+/// 50 ns each per sample).
+const DRAIN_BUDGET: usize = 256;
+
+/// Sets the window's share for every shard of one cache (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct WindowTuner {
+    /// The share, as an `f64`'s bits.
+    share: AtomicU64,
+    /// Lookups of keys whose hash's low 32 bits are below this are sampled: zero until the cache
+    /// first evicts, and always for a tuner that only holds a share.
+    threshold: AtomicU64,
+    ring: OnceLock<Box<[AtomicU64]>>,
+    /// Samples recorded, and samples drained (or overwritten before they could be).
+    head: AtomicUsize,
+    tail: AtomicUsize,
+    /// The capacity of the cache's first shard, whose keys are the ones sampled; `None` for a
+    /// fixed share.
+    capacity: Option<u64>,
+    /// The shard bits of a hash (see `Cache::shard_of`): a sampled key's are zero.
+    shard_mask: u64,
+    copies: Mutex<Option<Copies>>,
+}
+
+impl WindowTuner {
+    /// The tuner of a cache of `shards` shards (a power of two), the first of `capacity`.
+    pub(crate) fn new(capacity: u64, shards: usize) -> Self {
+        WindowTuner {
+            shard_mask: (shards as u64 - 1) << 32,
+            ..WindowTuner::with(Some(capacity), INITIAL_SHARE)
+        }
+    }
+
+    /// A share that never moves: for a policy built outside a cache, and for the copies.
+    pub(crate) fn fixed(share: f64) -> Arc<Self> {
+        Arc::new(WindowTuner::with(None, share))
+    }
+
+    fn with(capacity: Option<u64>, share: f64) -> Self {
+        WindowTuner {
+            share: AtomicU64::new(share.to_bits()),
+            threshold: AtomicU64::new(0),
+            ring: OnceLock::new(),
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            capacity,
+            shard_mask: 0,
+            copies: Mutex::new(None),
+        }
+    }
+
+    /// The window's current share of a shard's capacity.
+    pub(crate) fn share(&self) -> f64 {
+        f64::from_bits(self.share.load(Relaxed))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_share(&self, share: f64) {
+        self.share.store(share.to_bits(), Relaxed);
+    }
+
+    /// A lookup of the key hashed `hash`, hit or miss: recorded if the key is sampled.
+    #[inline]
+    pub(crate) fn observe(&self, hash: u64) {
+        if hash & 0xFFFF_FFFF < self.threshold.load(Relaxed) && hash & self.shard_mask == 0 {
+            self.record(hash);
+        }
+    }
+
+    #[inline(never)]
+    fn record(&self, hash: u64) {
+        if let Some(ring) = self.ring.get() {
+            let at = self.head.fetch_add(1, Relaxed);
+            ring[at & (RING - 1)].store(hash, Relaxed);
+        }
+    }
+
+    /// A shard is half full, holding `entries` entries in `weight`: sampling starts (once for
+    /// the cache), with copies scaled to the entries the first shard holds at that density.
+    pub(crate) fn start(&self, entries: u64, weight: u64) {
+        let Some(capacity) = self.capacity else {
+            return;
+        };
+        if self.threshold.load(Relaxed) != 0 {
+            return;
+        }
+        let mut copies = self.copies.lock();
+        if copies.is_some() {
+            return;
+        }
+        let resident = (capacity as f64 * entries as f64 / weight.max(1) as f64).max(1.0);
+        let rate = (MINI_ENTRIES as f64 / resident).min(1.0);
+        let mini = ((resident * rate).round() as u64).max(1);
+        *copies = Some(Copies::new(mini, self.share()));
+        self.ring
+            .get_or_init(|| (0..RING).map(|_| AtomicU64::new(0)).collect());
+        self.head.store(0, Relaxed);
+        self.tail.store(0, Relaxed);
+        self.threshold
+            .store(((rate * 4_294_967_296.0) as u64).max(1), Relaxed);
+    }
+
+    /// Simulates the samples recorded since the last drain, at most [`DRAIN_BUDGET`], once
+    /// [`DRAIN_BATCH`] wait; moves the share at the end of a period. Called by writers outside
+    /// the shard's lock; skipped while another writer drains.
+    pub(crate) fn poll(&self) {
+        if self.threshold.load(Relaxed) == 0 {
+            return;
+        }
+        let head = self.head.load(Relaxed);
+        if head.wrapping_sub(self.tail.load(Relaxed)) < DRAIN_BATCH {
+            return;
+        }
+        let (Some(ring), Some(mut guard)) = (self.ring.get(), self.copies.try_lock()) else {
+            return;
+        };
+        let Some(copies) = guard.as_mut() else {
+            return;
+        };
+        let from = self.tail.load(Relaxed).max(head.saturating_sub(RING));
+        let to = head.min(from + DRAIN_BUDGET);
+        for at in from..to {
+            if let Some(share) = copies.access(ring[at & (RING - 1)].load(Relaxed)) {
+                self.share.store(share.to_bits(), Relaxed);
+            }
+        }
+        self.tail.store(to, Relaxed);
+    }
+
+    /// Back to the initial share, waiting for a first eviction again.
+    pub(crate) fn reset(&self) {
+        let mut copies = self.copies.lock();
+        *copies = None;
+        self.threshold.store(0, Relaxed);
+        self.share.store(INITIAL_SHARE.to_bits(), Relaxed);
+    }
+}
+
+/// The simulated copies of one cache, one per candidate share.
+#[derive(Debug)]
+struct Copies {
+    copies: Vec<Miniature>,
+    /// Per copy, its hits; per pair of copies, the lookups where exactly one of the two hit
+    /// (upper triangle); older periods decayed.
+    hits: [f64; CANDIDATE_SHARES.len()],
+    disagreements: [[f64; CANDIDATE_SHARES.len()]; CANDIDATE_SHARES.len()],
+    /// The candidate whose share the cache moves to.
+    current: usize,
+    /// The cache's share.
+    live: f64,
+    /// Sampled lookups until the period ends, and per period.
+    left: u64,
+    period: u64,
+}
+
+impl Copies {
+    fn new(capacity: u64, share: f64) -> Self {
+        let period = (capacity * PERIOD_PER_ENTRY).max(MIN_PERIOD);
+        Copies {
+            copies: CANDIDATE_SHARES
+                .iter()
+                .map(|&s| Miniature::new(capacity, s))
+                .collect(),
+            hits: [0.0; CANDIDATE_SHARES.len()],
+            disagreements: [[0.0; CANDIDATE_SHARES.len()]; CANDIDATE_SHARES.len()],
+            current: CANDIDATE_SHARES
+                .iter()
+                .position(|&s| s == share)
+                .unwrap_or(0),
+            live: share,
+            left: period,
+            period,
+        }
+    }
+
+    /// Simulates one sampled lookup; at the end of a period, the share to take, if it changed.
+    fn access(&mut self, hash: u64) -> Option<f64> {
+        let mut hit = [false; CANDIDATE_SHARES.len()];
+        for (k, copy) in self.copies.iter_mut().enumerate() {
+            hit[k] = copy.access(hash);
+            self.hits[k] += f64::from(u8::from(hit[k]));
+        }
+        for i in 0..hit.len() {
+            for j in i + 1..hit.len() {
+                if hit[i] != hit[j] {
+                    self.disagreements[i][j] += 1.0;
+                }
+            }
+        }
+        self.left -= 1;
+        if self.left > 0 {
+            return None;
+        }
+        self.left = self.period;
+        let current = self.current;
+        let best = (0..self.hits.len()).fold(current, |best, k| {
+            if self.hits[k] > self.hits[best] {
+                k
+            } else {
+                best
+            }
+        });
+        let (i, j) = (best.min(current), best.max(current));
+        let lead = self.hits[best] - self.hits[current];
+        let switch = lead > MARGIN * self.disagreements[i][j].sqrt();
+        for hits in &mut self.hits {
+            *hits *= DECAY;
+        }
+        for row in &mut self.disagreements {
+            for d in row {
+                *d *= DECAY;
+            }
+        }
+        if switch {
+            self.current = best;
+        }
+        let target = CANDIDATE_SHARES[self.current];
+        let live = self.live + (target - self.live).clamp(-STEP, STEP);
+        (live != self.live).then(|| {
+            self.live = live;
+            live
+        })
+    }
+}
+
+/// A scaled-down cache of hashes under the policy at one fixed share: unit weights, no values.
+#[derive(Debug)]
+struct Miniature {
+    policy: WTinyLfu,
+    table: HashTable<u32>,
+    slots: Slots,
+    free: Vec<u32>,
+    capacity: u64,
+}
+
+#[derive(Debug, Default)]
+struct Slots(Vec<(u64, AtomicU8)>);
+
+impl SlotInfo for Slots {
+    fn weight(&self, _idx: u32) -> u64 {
+        1
+    }
+    fn hash(&self, idx: u32) -> u64 {
+        self.0[idx as usize].0
+    }
+    fn bits(&self, idx: u32) -> &AtomicU8 {
+        &self.0[idx as usize].1
+    }
+}
+
+impl Miniature {
+    fn new(capacity: u64, share: f64) -> Self {
+        Miniature {
+            policy: WTinyLfu::new(capacity, WindowTuner::fixed(share)),
+            table: HashTable::new(),
+            slots: Slots::default(),
+            free: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Whether the lookup of `hash` hits; on a miss, it is inserted.
+    fn access(&mut self, hash: u64) -> bool {
+        let slots = &self.slots;
+        if let Some(&idx) = self.table.find(hash, |&i| slots.hash(i) == hash) {
+            WTinyLfu::on_hit(slots.bits(idx));
+            return true;
+        }
+        if self.table.len() as u64 >= self.capacity {
+            if let Some(victim) = self.policy.evict(&self.slots) {
+                let victim_hash = self.slots.hash(victim);
+                if let Ok(entry) = self.table.find_entry(victim_hash, |&i| i == victim) {
+                    entry.remove();
+                }
+                self.free.push(victim);
+            }
+        }
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slots.0[idx as usize] = (hash, AtomicU8::new(0));
+                idx
+            }
+            None => {
+                self.slots.0.push((hash, AtomicU8::new(0)));
+                (self.slots.0.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.table.insert_unique(hash, idx, |&i| slots.hash(i));
+        self.policy.on_insert(idx, hash, 1, self.slots.bits(idx));
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hash in shard `shard` (of the tuner's mask) whose low 32 bits are `low`.
+    fn hash(shard: u64, low: u32) -> u64 {
+        (shard << 32) | u64::from(low)
+    }
+
+    #[test]
+    fn samples_only_the_first_shards_keys_under_the_rate() {
+        let tuner = WindowTuner::new(2048, 4);
+        tuner.observe(hash(0, 1));
+        assert_eq!(
+            tuner.head.load(Relaxed),
+            0,
+            "nothing before the shard is half full"
+        );
+        // 1,024 entries in 1,024 of weight: 2,048 resident, so half the keys are sampled.
+        tuner.start(1024, 1024);
+        for (h, sampled) in [
+            (hash(0, 1), true),
+            (hash(0, (1 << 31) - 1), true),
+            (hash(0, 1 << 31), false),
+            (hash(1, 1), false),
+            (hash(3, 1), false),
+            (hash(4, 1), true),
+        ] {
+            let before = tuner.head.load(Relaxed);
+            tuner.observe(h);
+            assert_eq!(
+                tuner.head.load(Relaxed) - before,
+                usize::from(sampled),
+                "{h:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_small_shard_is_simulated_whole() {
+        let tuner = WindowTuner::new(100, 1);
+        tuner.start(50, 50);
+        assert_eq!(tuner.threshold.load(Relaxed), 1 << 32);
+        assert_eq!(
+            tuner.copies.lock().as_ref().unwrap().copies[0].capacity,
+            100
+        );
+    }
+
+    /// Feeds `keys` to a tuner of one shard of `capacity` as a cache would (every lookup seen,
+    /// a drain after every miss); returns the shares it took, in order.
+    fn shares_on(capacity: u64, keys: impl IntoIterator<Item = u64>) -> Vec<f64> {
+        let tuner = WindowTuner::new(capacity, 1);
+        tuner.start(capacity / 2, capacity / 2);
+        let mut shares = vec![tuner.share()];
+        for key in keys {
+            tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32);
+            tuner.poll();
+            if tuner.share() != *shares.last().unwrap() {
+                shares.push(tuner.share());
+            }
+        }
+        shares
+    }
+
+    #[test]
+    fn recency_moves_the_share_up_by_steps() {
+        // Every key read twice and never again, 1 to 40 new keys apart: only recency hits.
+        let reads = (0..100_000u64).flat_map(|i| [i, i.saturating_sub(1 + i * 7919 % 40)]);
+        let shares = shares_on(100, reads);
+        assert!(*shares.last().unwrap() > 0.5, "{shares:?}");
+        for pair in shares.windows(2) {
+            assert!((pair[1] - pair[0]).abs() <= STEP + 1e-9, "{shares:?}");
+        }
+    }
+
+    #[test]
+    fn a_loop_keeps_the_smallest_window() {
+        // 110 keys in turn through 100 entries: admission keeps most of them, recency none.
+        let shares = shares_on(100, (0..200_000u64).map(|i| i % 110));
+        assert_eq!(shares, [INITIAL_SHARE]);
+    }
+
+    #[test]
+    fn lookups_outrunning_the_drains_overwrite_the_oldest_samples() {
+        let tuner = WindowTuner::new(100, 1);
+        tuner.start(50, 50);
+        for key in 0..3 * RING as u64 {
+            tuner.observe(key);
+        }
+        tuner.poll();
+        // One drain: the oldest sample still in the ring, then at most a budget.
+        assert_eq!(tuner.tail.load(Relaxed), 2 * RING + DRAIN_BUDGET);
+        while tuner.tail.load(Relaxed) < tuner.head.load(Relaxed) {
+            tuner.poll();
+        }
+        assert_eq!(tuner.tail.load(Relaxed), 3 * RING);
+        // Fewer than a batch waiting: no drain.
+        tuner.observe(1);
+        tuner.poll();
+        assert_eq!(tuner.tail.load(Relaxed), 3 * RING);
+    }
+
+    #[test]
+    fn reset_starts_over_at_the_initial_share() {
+        let tuner = WindowTuner::new(100, 1);
+        tuner.start(50, 50);
+        tuner.set_share(0.5);
+        tuner.reset();
+        assert_eq!(tuner.share(), INITIAL_SHARE);
+        tuner.observe(1);
+        assert_eq!(tuner.threshold.load(Relaxed), 0);
+        assert!(tuner.copies.lock().is_none());
+    }
+}
