@@ -99,6 +99,50 @@ impl Measure for Replay<'_> {
     }
 }
 
+/// [`Replay`] through a cache seeded with `seed` ([`Contender::seeded`]): `None` for a
+/// contender that takes no seed.
+#[derive(Debug, Clone, Copy)]
+pub struct SeededReplay<'a> {
+    /// Capacity in entries.
+    pub capacity: usize,
+    /// The requests, in order.
+    pub requests: &'a [u64],
+    /// The seed its hashing is drawn from.
+    pub seed: u64,
+}
+
+impl Measure for SeededReplay<'_> {
+    type Output = Option<f64>;
+
+    fn measure<C: Contender>(self) -> Option<f64> {
+        Some(replay(&C::seeded(self.capacity, self.seed)?, self.requests))
+    }
+}
+
+/// The seeds the report replays memokit's policies with: five, so that a row shows how far
+/// its figure moves with the hashing alone.
+pub const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
+
+/// The hit ratio of `kind` on `requests` at `capacity`, once per seed of `seeds` when it takes
+/// one (memokit's policies), else once as its users build it (the peers; also every contender
+/// when `seeds` is empty).
+pub fn replays(kind: Kind, capacity: usize, requests: &[u64], seeds: &[u64]) -> Vec<f64> {
+    let seeded: Option<Vec<f64>> = seeds
+        .iter()
+        .map(|&seed| {
+            kind.measure(SeededReplay {
+                capacity,
+                requests,
+                seed,
+            })
+        })
+        .collect();
+    match seeded {
+        Some(runs) if !runs.is_empty() => runs,
+        _ => vec![kind.measure(Replay { capacity, requests })],
+    }
+}
+
 /// Cache-aside hit ratio of `cache` on `requests`: a `get`, and an `insert` after a miss.
 ///
 /// Each insert is settled (see [`Contender::settle`]) before the next request: moka keeps new
@@ -264,12 +308,14 @@ pub fn workloads(
     Ok(all)
 }
 
-/// Replays every workload at every capacity through every contender of `kinds`, on `threads`
-/// threads (a hit ratio does not depend on timing, so rows can run side by side). Rows come
-/// back in workload order; `progress` sees each as it is finished.
+/// Replays every workload at every capacity through every contender of `kinds` (see
+/// [`replays`]: memokit's policies once per seed of `seeds`), on `threads` threads (a hit
+/// ratio does not depend on timing, so rows can run side by side). Rows come back in workload
+/// order; `progress` sees each as it is finished.
 pub fn run(
     workloads: &[Workload],
     kinds: &[Kind],
+    seeds: &[u64],
     threads: usize,
     progress: impl Fn(&Row) + Sync,
 ) -> Vec<Row> {
@@ -287,17 +333,17 @@ pub fn run(
                     break;
                 };
                 let requests = &workload.requests;
-                let row = Row {
-                    workload: workload.name.clone(),
-                    family: workload.family,
+                let row = Row::from_runs(
+                    workload.name.clone(),
+                    workload.family,
                     capacity,
-                    requests: requests.len(),
-                    ratios: kinds
+                    requests.len(),
+                    kinds
                         .iter()
-                        .map(|kind| kind.measure(Replay { capacity, requests }))
+                        .map(|&kind| replays(kind, capacity, requests, seeds))
                         .collect(),
-                    belady: belady_hit_ratio(capacity, requests),
-                };
+                    belady_hit_ratio(capacity, requests),
+                );
                 progress(&row);
                 done.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(row);
             });
@@ -429,7 +475,7 @@ mod tests {
                 w
             })
             .collect();
-        let rows = run(&workloads, &[Kind::Lru], 2, |_| {});
+        let rows = run(&workloads, &[Kind::Lru], &SEEDS, 2, |_| {});
         let order: Vec<(String, usize)> = rows
             .iter()
             .map(|r| (r.workload.clone(), r.capacity))
@@ -440,6 +486,45 @@ mod tests {
         assert_eq!(order[9], ("loop(1100)".to_string(), 1_000));
         // LRU on a loop larger than the cache never hits.
         assert_eq!(rows[9].ratios, [0.0]);
+    }
+
+    #[test]
+    fn memokit_policies_replay_once_per_seed_and_peers_once() {
+        let requests = zipf_requests(2_000, 0.8, 20_000, &mut SplitMix64(7));
+        let workloads = [Workload {
+            name: "z".into(),
+            family: Family::Zipf,
+            requests: requests.clone(),
+            capacities: vec![200],
+        }];
+        let kinds = [Kind::MemokitWTinyLfu, Kind::MemokitLru, Kind::QuickCache];
+        let rows = run(&workloads, &kinds, &SEEDS, 2, |_| {});
+        let row = &rows[0];
+        let counts: Vec<usize> = row.runs.iter().map(Vec::len).collect();
+        assert_eq!(counts, [5, 5, 1]);
+        for (at, kind) in kinds.into_iter().enumerate().take(2) {
+            for (run, seed) in row.runs[at].iter().zip(SEEDS) {
+                let alone = kind.measure(SeededReplay {
+                    capacity: 200,
+                    requests: &requests,
+                    seed,
+                });
+                assert_eq!(Some(*run), alone, "{} seed {seed}", kind.name());
+            }
+            assert_eq!(row.ratios[at], row.runs[at].iter().sum::<f64>() / 5.0);
+        }
+        // The peer takes no seed: one replay as its users build it, no spread.
+        let seeded_peer = Kind::QuickCache.measure(SeededReplay {
+            capacity: 200,
+            requests: &requests,
+            seed: 1,
+        });
+        assert_eq!(seeded_peer, None);
+        assert_eq!(row.ratios[2], row.runs[2][0]);
+        assert!(row.spread(2).is_none() && row.spread(0).is_some());
+        // Without seeds every contender runs once.
+        let unseeded = run(&workloads, &kinds, &[], 1, |_| {});
+        assert!(unseeded[0].runs.iter().all(|r| r.len() == 1));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `report` runs everything and writes `REPORT.md` and SVG plots into `--out` (default
-//! `bench/results`). `hit-ratio` only replays the hit-ratio workloads and prints the table, the
+//! `bench/results`). `hit-ratio` only replays the hit-ratio workloads and prints the table
+//! (memokit's policies, as in the report, as the mean over five seeds ± the farthest seed), the
 //! quick way to try your own trace (one unsigned integer key per line). `one` runs a single
 //! timed measurement of one contender, for a profiler. The shared traces are
 //! read from `../shared/traces` beside the repository (or `MEMOKIT_TRACE_DIR`) unless
@@ -27,7 +28,7 @@ use memokit_bench::disk_tier;
 use memokit_bench::hit_ratio;
 use memokit_bench::hit_rows::{shortfalls_of, Family, Row};
 use memokit_bench::macro_overhead;
-use memokit_bench::markdown::{percent, table};
+use memokit_bench::markdown::{percent, percent_within, table};
 use memokit_bench::memory::FillMemory;
 use memokit_bench::report::{self, ReportOptions, Sizes};
 use memokit_bench::shared_tier;
@@ -150,7 +151,7 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
         &options.user_traces,
     )?;
     let kinds = options.only.clone().unwrap_or_else(|| Kind::ALL.to_vec());
-    let rows = hit_ratio::run(&workloads, &kinds, 2, |row| {
+    let rows = hit_ratio::run(&workloads, &kinds, &hit_ratio::SEEDS, 2, |row| {
         eprintln!("{} @{}", row.workload, row.capacity);
     });
     let mut header = vec!["workload", "capacity"];
@@ -160,7 +161,12 @@ fn hit_ratio_table(args: &[String]) -> Result<(), Box<dyn Error>> {
         .iter()
         .map(|row| {
             let mut cells = vec![row.workload.clone(), row.capacity.to_string()];
-            cells.extend(row.ratios.iter().map(|&r| percent(r)));
+            cells.extend(
+                row.ratios
+                    .iter()
+                    .enumerate()
+                    .map(|(at, &r)| percent_within(r, row.spread(at).map(|s| s.within()))),
+            );
             cells.push(percent(row.belady));
             cells
         })

@@ -45,6 +45,15 @@ pub fn percent(share: f64) -> String {
     format!("{:.2}", share * 100.0)
 }
 
+/// A share as [`percent`] does, followed by `±within` (a share too) when there is one:
+/// `12.34 ±0.56`.
+pub fn percent_within(share: f64, within: Option<f64>) -> String {
+    match within {
+        Some(w) => format!("{} ±{}", percent(share), percent(w)),
+        None => percent(share),
+    }
+}
+
 /// Met or missed, in bold when missed.
 pub fn verdict(met: bool) -> &'static str {
     if met {
@@ -84,6 +93,8 @@ mod tests {
         assert_eq!(with_ratio(25.0, 20.0, 1), "25.0 (1.25×)");
         assert_eq!(with_ratio(5.0, 0.0, 0), "5 (–)");
         assert_eq!(percent(0.12345), "12.35");
+        assert_eq!(percent_within(0.5, Some(0.0123)), "50.00 ±1.23");
+        assert_eq!(percent_within(0.5, None), "50.00");
         assert_eq!(verdict(false), "**missed**");
     }
 }

@@ -46,14 +46,8 @@ mod tests {
     use crate::hit_rows::Family;
 
     fn row(ratios: Vec<f64>) -> Row {
-        Row {
-            workload: "w".to_string(),
-            family: Family::Zipf,
-            capacity: 10,
-            requests: 100,
-            ratios,
-            belady: 1.0,
-        }
+        let runs = ratios.into_iter().map(|r| vec![r]).collect();
+        Row::from_runs("w".to_string(), Family::Zipf, 10, 100, runs, 1.0)
     }
 
     #[test]

@@ -47,6 +47,16 @@ impl<const POLICY: u8> Contender for Memokit<POLICY> {
         )
     }
 
+    fn seeded(capacity: usize, seed: u64) -> Option<Self> {
+        Some(Memokit(
+            Cache::builder()
+                .max_capacity(capacity as u64)
+                .policy(Self::policy())
+                .seed(seed)
+                .build(),
+        ))
+    }
+
     #[inline]
     fn get(&self, key: u64) -> Option<u64> {
         self.0.get(&key)

@@ -29,6 +29,17 @@ pub trait Contender: Send + Sync + 'static {
     fn with_capacity(capacity: usize) -> Self
     where
         Self: Sized;
+    /// A cache like [`with_capacity`](Contender::with_capacity)'s whose hashing is drawn from
+    /// `seed`, so that a replay gives the same figures every time and can be repeated with
+    /// other seeds to see how far they move. `None` (the default) for a contender whose
+    /// builder takes no seed: the peers, built as their users build them.
+    fn seeded(capacity: usize, seed: u64) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = (capacity, seed);
+        None
+    }
     /// The value of `key`, if present; counts as a use for the eviction policy.
     fn get(&self, key: u64) -> Option<u64>;
     /// Stores `value` under `key`, evicting if the cache is full.

@@ -82,7 +82,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         &options.user_traces,
     )?;
     let (hit_rows, overfill) = phase(&mut phases, "hit ratio", || {
-        let rows = hit_ratio::run(&workloads, &kinds, 2, |row| {
+        let rows = hit_ratio::run(&workloads, &kinds, &hit_ratio::SEEDS, 2, |row| {
             eprintln!("  {} @{}", row.workload, row.capacity);
         });
         (rows, hit_ratio::overfill(&workloads, &kinds))

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::coalescing::LOAD_TIME;
 use crate::contenders::Kind;
-use crate::hit_rows::{shortfalls_of, Family, Row};
+use crate::hit_ratio::SEEDS;
+use crate::hit_rows::{shortfalls_of, Family, Row, Spread};
 use crate::macro_overhead;
-use crate::markdown::{fmt_ratio, percent, ratio, table, verdict, with_ratio};
+use crate::markdown::{fmt_ratio, percent, percent_within, ratio, table, verdict, with_ratio};
 use crate::targets::hit_ratio_shortfalls;
 
 use super::results::{ms, Results};
@@ -307,10 +308,18 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         md,
         "## 3. Hit ratio\n\nCache-aside replay on one thread: `get`, and `insert` after a \
          miss. Every cache is built as its users would (default sharding: memokit splits \
-         its capacity over shards, quick_cache too). memokit and quick_cache seed their \
-         hashers at random per process, so how keys fall into shards, and with it their hit \
-         ratios, moves a little from run to run (a few tenths of a point; on the loops, whose \
-         length is just above the capacity, several points). Each insert is settled before the \
+         its capacity over shards, quick_cache too). How keys fall into shards, and with it \
+         the hit ratio, depends on the hashing keys. memokit's policies are therefore each \
+         replayed {seeds} times, built with `CacheBuilder::seed` for the seeds {seed_list}: a \
+         memokit figure is the mean of the {seeds}, followed by `±d`, the largest distance of \
+         any of them from that mean (the mean ± d holds all {seeds}). Everything derived below \
+         (averages, rows below the best peer or a reference, targets, plots, headline) uses \
+         that mean, and with fixed seeds memokit's figures are the same in every run of one \
+         build. The peers are replayed once each: their builders take no seed, and a cache \
+         built otherwise than their users build it would not be the one measured \
+         (quick_cache draws its hashing keys at random, so its figure can move from run to \
+         run, as an unseeded memokit's would). \
+         Each insert is settled before the \
          next request (moka's pending maintenance is run, a no-op for the others), so that \
          every cache holds at most its capacity: moka applies inserts to its policy in batches \
          and holds them beyond its capacity until then (see the line below the table). Hit \
@@ -336,7 +345,9 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
             .collect::<Vec<_>>()
             .join(", "),
         s.trace_limit
-            .map_or(String::new(), |n| format!(" (first {n} requests of each)"))
+            .map_or(String::new(), |n| format!(" (first {n} requests of each)")),
+        seeds = seeds_of(results),
+        seed_list = seed_list(),
     );
     let me_at = results.index(me).unwrap_or(0);
     let mut header: Vec<&str> = vec!["workload", "capacity"];
@@ -351,7 +362,8 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
             cells.extend(
                 row.ratios
                     .iter()
-                    .map(|&r| format!("{} ({})", percent(r), fmt_ratio(ratio(r, reference)))),
+                    .enumerate()
+                    .map(|(at, &r)| ratio_cell(r, row.spread(at), reference)),
             );
             cells.push(percent(row.belady));
             cells
@@ -373,7 +385,12 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         );
     }
 
-    let _ = writeln!(md, "\nAverages (unweighted means over rows, %):\n");
+    let _ = writeln!(
+        md,
+        "\nAverages (unweighted means over rows, %; for memokit's policies the mean of the \
+         {} seeds' averages, ± the largest distance of one seed's average from it):\n",
+        seeds_of(results)
+    );
     let mut average_rows = Vec::new();
     for family in [
         Family::Zipf,
@@ -397,11 +414,7 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         let mut cells = vec![family.name().to_string(), members.len().to_string()];
         for i in 0..results.kinds.len() {
             let v = mean(&|r| r.ratios[i]);
-            cells.push(format!(
-                "{} ({})",
-                percent(v),
-                fmt_ratio(ratio(v, reference))
-            ));
+            cells.push(ratio_cell(v, spread_of_means(&members, i), reference));
         }
         cells.push(percent(mean(&|r| r.belady)));
         average_rows.push(cells);
@@ -422,6 +435,7 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
         results.kinds.len(),
         results.hit_rows.len()
     );
+    md.push_str(&seed_spread_table(results));
     md.push_str(&policy_shortfall_table(results));
     md.push_str(&reference_table(results));
     md.push_str("![hit ratio, synthetic](hit_ratio_synthetic.svg)\n\n");
@@ -435,6 +449,108 @@ fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {
     {
         md.push_str("![hit ratio, your traces](hit_ratio_your_traces.svg)\n\n");
     }
+}
+
+/// A hit ratio as the hit-ratio tables show it: the figure (for memokit's policies the mean
+/// over seeds), `±` how far the seeds strayed from it when there were several, and its ratio
+/// to `reference`.
+fn ratio_cell(value: f64, spread: Option<Spread>, reference: f64) -> String {
+    format!(
+        "{} ({})",
+        percent_within(value, spread.map(|s| s.within())),
+        fmt_ratio(ratio(value, reference))
+    )
+}
+
+/// How many seeds memokit's policies were replayed with in `results` (the most runs of any
+/// contender on any row; [`SEEDS`]' length when there are no rows).
+fn seeds_of(results: &Results) -> usize {
+    results
+        .hit_rows
+        .iter()
+        .flat_map(|row| row.runs.iter().map(Vec::len))
+        .max()
+        .unwrap_or(SEEDS.len())
+}
+
+/// [`SEEDS`] as text: `1, 2, 3, 4 and 5`.
+fn seed_list() -> String {
+    let all: Vec<String> = SEEDS.iter().map(u64::to_string).collect();
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => all.join(""),
+    }
+}
+
+/// The spread of the mean over `rows` of the contender at `at`, taken seed by seed: `None`
+/// unless it ran more than once on every row, as often on each.
+fn spread_of_means(rows: &[&Row], at: usize) -> Option<Spread> {
+    let seeds = rows.first()?.runs.get(at)?.len();
+    if rows
+        .iter()
+        .any(|row| row.runs.get(at).map(Vec::len) != Some(seeds))
+    {
+        return None;
+    }
+    let per_seed: Vec<f64> = (0..seeds)
+        .map(|seed| rows.iter().map(|row| row.runs[at][seed]).sum::<f64>() / rows.len() as f64)
+        .collect();
+    Spread::of(&per_seed)
+}
+
+/// Each memokit policy's spread over the seeds, summed up: its mean width over the rows, the
+/// rows where it passes half a point, and the widest row with its lowest and highest seed.
+fn seed_spread_table(results: &Results) -> String {
+    let rows: Vec<Vec<String>> = results
+        .kinds
+        .iter()
+        .enumerate()
+        .filter_map(|(at, kind)| {
+            let spreads: Vec<(&Row, Spread)> = results
+                .hit_rows
+                .iter()
+                .filter_map(|row| Some((row, row.spread(at)?)))
+                .collect();
+            let (widest_row, widest) = spreads
+                .iter()
+                .max_by(|a, b| a.1.width().total_cmp(&b.1.width()))?;
+            let mean_width =
+                spreads.iter().map(|(_, s)| s.width()).sum::<f64>() / spreads.len() as f64;
+            let wide = spreads.iter().filter(|(_, s)| s.width() > 0.005).count();
+            Some(vec![
+                kind.name().to_string(),
+                format!("{:.2}", mean_width * 100.0),
+                format!("{wide} of {}", spreads.len()),
+                format!(
+                    "{} @{}: {}–{}",
+                    widest_row.workload,
+                    widest_row.capacity,
+                    percent(widest.low),
+                    percent(widest.high)
+                ),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = format!(
+        "How far memokit's figures move with the seed alone (lowest to highest of the {} \
+         seeds, in points): a difference between two policies, or two builds, smaller than \
+         this is the hashing, not the policy.\n\n",
+        seeds_of(results)
+    );
+    md.push_str(&table(
+        &[
+            "policy",
+            "highest − lowest seed, mean over rows",
+            "rows where it is above 0.5 points",
+            "widest row: lowest–highest %",
+        ],
+        &rows,
+    ));
+    md.push('\n');
+    md
 }
 
 /// Each memokit policy against the best other crate row by row: on how many rows it is more

@@ -23,16 +23,24 @@ fn fake_results() -> Results {
             resident: 1.0,
         })
         .collect();
-    let row = |workload: &str, family, ratios: Vec<f64>| Row {
-        workload: workload.to_string(),
-        family,
-        capacity: 1_000,
-        requests: 10_000,
-        ratios,
-        belady: 0.9,
+    let row = |workload: &str, family, runs: Vec<Vec<f64>>| {
+        Row::from_runs(workload.to_string(), family, 1_000, 10_000, runs, 0.9)
     };
-    let mut peer_wins = vec![0.5; n];
-    peer_wins[n - 1] = 0.6;
+    // memokit's policies replayed with five seeds, the peers once, as the report does.
+    let runs = |ratio: &dyn Fn(Kind) -> f64| -> Vec<Vec<f64>> {
+        kinds
+            .iter()
+            .map(|&k| vec![ratio(k); if k.is_memokit() { 5 } else { 1 }])
+            .collect()
+    };
+    assert_eq!(kinds[..2], [Kind::MemokitWTinyLfu, Kind::MemokitS3Fifo]);
+    let mut zipf = runs(&|_| 0.5);
+    // Default: mean 50.40, seeds 1.40 below and 1.60 above it. S3-FIFO: 48.00 ± 1.00.
+    zipf[0] = vec![0.49, 0.50, 0.50, 0.51, 0.52];
+    zipf[1] = vec![0.47, 0.48, 0.48, 0.48, 0.49];
+    let mut peer_wins = runs(&|k| if k == Kind::Lru { 0.6 } else { 0.5 });
+    // The default's first seed beats lru+Mutex, its mean (50.00) is 10 points below it.
+    peer_wins[0] = vec![0.65, 0.45, 0.45, 0.45, 0.5];
     Results {
         machine: Machine {
             cores: 2,
@@ -50,7 +58,7 @@ fn fake_results() -> Results {
             (2, (0..n).map(|i| 20.0 - i as f64).collect()),
         ],
         hit_rows: vec![
-            row("zipf(1.0)", Family::Zipf, vec![0.5; n]),
+            row("zipf(1.0)", Family::Zipf, zipf),
             row("gli", Family::Trace, peer_wins),
         ],
         overfill: Some(("backf".into(), 38, (0..n).map(|i| 38 + i).collect())),
@@ -155,7 +163,7 @@ fn report_states_machine_ratios_and_targets() {
         "| quick_cache | 16.0 (1.60×)",
         "## Targets",
         "**missed**",
-        "| gli | 1000 | 50.00 (1.00×)",
+        "| gli | 1000 | 50.00 ±15.00 (1.00×) | 50.00 ±0.00 (1.00×)",
         "60.00 (1.20×) | 90.00 |",
         "Quick run",
         "| `squared(key)` (`#[cached]`) | 12.0 | 1.20× |",
@@ -171,6 +179,58 @@ fn report_states_machine_ratios_and_targets() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+}
+
+#[test]
+fn memokit_figures_are_the_mean_of_their_seeds_with_their_spread() {
+    let mut results = fake_results();
+    let text = render(&results, "cmd", Duration::from_secs(3));
+    let memokit = "50.40 ±1.60 (1.00×) | 48.00 ±1.00 (0.95×) | 50.00 ±0.00 (0.99×) | \
+                   50.00 ±0.00 (0.99×) | 50.00 ±0.00 (0.99×) | 50.00 ±0.00 (0.99×)";
+    let peers = ["50.00 (0.99×)"; 6].join(" | ");
+    for needle in [
+        // Each memokit cell is the mean ± the farthest seed; the peers ran once: no ±.
+        format!("| zipf(1.0) | 1000 | {memokit} | {peers} | 90.00 |"),
+        // The headline's figure is the mean too.
+        "| memokit W-TinyLFU (default) | 10.0 (1.00×) | 20.0 (1.00×) | 40 (1.00×) | 50.40 (1.00×) |"
+            .to_string(),
+        "| memokit S3-FIFO | 11.0 (1.10×) | 19.0 (0.95×) | 41 (1.02×) | 48.00 (0.95×) |"
+            .to_string(),
+        // Per policy: the mean width (3 and 20 points), the rows above half a point, the widest.
+        "| memokit W-TinyLFU (default) | 11.50 | 2 of 2 | gli @1000: 45.00–65.00 |".to_string(),
+        "| memokit S3-FIFO | 1.00 | 1 of 2 | zipf(1.0) @1000: 47.00–49.00 |".to_string(),
+        "lowest to highest of the 5 seeds".to_string(),
+        "the seeds 1, 2, 3, 4 and 5".to_string(),
+        // The shortfall is judged on the mean (50.00), not on the first seed (65.00).
+        "| gli | 1000 | 50.00 | lru+Mutex 60.00 | 10.00 |".to_string(),
+        "| traces | 1 | 50.00 ±15.00 (1.00×) |".to_string(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("| quick_cache | 0.00 |"),
+        "a peer has no spread row"
+    );
+
+    // A family's average spreads by the average taken seed by seed: the two rows' seeds
+    // partly cancel (54.50, 54.00, 54.00, 54.50, 54.00 around 54.20).
+    let mut second = results.hit_rows[0].clone();
+    second.workload = "zipf(0.8)".into();
+    second.runs[0] = vec![0.60, 0.58, 0.58, 0.58, 0.56];
+    results.hit_rows.insert(
+        1,
+        Row::from_runs(
+            second.workload,
+            second.family,
+            second.capacity,
+            second.requests,
+            second.runs,
+            second.belady,
+        ),
+    );
+    let text = render(&results, "cmd", Duration::from_secs(3));
+    let needle = "| zipf | 2 | 54.20 ±0.30 (1.00×) | 48.00 ±1.00 (0.89×) |";
+    assert!(text.contains(needle), "missing {needle:?} in\n{text}");
 }
 
 #[test]
