@@ -143,13 +143,15 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.hash(key)
     }
 
-    /// The shard of a hash, from bits the hash table does not use for probing (low bits) nor for
-    /// its control bytes (top seven): bits 24 to 55 scaled to the shard count (a multiply and a
-    /// shift, as a mask would be for a power of two), since a bounded cache's shard count is
-    /// chosen to fit its tables, not rounded to a power of two (see `builder::densest_split`).
+    /// The shard of a hash: its low 32 bits scaled to the shard count (`n` shards split them
+    /// into `n` ranges, so the shard is told by their top bits), since a bounded cache's count
+    /// is chosen to fit its tables, not rounded to a power of two (see
+    /// `builder::densest_split`). Not the top seven bits, the table's control bytes; the table
+    /// probes with the lowest bits, which only a table of more than 2^32 / `n` buckets would
+    /// share with the shard's.
     #[inline]
     pub(crate) fn shard_of(&self, hash: u64) -> usize {
-        ((u64::from((hash >> 24) as u32) * self.inner.shards.len() as u64) >> 32) as usize
+        ((u64::from(hash as u32) * self.inner.shards.len() as u64) >> 32) as usize
     }
 
     /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.
