@@ -65,7 +65,7 @@ pub(crate) fn shared_hit_counter(policy: Policy, expiry: &ExpiryPolicy) -> Optio
 /// Cloning a `Cache` is cheap and gives another handle on the same entries. It is `Send + Sync`:
 /// share it through a `static`, an `Arc`, or clones.
 ///
-/// Keys are hashed with ahash and spread over a power-of-two number of shards, each behind its
+/// Keys are hashed with ahash and spread over a number of shards, each behind its
 /// own `parking_lot` read-write lock. Lookups under [`Policy::WTinyLfu`] (the default),
 /// [`Policy::S3Fifo`], [`Policy::S3FifoTinyLfu`] and [`Policy::Fifo`] take the shared lock
 /// only; [`Policy::Lru`] and [`Policy::Lfu`] take the exclusive one to reorder.
@@ -146,11 +146,15 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.hash(key)
     }
 
-    /// The shard of a hash: bits the hash table does not use for probing (low bits) nor for its
-    /// control bytes (top seven).
+    /// The shard of a hash: its low 32 bits scaled to the shard count (`n` shards split them
+    /// into `n` ranges, so the shard is told by their top bits), since a bounded cache's count
+    /// is chosen to fit its tables, not rounded to a power of two (see
+    /// `builder::densest_split`). Not the top seven bits, the table's control bytes; the table
+    /// probes with the lowest bits, which only a table of more than 2^32 / `n` buckets would
+    /// share with the shard's.
     #[inline]
     pub(crate) fn shard_of(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & (self.inner.shards.len() - 1)
+        ((u64::from(hash as u32) * self.inner.shards.len() as u64) >> 32) as usize
     }
 
     /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.
@@ -593,7 +597,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.inner.policy
     }
 
-    /// Number of shards (a power of two).
+    /// Number of shards: a power of two when set with [`CacheBuilder::shards`], else the
+    /// default's choice (see there).
     ///
     /// ```
     /// let cache: memokit::Cache<u32, u32> = memokit::Cache::builder().shards(4).build();
