@@ -146,7 +146,7 @@ fn reference_of(
 ) -> Result<HashMap<(String, usize), Reference>, Box<dyn std::error::Error>> {
     if !file.exists() {
         let peers: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !k.is_memokit()).collect();
-        let rows = hit_ratio::run(all, &peers, 2, |row| {
+        let rows = hit_ratio::run(all, &peers, &[], 2, |row| {
             eprintln!("reference {} @{}", row.workload, row.capacity)
         });
         let mut text = String::new();

@@ -69,8 +69,8 @@ const DRAIN_BUDGET: usize = 256;
 pub(crate) struct WindowTuner {
     /// The share, as an `f64`'s bits.
     share: AtomicU64,
-    /// Lookups of keys whose hash's low 32 bits are below this are sampled: zero until the cache
-    /// first evicts, and always for a tuner that only holds a share.
+    /// Lookups of the first shard's keys whose hash's high 32 bits are below this are sampled:
+    /// zero until the first shard is half full, and always for a tuner that only holds a share.
     threshold: AtomicU64,
     ring: OnceLock<Box<[AtomicU64]>>,
     /// Samples recorded, and samples drained (or overwritten before they could be).
@@ -79,16 +79,17 @@ pub(crate) struct WindowTuner {
     /// The capacity of the cache's first shard, whose keys are the ones sampled; `None` for a
     /// fixed share.
     capacity: Option<u64>,
-    /// The shard bits of a hash (see `Cache::shard_of`): a sampled key's are zero.
-    shard_mask: u64,
+    /// The keys of the first shard are those whose hash's low 32 bits are below this (see
+    /// `Cache::shard_of`).
+    first_shard: u64,
     copies: Mutex<Option<Copies>>,
 }
 
 impl WindowTuner {
-    /// The tuner of a cache of `shards` shards (a power of two), the first of `capacity`.
+    /// The tuner of a cache of `shards` shards, the first of `capacity`.
     pub(crate) fn new(capacity: u64, shards: usize) -> Self {
         WindowTuner {
-            shard_mask: (shards as u64 - 1) << 32,
+            first_shard: (1u64 << 32).div_ceil(shards.max(1) as u64),
             ..WindowTuner::with(Some(capacity), INITIAL_SHARE)
         }
     }
@@ -106,7 +107,7 @@ impl WindowTuner {
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
             capacity,
-            shard_mask: 0,
+            first_shard: 0,
             copies: Mutex::new(None),
         }
     }
@@ -124,7 +125,7 @@ impl WindowTuner {
     /// A lookup of the key hashed `hash`, hit or miss: recorded if the key is sampled.
     #[inline]
     pub(crate) fn observe(&self, hash: u64) {
-        if hash & 0xFFFF_FFFF < self.threshold.load(Relaxed) && hash & self.shard_mask == 0 {
+        if hash >> 32 < self.threshold.load(Relaxed) && hash & 0xFFFF_FFFF < self.first_shard {
             self.record(hash);
         }
     }
@@ -323,6 +324,8 @@ impl Miniature {
 
     /// Whether the lookup of `hash` hits; on a miss, it is inserted.
     fn access(&mut self, hash: u64) -> bool {
+        // Sampling fixed the hash's leading bits, which the table and the sketch need mixed.
+        let hash = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (hash >> 29);
         let slots = &self.slots;
         if let Some(&idx) = self.table.find(hash, |&i| slots.hash(i) == hash) {
             WTinyLfu::on_hit(slots.bits(idx));
@@ -358,14 +361,15 @@ impl Miniature {
 mod tests {
     use super::*;
 
-    /// A hash in shard `shard` (of the tuner's mask) whose low 32 bits are `low`.
-    fn hash(shard: u64, low: u32) -> u64 {
-        (shard << 32) | u64::from(low)
+    /// A hash whose high and low 32 bits are `high` and `low`.
+    fn hash(high: u32, low: u32) -> u64 {
+        (u64::from(high) << 32) | u64::from(low)
     }
 
     #[test]
     fn samples_only_the_first_shards_keys_under_the_rate() {
-        let tuner = WindowTuner::new(2048, 4);
+        // Ten shards: the first holds the keys whose low 32 bits are below 2^32 / 10.
+        let tuner = WindowTuner::new(2048, 10);
         tuner.observe(hash(0, 1));
         assert_eq!(
             tuner.head.load(Relaxed),
@@ -374,13 +378,13 @@ mod tests {
         );
         // 1,024 entries in 1,024 of weight: 2,048 resident, so half the keys are sampled.
         tuner.start(1024, 1024);
+        let first_shard_end = 429_496_730;
         for (h, sampled) in [
             (hash(0, 1), true),
-            (hash(0, (1 << 31) - 1), true),
-            (hash(0, 1 << 31), false),
-            (hash(1, 1), false),
-            (hash(3, 1), false),
-            (hash(4, 1), true),
+            (hash((1 << 31) - 1, first_shard_end - 1), true),
+            (hash(1 << 31, 1), false),
+            (hash(0, first_shard_end), false),
+            (hash(0, u32::MAX), false),
         ] {
             let before = tuner.head.load(Relaxed);
             tuner.observe(h);
@@ -397,6 +401,7 @@ mod tests {
         let tuner = WindowTuner::new(100, 1);
         tuner.start(50, 50);
         assert_eq!(tuner.threshold.load(Relaxed), 1 << 32);
+        assert_eq!(tuner.first_shard, 1 << 32);
         assert_eq!(
             tuner.copies.lock().as_ref().unwrap().copies[0].capacity,
             100
@@ -410,7 +415,7 @@ mod tests {
         tuner.start(capacity / 2, capacity / 2);
         let mut shares = vec![tuner.share()];
         for key in keys {
-            tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32);
+            tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             tuner.poll();
             if tuner.share() != *shares.last().unwrap() {
                 shares.push(tuner.share());
