@@ -411,17 +411,19 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             .map_or_else(ahash::RandomState::new, seeded_hasher);
         let lookups = LookupCounters::new();
         // W-TinyLFU's window is sized by one tuner per cache, which samples its lookups.
-        let tuner = (self.policy == Policy::WTinyLfu).then(|| {
+        let tuner = if self.policy == Policy::WTinyLfu {
             let first_shard = capacity.map_or(u64::MAX, |total| total.div_ceil(shard_count as u64));
             Arc::new(WindowTuner::new(first_shard, shard_count))
-        });
+        } else {
+            WindowTuner::inert()
+        };
         let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
             .map(|i| {
                 // Exact split: the first `total % n` shards hold one more.
                 let share = capacity.map_or(u64::MAX, |total| {
                     total / shard_count as u64 + u64::from(i < total % shard_count as u64)
                 });
-                Shard::new(self.policy, share, hasher.clone(), tuner.as_ref())
+                Shard::new(self.policy, share, hasher.clone(), Some(&tuner))
             })
             .collect();
         let expiry = ExpiryPolicy {

@@ -47,8 +47,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) capacity: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) lookups: LookupCounters,
-    /// W-TinyLFU's tuner, shown every lookup (it samples a few).
-    pub(crate) tuner: Option<Arc<WindowTuner>>,
+    /// W-TinyLFU's tuner, shown every lookup (it samples a few); inert under other policies.
+    pub(crate) tuner: Arc<WindowTuner>,
     /// [`Cache::shared_hit_counter`], worked out once by the builder (see [`shared_hit_counter`]).
     pub(crate) shared_hit_counter: Option<u8>,
 }
@@ -236,20 +236,16 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.inner.shared_hit_counter
     }
 
-    /// Shows a lookup of `hash` to the policy's tuner, if it has one.
+    /// Shows a lookup of `hash` to the policy's tuner.
     #[inline]
     fn observe(&self, hash: u64) {
-        if let Some(tuner) = &self.inner.tuner {
-            tuner.observe(hash);
-        }
+        self.inner.tuner.observe(hash);
     }
 
     /// After a write, outside the shard's lock: lets the policy's tuner simulate the lookups it
     /// sampled.
     fn tune(&self) {
-        if let Some(tuner) = &self.inner.tuner {
-            tuner.poll();
-        }
+        self.inner.tuner.poll();
     }
 
     /// A counted lookup on the path [`Cache::shared_hit_counter`] allows.

@@ -12,8 +12,8 @@
 //! moving in steps keeps a switch that turns out wrong cheap (jumping straight to the winner's
 //! share lost up to 4 points on traces whose phases change faster than the simulation can tell).
 //!
-//! A lookup of a sampled key stores its hash in a ring (after an atomic increment of the ring's
-//! head); other lookups pay two comparisons. Writers drain the ring into the copies after they
+//! A lookup of a sampled key stores its hash in a ring and moves the ring's head (a plain load
+//! and store: a lost race loses a sample); other lookups pay one comparison. Writers drain the ring into the copies after they
 //! release the shard's lock, a bounded number at a time; if lookups outrun the drains (a cache
 //! whose hit ratio is far above 90 %), the oldest unread samples are overwritten, and the copies
 //! see the lookups in stretches.
@@ -69,13 +69,13 @@ const DRAIN_BUDGET: usize = 256;
 pub(crate) struct WindowTuner {
     /// The share, as an `f64`'s bits.
     share: AtomicU64,
-    /// Lookups of the first shard's keys whose hash's high 32 bits are below this are sampled:
-    /// zero until the first shard is half full, and always for a tuner that only holds a share.
+    /// Lookups of keys whose hash's low 32 bits are below this are sampled: the first part of
+    /// the first shard's keys (see `Cache::shard_of`), as large a part as the sampling rate.
+    /// Zero until the first shard is half full, and always for a tuner that only holds a share.
+    /// One comparison on every lookup.
     threshold: AtomicU64,
     ring: OnceLock<Box<[AtomicU64]>>,
-    /// Samples recorded, and samples drained (or overwritten before they could be).
-    head: AtomicUsize,
-    tail: AtomicUsize,
+    cursors: RingCursors,
     /// The capacity of the cache's first shard, whose keys are the ones sampled; `None` for a
     /// fixed share.
     capacity: Option<u64>,
@@ -94,6 +94,11 @@ impl WindowTuner {
         }
     }
 
+    /// A tuner that samples nothing: for the caches of the other policies, which have no window.
+    pub(crate) fn inert() -> Arc<Self> {
+        WindowTuner::fixed(INITIAL_SHARE)
+    }
+
     /// A share that never moves: for a policy built outside a cache, and for the copies.
     pub(crate) fn fixed(share: f64) -> Arc<Self> {
         Arc::new(WindowTuner::with(None, share))
@@ -104,8 +109,7 @@ impl WindowTuner {
             share: AtomicU64::new(share.to_bits()),
             threshold: AtomicU64::new(0),
             ring: OnceLock::new(),
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
+            cursors: RingCursors::default(),
             capacity,
             first_shard: 0,
             copies: Mutex::new(None),
@@ -125,7 +129,7 @@ impl WindowTuner {
     /// A lookup of the key hashed `hash`, hit or miss: recorded if the key is sampled.
     #[inline]
     pub(crate) fn observe(&self, hash: u64) {
-        if hash >> 32 < self.threshold.load(Relaxed) && hash & 0xFFFF_FFFF < self.first_shard {
+        if hash & 0xFFFF_FFFF < self.threshold.load(Relaxed) {
             self.record(hash);
         }
     }
@@ -133,7 +137,10 @@ impl WindowTuner {
     #[inline(never)]
     fn record(&self, hash: u64) {
         if let Some(ring) = self.ring.get() {
-            let at = self.head.fetch_add(1, Relaxed);
+            // A load and a store, not a locked increment: two lookups racing here may write one
+            // slot, which loses a sample and costs nothing else.
+            let at = self.cursors.head.load(Relaxed);
+            self.cursors.head.store(at.wrapping_add(1), Relaxed);
             ring[at & (RING - 1)].store(hash, Relaxed);
         }
     }
@@ -157,10 +164,10 @@ impl WindowTuner {
         *copies = Some(Copies::new(mini, self.share()));
         self.ring
             .get_or_init(|| (0..RING).map(|_| AtomicU64::new(0)).collect());
-        self.head.store(0, Relaxed);
-        self.tail.store(0, Relaxed);
+        self.cursors.head.store(0, Relaxed);
+        self.cursors.tail.store(0, Relaxed);
         self.threshold
-            .store(((rate * 4_294_967_296.0) as u64).max(1), Relaxed);
+            .store(((self.first_shard as f64 * rate) as u64).max(1), Relaxed);
     }
 
     /// Simulates the samples recorded since the last drain, at most [`DRAIN_BUDGET`], once
@@ -170,8 +177,8 @@ impl WindowTuner {
         if self.threshold.load(Relaxed) == 0 {
             return;
         }
-        let head = self.head.load(Relaxed);
-        if head.wrapping_sub(self.tail.load(Relaxed)) < DRAIN_BATCH {
+        let head = self.cursors.head.load(Relaxed);
+        if head.wrapping_sub(self.cursors.tail.load(Relaxed)) < DRAIN_BATCH {
             return;
         }
         let (Some(ring), Some(mut guard)) = (self.ring.get(), self.copies.try_lock()) else {
@@ -180,14 +187,18 @@ impl WindowTuner {
         let Some(copies) = guard.as_mut() else {
             return;
         };
-        let from = self.tail.load(Relaxed).max(head.saturating_sub(RING));
+        let from = self
+            .cursors
+            .tail
+            .load(Relaxed)
+            .max(head.saturating_sub(RING));
         let to = head.min(from + DRAIN_BUDGET);
         for at in from..to {
             if let Some(share) = copies.access(ring[at & (RING - 1)].load(Relaxed)) {
                 self.share.store(share.to_bits(), Relaxed);
             }
         }
-        self.tail.store(to, Relaxed);
+        self.cursors.tail.store(to, Relaxed);
     }
 
     /// Back to the initial share, waiting for a first eviction again.
@@ -197,6 +208,15 @@ impl WindowTuner {
         self.threshold.store(0, Relaxed);
         self.share.store(INITIAL_SHARE.to_bits(), Relaxed);
     }
+}
+
+/// The ring's positions, apart from the fields every lookup reads: sampled lookups write `head`.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct RingCursors {
+    /// Samples recorded, and samples drained (or overwritten before they could be).
+    head: AtomicUsize,
+    tail: AtomicUsize,
 }
 
 /// The simulated copies of one cache, one per candidate share.
@@ -372,24 +392,24 @@ mod tests {
         let tuner = WindowTuner::new(2048, 10);
         tuner.observe(hash(0, 1));
         assert_eq!(
-            tuner.head.load(Relaxed),
+            tuner.cursors.head.load(Relaxed),
             0,
             "nothing before the shard is half full"
         );
-        // 1,024 entries in 1,024 of weight: 2,048 resident, so half the keys are sampled.
+        // 1,024 entries in 1,024 of weight: 2,048 resident, so half the shard's keys are sampled.
         tuner.start(1024, 1024);
-        let first_shard_end = 429_496_730;
+        let (first_shard_end, sampled_end) = (429_496_730, 214_748_365);
         for (h, sampled) in [
             (hash(0, 1), true),
-            (hash((1 << 31) - 1, first_shard_end - 1), true),
-            (hash(1 << 31, 1), false),
-            (hash(0, first_shard_end), false),
+            (hash(u32::MAX, sampled_end - 1), true),
+            (hash(0, sampled_end), false),
+            (hash(0, first_shard_end - 1), false),
             (hash(0, u32::MAX), false),
         ] {
-            let before = tuner.head.load(Relaxed);
+            let before = tuner.cursors.head.load(Relaxed);
             tuner.observe(h);
             assert_eq!(
-                tuner.head.load(Relaxed) - before,
+                tuner.cursors.head.load(Relaxed) - before,
                 usize::from(sampled),
                 "{h:#x}"
             );
@@ -451,15 +471,15 @@ mod tests {
         }
         tuner.poll();
         // One drain: the oldest sample still in the ring, then at most a budget.
-        assert_eq!(tuner.tail.load(Relaxed), 2 * RING + DRAIN_BUDGET);
-        while tuner.tail.load(Relaxed) < tuner.head.load(Relaxed) {
+        assert_eq!(tuner.cursors.tail.load(Relaxed), 2 * RING + DRAIN_BUDGET);
+        while tuner.cursors.tail.load(Relaxed) < tuner.cursors.head.load(Relaxed) {
             tuner.poll();
         }
-        assert_eq!(tuner.tail.load(Relaxed), 3 * RING);
+        assert_eq!(tuner.cursors.tail.load(Relaxed), 3 * RING);
         // Fewer than a batch waiting: no drain.
         tuner.observe(1);
         tuner.poll();
-        assert_eq!(tuner.tail.load(Relaxed), 3 * RING);
+        assert_eq!(tuner.cursors.tail.load(Relaxed), 3 * RING);
     }
 
     #[test]
@@ -472,5 +492,32 @@ mod tests {
         tuner.observe(1);
         assert_eq!(tuner.threshold.load(Relaxed), 0);
         assert!(tuner.copies.lock().is_none());
+    }
+
+    #[test]
+    fn racing_lookups_and_drains_lose_samples_but_nothing_else() {
+        let tuner = Arc::new(WindowTuner::new(100, 1));
+        tuner.start(50, 50);
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let tuner = &tuner;
+                scope.spawn(move || {
+                    for i in 0..50_000u64 {
+                        tuner
+                            .observe((t * 1_000_003 + i % 300).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                        if i % 8 == 0 {
+                            tuner.poll();
+                        }
+                    }
+                });
+            }
+        });
+        let recorded = tuner.cursors.head.load(Relaxed);
+        assert!(recorded > 0 && recorded <= 200_000, "{recorded}");
+        while tuner.cursors.tail.load(Relaxed) + DRAIN_BATCH <= tuner.cursors.head.load(Relaxed) {
+            tuner.poll();
+        }
+        let share = tuner.share();
+        assert!((INITIAL_SHARE..=0.99).contains(&share), "{share}");
     }
 }
