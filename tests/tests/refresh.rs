@@ -341,8 +341,9 @@ async fn many_tasks_on_a_due_key_start_exactly_one_refresh() {
     }
     assert_eq!(CROWD_RUNS.load(SeqCst), 2, "one refresh for 500 tasks");
     CROWD_GATE.store(true, SeqCst);
-    wait_until("the refresh stores its value", || {
-        crowd_cache().get(&1) == Some(102)
+    // The refresh is counted just after its value is stored: wait for both.
+    wait_until("the refresh stores its value and is counted", || {
+        crowd_cache().stats().refreshes == 1 && crowd_cache().get(&1) == Some(102)
     });
     assert_eq!(crowd_cache().stats().refreshes, 1);
 }
