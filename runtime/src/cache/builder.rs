@@ -410,21 +410,20 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             .seed
             .map_or_else(ahash::RandomState::new, seeded_hasher);
         let lookups = LookupCounters::new();
+        // Exact split: the first `total % n` shards hold one more.
+        let share_of = |i: u64| {
+            capacity.map_or(u64::MAX, |total| {
+                total / shard_count as u64 + u64::from(i < total % shard_count as u64)
+            })
+        };
         // W-TinyLFU's window is sized by one tuner per cache, which samples its lookups.
         let tuner = if self.policy == Policy::WTinyLfu {
-            let first_shard = capacity.map_or(u64::MAX, |total| total.div_ceil(shard_count as u64));
-            Arc::new(WindowTuner::new(first_shard, shard_count))
+            Arc::new(WindowTuner::new(share_of(0), shard_count))
         } else {
             WindowTuner::inert()
         };
         let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
-            .map(|i| {
-                // Exact split: the first `total % n` shards hold one more.
-                let share = capacity.map_or(u64::MAX, |total| {
-                    total / shard_count as u64 + u64::from(i < total % shard_count as u64)
-                });
-                Shard::new(self.policy, share, hasher.clone(), Some(&tuner))
-            })
+            .map(|i| Shard::new(self.policy, share_of(i), hasher.clone(), Some(&tuner)))
             .collect();
         let expiry = ExpiryPolicy {
             ttl: self.ttl.map(duration_nanos),
