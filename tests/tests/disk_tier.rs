@@ -284,12 +284,13 @@ fn churn(n: u64) -> String {
 #[test]
 fn a_file_written_with_short_lived_entries_stops_growing() {
     const TEST: &str = "a_file_written_with_short_lived_entries_stops_growing";
+    const ROUNDS: u64 = 12;
     if let Some(role) = role() {
         if role == "churn" {
             open_child_file();
             let path = std::env::var("MEMOKIT_TEST_DISK").unwrap();
             let mut sizes = Vec::new();
-            for round in 0..8_u64 {
+            for round in 0..ROUNDS {
                 // New keys every round: nothing is ever read again, all of it expires.
                 for n in 0..1_000 {
                     churn(round * 1_000 + n);
@@ -300,7 +301,7 @@ fn a_file_written_with_short_lived_entries_stops_growing() {
             }
             println!("SIZES {sizes:?}");
             println!("FIRST {}", sizes[1]);
-            println!("LAST {}", sizes[7]);
+            println!("LAST {}", sizes[ROUNDS as usize - 1]);
         }
         return;
     }
@@ -310,11 +311,13 @@ fn a_file_written_with_short_lived_entries_stops_growing() {
     let first = number(child.expect_line("FIRST", secs(5)));
     let last = number(child.expect_line("LAST", secs(5)));
     child.success();
-    // 8,000 entries of about 450 bytes were written, 3.6 MB: without the sweep the file would
-    // hold them all.
+    // 12,000 entries of about 450 bytes were written, 5.4 MB, 450 KB a round: without the sweep
+    // the file holds them all (13 MB after 8 rounds). redb grows its file by regions, about
+    // doubling it, and pages freed by the sweep are reused only after a durable commit, so on a
+    // loaded machine one late sweep can cost one doubling; dead entries kept would cost more.
     eprintln!("file sizes after each round: {sizes}");
     assert!(
-        last <= first + first / 2,
+        last <= 2 * first,
         "the file grew from {first} to {last} bytes with dead entries: {sizes}"
     );
     assert_eq!(contents(&path).entries, 0);
