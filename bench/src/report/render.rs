@@ -672,9 +672,11 @@ fn render_memory(md: &mut String, results: &Results, me: Kind) {
     let _ = writeln!(
         md,
         "## 4. Memory\n\nOne process per contender (the report runs its own executable as \
-         `memory NAME --entries N`): RSS from `/proc/self/statm` before the cache is built, \
-         then a cache of capacity {n} is built and {n} `u64 -> u64` entries inserted (moka's \
-         pending maintenance run), RSS again. Bytes per entry = RSS growth / entries still \
+         `memory NAME --entries N`): a cache of 64 entries of the same contender is filled \
+         twice over and dropped, so that its code is paged in and not counted per entry; RSS \
+         from `/proc/self/statm` before the measured cache is built, then a cache of \
+         capacity {n} is built and {n} `u64 -> u64` entries inserted (moka's pending \
+         maintenance run), RSS again. Bytes per entry = RSS growth / entries still \
          resident. RSS counts whole pages and what the allocator keeps, as a process would.\n",
         n = results.sizes.memory_entries
     );

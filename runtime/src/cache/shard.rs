@@ -232,13 +232,14 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
 
     /// Makes room for one more slot when the slab is full: doubling, as `Vec` would, but never
     /// past `capacity`, the most entries the shard can hold (each weighs at least one), so a
-    /// full shard's slab has no unused tail.
+    /// full shard's slab has no unused tail. The policy's per-slot links grow with it.
     fn grow_slots(&mut self, capacity: u64) {
         let len = self.slots.len();
         if len == self.slots.capacity() {
             let most = usize::try_from(capacity).unwrap_or(usize::MAX);
             self.slots
                 .reserve_exact(len.max(4).min(most.saturating_sub(len)).max(1));
+            self.policy.reserve(self.slots.capacity());
         }
     }
 
@@ -894,6 +895,10 @@ mod tests {
             assert_eq!(data.table.len(), 1_600);
             assert_eq!(data.table.num_buckets(), 2_048);
             assert_eq!(data.slots.capacity(), 1_600);
+            let PolicyState::WTinyLfu(policy) = &data.policy else {
+                panic!("the default policy is W-TinyLFU")
+            };
+            assert_eq!(policy.links().allocated(), 1_600);
         }
         // The rebuilt table still finds every entry.
         let found = (0..32_000)

@@ -22,6 +22,11 @@ impl Fifo {
         self.order.pop_tail(&mut self.links)
     }
 
+    /// Room in the per-slot links for `slots` slots.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.links.reserve(slots);
+    }
+
     pub(crate) fn clear(&mut self) {
         *self = Fifo::default();
     }

@@ -92,6 +92,13 @@ impl Lfu {
         Some(idx)
     }
 
+    /// Room in the per-slot links and buckets for `slots` slots.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.links.reserve(slots);
+        self.bucket_of
+            .reserve_exact(slots.saturating_sub(self.bucket_of.len()));
+    }
+
     pub(crate) fn clear(&mut self) {
         *self = Lfu::default();
     }

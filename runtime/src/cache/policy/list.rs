@@ -25,6 +25,19 @@ impl Links {
         }
     }
 
+    /// Makes room for `slots` slots without growing again: the shard calls this (through its
+    /// policy) when its slab grows, so the links grow with the slab, never past it (their own
+    /// doubling would leave up to half of them unused in a full shard).
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.nodes
+            .reserve_exact(slots.saturating_sub(self.nodes.len()));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.nodes.capacity()
+    }
+
     pub(crate) fn prev(&self, idx: u32) -> u32 {
         self.nodes[idx as usize][PREV]
     }

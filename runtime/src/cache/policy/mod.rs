@@ -213,6 +213,11 @@ impl PolicyState {
         }
     }
 
+    /// The shard's slab now has room for `slots` slots: the per-slot arrays make the same room.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        dispatch!(self, p => p.reserve(slots))
+    }
+
     /// Whether a hit must go through [`PolicyState::on_hit`] under the exclusive lock, rather
     /// than [`PolicyState::on_hit_shared`] under the shared one.
     pub(crate) fn hit_needs_exclusive(&self) -> bool {

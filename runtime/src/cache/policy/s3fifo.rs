@@ -301,6 +301,11 @@ impl S3Fifo {
         }
     }
 
+    /// Room in the per-slot links for `slots` slots.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.links.reserve(slots);
+    }
+
     pub(crate) fn clear(&mut self) {
         *self = S3Fifo::new(self.capacity, self.admission);
     }

@@ -53,8 +53,8 @@ struct Block([u64; 8]);
 pub struct FrequencySketch {
     /// Empty until [`FrequencySketch::ensure_allocated`].
     blocks: Vec<Block>,
-    /// log2 of the number of blocks, for sizing when allocated.
-    block_bits: u32,
+    /// The number of blocks, for sizing when allocated.
+    block_count: usize,
     additions: u64,
     sample: u64,
 }
@@ -76,16 +76,16 @@ impl FrequencySketch {
     }
 
     /// Like [`FrequencySketch::lazy`], with `counters_per_entry` counters per entry (rounded up
-    /// to a power of two in all) and counters halved every `sample_per_entry × entries`
-    /// additions.
+    /// to whole 64-byte blocks, not to a power of two: a block is picked by multiplying, so a
+    /// large sketch takes the memory it asked for) and counters halved every
+    /// `sample_per_entry × entries` additions.
     pub fn lazy_sized(entries: u64, counters_per_entry: u64, sample_per_entry: u64) -> Self {
         let counters = entries
             .saturating_mul(counters_per_entry)
-            .clamp(COUNTERS_PER_BLOCK, MAX_COUNTERS)
-            .next_power_of_two();
+            .clamp(COUNTERS_PER_BLOCK, MAX_COUNTERS);
         FrequencySketch {
             blocks: Vec::new(),
-            block_bits: (counters / COUNTERS_PER_BLOCK).trailing_zeros(),
+            block_count: counters.div_ceil(COUNTERS_PER_BLOCK) as usize,
             additions: 0,
             sample: entries.saturating_mul(sample_per_entry).max(16),
         }
@@ -94,7 +94,7 @@ impl FrequencySketch {
     /// Allocates the counters if they are not yet.
     pub fn ensure_allocated(&mut self) {
         if self.blocks.is_empty() {
-            self.blocks = vec![Block::default(); 1 << self.block_bits];
+            self.blocks = vec![Block::default(); self.block_count];
         }
     }
 
@@ -102,10 +102,10 @@ impl FrequencySketch {
     /// it (see [`counter`]).
     #[inline]
     fn locate(&self, hash: u64) -> (usize, u64) {
-        // The block from the high bits of one mix (none when there is a single block), the
-        // counters from eight bits each of another, so that the two choices are independent.
+        // The block from the high 32 bits of one mix scaled to the block count, the counters
+        // from eight bits each of another, so that the two choices are independent.
         let mixed = (hash ^ (hash >> 29)).wrapping_mul(BLOCK_SEED);
-        let block = (mixed >> 32 >> (32 - self.block_bits)) as usize;
+        let block = (((mixed >> 32) * self.blocks.len() as u64) >> 32) as usize;
         (block, hash.wrapping_mul(COUNTER_SEED) >> 32)
     }
 
@@ -244,6 +244,33 @@ mod tests {
             one_by_one.blocks.iter().map(|b| b.0).collect::<Vec<_>>()
         );
         assert!((0..50).any(|hash| batched.frequency(hash) == 15));
+    }
+
+    #[test]
+    fn a_sketch_takes_whole_blocks_not_a_power_of_two_and_uses_them_all() {
+        // 1,000 entries × 8 counters: 63 blocks (8,064 counters), where a power of two would
+        // take 128.
+        let mut sketch = FrequencySketch::lazy_sized(1_000, 8, 1_000);
+        sketch.ensure_allocated();
+        assert_eq!(sketch.blocks.len(), 63);
+        let mut rng = 0x9E37_79B9_u64;
+        for _ in 0..6_300 {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1442695040888963407);
+            sketch.increment(rng);
+        }
+        // About 100 keys per block: every block is reached, none by more than twice its share.
+        let per_block: Vec<u64> = sketch
+            .blocks
+            .iter()
+            .map(|b| b.0.iter().map(|w| w.count_ones() as u64).sum())
+            .collect();
+        let (least, most) = (per_block.iter().min(), per_block.iter().max());
+        assert!(
+            least > Some(&0) && most < Some(&(2 * 4 * 100)),
+            "{per_block:?}"
+        );
     }
 
     #[test]
