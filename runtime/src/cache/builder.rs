@@ -423,7 +423,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
             WindowTuner::inert()
         };
         let shards: Box<[Shard<K, V>]> = (0..shard_count as u64)
-            .map(|i| Shard::new(self.policy, share_of(i), hasher.clone(), Some(&tuner)))
+            .map(|i| Shard::new(self.policy, share_of(i), hasher.clone(), &tuner))
             .collect();
         let expiry = ExpiryPolicy {
             ttl: self.ttl.map(duration_nanos),

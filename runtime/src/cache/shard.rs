@@ -298,7 +298,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         policy: Policy,
         capacity: u64,
         hasher: ahash::RandomState,
-        tuner: Option<&Arc<WindowTuner>>,
+        tuner: &Arc<WindowTuner>,
     ) -> Self {
         let policy = PolicyState::new(policy, capacity, tuner);
         Shard {
@@ -936,7 +936,12 @@ mod tests {
                 collect_removed: false,
                 name: Default::default(),
             };
-            let shard = Shard::new(Policy::S3Fifo, u64::MAX, ahash::RandomState::new(), None);
+            let shard = Shard::new(
+                Policy::S3Fifo,
+                u64::MAX,
+                ahash::RandomState::new(),
+                &WindowTuner::inert(),
+            );
             for key in 0..100u64 {
                 let hash = shard.data.read().hasher.hash_one(key);
                 shard.insert(&cfg, hash, key, key, Some(0), None, &mut Vec::new());

@@ -24,39 +24,19 @@ pub(crate) mod disk;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
-/// How a shared function's values are written to Redis: `#[cached(redis(codec = json))]`
-/// for one function, [`Config::codec`](crate::redis::Config::codec) for the default of the
-/// process. Reading takes either, whatever the function writes: a function moved from one
-/// codec to the other reads the entries written before.
-///
-/// ```no_run
-/// use memokit::cached;
-/// use memokit::redis::{Codec, Config};
-///
-/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
-/// struct Price { sku: String, cents: u64 }
-///
-/// // Read by a Python service too: `json.loads(redis.get(key))["value"]`.
-/// #[cached(redis(ttl = "10m", codec = json))]
-/// fn price(sku: String) -> Price {
-///     Price { sku, cents: 1_999 }
-/// }
-///
-/// fn main() -> Result<(), memokit::redis::Error> {
-///     // Every other shared function: postcard (the default, said here for the example).
-///     memokit::redis::connect_with(Config::new("redis://127.0.0.1:6379").codec(Codec::Postcard))?;
-///     assert_eq!(price("A-1".into()).cents, 1_999);
-///     Ok(())
-/// }
-/// ```
-///
-/// The byte layouts are in the [module docs](crate::redis#values).
+// Documented with the `redis` feature, where it is public as `memokit::redis::Codec` and its
+// example and links resolve; without it, only `__private` reaches it (see ARCHITECTURE.md).
+#[cfg_attr(feature = "redis", doc = include_str!("codec.md"))]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "How a shared function's values are written to Redis (the `redis` feature)."
+)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Codec {
     /// [postcard](https://docs.rs/postcard) behind a 6-byte header, compressed with LZ4
-    /// above [`Config::compress_above`](crate::redis::Config::compress_above) bytes: the
-    /// smallest and fastest, read by memokit only.
+    /// above `memokit::redis::Config::compress_above` bytes: the smallest and fastest, read by
+    /// memokit only.
     #[default]
     Postcard,
     /// One JSON document, `{"memokit":2,"fingerprint":"…","value":…}`, never compressed: for

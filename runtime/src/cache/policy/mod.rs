@@ -193,23 +193,15 @@ macro_rules! dispatch {
 
 impl PolicyState {
     /// A fresh state for a shard holding at most `capacity` weight. `tuner` is the cache's
-    /// W-TinyLFU window tuner, shared by its shards (a policy built without one never moves
-    /// its window).
-    pub(crate) fn new(
-        policy: Policy,
-        capacity: u64,
-        tuner: Option<&std::sync::Arc<WindowTuner>>,
-    ) -> Self {
+    /// W-TinyLFU window tuner, shared by its shards (inert for the other policies).
+    pub(crate) fn new(policy: Policy, capacity: u64, tuner: &std::sync::Arc<WindowTuner>) -> Self {
         match policy {
             Policy::Lru => PolicyState::Lru(Lru::default()),
             Policy::Lfu => PolicyState::Lfu(Lfu::default()),
             Policy::Fifo => PolicyState::Fifo(Fifo::default()),
             Policy::S3Fifo => PolicyState::S3Fifo(S3Fifo::new(capacity, false)),
             Policy::S3FifoTinyLfu => PolicyState::S3Fifo(S3Fifo::new(capacity, true)),
-            Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(
-                capacity,
-                tuner.map_or_else(|| WindowTuner::fixed(tuner::INITIAL_SHARE), Clone::clone),
-            )),
+            Policy::WTinyLfu => PolicyState::WTinyLfu(WTinyLfu::new(capacity, tuner.clone())),
         }
     }
 
