@@ -7,13 +7,11 @@
 //! the evictions too (the workload inserts its keys whether or not they are resident, so a
 //! policy that keeps fewer of them evicts more).
 
-use std::hint::black_box;
 use std::time::Instant;
 
-use memokit::Cache;
+use memokit_bench::contenders::{Contender, Memokit, W_TINYLFU};
 use memokit_bench::report::Sizes;
-use memokit_bench::throughput::streams;
-use memokit_bench::workloads::Op;
+use memokit_bench::throughput::{run_ops, streams, warm_up};
 
 /// Timed rounds over the same operations, after one untimed warm-up like the report's.
 const ROUNDS: usize = 2;
@@ -26,34 +24,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 1,
     };
     let sizes = Sizes::full().throughput;
-    let ops = &streams(&sizes, 1)[0];
-    let cache: Cache<u64, u64> = Cache::builder()
-        .max_capacity(sizes.capacity as u64)
-        .seed(seed)
-        .build();
-    for &op in ops {
-        let (Op::Get(key) | Op::Insert(key)) = op;
-        if cache.get(&key).is_none() {
-            cache.insert(key, key);
-        }
-    }
-    let before = cache.stats();
+    let streams = streams(&sizes, 1);
+    let cache = Memokit::<W_TINYLFU>::seeded(sizes.capacity, seed).ok_or("memokit takes a seed")?;
+    warm_up(&cache, &streams);
+    let before = cache.0.stats();
     let started = Instant::now();
     for _ in 0..ROUNDS {
-        for &op in ops {
-            match op {
-                Op::Get(key) => {
-                    black_box(cache.get(&key));
-                }
-                Op::Insert(key) => cache.insert(key, key),
-            }
-        }
+        run_ops(&cache, &streams[0]);
     }
     let elapsed = started.elapsed();
-    let after = cache.stats();
+    let after = cache.0.stats();
     println!(
         "{ROUNDS} rounds of {} operations (seed {seed}): {:.1} ms, {} gets hit, {} missed, {} evictions",
-        ops.len(),
+        streams[0].len(),
         elapsed.as_secs_f64() * 1e3,
         after.hits - before.hits,
         after.misses - before.misses,

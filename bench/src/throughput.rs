@@ -51,6 +51,20 @@ pub fn run_ops<C: Contender>(cache: &C, ops: &[Op]) {
     }
 }
 
+/// The untimed warm-up before the rounds: every key of `streams` is looked up and inserted on
+/// a miss, so that the cache holds the hot keys the way the timed rounds use it; then settled.
+pub fn warm_up<C: Contender>(cache: &C, streams: &[Vec<Op>]) {
+    for ops in streams {
+        for &op in ops {
+            let (Op::Get(key) | Op::Insert(key)) = op;
+            if cache.get(key).is_none() {
+                cache.insert(key, key);
+            }
+        }
+    }
+    cache.settle();
+}
+
 /// Runs `streams[t]` on thread `t`, all started together behind a barrier; the wall time from
 /// the start until the last thread is done.
 pub fn timed_round<C: Contender>(cache: &C, streams: &[Vec<Op>]) -> Duration {
@@ -95,16 +109,7 @@ impl<'a> Measure for PrepareThroughput<'a> {
     fn measure<C: Contender>(self) -> Round<'a> {
         let Throughput { sizes, streams } = self.0;
         let cache = C::with_capacity(sizes.capacity);
-        // Warm-up, untimed: fills the cache with the hot keys the way the timed rounds use it.
-        for ops in streams {
-            for &op in ops {
-                let (Op::Get(key) | Op::Insert(key)) = op;
-                if cache.get(key).is_none() {
-                    cache.insert(key, key);
-                }
-            }
-        }
-        cache.settle();
+        warm_up(&cache, streams);
         let ops: usize = streams.iter().map(Vec::len).sum();
         Box::new(move || ops as f64 / timed_round(&cache, streams).as_secs_f64() / 1e6)
     }
