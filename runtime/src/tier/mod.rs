@@ -35,12 +35,8 @@ pub(crate) mod redis;
 #[non_exhaustive]
 pub enum Codec {
     /// [postcard](https://docs.rs/postcard) behind a 6-byte header, compressed with LZ4
-    #[cfg_attr(
-        feature = "redis",
-        doc = "above [`Config::compress_above`](crate::redis::Config::compress_above) bytes:"
-    )]
-    #[cfg_attr(not(feature = "redis"), doc = "above `Config::compress_above` bytes:")]
-    /// the smallest and fastest, read by memokit only.
+    /// above `memokit::redis::Config::compress_above` bytes: the smallest and fastest, read by
+    /// memokit only.
     #[default]
     Postcard,
     /// One JSON document, `{"memokit":2,"fingerprint":"…","value":…}`, never compressed: for
