@@ -527,8 +527,8 @@ enum WQueue {
 /// W-TinyLFU (`Policy::WTinyLfu`): window, probation and protected queues from newest (front)
 /// to oldest (back), each a CLOCK over the keys' use counters. The window's target is 1% of the
 /// capacity (at least 1): the tuner that moves it needs at least 1,000 sampled lookups per
-/// period, more than these sequences hold, so it never moves here. Protected holds at most 90%
-/// of the rest.
+/// period, more than these sequences hold, so it never moves here, nor turns admission's ghost
+/// on. Protected holds at most 90% of the rest.
 ///
 /// The sketch is memokit's own, used as a black box with the cache's key hashes, fed at the same
 /// moments: each new key on insert (allocated once the cache is half full, or at the first

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 mod fifo;
+mod ghost;
 mod lfu;
 pub(crate) mod list;
 mod lru;
@@ -94,14 +95,20 @@ pub enum Policy {
     /// sketch of recent key frequencies (4-bit counters, eight per entry of capacity, so four
     /// bytes per entry, allocated once the shard is half full) counts it more often (by at least
     /// two). Main is a segmented queue (probation and protected). The window's share of the
-    /// capacity is chosen by miniature simulation: once the cache's first shard is half full, a
-    /// hashed sample of that shard's keys (all of them in a shard of up to 1,024 entries) is
-    /// replayed through six scaled-down copies of the shard, with windows of 1, 5, 20, 50, 80
-    /// and 99 %, and the cache's share moves toward the copy that hits most, by at most 5 % of
-    /// the capacity per period (two sampled lookups per copy entry, at least 1,000): small on
-    /// skewed and looping workloads, large on recency-only ones. The copies take about 36 KiB
-    /// per 1,024 entries each (at most about 230 KiB a cache), allocated when sampling starts;
-    /// writers run them outside the shard's lock. Queues are
+    /// capacity, and whether admission keeps a ghost (the hashes of the last candidates it
+    /// turned away, as many as the shard holds, so that a key that comes back wins a tie against
+    /// main's victim), are chosen by miniature simulation: once the cache's first shard is half
+    /// full, a hashed sample of that shard's keys (all of them in a shard of up to 1,024
+    /// entries) is replayed through nine scaled-down copies of the shard, with windows of 1, 5,
+    /// 20, 50, 80 and 99 %, and of 1, 5 and 20 % with the ghost, and the cache follows the copy
+    /// that hits most: the ghost at once, the share by at most 5 % of the capacity per period
+    /// (two sampled lookups per copy entry, at least 1,000). The window ends up small on skewed
+    /// and looping workloads, large on recency-only ones; the ghost on where keys come back soon
+    /// after a small window let them go. The copies take about 36 KiB per 1,024 entries each, 54
+    /// with a ghost (at most about 380 KiB a cache), allocated as sampling starts; writers run
+    /// them outside the shard's lock. The cache's own ghost allocates nothing until the
+    /// simulation first turns it on; then it holds up to a shard's capacity of hashes, 8 bytes
+    /// each in a ring and 4 in an index (about 14 to 20 bytes per hash remembered). Queues are
     /// CLOCKs over a use counter in each entry, so a hit takes only the shard's shared lock and
     /// writes only the entry's own byte; the sketch is fed on the miss path.
     ///

@@ -21,14 +21,21 @@
 //! the exclusive path: each key on its insert (a miss), and the uses an entry's counter recorded
 //! when a hand passes it.
 //!
-//! The window's share of the capacity is set for every shard of a cache by its
-//! [`WindowTuner`], which simulates scaled-down copies of this policy at several shares on a
-//! sample of the keys and gives the cache the share of the copy that hits most: small on skewed
-//! and looping workloads, large on recency-only ones. The window starts at 1 %.
+//! The window's share of the capacity, and whether admission keeps a *ghost*, are set for every
+//! shard of a cache by its [`WindowTuner`], which simulates scaled-down copies of this policy in
+//! several settings on a sample of the keys and gives the cache the setting of the copy that
+//! hits most: a small window on skewed and looping workloads, a large one on recency-only ones.
+//! The window starts at 1 %, without the ghost. With the ghost, a candidate admission turns away
+//! leaves its hash in a FIFO of as many hashes as the shard holds; if its key comes back while
+//! the hash is there, it wins a tie against main's victim when it leaves the window again (a key
+//! that comes back soon after it was turned away is worth a place). Never a contest it would
+//! lose by count: a key that returns to a loop or a sweep is no more frequent than main's
+//! entries, and letting it in without a contest churned them (see `tuner::CANDIDATES`).
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
+use super::ghost::Ghost;
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
 use super::tuner::WindowTuner;
@@ -49,6 +56,11 @@ const QUEUE_MASK: u8 = 0b1100_0000;
 const WINDOW: u8 = 0;
 const PROBATION: u8 = 0b0100_0000;
 const PROTECTED: u8 = 0b1000_0000;
+/// Set on a window entry whose key main's admission turned away not long ago (its hash was in
+/// the ghost when it came back): it joins main without a contest when it leaves the window.
+const RETURNED: u8 = 0b0010_0000;
+/// What a hand keeps of an entry's bits when it collects its uses.
+const KEPT_BY_HANDS: u8 = QUEUE_MASK | RETURNED;
 
 /// Counters of the sketch per entry of capacity (four bytes). With two (one byte), keys
 /// collided so often that estimates were mostly noise: measured in replays of the benchmark's
@@ -96,6 +108,9 @@ pub(crate) struct WTinyLfu {
     tuner: Arc<WindowTuner>,
     /// Whether this shard has been half full (and told the tuner so).
     tuning: bool,
+    /// The candidates admission turned away, fed and read only while the tuner has the ghost on
+    /// (see `tuner::CANDIDATES`); it allocates nothing until then.
+    ghost: Ghost,
 }
 
 impl WTinyLfu {
@@ -118,6 +133,11 @@ impl WTinyLfu {
             ),
             tuner,
             tuning: false,
+            ghost: Ghost::new(
+                usize::try_from(capacity)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, 1 << 24),
+            ),
         }
     }
 
@@ -160,7 +180,10 @@ impl WTinyLfu {
             }
         }
         self.sketch.increment(hash);
-        bits.store(WINDOW, Relaxed);
+        // While the ghost is off it is neither read nor fed, but kept: the tuner switches it
+        // on and off as the copy it follows changes, and the copy's ghost is never emptied.
+        let returned = self.tuner.ghost() && self.ghost.remove(hash);
+        bits.store(if returned { WINDOW | RETURNED } else { WINDOW }, Relaxed);
         self.window.push_head(&mut self.links, idx);
         self.window_weight += weight;
         self.take_share();
@@ -200,7 +223,7 @@ impl WTinyLfu {
         if uses > 0 {
             self.sketch.increment_by(slots.hash(idx), uses);
         }
-        slots.bits(idx).store(b & QUEUE_MASK, Relaxed);
+        slots.bits(idx).store(b & KEPT_BY_HANDS, Relaxed);
     }
 
     /// Takes the window's current share (on every insert).
@@ -309,12 +332,19 @@ impl WTinyLfu {
                     };
                     // Ties keep the incumbent: on a loop every key counts the same, and
                     // keeping main as it is keeps most of the loop resident.
-                    if self.sketch.frequency(slots.hash(idx))
-                        > self.sketch.frequency(slots.hash(victim)) + ADMIT_MARGIN
+                    let (candidate, incumbent) = (
+                        self.sketch.frequency(slots.hash(idx)),
+                        self.sketch.frequency(slots.hash(victim)),
+                    );
+                    if candidate > incumbent + ADMIT_MARGIN
+                        || (b & RETURNED != 0 && candidate >= incumbent)
                     {
                         self.unlink_main(victim, slots);
                         self.admit_to_probation(idx, weight, bits);
                         return Some(victim);
+                    }
+                    if self.tuner.ghost() {
+                        self.ghost.insert(slots.hash(idx));
                     }
                     return Some(idx);
                 }
@@ -395,6 +425,56 @@ mod tests {
             tuner.poll();
         }
         (policy, hits)
+    }
+
+    /// Replays `keys` cache-aside through a policy of `capacity` unit-weight slots at a fixed 1 %
+    /// window, with the ghost on or off; returns the keys resident at the end.
+    fn resident_after(ghost: bool, capacity: u64, keys: &[u32]) -> Vec<u32> {
+        let tuner = WindowTuner::fixed(0.01);
+        tuner.set_ghost(ghost);
+        let mut policy = WTinyLfu::new(capacity, tuner);
+        let slots = TestSlots((0..1_000).map(|_| AtomicU8::new(0)).collect());
+        let mut resident = Vec::new();
+        for &key in keys {
+            if resident.contains(&key) {
+                WTinyLfu::on_hit(slots.bits(key));
+                continue;
+            }
+            if resident.len() as u64 >= capacity {
+                let victim = policy.evict(&slots).expect("a full cache has a victim");
+                resident.retain(|&k| k != victim);
+            }
+            policy.on_insert(key, slots.hash(key), 1, slots.bits(key));
+            resident.push(key);
+        }
+        resident.sort_unstable();
+        resident
+    }
+
+    #[test]
+    fn with_the_ghost_a_key_turned_away_wins_a_tie_when_it_comes_back() {
+        // Ten keys fill the cache and are read three more times each: main's victim, key 0, is
+        // counted three times. Key 50 is read twice, then turned away by admission (counted
+        // twice, against 0's three); it comes back (three) and is pushed to main's door by 52.
+        // A tie: without the ghost, 50 would have to out-count 0 by more than the margin and is
+        // turned away again; with it, 50 came back and takes 0's place.
+        let mut keys: Vec<u32> = (0..10).cycle().take(40).collect();
+        keys.extend([50, 50, 51, 51, 50, 52]);
+        let without = resident_after(false, 10, &keys);
+        let with = resident_after(true, 10, &keys);
+        assert!(
+            !without.contains(&50) && without.contains(&0),
+            "{without:?}"
+        );
+        assert!(with.contains(&50) && !with.contains(&0), "{with:?}");
+        // Nothing else changed.
+        let others = |keys: &[u32]| -> Vec<u32> {
+            keys.iter()
+                .copied()
+                .filter(|&k| k != 0 && k != 50)
+                .collect()
+        };
+        assert_eq!(others(&without), others(&with));
     }
 
     #[test]
