@@ -107,8 +107,9 @@ pub enum Policy {
     /// after a small window let them go. The copies take about 36 KiB per 1,024 entries each, 54
     /// with a ghost (at most about 380 KiB a cache), allocated as sampling starts; writers run
     /// them outside the shard's lock. The cache's own ghost allocates nothing until the
-    /// simulation first turns it on; then it holds up to a shard's capacity of hashes, 8 bytes
-    /// each in a ring and 4 in an index (about 14 to 20 bytes per hash remembered). Queues are
+    /// simulation first turns it on; then it holds as many hashes as the shard then holds
+    /// entries, 8 bytes each in a ring and 4 in an index (about 14 to 20 bytes per hash
+    /// remembered). Queues are
     /// CLOCKs over a use counter in each entry, so a hit takes only the shard's shared lock and
     /// writes only the entry's own byte; the sketch is fed on the miss path.
     ///

@@ -57,7 +57,7 @@ const WINDOW: u8 = 0;
 const PROBATION: u8 = 0b0100_0000;
 const PROTECTED: u8 = 0b1000_0000;
 /// Set on a window entry whose key main's admission turned away not long ago (its hash was in
-/// the ghost when it came back): it joins main without a contest when it leaves the window.
+/// the ghost when it came back): it wins a tie against main's victim when it leaves the window.
 const RETURNED: u8 = 0b0010_0000;
 /// What a hand keeps of an entry's bits when it collects its uses.
 const KEPT_BY_HANDS: u8 = QUEUE_MASK | RETURNED;
@@ -109,8 +109,9 @@ pub(crate) struct WTinyLfu {
     /// Whether this shard has been half full (and told the tuner so).
     tuning: bool,
     /// The candidates admission turned away, fed and read only while the tuner has the ghost on
-    /// (see `tuner::CANDIDATES`); it allocates nothing until then.
-    ghost: Ghost,
+    /// (see `tuner::CANDIDATES`); made when first fed, for as many hashes as the shard then
+    /// holds entries (not its capacity, which a weigher may count in bytes).
+    ghost: Option<Ghost>,
 }
 
 impl WTinyLfu {
@@ -133,11 +134,7 @@ impl WTinyLfu {
             ),
             tuner,
             tuning: false,
-            ghost: Ghost::new(
-                usize::try_from(capacity)
-                    .unwrap_or(usize::MAX)
-                    .clamp(1, 1 << 24),
-            ),
+            ghost: None,
         }
     }
 
@@ -182,7 +179,8 @@ impl WTinyLfu {
         self.sketch.increment(hash);
         // While the ghost is off it is neither read nor fed, but kept: the tuner switches it
         // on and off as the copy it follows changes, and the copy's ghost is never emptied.
-        let returned = self.tuner.ghost() && self.ghost.remove(hash);
+        let returned =
+            self.tuner.ghost() && self.ghost.as_mut().is_some_and(|ghost| ghost.remove(hash));
         bits.store(if returned { WINDOW | RETURNED } else { WINDOW }, Relaxed);
         self.window.push_head(&mut self.links, idx);
         self.window_weight += weight;
@@ -344,7 +342,11 @@ impl WTinyLfu {
                         return Some(victim);
                     }
                     if self.tuner.ghost() {
-                        self.ghost.insert(slots.hash(idx));
+                        let entries =
+                            self.window.len() + self.probation.len() + self.protected.len();
+                        self.ghost
+                            .get_or_insert_with(|| Ghost::new((entries as usize).max(1)))
+                            .insert(slots.hash(idx));
                     }
                     return Some(idx);
                 }
@@ -475,6 +477,38 @@ mod tests {
                 .collect()
         };
         assert_eq!(others(&without), others(&with));
+    }
+
+    #[test]
+    fn the_ghost_remembers_as_many_keys_as_the_shard_holds_not_its_weight() {
+        /// Every entry weighs 100: a capacity of 1,000 holds ten.
+        struct Heavy(TestSlots);
+        impl SlotInfo for Heavy {
+            fn weight(&self, _idx: u32) -> u64 {
+                100
+            }
+            fn hash(&self, idx: u32) -> u64 {
+                self.0.hash(idx)
+            }
+            fn bits(&self, idx: u32) -> &AtomicU8 {
+                self.0.bits(idx)
+            }
+        }
+        let tuner = WindowTuner::fixed(0.01);
+        tuner.set_ghost(true);
+        let mut policy = WTinyLfu::new(1000, tuner);
+        let slots = Heavy(TestSlots((0..1_000).map(|_| AtomicU8::new(0)).collect()));
+        let mut weight = 0;
+        for key in 0..500 {
+            if weight >= 1000 {
+                policy.evict(&slots).expect("a full cache has a victim");
+                weight -= 100;
+            }
+            policy.on_insert(key, slots.hash(key), 100, slots.bits(key));
+            weight += 100;
+        }
+        let ghost = policy.ghost.as_ref().expect("admission turned keys away");
+        assert!((1..=10).contains(&ghost.capacity), "{}", ghost.capacity);
     }
 
     #[test]
