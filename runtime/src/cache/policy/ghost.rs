@@ -68,6 +68,32 @@ impl Ghost {
     }
 }
 
+/// A [`Ghost`] made on its first insert and sized then, from the entries its policy holds at
+/// that moment: a shard's capacity may be counted in a weigher's units (bytes, say), which say
+/// nothing of how many keys it holds, and a policy that never turns a key away allocates nothing.
+#[derive(Debug, Default)]
+pub(super) struct LazyGhost(Option<Ghost>);
+
+impl LazyGhost {
+    /// Forgets `hash`; returns whether it was there.
+    pub(super) fn remove(&mut self, hash: u64) -> bool {
+        self.0.as_mut().is_some_and(|ghost| ghost.remove(hash))
+    }
+
+    /// Remembers `hash`; the first time, in a ghost of `capacity()` hashes (at least one).
+    pub(super) fn insert(&mut self, hash: u64, capacity: impl FnOnce() -> usize) {
+        self.0
+            .get_or_insert_with(|| Ghost::new(capacity().max(1)))
+            .insert(hash);
+    }
+
+    /// How many hashes it holds at most, once made.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> Option<usize> {
+        self.0.as_ref().map(|ghost| ghost.capacity)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +110,19 @@ mod tests {
         ghost.insert(50);
         assert!(!ghost.contains(20));
         assert!(ghost.contains(50));
+    }
+
+    #[test]
+    fn a_lazy_ghost_is_sized_on_its_first_insert() {
+        let mut ghost = LazyGhost::default();
+        assert!(!ghost.remove(10));
+        assert_eq!(ghost.capacity(), None);
+        ghost.insert(10, || 2);
+        ghost.insert(20, || unreachable!("sized once"));
+        ghost.insert(30, || unreachable!("sized once"));
+        assert_eq!(ghost.capacity(), Some(2));
+        assert!(!ghost.remove(10), "the oldest of three in a ghost of two");
+        assert!(ghost.remove(20) && ghost.remove(30));
     }
 
     #[test]

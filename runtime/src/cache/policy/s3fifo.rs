@@ -4,8 +4,8 @@
 //! the capacity (as quick_cache's hot queue does); the rest of the first entries, and every new
 //! entry after that, go to a small probationary queue (1% of the weight to start with, adapted
 //! as below). An entry leaving the small queue moves to the main queue if it was hit while
-//! there, and otherwise is evicted with its key hash remembered in a ghost queue (of half the
-//! capacity); a key found in the ghost queue on insert goes straight to the main queue, and its
+//! there, and otherwise is evicted with its key hash remembered in a ghost queue (of half as
+//! many as the shard holds); a key found in the ghost queue on insert goes straight to the main queue, and its
 //! hash leaves the ghost queue (as in the authors' libCacheSim code). The main queue is a CLOCK:
 //! an entry at its tail with a non-zero use counter loses one and goes around again. One-hit
 //! wonders and scans therefore only churn the small queue.
@@ -51,7 +51,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
-use super::ghost::Ghost;
+use super::ghost::LazyGhost;
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
 use super::SlotInfo;
@@ -84,8 +84,9 @@ const MAX_SMALL_PER_MILLE: u64 = 900;
 /// grows it. Measured: 1 and 4 let loops and loop-like traces grow the small queue and lose up to
 /// 44 points; 16 to 64 gave the same table within 0.2 points on average.
 const SHRINK_STEP: u64 = 32;
-/// The ghost queue remembers this many key hashes per mille of the capacity (quick_cache's
-/// default too). Measured against 60%, 75% and 99%: 50% served loops about twice the cache
+/// The ghost queue remembers this many key hashes per mille of the entries the shard holds at
+/// its first eviction: of its capacity without a weigher (quick_cache's default too); with one,
+/// whose units may be bytes, of the keys it holds. Measured against 60%, 75% and 99%: 50% served loops about twice the cache
 /// best (see the module documentation); 99% served back-and-forth sweeps better (a zigzag over
 /// 2,001 keys through 1,001 entries: 36% hits instead of 30%; LRU: 48%), and `multi1` at 130
 /// entries (45% instead of 41%); 60% and 75% served neither better.
@@ -107,7 +108,8 @@ pub(crate) struct S3Fifo {
     /// The shard's capacity, to start over from in `clear` (it is not recoverable from
     /// `small_target`, which is rounded).
     capacity: u64,
-    ghost: Ghost,
+    /// Made at the first eviction, for [`GHOST_PER_MILLE`] of the entries then held.
+    ghost: LazyGhost,
     /// Whether returning keys must out-count main's victim to join main (see the module
     /// documentation); off for plain S3-FIFO, which then never touches `sketch`.
     admission: bool,
@@ -130,7 +132,7 @@ impl S3Fifo {
             min_target,
             max_target: per_mille(capacity, MAX_SMALL_PER_MILLE).max(1),
             capacity,
-            ghost: Ghost::new(per_mille(capacity, GHOST_PER_MILLE).clamp(1, 1 << 24) as usize),
+            ghost: LazyGhost::default(),
             admission,
             sketch: FrequencySketch::lazy(capacity),
         }
@@ -278,7 +280,11 @@ impl S3Fifo {
                             }
                         }
                     }
-                    self.ghost.insert(slots.hash(idx));
+                    // Entries held: the two queues and the one leaving.
+                    let entries = u64::from(self.small.len() + self.main.len()) + 1;
+                    self.ghost.insert(slots.hash(idx), || {
+                        per_mille(entries, GHOST_PER_MILLE).min(1 << 24) as usize
+                    });
                     return Some(idx);
                 }
             }
@@ -327,7 +333,7 @@ mod tests {
         assert_eq!(policy.capacity, 15);
         assert_eq!(policy.small_target, 1);
         assert!(policy.filling);
-        assert_eq!(policy.ghost.capacity, 7);
+        assert_eq!(policy.ghost.capacity(), None);
         assert_eq!((policy.min_target, policy.max_target), (1, 13));
         assert!(policy.admission);
         let unbounded = S3Fifo::new(u64::MAX, false);

@@ -35,7 +35,7 @@
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
-use super::ghost::Ghost;
+use super::ghost::LazyGhost;
 use super::list::{Links, List};
 use super::sketch::FrequencySketch;
 use super::tuner::WindowTuner;
@@ -110,8 +110,8 @@ pub(crate) struct WTinyLfu {
     tuning: bool,
     /// The candidates admission turned away, fed and read only while the tuner has the ghost on
     /// (see `tuner::CANDIDATES`); made when first fed, for as many hashes as the shard then
-    /// holds entries (not its capacity, which a weigher may count in bytes).
-    ghost: Option<Ghost>,
+    /// holds entries.
+    ghost: LazyGhost,
 }
 
 impl WTinyLfu {
@@ -134,7 +134,7 @@ impl WTinyLfu {
             ),
             tuner,
             tuning: false,
-            ghost: None,
+            ghost: LazyGhost::default(),
         }
     }
 
@@ -179,8 +179,7 @@ impl WTinyLfu {
         self.sketch.increment(hash);
         // While the ghost is off it is neither read nor fed, but kept: the tuner switches it
         // on and off as the copy it follows changes, and the copy's ghost is never emptied.
-        let returned =
-            self.tuner.ghost() && self.ghost.as_mut().is_some_and(|ghost| ghost.remove(hash));
+        let returned = self.tuner.ghost() && self.ghost.remove(hash);
         bits.store(if returned { WINDOW | RETURNED } else { WINDOW }, Relaxed);
         self.window.push_head(&mut self.links, idx);
         self.window_weight += weight;
@@ -344,9 +343,7 @@ impl WTinyLfu {
                     if self.tuner.ghost() {
                         let entries =
                             self.window.len() + self.probation.len() + self.protected.len();
-                        self.ghost
-                            .get_or_insert_with(|| Ghost::new((entries as usize).max(1)))
-                            .insert(slots.hash(idx));
+                        self.ghost.insert(slots.hash(idx), || entries as usize);
                     }
                     return Some(idx);
                 }
@@ -507,8 +504,8 @@ mod tests {
             policy.on_insert(key, slots.hash(key), 100, slots.bits(key));
             weight += 100;
         }
-        let ghost = policy.ghost.as_ref().expect("admission turned keys away");
-        assert!((1..=10).contains(&ghost.capacity), "{}", ghost.capacity);
+        let ghost = policy.ghost.capacity().expect("admission turned keys away");
+        assert!((1..=10).contains(&ghost), "{ghost}");
     }
 
     #[test]
