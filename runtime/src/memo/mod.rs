@@ -179,6 +179,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         self.cache.clear();
         if let Some(tier) = &self.tier {
             tier.clear();
+            // Again, for every removal with tiers. The first supersedes the computations
+            // running now, so that none writes its older result to a tier after the tier's
+            // removal; the second removes what a call in between read from a tier before the
+            // tier's removal and stored here (or supersedes it, if it is still running).
+            self.cache.clear();
         }
     }
 
@@ -201,6 +206,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         let found = self.cache.invalidate(key);
         if let Some(tier) = &self.tier {
             tier.remove(&key.to_owned().into());
+            // Again, as `clear` does.
+            self.cache.invalidate(key);
         }
         found
     }
@@ -264,13 +271,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         Q::Owned: Into<K>,
     {
         if let Some(tier) = &self.tier {
-            let mut found = 0;
-            let mut owned: Vec<K> = Vec::new();
-            for key in keys {
-                found += u64::from(self.cache.invalidate(key));
-                owned.push(key.to_owned().into());
-            }
+            let keys: Vec<&Q> = keys.into_iter().collect();
+            let found = self.cache.invalidate_many(keys.iter().copied());
+            let owned: Vec<K> = keys.iter().map(|&key| key.to_owned().into()).collect();
             tier.remove_many(&owned);
+            // Again, as `clear` does.
+            self.cache.invalidate_many(keys);
             return found;
         }
         self.cache.invalidate_many(keys)

@@ -94,23 +94,43 @@ where
 
     /// Applies another process's `clear`, `invalidate` or `insert` to the in-process tier (and
     /// to the tier in front of Redis, if any).
+    ///
+    /// With a tier in front of Redis, a removal reaches it before the in-process cache, and
+    /// again after. In-process first, a lookup between the two found nothing here, read the
+    /// copy still in front and stored it again, and the removal was undone in this process
+    /// (and a caller that saw the in-process copy gone could still read the old value). The
+    /// second removal in front takes what a computation finishing between the two wrote there.
     fn apply(&self, op: &RemoteOp<'_>) {
         let cache = &self.local;
         let near = self.near.as_deref();
+        let clear = || {
+            if let Some(near) = near {
+                near.clear();
+            }
+            cache.clear();
+            if let Some(near) = near {
+                near.clear();
+            }
+        };
+        let invalidate = |key: &K| {
+            if let Some(near) = near {
+                near.remove(key);
+            }
+            cache.invalidate(key);
+            if let Some(near) = near {
+                near.remove(key);
+            }
+        };
         match op {
             RemoteOp::Clear { tier, generation } => {
-                cache.clear();
-                if let Some(near) = near {
-                    near.clear();
-                }
+                // The generation first: a lookup that finds nothing here after the clear must
+                // not take an entry of the cleared generation for current in Redis.
                 self.state.set_generation(tier, tier.epoch(), *generation);
+                clear();
             }
             RemoteOp::Invalidate { key } => {
                 if let Some(key) = (self.decode_key)(key) {
-                    cache.invalidate(&key);
-                    if let Some(near) = near {
-                        near.remove(&key);
-                    }
+                    invalidate(&key);
                 }
             }
             RemoteOp::Insert { key, value } => {
@@ -122,19 +142,14 @@ where
                     }
                     cache.insert(key, value);
                 } else if let Some(key) = (self.decode_key)(key) {
-                    cache.invalidate(&key);
-                    if let Some(near) = near {
-                        near.remove(&key);
-                    }
+                    invalidate(&key);
                 }
             }
             RemoteOp::Resync => {
-                // Writes may have been missed: no copy of this process can be trusted.
-                cache.clear();
-                if let Some(near) = near {
-                    near.clear();
-                }
+                // Writes may have been missed: no copy of this process can be trusted. The
+                // generation first, as for a clear.
                 self.state.forget_generation();
+                clear();
             }
         }
     }
