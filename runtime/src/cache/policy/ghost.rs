@@ -8,7 +8,7 @@ use hashbrown::HashTable;
 pub(super) struct Ghost {
     ring: Vec<u64>,
     next: usize,
-    pub(super) capacity: usize,
+    capacity: usize,
     index: HashTable<u32>,
 }
 

@@ -281,8 +281,9 @@ impl S3Fifo {
                         }
                     }
                     // Entries held: the two queues and the one leaving.
-                    let entries = u64::from(self.small.len() + self.main.len()) + 1;
+                    let (small, main) = (&self.small, &self.main);
                     self.ghost.insert(slots.hash(idx), || {
+                        let entries = u64::from(small.len() + main.len()) + 1;
                         per_mille(entries, GHOST_PER_MILLE).min(1 << 24) as usize
                     });
                     return Some(idx);

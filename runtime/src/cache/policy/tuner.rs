@@ -165,8 +165,8 @@ impl WindowTuner {
         f64::from_bits(self.share.load(Relaxed))
     }
 
-    /// Whether main's admission remembers the candidates it turns away, and admits one that
-    /// comes back without a contest.
+    /// Whether main's admission remembers the candidates it turns away, so that one that comes
+    /// back wins a tie against main's victim.
     pub(crate) fn ghost(&self) -> bool {
         self.ghost.load(Relaxed)
     }

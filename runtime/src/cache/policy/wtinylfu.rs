@@ -148,6 +148,11 @@ impl WTinyLfu {
         self.window_target
     }
 
+    /// Entries in the window and main.
+    fn entries(&self) -> u32 {
+        self.window.len() + self.probation.len() + self.protected.len()
+    }
+
     fn main_weight(&self) -> u64 {
         self.probation_weight + self.protected_weight
     }
@@ -171,9 +176,10 @@ impl WTinyLfu {
                 // The copies start empty: the sooner they start, the sooner they have filled
                 // up as the cache has.
                 self.tuning = true;
-                let entries = self.window.len() + self.probation.len() + self.protected.len();
-                self.tuner
-                    .start(u64::from(entries), self.window_weight + self.main_weight());
+                self.tuner.start(
+                    u64::from(self.entries()),
+                    self.window_weight + self.main_weight(),
+                );
             }
         }
         self.sketch.increment(hash);
@@ -341,9 +347,8 @@ impl WTinyLfu {
                         return Some(victim);
                     }
                     if self.tuner.ghost() {
-                        let entries =
-                            self.window.len() + self.probation.len() + self.protected.len();
-                        self.ghost.insert(slots.hash(idx), || entries as usize);
+                        let entries = self.entries() as usize;
+                        self.ghost.insert(slots.hash(idx), || entries);
                     }
                     return Some(idx);
                 }
