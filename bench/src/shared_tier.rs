@@ -90,7 +90,7 @@ pub struct SharedResult {
 /// A plain `GET` of an entry on the deployment.
 type Get = Box<dyn FnMut(&str) -> Result<Vec<u8>, String>>;
 
-/// The names of the deployment's keys that match a pattern.
+/// The names of the deployment's entries that match a pattern (no leases).
 type List = Box<dyn FnMut(&str) -> Vec<String>>;
 
 /// What the timing needs of a deployment: a plain `GET`, and a subscription to the events.
@@ -98,7 +98,7 @@ struct Target {
     name: &'static str,
     config: memokit::redis::Config,
     get: Get,
-    keys: List,
+    entries: List,
     events: redis::Client,
 }
 
@@ -117,13 +117,15 @@ pub fn measure(sizes: SharedSizes) -> Result<SharedResult, String> {
                 .query(&mut conn)
                 .map_err(|e| e.to_string())
         }),
-        keys: {
+        entries: {
             let mut conn = server.connection();
             Box::new(move |pattern| {
-                redis::cmd("KEYS")
-                    .arg(pattern)
-                    .query(&mut conn)
-                    .unwrap_or_default()
+                memokit_fixtures::entries(
+                    redis::cmd("KEYS")
+                        .arg(pattern)
+                        .query(&mut conn)
+                        .unwrap_or_default(),
+                )
             })
         },
         events: redis::Client::open(server.url()).map_err(|e| e.to_string())?,
@@ -147,7 +149,7 @@ pub fn measure(sizes: SharedSizes) -> Result<SharedResult, String> {
                         .query(&mut conn)
                         .map_err(|e| e.to_string())
                 }),
-                keys: Box::new(move |pattern| listed.keys(pattern)),
+                entries: Box::new(move |pattern| listed.entries(pattern)),
                 events,
             };
             measure_on(target, sizes)
@@ -164,7 +166,7 @@ fn measure_on(target: Target, sizes: SharedSizes) -> Result<Deployment, String> 
         name,
         config,
         mut get,
-        keys: mut list,
+        entries: mut list,
         events,
     } = target;
     // A long timeout: on a loaded machine a slow answer must not open the circuit and turn
@@ -239,8 +241,7 @@ fn timed(
             black_box(payload(black_box(key)));
         }
         let hit = micros(started, keys);
-        let mut entries = list(&format!("{PREFIX}:{{bench.payload:*"));
-        entries.retain(|entry| !entry.ends_with(":lease"));
+        let entries = list(&format!("{PREFIX}:{{bench.payload:*"));
         let started = Instant::now();
         for entry in &entries {
             value_bytes = black_box(get(entry)?).len();

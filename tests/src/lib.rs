@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 pub mod tracing_capture;
 
-pub use memokit_fixtures::{report_skip, Proxy, RedisCluster, RedisServer};
+pub use memokit_fixtures::{entries, report_skip, Proxy, RedisCluster, RedisServer};
 
 /// The policies whose capacity, expiry and listener behaviour the tests check one by one: the
 /// default and every other structure (S3-FIFO's admission filter adds no behaviour of that kind).

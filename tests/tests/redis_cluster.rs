@@ -104,7 +104,7 @@ fn entries_spread_over_every_master_and_every_write_reaches_the_cluster() {
         assert_eq!(cleared(k), source(k));
     }
     assert_eq!(spread_cache().stats().l2_errors, 0);
-    let entries = cluster.keys("spread:{cluster::spread:0:*");
+    let entries = cluster.entries("spread:{cluster::spread:0:*");
     assert_eq!(
         entries.len(),
         KEYS as usize,
@@ -131,7 +131,7 @@ fn entries_spread_over_every_master_and_every_write_reaches_the_cluster() {
     let stats = spread_cache().stats();
     assert_eq!((stats.l2_errors, stats.l2_pending_writes), (0, 0));
     assert_eq!(
-        cluster.keys("spread:{cluster::spread:0:*").len(),
+        cluster.entries("spread:{cluster::spread:0:*").len(),
         50 + 50,
         "50 invalidated one by one and 50 at once are gone; 50 inserted and 50 untouched stay"
     );
@@ -452,7 +452,7 @@ fn an_invalidation_the_dead_master_never_replicated_is_applied_again() {
     .unwrap();
     VERSION.store(1, SeqCst);
     assert_eq!(unreplicated(1), source(1));
-    let entry = cluster.keys("unreplicated:{cluster::unreplicated:0:*");
+    let entry = cluster.entries("unreplicated:{cluster::unreplicated:0:*");
     assert_eq!(entry.len(), 1);
     let master = cluster.master_of(&entry[0]);
     let replica = cluster.replica_of(master);
@@ -537,7 +537,7 @@ fn a_batch_reads_and_writes_across_slots() {
     .unwrap();
     let ids: Vec<u32> = (0..100).collect();
     assert_eq!(batch_doubles(&ids).len(), 100);
-    assert_eq!(cluster.keys("batch:{cluster::batch:0:*").len(), 100);
+    assert_eq!(cluster.entries("batch:{cluster::batch:0:*").len(), 100);
     batch_doubles_cache().cache().clear();
     let found = batch_doubles(&ids);
     assert!(ids.iter().all(|id| found[id] == u64::from(*id) * 2));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{role, wait_until, ChildTest, Proxy, RedisServer};
+use memokit_tests::{entries, role, wait_until, ChildTest, Proxy, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -92,7 +92,7 @@ fn writes_during_a_partition_reach_redis_before_anyone_reads_it() {
         assert_eq!(cleared(k), source(k));
     }
     let mut direct = server.connection();
-    let in_redis: Vec<String> = direct.keys("partition:{faults::versioned:0:*").unwrap();
+    let in_redis = entries(direct.keys("partition:{faults::versioned:0:*").unwrap());
     assert_eq!(in_redis.len(), KEYS as usize, "every value is in Redis");
 
     proxy.partition();

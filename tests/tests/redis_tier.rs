@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{role, wait_until, ChildTest, RedisServer};
+use memokit_tests::{entries, role, wait_until, ChildTest, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -672,7 +672,7 @@ fn memokit_redis_url_connects_without_a_call() {
     assert_eq!(child.expect_line("L2", Duration::from_secs(10)), "1 0");
     child.success();
     let mut conn = server.connection();
-    let keys: Vec<String> = conn.keys("memokit:{t::from_env:*").unwrap();
+    let keys = entries(conn.keys("memokit:{t::from_env:*").unwrap());
     assert!(
         !keys.is_empty(),
         "the child's value was not written to Redis"
@@ -707,7 +707,7 @@ fn a_batch_reads_and_fills_redis() {
         vec![vec![1, 2, 3]]
     );
     let mut conn = server.connection();
-    let stored: Vec<String> = conn.keys("batch:{t::batch:0:*").unwrap();
+    let stored = entries(conn.keys("batch:{t::batch:0:*").unwrap());
     assert_eq!(stored.len(), 3, "each computed value is in Redis");
     // Another process (here: the in-process tier emptied) finds them there.
     batch_squares_cache().cache().clear();
