@@ -4,7 +4,7 @@
 //! memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
 //! memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
 //! memokit-bench one latency|throughput NAME [--threads N] [--quick]
-//! memokit-bench one macro [--quick]
+//! memokit-bench one macro|shapes [--quick]
 //! memokit-bench one shared [--quick]
 //! memokit-bench one disk [--quick] [--open-entries N]
 //! memokit-bench one coalescing [--runs N] [--only SUBSTRING]
@@ -27,6 +27,7 @@ use memokit_bench::contenders::Kind;
 use memokit_bench::disk_tier;
 use memokit_bench::hit_ratio;
 use memokit_bench::hit_rows::{shortfalls_of, Family, Row};
+use memokit_bench::key_shapes;
 use memokit_bench::macro_overhead;
 use memokit_bench::markdown::{percent, percent_within, table};
 use memokit_bench::memory::FillMemory;
@@ -40,7 +41,7 @@ usage:
   memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
   memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
   memokit-bench one latency|throughput NAME [--threads N] [--quick]
-  memokit-bench one macro [--quick]
+  memokit-bench one macro|shapes [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
   memokit-bench one disk [--quick] [--open-entries N]
   memokit-bench one coalescing [--runs N] [--only SUBSTRING]
@@ -225,12 +226,12 @@ fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
     lines
 }
 
-/// `one latency|throughput NAME [--threads N] [--quick]` or `one macro [--quick]`: one
+/// `one latency|throughput NAME [--threads N] [--quick]` or `one macro|shapes [--quick]`: one
 /// measurement, for a profiler.
 fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let (what, rest) = args.split_first().ok_or(USAGE)?;
     let (kind, rest) = match (what.as_str(), rest) {
-        ("macro" | "shared" | "disk" | "coalescing", rest) => (None, rest),
+        ("macro" | "shapes" | "shared" | "disk" | "coalescing", rest) => (None, rest),
         (_, [name, rest @ ..]) => {
             let kind = Kind::from_slug(name).ok_or_else(|| format!("no contender named {name}"))?;
             (Some(kind), rest)
@@ -275,6 +276,14 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
                 "#[cached] hit {:.1} ns, Cache::get {:.1} ns",
                 result.macro_ns, result.cache_get_ns
             );
+        }
+        ("shapes", _) => {
+            for shape in key_shapes::measure(sizes.key_shapes) {
+                println!(
+                    "{}: #[cached] hit {:.1} ns, quick_cache get {:.1} ns, cached #[cached] {:.1} ns",
+                    shape.shape, shape.memokit_ns, shape.quick_cache_ns, shape.cached_ns
+                );
+            }
         }
         ("shared", _) => {
             let result = shared_tier::measure(sizes.shared)?;
@@ -324,7 +333,7 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
         }
         (other, _) => {
             return Err(format!(
-                "one {other}: latency, throughput, macro, shared, disk or coalescing"
+                "one {other}: latency, throughput, macro, shapes, shared, disk or coalescing"
             )
             .into())
         }

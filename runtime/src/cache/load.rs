@@ -270,29 +270,74 @@ fn counters<K, V>(cache: &Cache<K, V>, shard: usize) -> &Counters {
     &cache.inner.shards[shard].counters
 }
 
+/// Where a load goes on from after its first look did not hit: the key's hash and shard, and
+/// the value found due for a refresh, if any.
+pub(crate) struct Unhit<V> {
+    hash: u64,
+    shard: usize,
+    stale: Option<V>,
+}
+
+/// The first look of a blocking load, inlined into its caller: the value on a hit, with
+/// nothing else run or set up, or where [`load_unhit`] goes on from.
+#[inline(always)]
+pub(crate) fn first_look<K, V, Q>(cache: &Cache<K, V>, key: &Q) -> Result<V, Unhit<V>>
+where
+    K: Hash + Eq,
+    V: Clone,
+    Q: Hash + Equivalent<K> + ?Sized,
+{
+    let hash = cache.hash(key);
+    let shard = cache.shard_of(hash);
+    match lookup(cache, shard, hash, key) {
+        Found::Hit(value) => Ok(value),
+        Found::Stale(stale) => Err(Unhit {
+            hash,
+            shard,
+            stale: Some(stale),
+        }),
+        Found::Miss => Err(Unhit {
+            hash,
+            shard,
+            stale: None,
+        }),
+    }
+}
+
 /// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init`
 /// gets the key and is told whether its run was superseded (a tier then does not write its
 /// result). `key` is looked up as it is; the owned key is built after a miss (or for a
 /// refresh), never on a hit.
+#[inline]
 pub(crate) fn load_with<K: Hash + Eq + Clone, V: Clone, E>(
     cache: &Cache<K, V>,
     key: impl LookupKey<K>,
     init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
-    let hash = cache.hash(&key);
-    let shard = cache.shard_of(hash);
-    match lookup(cache, shard, hash, &key) {
-        Found::Hit(value) => return Ok(value),
-        // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and
-        // so does this one if the refresh fails.
-        Found::Stale(stale) => {
-            let key = key.into_key();
-            let refreshed = lead_refresh(cache, shard, hash, &key)
-                .and_then(|leader| run(leader, init, rule).ok());
-            return Ok(refreshed.unwrap_or(stale));
-        }
-        Found::Miss => {}
+    match first_look(cache, &key) {
+        Ok(value) => Ok(value),
+        Err(unhit) => load_unhit(cache, unhit, key, init, rule),
+    }
+}
+
+/// [`load_with`] after its [`first_look`] did not hit: out of line, so that a hit runs in the
+/// caller with nothing of this (its locals, its saved registers) around it.
+#[inline(never)]
+pub(crate) fn load_unhit<K: Hash + Eq + Clone, V: Clone, E>(
+    cache: &Cache<K, V>,
+    Unhit { hash, shard, stale }: Unhit<V>,
+    key: impl LookupKey<K>,
+    init: impl FnOnce(&K, Superseded<V>) -> Result<V, E>,
+    rule: LoadRule<V, E>,
+) -> Result<V, E> {
+    // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and so
+    // does this one if the refresh fails.
+    if let Some(stale) = stale {
+        let key = key.into_key();
+        let refreshed =
+            lead_refresh(cache, shard, hash, &key).and_then(|leader| run(leader, init, rule).ok());
+        return Ok(refreshed.unwrap_or(stale));
     }
     let key = key.into_key();
     let mut waited = false;

@@ -249,7 +249,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 
     /// A counted lookup on the path [`Cache::shared_hit_counter`] allows.
-    #[inline]
+    #[inline(always)]
     fn get_unclocked<Q>(&self, shard: usize, hash: u64, key: &Q, max_uses: u8) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
@@ -267,7 +267,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// here with nothing else: no expiry branch, no read of the shard's policy state (a cache
     /// line that writes dirty), and no code of the other cases holding registers. Every other
     /// case takes [`Cache::get_hashed_general`].
-    #[inline]
+    #[inline(always)]
     fn get_hashed<Q>(&self, shard_idx: usize, hash: u64, key: &Q) -> Option<(V, bool)>
     where
         Q: Hash + Equivalent<K> + ?Sized,

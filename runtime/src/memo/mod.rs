@@ -374,6 +374,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     /// The call of a synchronous `#[cached]` function, with its key as the arguments hold it
     /// (borrowed: looked up as it is, made owned only on a miss). Not part of the stable API.
     #[doc(hidden)]
+    #[inline]
     pub fn __call<S: Shape<Value = V>>(
         &self,
         key: impl LookupKey<K>,
@@ -383,6 +384,22 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         if testing::is_disabled() {
             return body();
         }
+        match load::first_look(&self.cache, &key) {
+            Ok(value) => S::join(Ok(value)),
+            Err(unhit) => self.call_unhit::<S>(unhit, key, share_error, body),
+        }
+    }
+
+    /// [`Memo::__call`] after its first look did not hit: out of line, so that what only a
+    /// miss needs is not set up on a hit.
+    #[inline(never)]
+    fn call_unhit<S: Shape<Value = V>>(
+        &self,
+        unhit: load::Unhit<V>,
+        key: impl LookupKey<K>,
+        share_error: Option<ShareError<S::Error>>,
+        body: impl FnOnce() -> S::Output,
+    ) -> S::Output {
         let rule = self.rule::<S>(share_error);
         let compute = || S::split(body());
         // The tier is looked at by the caller that computes only: a hit never sees it.
@@ -390,7 +407,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             Some(tier) => load_through_blocking(tier, key, rule.store, superseded, compute),
             None => compute(),
         };
-        S::join(load::load_with(&self.cache, key, init, rule))
+        S::join(load::load_unhit(&self.cache, unhit, key, init, rule))
     }
 
     /// The call of an `async` `#[cached]` function. Not part of the stable API.
