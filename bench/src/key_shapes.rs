@@ -8,6 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::time::Instant;
 
+use crate::contenders::poll_to_completion;
 use crate::latency::best_latency;
 use crate::workloads::SplitMix64;
 
@@ -59,6 +60,16 @@ fn m_bytes(b: &[u8]) -> usize {
 
 #[cached::proc_macro::cached(max_size = 100_000)]
 fn c_u64(k: u64) -> u64 {
+    k ^ 1
+}
+
+#[memokit::cached(size = 100_000)]
+async fn m_async_u64(k: u64) -> u64 {
+    k ^ 1
+}
+
+#[cached::proc_macro::cached(max_size = 100_000)]
+async fn c_async_u64(k: u64) -> u64 {
     k ^ 1
 }
 
@@ -140,10 +151,12 @@ pub fn measure(sizes: ShapeSizes) -> Vec<ShapeResult> {
     for (i, name) in names.iter().enumerate() {
         let n = i as u64;
         m_u64(n);
+        poll_to_completion(m_async_u64(n));
         m_str(name);
         m_str_u64(name, n);
         m_bytes(&bytes[i]);
         c_u64(n);
+        poll_to_completion(c_async_u64(n));
         c_str(name);
         c_str_u64(name, n);
         c_bytes(&bytes[i]);
@@ -158,6 +171,7 @@ pub fn measure(sizes: ShapeSizes) -> Vec<ShapeResult> {
         .collect();
     let misses_before = [
         m_u64_cache().stats().misses,
+        m_async_u64_cache().stats().misses,
         m_str_cache().stats().misses,
         m_str_u64_cache().stats().misses,
         m_bytes_cache().stats().misses,
@@ -176,6 +190,20 @@ pub fn measure(sizes: ShapeSizes) -> Vec<ShapeResult> {
             },
             |i| {
                 black_box(c_u64(i as u64));
+            },
+        ),
+        three_ways(
+            "`u64`, `async fn`",
+            rounds,
+            &indices,
+            |i| {
+                black_box(poll_to_completion(m_async_u64(i as u64)));
+            },
+            |i| {
+                black_box(q_u64.get(&(i as u64)));
+            },
+            |i| {
+                black_box(poll_to_completion(c_async_u64(i as u64)));
             },
         ),
         three_ways(
@@ -223,6 +251,7 @@ pub fn measure(sizes: ShapeSizes) -> Vec<ShapeResult> {
     ];
     let misses_after = [
         m_u64_cache().stats().misses,
+        m_async_u64_cache().stats().misses,
         m_str_cache().stats().misses,
         m_str_u64_cache().stats().misses,
         m_bytes_cache().stats().misses,
@@ -243,7 +272,16 @@ mod tests {
             rounds: 2,
         });
         let shapes: Vec<&str> = results.iter().map(|r| r.shape).collect();
-        assert_eq!(shapes, ["`u64`", "`&str`", "`(&str, u64)`", "`&[u8]`"]);
+        assert_eq!(
+            shapes,
+            [
+                "`u64`",
+                "`u64`, `async fn`",
+                "`&str`",
+                "`(&str, u64)`",
+                "`&[u8]`"
+            ]
+        );
         for r in &results {
             assert!(
                 r.memokit_ns > 0.0 && r.quick_cache_ns > 0.0 && r.cached_ns > 0.0,

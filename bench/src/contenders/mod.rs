@@ -19,7 +19,7 @@ pub use cached_lru::CachedLru;
 pub use lru_mutex::LruMutex;
 pub use memokit_cache::{Memokit, FIFO, LFU, LRU, S3FIFO, S3FIFO_TINYLFU, W_TINYLFU};
 pub use mini_moka_sync::MiniMoka;
-pub use moka_future::MokaFuture;
+pub use moka_future::{poll_to_completion, MokaFuture};
 pub use moka_sync::MokaSync;
 pub use quick_cache_sync::QuickCache;
 
