@@ -4,6 +4,7 @@
 //! `key` and `convert` to take a borrowed argument, and so builds the owned key on every call).
 //! Every timed call is a hit.
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::time::Instant;
@@ -116,20 +117,45 @@ fn time(indices: &[usize], mut way: impl FnMut(usize)) -> f64 {
     started.elapsed().as_nanos() as f64 / indices.len().max(1) as f64
 }
 
+/// One way of calling, as a timer: nanoseconds per call over the indices it is given.
+type Timer<'a> = Box<dyn FnMut(&[usize]) -> f64 + 'a>;
+
+/// A way of calling one index at a time, plainly.
+fn blocking<'a>(mut way: impl FnMut(usize) + 'a) -> Timer<'a> {
+    Box::new(move |indices| time(indices, &mut way))
+}
+
+/// An `async` way, awaited in a loop inside one task of a current-thread tokio runtime, as an
+/// async caller runs it.
+fn in_a_task<'a, F: Future>(
+    runtime: &'a tokio::runtime::Runtime,
+    mut way: impl FnMut(usize) -> F + 'a,
+) -> Timer<'a> {
+    Box::new(move |indices| {
+        runtime.block_on(async {
+            let started = Instant::now();
+            for &index in indices {
+                black_box(way(black_box(index)).await);
+            }
+            started.elapsed().as_nanos() as f64 / indices.len().max(1) as f64
+        })
+    })
+}
+
 /// The best round of each of three ways, timed in turn round after round.
 fn three_ways(
     shape: &'static str,
     rounds: usize,
     indices: &[usize],
-    mut memokit: impl FnMut(usize),
-    mut quick: impl FnMut(usize),
-    mut cached: impl FnMut(usize),
+    mut memokit: Timer<'_>,
+    mut quick: Timer<'_>,
+    mut cached: Timer<'_>,
 ) -> ShapeResult {
     let (mut m, mut q, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        m.push(time(indices, &mut memokit));
-        q.push(time(indices, &mut quick));
-        c.push(time(indices, &mut cached));
+        m.push(memokit(indices));
+        q.push(quick(indices));
+        c.push(cached(indices));
     }
     ShapeResult {
         shape,
@@ -177,76 +203,75 @@ pub fn measure(sizes: ShapeSizes) -> Vec<ShapeResult> {
         m_bytes_cache().stats().misses,
     ];
     let rounds = sizes.rounds;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime");
     let results = vec![
         three_ways(
             "`u64`",
             rounds,
             &indices,
-            |i| {
+            blocking(|i| {
                 black_box(m_u64(i as u64));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(q_u64.get(&(i as u64)));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(c_u64(i as u64));
-            },
+            }),
         ),
         three_ways(
             "`u64`, `async fn`",
             rounds,
             &indices,
-            |i| {
-                black_box(poll_to_completion(m_async_u64(i as u64)));
-            },
-            |i| {
+            in_a_task(&runtime, |i| m_async_u64(i as u64)),
+            blocking(|i| {
                 black_box(q_u64.get(&(i as u64)));
-            },
-            |i| {
-                black_box(poll_to_completion(c_async_u64(i as u64)));
-            },
+            }),
+            in_a_task(&runtime, |i| c_async_u64(i as u64)),
         ),
         three_ways(
             "`&str`",
             rounds,
             &indices,
-            |i| {
+            blocking(|i| {
                 black_box(m_str(&names[i]));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(q_str.get(names[i].as_str()));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(c_str(&names[i]));
-            },
+            }),
         ),
         three_ways(
             "`(&str, u64)`",
             rounds,
             &indices,
-            |i| {
+            blocking(|i| {
                 black_box(m_str_u64(&names[i], i as u64));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(q_pair.get(&StrU64(&names[i], i as u64)));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(c_str_u64(&names[i], i as u64));
-            },
+            }),
         ),
         three_ways(
             "`&[u8]`",
             rounds,
             &indices,
-            |i| {
+            blocking(|i| {
                 black_box(m_bytes(&bytes[i]));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(q_bytes.get(bytes[i].as_slice()));
-            },
-            |i| {
+            }),
+            blocking(|i| {
                 black_box(c_bytes(&bytes[i]));
-            },
+            }),
         ),
     ];
     let misses_after = [

@@ -827,9 +827,9 @@ fn render_key_shapes(md: &mut String, results: &Results) {
          `(String, u64)` keys) and against the `cached` crate's `#[cached(max_size = 100_000)]` \
          on the same function, which takes a borrowed argument only with `key = \"String\"` \
          and `convert = …` and so builds the owned key on every call. The `async fn` row is \
-         the `u64` function made `async` in both macros, each call's future polled in place \
-         with a no-op waker (as moka's future cache is), against the same blocking quick_cache \
-         `get`: what an async hit adds to a blocking one. {} rounds alternating the ways, best \
+         the `u64` function made `async` in both macros, each call `.await`ed in a loop inside \
+         one task of a current-thread tokio runtime, as an async caller runs it, against the \
+         same blocking quick_cache `get`: what an async hit adds to a blocking one. {} rounds alternating the ways, best \
          round of each; the ratios are memokit's time over the peer's.\n",
         s.entries, s.lookups, s.rounds
     );
