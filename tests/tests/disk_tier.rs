@@ -20,12 +20,30 @@ fn role() -> Option<String> {
     std::env::var("MEMOKIT_TEST_ROLE").ok()
 }
 
-/// A fresh folder for one test's files.
-fn folder(test: &str) -> PathBuf {
+/// A fresh folder for one test's files, removed with them when the test ends, passed or not
+/// (every run left some 50 MB in the system's temporary folder before).
+fn folder(test: &str) -> Folder {
     let dir = std::env::temp_dir().join(format!("memokit-disk-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Folder(dir)
+}
+
+/// A test's folder, removed on drop: bind it for as long as its files are used.
+struct Folder(PathBuf);
+
+impl std::ops::Deref for Folder {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// In a child: opens the file the parent named, with `max_bytes` if given.
@@ -40,9 +58,12 @@ fn open_child_file() {
 
 /// In the parent: the default file of the in-process tests.
 fn open_parent_file() {
-    static OPEN: OnceLock<()> = OnceLock::new();
+    // Open for the whole process, so never dropped: the one folder a run leaves (under 1 MB).
+    static OPEN: OnceLock<Folder> = OnceLock::new();
     OPEN.get_or_init(|| {
-        memokit::disk::open(Config::new(folder("parent").join("default.redb"))).unwrap();
+        let dir = folder("parent");
+        memokit::disk::open(Config::new(dir.join("default.redb"))).unwrap();
+        dir
     });
 }
 
@@ -86,7 +107,8 @@ fn a_restarted_process_serves_its_first_calls_from_the_file() {
         Some(_) => return,
         None => {}
     }
-    let path = folder("restart").join("cache.redb");
+    let dir = folder("restart");
+    let path = dir.join("cache.redb");
     let first = run(TEST, "first", &path, &[]);
     assert_eq!(number(first.expect_line("RUNS", secs(30))), 50);
     assert_eq!(number(first.expect_line("DISK_HITS", secs(5))), 0);
@@ -134,7 +156,8 @@ fn a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served() {
         }
         return;
     }
-    let path = folder("ttl").join("cache.redb");
+    let dir = folder("ttl");
+    let path = dir.join("cache.redb");
     let first = run(TEST, "ttl", &path, &[]);
     assert_eq!(number(first.expect_line("SHORT", secs(30))), 10);
     assert_eq!(number(first.expect_line("LONG", secs(5))), 10);
@@ -305,7 +328,8 @@ fn a_file_written_with_short_lived_entries_stops_growing() {
         }
         return;
     }
-    let path = folder("churn").join("cache.redb");
+    let dir = folder("churn");
+    let path = dir.join("cache.redb");
     let child = run(TEST, "churn", &path, &[]);
     let sizes = child.expect_line("SIZES", secs(60));
     let first = number(child.expect_line("FIRST", secs(5)));
@@ -336,7 +360,8 @@ fn a_file_of_format_1_gets_its_expiry_index_at_open() {
         return;
     }
     use redb::TableDefinition;
-    let path = folder("format1").join("cache.redb");
+    let dir = folder("format1");
+    let path = dir.join("cache.redb");
     {
         // Format 1: entries, order and meta, no expiry index; one entry past its deadline, one
         // without a deadline.
@@ -406,7 +431,8 @@ fn past_the_byte_bound_the_oldest_entries_are_evicted() {
         }
         return;
     }
-    let path = folder("bound").join("cache.redb");
+    let dir = folder("bound");
+    let path = dir.join("cache.redb");
     // About 150 bytes an entry: 4 KB keeps the last 25 or so.
     let child = run(
         TEST,
@@ -517,7 +543,8 @@ fn a_value_of_another_type_is_a_counted_miss_and_is_overwritten() {
         Some(_) => return,
         None => {}
     }
-    let path = folder("typed").join("cache.redb");
+    let dir = folder("typed");
+    let path = dir.join("cache.redb");
     run(TEST, "number", &path, &[]).success();
     let text = run(TEST, "text", &path, &[]);
     assert_eq!(number(text.expect_line("RUNS", secs(30))), 1);
@@ -559,7 +586,8 @@ fn a_large_value_is_stored_compressed_in_the_file() {
         Some(_) => return,
         None => {}
     }
-    let path = folder("large").join("cache.redb");
+    let dir = folder("large");
+    let path = dir.join("cache.redb");
     run(TEST, "write", &path, &[]).success();
     {
         // The file's one entry: the store's 16-byte header (deadline, sequence), then the
@@ -643,7 +671,8 @@ fn after_kill_9_during_writes_the_file_opens_and_serves_whole_entries_only() {
         Some(_) => return,
         None => {}
     }
-    let path = folder("kill").join("cache.redb");
+    let dir = folder("kill");
+    let path = dir.join("cache.redb");
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut start = 0;
     let mut hits = 0;
@@ -687,7 +716,8 @@ fn a_second_process_gets_an_error_naming_the_file_and_the_first() {
         }
         return;
     }
-    let path = folder("second").join("cache.redb");
+    let dir = folder("second");
+    let path = dir.join("cache.redb");
     let holder = run(TEST, "holder", &path, &[]);
     let pid: u32 = holder.expect_line("PID", secs(30)).parse().unwrap();
     let err = memokit::disk::open(Config::new(&path)).unwrap_err();
@@ -871,7 +901,8 @@ fn a_corrupted_file_is_an_error_at_open() {
 
 #[test]
 fn a_file_of_a_newer_format_is_an_error_at_open() {
-    let path = folder("newer").join("cache.redb");
+    let dir = folder("newer");
+    let path = dir.join("cache.redb");
     {
         let db = redb::Database::create(&path).unwrap();
         let tx = db.begin_write().unwrap();
