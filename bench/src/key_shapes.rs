@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crate::contenders::poll_to_completion;
-use crate::latency::best_latency;
+use crate::latency::{best_latency, ns_per_await};
 use crate::workloads::SplitMix64;
 
 /// The measurement's sizes.
@@ -131,15 +131,7 @@ fn in_a_task<'a, F: Future>(
     runtime: &'a tokio::runtime::Runtime,
     mut way: impl FnMut(usize) -> F + 'a,
 ) -> Timer<'a> {
-    Box::new(move |indices| {
-        runtime.block_on(async {
-            let started = Instant::now();
-            for &index in indices {
-                black_box(way(black_box(index)).await);
-            }
-            started.elapsed().as_nanos() as f64 / indices.len().max(1) as f64
-        })
-    })
+    Box::new(move |indices| ns_per_await(runtime, indices, |&index| way(index)))
 }
 
 /// The best round of each of three ways, timed in turn round after round.

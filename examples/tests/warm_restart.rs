@@ -10,9 +10,12 @@ fn the_second_run_serves_every_report_from_the_file() {
         println!("COMPUTED {computed}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("memokit-warm-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("cache.redb");
+    // Removed, with the file, when the test ends.
+    let dir = tempfile::Builder::new()
+        .prefix("memokit-warm-restart-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("cache.redb");
     let run = || {
         let output = Command::new(std::env::current_exe().unwrap())
             .args([

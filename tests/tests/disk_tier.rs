@@ -7,7 +7,7 @@
 //! file the parent names in `MEMOKIT_TEST_DISK`; the in-process tests share the parent's
 //! default file, each function under its own name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use memokit::disk::{Config, Error};
 use memokit::{cache_evict, cache_put, cached};
 use memokit_tests::ChildTest;
+use tempfile::TempDir;
 
 fn role() -> Option<String> {
     std::env::var("MEMOKIT_TEST_ROLE").ok()
@@ -22,28 +23,11 @@ fn role() -> Option<String> {
 
 /// A fresh folder for one test's files, removed with them when the test ends, passed or not
 /// (every run left some 50 MB in the system's temporary folder before).
-fn folder(test: &str) -> Folder {
-    let dir = std::env::temp_dir().join(format!("memokit-disk-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Folder(dir)
-}
-
-/// A test's folder, removed on drop: bind it for as long as its files are used.
-struct Folder(PathBuf);
-
-impl std::ops::Deref for Folder {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn folder(test: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("memokit-disk-{test}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// In a child: opens the file the parent named, with `max_bytes` if given.
@@ -59,10 +43,10 @@ fn open_child_file() {
 /// In the parent: the default file of the in-process tests.
 fn open_parent_file() {
     // Open for the whole process, so never dropped: the one folder a run leaves (under 1 MB).
-    static OPEN: OnceLock<Folder> = OnceLock::new();
+    static OPEN: OnceLock<TempDir> = OnceLock::new();
     OPEN.get_or_init(|| {
         let dir = folder("parent");
-        memokit::disk::open(Config::new(dir.join("default.redb"))).unwrap();
+        memokit::disk::open(Config::new(dir.path().join("default.redb"))).unwrap();
         dir
     });
 }
@@ -108,7 +92,7 @@ fn a_restarted_process_serves_its_first_calls_from_the_file() {
         None => {}
     }
     let dir = folder("restart");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     let first = run(TEST, "first", &path, &[]);
     assert_eq!(number(first.expect_line("RUNS", secs(30))), 50);
     assert_eq!(number(first.expect_line("DISK_HITS", secs(5))), 0);
@@ -157,7 +141,7 @@ fn a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served() {
         return;
     }
     let dir = folder("ttl");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     let first = run(TEST, "ttl", &path, &[]);
     assert_eq!(number(first.expect_line("SHORT", secs(30))), 10);
     assert_eq!(number(first.expect_line("LONG", secs(5))), 10);
@@ -278,7 +262,7 @@ fn expired_entries_are_swept_while_running_and_at_open() {
     };
 
     // While the process runs.
-    let running = dir.join("running.redb");
+    let running = dir.path().join("running.redb");
     let child = run(TEST, "write-and-stay", &running, &[]);
     child.expect_line("DONE", secs(30));
     child.success();
@@ -286,7 +270,7 @@ fn expired_entries_are_swept_while_running_and_at_open() {
 
     // A process that exits before the deadline leaves its entries; the next one sweeps them
     // at open, without a call.
-    let at_open = dir.join("at_open.redb");
+    let at_open = dir.path().join("at_open.redb");
     let child = run(TEST, "write-and-exit", &at_open, &[]);
     child.expect_line("DONE", secs(30));
     child.success();
@@ -329,7 +313,7 @@ fn a_file_written_with_short_lived_entries_stops_growing() {
         return;
     }
     let dir = folder("churn");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     let child = run(TEST, "churn", &path, &[]);
     let sizes = child.expect_line("SIZES", secs(60));
     let first = number(child.expect_line("FIRST", secs(5)));
@@ -361,7 +345,7 @@ fn a_file_of_format_1_gets_its_expiry_index_at_open() {
     }
     use redb::TableDefinition;
     let dir = folder("format1");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     {
         // Format 1: entries, order and meta, no expiry index; one entry past its deadline, one
         // without a deadline.
@@ -432,7 +416,7 @@ fn past_the_byte_bound_the_oldest_entries_are_evicted() {
         return;
     }
     let dir = folder("bound");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     // About 150 bytes an entry: 4 KB keeps the last 25 or so.
     let child = run(
         TEST,
@@ -544,7 +528,7 @@ fn a_value_of_another_type_is_a_counted_miss_and_is_overwritten() {
         None => {}
     }
     let dir = folder("typed");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     run(TEST, "number", &path, &[]).success();
     let text = run(TEST, "text", &path, &[]);
     assert_eq!(number(text.expect_line("RUNS", secs(30))), 1);
@@ -587,7 +571,7 @@ fn a_large_value_is_stored_compressed_in_the_file() {
         None => {}
     }
     let dir = folder("large");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     run(TEST, "write", &path, &[]).success();
     {
         // The file's one entry: the store's 16-byte header (deadline, sequence), then the
@@ -672,7 +656,7 @@ fn after_kill_9_during_writes_the_file_opens_and_serves_whole_entries_only() {
         None => {}
     }
     let dir = folder("kill");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut start = 0;
     let mut hits = 0;
@@ -717,7 +701,7 @@ fn a_second_process_gets_an_error_naming_the_file_and_the_first() {
         return;
     }
     let dir = folder("second");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     let holder = run(TEST, "holder", &path, &[]);
     let pid: u32 = holder.expect_line("PID", secs(30)).parse().unwrap();
     let err = memokit::disk::open(Config::new(&path)).unwrap_err();
@@ -797,7 +781,7 @@ fn a_full_disk_is_an_error_at_open_or_counted_failed_writes_and_every_call_gets_
     }
     let dir = folder("full");
     let spawn = |name: &str, limit: u64| {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         let env = [("MEMOKIT_TEST_DISK", path.display().to_string())];
         ChildTest::spawn_with_file_limit(TEST, "full", &env, limit)
     };
@@ -870,14 +854,14 @@ fn a_path_that_cannot_be_written_is_an_error_at_open_and_the_function_runs_in_pr
 #[test]
 fn a_corrupted_file_is_an_error_at_open() {
     let dir = folder("corrupted");
-    let garbage = dir.join("garbage.redb");
+    let garbage = dir.path().join("garbage.redb");
     std::fs::write(&garbage, vec![0x5a_u8; 64 * 1024]).unwrap();
     let err = memokit::disk::open(Config::new(&garbage)).unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
     assert!(err.to_string().contains("garbage.redb"), "{err}");
 
     // A real file with its middle overwritten.
-    let damaged = dir.join("damaged.redb");
+    let damaged = dir.path().join("damaged.redb");
     {
         let db = redb::Database::create(&damaged).unwrap();
         let tx = db.begin_write().unwrap();
@@ -902,7 +886,7 @@ fn a_corrupted_file_is_an_error_at_open() {
 #[test]
 fn a_file_of_a_newer_format_is_an_error_at_open() {
     let dir = folder("newer");
-    let path = dir.join("cache.redb");
+    let path = dir.path().join("cache.redb");
     {
         let db = redb::Database::create(&path).unwrap();
         let tx = db.begin_write().unwrap();

@@ -289,19 +289,12 @@ where
 {
     let hash = cache.hash(key);
     let shard = cache.shard_of(hash);
-    match lookup(cache, shard, hash, key) {
-        Found::Hit(value) => Ok(value),
-        Found::Stale(stale) => Err(Unhit {
-            hash,
-            shard,
-            stale: Some(stale),
-        }),
-        Found::Miss => Err(Unhit {
-            hash,
-            shard,
-            stale: None,
-        }),
-    }
+    let stale = match lookup(cache, shard, hash, key) {
+        Found::Hit(value) => return Ok(value),
+        Found::Stale(stale) => Some(stale),
+        Found::Miss => None,
+    };
+    Err(Unhit { hash, shard, stale })
 }
 
 /// The blocking load: lookup, then lead or wait (or, without coalescing, compute). `init`

@@ -105,6 +105,7 @@ pub use crate::tier::disk::{Config, Error};
 /// let dir = std::env::temp_dir().join(format!("memokit-doc-open-{}", std::process::id()));
 /// memokit::disk::open(memokit::disk::Config::new(dir.join("cache.redb")))?;
 /// assert!(dir.join("cache.redb").exists());
+/// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), memokit::disk::Error>(())
 /// ```
 pub fn open(config: Config) -> Result<(), Error> {
