@@ -100,6 +100,9 @@ where
     /// copy still in front and stored it again, and the removal was undone in this process
     /// (and a caller that saw the in-process copy gone could still read the old value). The
     /// second removal in front takes what a computation finishing between the two wrote there.
+    /// An insert is written in front twice as well, for the same computation: it checks whether
+    /// it was superseded when it stores in front, and it is only once the in-process insert is
+    /// done.
     fn apply(&self, op: &RemoteOp<'_>) {
         let cache = &self.local;
         let near = self.near.as_deref();
@@ -137,10 +140,17 @@ where
                 if let (Some(key), Some(value)) =
                     ((self.decode_key)(key), (self.decode_value)(value))
                 {
-                    if let Some(near) = near {
-                        near.put(&key, &value);
+                    match near {
+                        // In front, before and after, as for a removal: the insert in process
+                        // supersedes a computation of the key, which may still store its older
+                        // result in front between the first write there and that insert.
+                        Some(near) => {
+                            near.put(&key, &value);
+                            cache.insert(key.clone(), value.clone());
+                            near.put(&key, &value);
+                        }
+                        None => cache.insert(key, value),
                     }
-                    cache.insert(key, value);
                 } else if let Some(key) = (self.decode_key)(key) {
                     invalidate(&key);
                 }
@@ -333,5 +343,137 @@ fn listen(tier: &Connection, lost: &mut bool, attempt: usize) -> redis::RedisRes
             Op::Insert { key, value } => RemoteOp::Insert { key, value },
         };
         apply_remote(Some(&event.function), &op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::task::{Context, Waker};
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::cache::flight::Superseded;
+    use crate::cache::stats::Stats;
+    use crate::tier::redis::Shared;
+    use crate::tier::{BlockingWork, Fetched, TierFuture};
+
+    /// The copy an older computation of the key stores in front.
+    const OLDER: u64 = 1;
+    /// The value another process inserted.
+    const INSERTED: u64 = 2;
+
+    /// A tier in front of Redis where a computation of the key stores its older result
+    /// whenever it would in the disk tier: on every write there while the in-process cache
+    /// does not hold the inserted value yet (the in-process insert is what supersedes it).
+    #[derive(Debug)]
+    struct ComputationInFront {
+        copies: Mutex<HashMap<u64, u64>>,
+        local: Cache<u64, u64>,
+    }
+
+    impl Tier<u64, u64> for ComputationInFront {
+        fn attach(
+            &self,
+            _: &'static str,
+            _: &Cache<u64, u64>,
+            _: &'static std::panic::Location<'static>,
+        ) {
+        }
+
+        fn get<'a>(&'a self, key: &'a u64, _: &'a Superseded<u64>) -> TierFuture<'a, Fetched<u64>> {
+            let copy = self.copies.lock().get(key).copied();
+            Box::pin(async move { copy.map_or(Fetched::Miss(None), Fetched::Hit) })
+        }
+
+        fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<u64>>> {
+            let copies = self.copies.lock();
+            let found = keys.iter().map(|key| copies.get(key).copied()).collect();
+            Box::pin(async move { found })
+        }
+
+        fn store_many<'a>(&'a self, entries: &'a [(u64, u64)]) -> TierFuture<'a, ()> {
+            self.put_many(entries);
+            Box::pin(async {})
+        }
+
+        fn put(&self, key: &u64, value: &u64) {
+            self.copies.lock().insert(*key, *value);
+            if self.local.get(key) != Some(INSERTED) {
+                self.copies.lock().insert(*key, OLDER);
+            }
+        }
+
+        fn put_many(&self, entries: &[(u64, u64)]) {
+            for (key, value) in entries {
+                self.put(key, value);
+            }
+        }
+
+        fn remove(&self, key: &u64) {
+            self.copies.lock().remove(key);
+        }
+
+        fn remove_many(&self, keys: &[u64]) {
+            for key in keys {
+                self.remove(key);
+            }
+        }
+
+        fn clear(&self) {
+            self.copies.lock().clear();
+        }
+
+        fn add_stats(&self, _: &mut Stats) {}
+
+        fn reset_stats(&self) {}
+
+        fn block_on(&self, mut work: BlockingWork<'_>) {
+            let mut cx = Context::from_waker(Waker::noop());
+            while work.as_mut().poll(&mut cx).is_pending() {}
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    #[test]
+    fn an_older_result_stored_in_front_during_a_remote_insert_is_replaced() {
+        let local: Cache<u64, u64> = Cache::new(10);
+        let near = Arc::new(ComputationInFront {
+            copies: Mutex::default(),
+            local: local.clone(),
+        });
+        let shared = Shared::<u64, u64>::new(
+            Duration::from_secs(60),
+            None,
+            None,
+            |key| Some(key.to_le_bytes().to_vec()),
+            decode,
+            |value, _| Some(value.to_le_bytes().to_vec()),
+            decode,
+        );
+        let subscriber = Subscriber {
+            name: "pubsub::tests::insert",
+            defined_at: std::panic::Location::caller(),
+            local: local.clone(),
+            near: Some(near.clone() as Arc<dyn Tier<u64, u64>>),
+            state: shared.state.clone(),
+            decode_key: decode,
+            decode_value: decode,
+        };
+        let key = 7u64.to_le_bytes();
+        subscriber.apply(&RemoteOp::Insert {
+            key: &key,
+            value: &INSERTED.to_le_bytes(),
+        });
+        assert_eq!(local.get(&7), Some(INSERTED));
+        assert_eq!(
+            near.copies.lock().get(&7),
+            Some(&INSERTED),
+            "the copy in front is the inserted value, not the older result stored beside it"
+        );
     }
 }
