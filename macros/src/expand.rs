@@ -131,8 +131,16 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         // A closure that makes the body's future, not the future: the runtime makes it only
         // where it computes, and boxes it, so this function's future holds the arguments once
         // more, not the body's state.
+        // The first look comes before the load's future is made: a hit makes none.
         let body = async_body(ret, block);
-        quote!(#accessor_call.#call_async(#lookup, #share_error, move || #body).await)
+        quote! {
+            match #accessor_call.__look::<#shape>(&#lookup) {
+                ::core::result::Result::Ok(__memokit_hit) => __memokit_hit,
+                ::core::result::Result::Err(__memokit_look) => {
+                    #accessor_call.#call_async(__memokit_look, #lookup, #share_error, move || #body).await
+                }
+            }
+        }
     } else {
         quote!(#accessor_call.__call::<#shape>(#lookup, #share_error, move || -> #ret #block))
     };

@@ -93,7 +93,7 @@ pub mod __private {
         ShareErrorAsLoadFailed,
     };
     pub use crate::memo::testing::ThreadClock;
-    pub use crate::memo::MemoOptions;
+    pub use crate::memo::{Look, MemoOptions};
     pub use crate::warm::LoadAsync;
     pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
     pub use std::any::TypeId;

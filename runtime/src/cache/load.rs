@@ -149,6 +149,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     {
         load_async(
             self,
+            None,
             Owned(key),
             move |_, _| async move { Ok(init.await) },
             LoadRule::ALWAYS,
@@ -180,7 +181,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             share_error: Some(ShareError::BY_CLONE),
             ..LoadRule::ALWAYS
         };
-        load_async(self, Owned(key), move |_, _| init, rule, |result| result)
+        load_async(
+            self,
+            None,
+            Owned(key),
+            move |_, _| init,
+            rule,
+            |result| result,
+        )
     }
 }
 
@@ -380,8 +388,12 @@ fn run<K: Hash + Eq + Clone, V: Clone, E>(
 /// (one stores each argument twice: as passed, and moved into its body), and `output` maps
 /// the result here rather than in one more future around this one, which would hold this
 /// one as it is passed and again as it is awaited.
+///
+/// `looked`: where the caller's own [`first_look`] left off, if it made one (a `#[cached]`
+/// `async fn` looks before it makes this future, so that a hit makes none).
 pub(crate) fn load_async<'a, K, V, E, F, I, O, M, Q>(
     cache: &'a Cache<K, V>,
+    looked: Option<Unhit<V>>,
     key: Q,
     init: I,
     rule: LoadRule<V, E>,
@@ -395,7 +407,7 @@ where
     F: Future<Output = Result<V, E>>,
     M: FnOnce(Result<V, E>) -> O,
 {
-    load_async_detachable(cache, key, init, rule, keep_refresh, output)
+    load_async_detachable(cache, looked, key, init, rule, keep_refresh, output)
 }
 
 /// [`load_async`] whose refreshes `detach` may take away from the caller (to run them on
@@ -411,6 +423,7 @@ where
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `load_async`
 pub(crate) fn load_async_detachable<'a, K, V, E, F, I, D, O, M, Q>(
     cache: &'a Cache<K, V>,
+    looked: Option<Unhit<V>>,
     key: Q,
     init: I,
     rule: LoadRule<V, E>,
@@ -428,14 +441,14 @@ where
 {
     async move {
         let result = 'load: {
-            let hash = cache.hash(&key);
-            let shard = cache.shard_of(hash);
             // In a block of its own: `stale` is not kept across the waits below.
-            {
-                let stale = match lookup(cache, shard, hash, &key) {
-                    Found::Miss => None,
-                    Found::Hit(value) => break 'load Ok(value),
-                    Found::Stale(stale) => Some(stale),
+            let (hash, shard) = {
+                let Unhit { hash, shard, stale } = match looked {
+                    Some(unhit) => unhit,
+                    None => match first_look(cache, &key) {
+                        Ok(value) => break 'load Ok(value),
+                        Err(unhit) => unhit,
+                    },
                 };
                 if let Some(stale) = stale {
                     let key = key.into_key();
@@ -449,7 +462,8 @@ where
                     }
                     break 'load Ok(stale);
                 }
-            }
+                (hash, shard)
+            };
             let key = key.into_key();
             let mut waited = false;
             // As in `load_with`.

@@ -410,7 +410,27 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         S::join(load::load_unhit(&self.cache, unhit, key, init, rule))
     }
 
-    /// The call of an `async` `#[cached]` function. Not part of the stable API.
+    /// The first look of an `async` `#[cached]` function, made in its body before any future
+    /// of the load is: the output on a hit; otherwise what [`Memo::__call_async`] goes on
+    /// from. A hit so costs what a blocking one does: making the load's future first, and
+    /// then looking up, cost a hit a third more. Not part of the stable API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __look<S: Shape<Value = V>>(
+        &self,
+        key: &impl LookupKey<K>,
+    ) -> Result<S::Output, Look<V>> {
+        if testing::is_disabled() {
+            return Err(Look(None));
+        }
+        match load::first_look(&self.cache, key) {
+            Ok(value) => Ok(S::join(Ok(value))),
+            Err(unhit) => Err(Look(Some(unhit))),
+        }
+    }
+
+    /// The call of an `async` `#[cached]` function after its [`Memo::__look`] did not hit.
+    /// Not part of the stable API.
     ///
     /// `body` makes the function's body future: only the caller that computes calls it (and
     /// the cache boxes it), so the future of every call, hits' and waiters' included, holds the
@@ -418,6 +438,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     #[doc(hidden)]
     pub fn __call_async<'a, S, B, F, Q>(
         &'a self,
+        look: Look<V>,
         key: Q,
         share_error: Option<ShareError<S::Error>>,
         body: B,
@@ -428,15 +449,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         B: FnOnce() -> F,
         F: Future<Output = S::Output>,
     {
-        if testing::is_disabled() {
+        let Look(Some(unhit)) = look else {
             return Call::Body {
                 body: Box::pin(body()),
             };
-        }
+        };
         let rule = self.rule::<S>(share_error);
         Call::Load {
             load: load::load_async(
                 &self.cache,
+                Some(unhit),
                 key,
                 move |key, superseded| {
                     self.computation::<S, B, F>(key, superseded, rule.store, body)
@@ -594,6 +616,7 @@ where
     #[doc(hidden)]
     pub fn __call_async_spawnable<S, B, F, Q>(
         &'static self,
+        look: Look<V>,
         key: Q,
         share_error: Option<ShareError<S::Error>>,
         body: B,
@@ -605,15 +628,16 @@ where
         B: FnOnce() -> F + Send + 'static,
         F: Future<Output = S::Output> + Send + 'static,
     {
-        if testing::is_disabled() {
+        let Look(Some(unhit)) = look else {
             return Call::Body {
                 body: Box::pin(body()),
             };
-        }
+        };
         let rule = self.rule::<S>(share_error);
         Call::Load {
             load: load::load_async_detachable(
                 &self.cache,
+                Some(unhit),
                 key,
                 move |key, superseded| {
                     self.computation::<S, B, F>(key, superseded, rule.store, body)
@@ -635,6 +659,12 @@ where
         get_or_init_registered(slot, init, |memo| memo)
     }
 }
+
+/// Where an `async` `#[cached]` call goes on from after [`Memo::__look`] did not hit: the
+/// load, or (`None`) the body alone, with memoization off on the thread ([`testing::disable`]).
+/// Not part of the stable API.
+#[doc(hidden)]
+pub struct Look<V>(Option<load::Unhit<V>>);
 
 pin_project_lite::pin_project! {
     /// The future of an `async` call: the load, or with memoization off on the thread that
