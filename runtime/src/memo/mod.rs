@@ -878,97 +878,17 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::task::Waker;
-
-    use parking_lot::Mutex;
-
     use super::*;
-    use crate::tier::{BlockingWork, Fetched, Tier, TierFuture};
+    use crate::tier::map::MapTier;
 
-    /// A tier of copies in a map whose removals first let a lookup run, as a call on another
-    /// thread could between the in-process removal and the tier's: it finds nothing in process,
-    /// reads the copy still here, and stores it in process.
-    #[derive(Debug, Default)]
-    struct LookupBesideRemovals {
-        copies: Mutex<HashMap<u64, u64>>,
-        local: Mutex<Option<Cache<u64, u64>>>,
-    }
-
-    impl LookupBesideRemovals {
-        fn lookup_beside(&self, key: u64) {
-            let local = self.local.lock().clone().expect("attached");
-            let copy = self.copies.lock().get(&key).copied();
-            if let (None, Some(copy)) = (local.get(&key), copy) {
-                local.insert(key, copy);
-            }
-        }
-    }
-
-    impl Tier<u64, u64> for LookupBesideRemovals {
-        fn attach(
-            &self,
-            _name: &'static str,
-            local: &Cache<u64, u64>,
-            _defined_at: &'static std::panic::Location<'static>,
-        ) {
-            *self.local.lock() = Some(local.clone());
-        }
-
-        fn get<'a>(
-            &'a self,
-            key: &'a u64,
-            _superseded: &'a Superseded<u64>,
-        ) -> TierFuture<'a, Fetched<u64>> {
-            let copy = self.copies.lock().get(key).copied();
-            Box::pin(async move { copy.map_or(Fetched::Miss(None), Fetched::Hit) })
-        }
-
-        fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<u64>>> {
-            let copies = self.copies.lock();
-            let found = keys.iter().map(|key| copies.get(key).copied()).collect();
-            Box::pin(async move { found })
-        }
-
-        fn store_many<'a>(&'a self, entries: &'a [(u64, u64)]) -> TierFuture<'a, ()> {
-            self.put_many(entries);
-            Box::pin(async {})
-        }
-
-        fn put(&self, key: &u64, value: &u64) {
-            self.copies.lock().insert(*key, *value);
-        }
-
-        fn put_many(&self, entries: &[(u64, u64)]) {
-            self.copies.lock().extend(entries.iter().copied());
-        }
-
-        fn remove(&self, key: &u64) {
-            self.lookup_beside(*key);
-            self.copies.lock().remove(key);
-        }
-
-        fn remove_many(&self, keys: &[u64]) {
-            for key in keys {
-                self.remove(key);
-            }
-        }
-
-        fn clear(&self) {
-            let keys: Vec<u64> = self.copies.lock().keys().copied().collect();
-            for key in keys {
-                self.lookup_beside(key);
-            }
-            self.copies.lock().clear();
-        }
-
-        fn add_stats(&self, _stats: &mut Stats) {}
-
-        fn reset_stats(&self) {}
-
-        fn block_on(&self, mut work: BlockingWork<'_>) {
-            let mut cx = Context::from_waker(Waker::noop());
-            while work.as_mut().poll(&mut cx).is_pending() {}
+    /// Inside a removal from the tier, before it takes the copy: a lookup, as a call on another
+    /// thread could make between the in-process removal and the tier's. It finds nothing in
+    /// process, reads the copy still in the tier, and stores it in process.
+    fn lookup_beside(tier: &MapTier, key: u64) {
+        let local = tier.local();
+        let copy = tier.copies.lock().get(&key).copied();
+        if let (None, Some(copy)) = (local.get(&key), copy) {
+            local.insert(key, copy);
         }
     }
 
@@ -979,7 +899,10 @@ mod tests {
             Cache::new(10),
             MemoOptions::default(),
         )
-        .__with_shared(TierHandle(Some(Box::new(LookupBesideRemovals::default()))));
+        .__with_shared(TierHandle(Some(Box::new(MapTier {
+            before_removal: Some(lookup_beside),
+            ..MapTier::default()
+        }))));
         memo.insert_many([(1, 10), (2, 20), (3, 30)]);
         assert!(memo.invalidate(&1));
         assert_eq!(memo.cache().get(&1), None, "invalidate");

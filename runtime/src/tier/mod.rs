@@ -21,6 +21,8 @@ pub(crate) mod chain;
 pub(crate) mod codec;
 #[cfg(feature = "disk")]
 pub(crate) mod disk;
+#[cfg(test)]
+pub(crate) mod map;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 

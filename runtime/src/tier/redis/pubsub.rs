@@ -348,90 +348,23 @@ fn listen(tier: &Connection, lost: &mut bool, attempt: usize) -> redis::RedisRes
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::task::{Context, Waker};
-
     use parking_lot::Mutex;
 
     use super::*;
-    use crate::cache::flight::Superseded;
-    use crate::cache::stats::Stats;
+    use crate::tier::map::MapTier;
     use crate::tier::redis::Shared;
-    use crate::tier::{BlockingWork, Fetched, TierFuture};
 
     /// The copy an older computation of the key stores in front.
     const OLDER: u64 = 1;
     /// The value another process inserted.
     const INSERTED: u64 = 2;
 
-    /// A tier in front of Redis where a computation of the key stores its older result
-    /// whenever it would in the disk tier: on every write there while the in-process cache
-    /// does not hold the inserted value yet (the in-process insert is what supersedes it).
-    #[derive(Debug)]
-    struct ComputationInFront {
-        copies: Mutex<HashMap<u64, u64>>,
-        local: Cache<u64, u64>,
-    }
-
-    impl Tier<u64, u64> for ComputationInFront {
-        fn attach(
-            &self,
-            _: &'static str,
-            _: &Cache<u64, u64>,
-            _: &'static std::panic::Location<'static>,
-        ) {
-        }
-
-        fn get<'a>(&'a self, key: &'a u64, _: &'a Superseded<u64>) -> TierFuture<'a, Fetched<u64>> {
-            let copy = self.copies.lock().get(key).copied();
-            Box::pin(async move { copy.map_or(Fetched::Miss(None), Fetched::Hit) })
-        }
-
-        fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<u64>>> {
-            let copies = self.copies.lock();
-            let found = keys.iter().map(|key| copies.get(key).copied()).collect();
-            Box::pin(async move { found })
-        }
-
-        fn store_many<'a>(&'a self, entries: &'a [(u64, u64)]) -> TierFuture<'a, ()> {
-            self.put_many(entries);
-            Box::pin(async {})
-        }
-
-        fn put(&self, key: &u64, value: &u64) {
-            self.copies.lock().insert(*key, *value);
-            if self.local.get(key) != Some(INSERTED) {
-                self.copies.lock().insert(*key, OLDER);
-            }
-        }
-
-        fn put_many(&self, entries: &[(u64, u64)]) {
-            for (key, value) in entries {
-                self.put(key, value);
-            }
-        }
-
-        fn remove(&self, key: &u64) {
-            self.copies.lock().remove(key);
-        }
-
-        fn remove_many(&self, keys: &[u64]) {
-            for key in keys {
-                self.remove(key);
-            }
-        }
-
-        fn clear(&self) {
-            self.copies.lock().clear();
-        }
-
-        fn add_stats(&self, _: &mut Stats) {}
-
-        fn reset_stats(&self) {}
-
-        fn block_on(&self, mut work: BlockingWork<'_>) {
-            let mut cx = Context::from_waker(Waker::noop());
-            while work.as_mut().poll(&mut cx).is_pending() {}
+    /// Inside a write in front, after it: a computation of the key stores its older result
+    /// there, as it does on the disk while it is not superseded, that is while the in-process
+    /// cache does not hold the inserted value yet (the in-process insert supersedes it).
+    fn older_result_stored(tier: &MapTier, key: u64) {
+        if tier.local().get(&key) != Some(INSERTED) {
+            tier.copies.lock().insert(key, OLDER);
         }
     }
 
@@ -442,9 +375,10 @@ mod tests {
     #[test]
     fn an_older_result_stored_in_front_during_a_remote_insert_is_replaced() {
         let local: Cache<u64, u64> = Cache::new(10);
-        let near = Arc::new(ComputationInFront {
-            copies: Mutex::default(),
-            local: local.clone(),
+        let near = Arc::new(MapTier {
+            local: Mutex::new(Some(local.clone())),
+            after_put: Some(older_result_stored),
+            ..MapTier::default()
         });
         let shared = Shared::<u64, u64>::new(
             Duration::from_secs(60),
