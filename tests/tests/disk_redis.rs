@@ -5,7 +5,7 @@
 //! pub/sub, reach the file too, so that a copy there never outlives an invalidation. The other
 //! process is this binary again, with a role and a file of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -19,10 +19,29 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const PREFIX: &str = "chain";
 
-/// A fresh file for one process.
+/// A fresh file in this run's folder, which its children's files share. The folder outlives
+/// the run (the parent's file is open until the process exits), so the first file of a run
+/// removes the folders of runs whose process is gone.
 fn file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memokit-chain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    let dir = FOLDER.get_or_init(|| {
+        let temp = std::env::temp_dir();
+        // Whether a process is alive is read from /proc: elsewhere nothing is removed.
+        let listed = Path::new("/proc/self").exists();
+        let entries = std::fs::read_dir(&temp).into_iter().flatten().flatten();
+        for entry in entries.filter(|_| listed) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix("memokit-chain-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        temp.join(format!("memokit-chain-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     path
@@ -55,20 +74,25 @@ fn setup(name: &str) -> Option<(MutexGuard<'static, ()>, RedisServer)> {
     Some((guard, server))
 }
 
+/// A child running `role`, connected to `server`, with the file `extra` names or else a fresh
+/// one in this process's folder (so that a child leaves no folder of its own behind).
 fn child(test: &str, role: &str, server: &RedisServer, extra: &[(&str, String)]) -> ChildTest {
+    static CHILDREN: AtomicU64 = AtomicU64::new(0);
     let mut env = vec![("MEMOKIT_TEST_REDIS", server.url())];
+    if !extra.iter().any(|(name, _)| *name == "MEMOKIT_TEST_DISK") {
+        let n = CHILDREN.fetch_add(1, SeqCst);
+        let path = file(&format!("child-{n}.redb"));
+        env.push(("MEMOKIT_TEST_DISK", path.display().to_string()));
+    }
     env.extend(extra.iter().cloned());
     ChildTest::spawn(test, role, &env)
 }
 
-/// In a child: connected to the parent's server, with a file of its own (or the one named).
+/// In a child: connected to the parent's server, with the file the parent named.
 fn child_setup() {
     let url = std::env::var("MEMOKIT_TEST_REDIS").unwrap();
-    let path = match std::env::var("MEMOKIT_TEST_DISK") {
-        Ok(path) => PathBuf::from(path),
-        Err(_) => file(&format!("child-{}.redb", std::process::id())),
-    };
-    connect(&url, &path);
+    let path = std::env::var("MEMOKIT_TEST_DISK").expect("the parent names the file");
+    connect(&url, path.as_ref());
 }
 
 fn secs(n: u64) -> Duration {
