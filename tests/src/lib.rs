@@ -3,6 +3,7 @@
 //! `memokit-fixtures`) throw-away Redis servers and clusters for the shared-tier tests.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,37 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(2));
     }
     started.elapsed()
+}
+
+/// This process's folder `<prefix><pid>` in the system's temporary folder, made if missing.
+/// A file in it may stay open until the process exits, so the folder outlives the run: the
+/// folders `<prefix><pid>` of processes that are gone are removed here (whether a process is
+/// alive is read from `/proc`; elsewhere nothing is removed). Call it once per process and
+/// prefix (a `OnceLock`), before the files are opened.
+///
+/// ```
+/// let folder = memokit_tests::run_folder("memokit-doc-run-");
+/// assert!(folder.is_dir());
+/// assert!(folder.ends_with(format!("memokit-doc-run-{}", std::process::id())));
+/// # std::fs::remove_dir_all(&folder).unwrap();
+/// ```
+pub fn run_folder(prefix: &str) -> PathBuf {
+    let temp = std::env::temp_dir();
+    let listed = Path::new("/proc/self").exists();
+    let entries = std::fs::read_dir(&temp).into_iter().flatten().flatten();
+    for entry in entries.filter(|_| listed) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let gone = name
+            .strip_prefix(prefix)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let folder = temp.join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir_all(&folder).expect("a folder in the temporary folder");
+    folder
 }
 
 /// A child process running one test of the current test binary, with `role` in

@@ -5,43 +5,24 @@
 //! pub/sub, reach the file too, so that a copy there never outlives an invalidation. The other
 //! process is this binary again, with a role and a file of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use memokit::cached;
 use memokit::redis::{connect_with, Config};
-use memokit_tests::{role, wait_until, ChildTest, RedisServer};
+use memokit_tests::{role, run_folder, wait_until, ChildTest, RedisServer};
 use redis::Commands;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const PREFIX: &str = "chain";
 
-/// A fresh file in this run's folder, which its children's files share. The folder outlives
-/// the run (the parent's file is open until the process exits), so the first file of a run
-/// removes the folders of runs whose process is gone.
+/// A fresh file in this run's folder (see `run_folder`), which its children's files share.
 fn file(name: &str) -> PathBuf {
     static FOLDER: OnceLock<PathBuf> = OnceLock::new();
-    let dir = FOLDER.get_or_init(|| {
-        let temp = std::env::temp_dir();
-        // Whether a process is alive is read from /proc: elsewhere nothing is removed.
-        let listed = Path::new("/proc/self").exists();
-        let entries = std::fs::read_dir(&temp).into_iter().flatten().flatten();
-        for entry in entries.filter(|_| listed) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let gone = name
-                .strip_prefix("memokit-chain-")
-                .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-            if gone {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        temp.join(format!("memokit-chain-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(dir).unwrap();
+    let dir = FOLDER.get_or_init(|| run_folder("memokit-chain-"));
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     path

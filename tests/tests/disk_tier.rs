@@ -7,14 +7,14 @@
 //! file the parent names in `MEMOKIT_TEST_DISK`; the in-process tests share the parent's
 //! default file, each function under its own name.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use memokit::disk::{Config, Error};
 use memokit::{cache_evict, cache_put, cached};
-use memokit_tests::ChildTest;
+use memokit_tests::{run_folder, ChildTest};
 use tempfile::TempDir;
 
 fn role() -> Option<String> {
@@ -42,11 +42,12 @@ fn open_child_file() {
 
 /// In the parent: the default file of the in-process tests.
 fn open_parent_file() {
-    // Open for the whole process, so never dropped: the one folder a run leaves (under 1 MB).
-    static OPEN: OnceLock<TempDir> = OnceLock::new();
+    // Open for the whole process: the one folder a run leaves (under 1 MB), removed by a later
+    // run (see `run_folder`).
+    static OPEN: OnceLock<PathBuf> = OnceLock::new();
     OPEN.get_or_init(|| {
-        let dir = folder("parent");
-        memokit::disk::open(Config::new(dir.path().join("default.redb"))).unwrap();
+        let dir = run_folder("memokit-disk-parent-");
+        memokit::disk::open(Config::new(dir.join("default.redb"))).unwrap();
         dir
     });
 }
