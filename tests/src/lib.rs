@@ -48,10 +48,21 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 /// prefix (a `OnceLock`), before the files are opened.
 ///
 /// ```
+/// let temp = std::env::temp_dir();
+/// // Above Linux's largest pid (2^22): a process that is gone. Pid 1 is always alive.
+/// let (gone, alive) = (temp.join("memokit-doc-run-9999999"), temp.join("memokit-doc-run-1"));
+/// std::fs::create_dir_all(&gone).unwrap();
+/// std::fs::create_dir_all(&alive).unwrap();
 /// let folder = memokit_tests::run_folder("memokit-doc-run-");
 /// assert!(folder.is_dir());
 /// assert!(folder.ends_with(format!("memokit-doc-run-{}", std::process::id())));
-/// # std::fs::remove_dir_all(&folder).unwrap();
+/// if std::path::Path::new("/proc/self").exists() {
+///     assert!(!gone.exists(), "the folder of a process that is gone is removed");
+/// }
+/// assert!(alive.exists(), "the folder of a live process stays");
+/// # for dir in [&folder, &gone, &alive] {
+/// #     let _ = std::fs::remove_dir_all(dir);
+/// # }
 /// ```
 pub fn run_folder(prefix: &str) -> PathBuf {
     let temp = std::env::temp_dir();

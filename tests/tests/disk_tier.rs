@@ -7,19 +7,15 @@
 //! file the parent names in `MEMOKIT_TEST_DISK`; the in-process tests share the parent's
 //! default file, each function under its own name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use memokit::disk::{Config, Error};
 use memokit::{cache_evict, cache_put, cached};
-use memokit_tests::{run_folder, ChildTest};
+use memokit_tests::{role, run_folder, ChildTest};
 use tempfile::TempDir;
-
-fn role() -> Option<String> {
-    std::env::var("MEMOKIT_TEST_ROLE").ok()
-}
 
 /// A fresh folder for one test's files, removed with them when the test ends, passed or not
 /// (every run left some 50 MB in the system's temporary folder before).
@@ -44,11 +40,10 @@ fn open_child_file() {
 fn open_parent_file() {
     // Open for the whole process: the one folder a run leaves (under 1 MB), removed by a later
     // run (see `run_folder`).
-    static OPEN: OnceLock<PathBuf> = OnceLock::new();
+    static OPEN: OnceLock<()> = OnceLock::new();
     OPEN.get_or_init(|| {
         let dir = run_folder("memokit-disk-parent-");
         memokit::disk::open(Config::new(dir.join("default.redb"))).unwrap();
-        dir
     });
 }
 
