@@ -3,7 +3,8 @@
 //! ```text
 //! memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
 //! memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
-//! memokit-bench one latency|throughput NAME [--threads N] [--quick]
+//! memokit-bench one latency NAME [--quick]
+//! memokit-bench one throughput NAME [--threads N] [--capacity N] [--quick]
 //! memokit-bench one macro|shapes [--quick]
 //! memokit-bench one shared [--quick]
 //! memokit-bench one disk [--quick] [--open-entries N]
@@ -40,7 +41,8 @@ const USAGE: &str = "\
 usage:
   memokit-bench report [--quick] [--out DIR] [--traces DIR] [--trace FILE]...
   memokit-bench hit-ratio [--quick] [--traces DIR] [--trace FILE]... [--only NAME,...]
-  memokit-bench one latency|throughput NAME [--threads N] [--quick]
+  memokit-bench one latency NAME [--quick]
+  memokit-bench one throughput NAME [--threads N] [--capacity N] [--quick]
   memokit-bench one macro|shapes [--quick]
   memokit-bench one shared [--quick]   (needs redis-server on PATH)
   memokit-bench one disk [--quick] [--open-entries N]
@@ -50,6 +52,8 @@ usage:
   --out DIR      where REPORT.md and the plots go (default: bench/results)
   --traces DIR   the shared traces (default: ../shared/traces beside the repository)
   --trace FILE   also replay this trace: one unsigned integer key per line (repeatable)
+  --capacity N   the throughput run's cache capacity, with ten times as many keys
+                 (default: the report's 100,000)
 
 `one` runs a single timed measurement (NAME: memokit-w-tinylfu, the default, memokit-s3fifo,
 memokit-lru, memokit-lfu, memokit-fifo, memokit-s3fifo-tinylfu, quick-cache, moka-sync,
@@ -226,8 +230,8 @@ fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
     lines
 }
 
-/// `one latency|throughput NAME [--threads N] [--quick]` or `one macro|shapes [--quick]`: one
-/// measurement, for a profiler.
+/// `one latency|throughput NAME [--threads N] [--capacity N] [--quick]`, `one macro|shapes
+/// [--quick]` and the others of [`USAGE`]: one measurement, for a profiler.
 fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let (what, rest) = args.split_first().ok_or(USAGE)?;
     let (kind, rest) = match (what.as_str(), rest) {
@@ -243,12 +247,16 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let mut runs = None;
     let mut only = String::new();
     let mut open_entries = None;
+    let mut capacity = None;
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--threads" => threads = rest.next().ok_or("--threads needs a value")?.parse()?,
             "--only" => only = rest.next().ok_or("--only needs a value")?.clone(),
+            "--capacity" => {
+                capacity = Some(rest.next().ok_or("--capacity needs a value")?.parse()?)
+            }
             "--runs" => runs = Some(rest.next().ok_or("--runs needs a value")?.parse()?),
             "--open-entries" => {
                 open_entries = Some(rest.next().ok_or("--open-entries needs a value")?.parse()?)
@@ -263,6 +271,11 @@ fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
             println!("{}: {:.1} ns per get", kind.name(), result.ns_per_get);
         }
         ("throughput", Some(kind)) => {
+            let mut sizes = sizes;
+            if let Some(capacity) = capacity {
+                sizes.throughput.capacity = capacity;
+                sizes.throughput.keys = 10 * capacity;
+            }
             let streams = throughput::streams(&sizes.throughput, threads);
             let mops = kind.measure(Throughput {
                 sizes: sizes.throughput,
