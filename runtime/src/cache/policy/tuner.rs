@@ -18,6 +18,9 @@
 //! soon as its hits in a period move from their level by more than chance ([`WAKE_SIGMAS`]).
 //! A settled workload then costs the writers a ninth of the simulation, and a changed one wakes
 //! the copies within a period (unless it leaves the followed copy's hit ratio where it was).
+//! The copies that rested missed the lookups of the rest and trail the followed one until they
+//! have caught up, so right after a rest a switch needs a clearer lead: a cost on the side of
+//! keeping the setting.
 //!
 //! A lookup of a sampled key stores its hash in a ring and moves the ring's head (a plain load
 //! and store: a lost race loses a sample); other lookups pay one comparison. Writers drain the ring into the copies after they
