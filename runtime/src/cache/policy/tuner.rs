@@ -583,8 +583,7 @@ mod tests {
         tuner.start(capacity / 2, capacity / 2);
         let mut shares = vec![tuner.share()];
         for key in keys {
-            tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            tuner.poll();
+            feed(&tuner, key);
             if tuner.share() != *shares.last().unwrap() {
                 shares.push(tuner.share());
             }
@@ -592,11 +591,21 @@ mod tests {
         shares
     }
 
+    /// A lookup of `key` as a cache shows it to its tuner, with a drain after it.
+    fn feed(tuner: &WindowTuner, key: u64) {
+        tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        tuner.poll();
+    }
+
+    /// Every key of `keys` read twice and never again, 1 to 40 new keys apart: only recency
+    /// hits.
+    fn read_twice(keys: std::ops::Range<u64>) -> impl Iterator<Item = u64> {
+        keys.flat_map(|i| [i, i.saturating_sub(1 + i * 7919 % 40)])
+    }
+
     #[test]
     fn recency_moves_the_share_up_by_steps() {
-        // Every key read twice and never again, 1 to 40 new keys apart: only recency hits.
-        let reads = (0..100_000u64).flat_map(|i| [i, i.saturating_sub(1 + i * 7919 % 40)]);
-        let shares = shares_on(100, reads);
+        let shares = shares_on(100, read_twice(0..100_000));
         assert!(*shares.last().unwrap() > 0.5, "{shares:?}");
         for pair in shares.windows(2) {
             assert!((pair[1] - pair[0]).abs() <= STEP + 1e-9, "{shares:?}");
@@ -713,23 +722,17 @@ mod tests {
     fn a_workload_that_changes_during_a_rest_moves_the_share_before_the_rest_would_end() {
         let tuner = WindowTuner::new(100, 1);
         tuner.start(50, 50);
-        let feed = |key: u64| {
-            tuner.observe(key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            tuner.poll();
-        };
         // A loop longer than the cache: the smallest window, settled, then resting.
         let mut key = 0;
         while tuner.copies.lock().as_ref().unwrap().calm.resting.is_none() {
-            feed(key % 110);
+            feed(&tuner, key % 110);
             key += 1;
         }
         assert_eq!(tuner.share(), INITIAL_SHARE);
-        // Keys read twice, a few new keys apart (only recency hits), for a quarter of a rest.
+        // Only recency hits, for a quarter of a rest.
         let period = tuner.copies.lock().as_ref().unwrap().period;
-        for i in 0..REST_PERIODS * period / 8 {
-            let i = 1_000_000 + i;
-            feed(i);
-            feed(i.saturating_sub(1 + i * 7919 % 40));
+        for key in read_twice(1_000_000..1_000_000 + REST_PERIODS * period / 8) {
+            feed(&tuner, key);
         }
         assert!(tuner.share() > 0.2, "{}", tuner.share());
     }
