@@ -230,8 +230,8 @@ fn shortfall_summary(rows: &[Row], kinds: &[Kind]) -> Vec<String> {
     lines
 }
 
-/// `one latency|throughput NAME [--threads N] [--capacity N] [--quick]`, `one macro|shapes
-/// [--quick]` and the others of [`USAGE`]: one measurement, for a profiler.
+/// `one latency NAME`, `one throughput NAME [--threads N] [--capacity N]`, `one macro|shapes`
+/// and the others of [`USAGE`] (each with `--quick`): one measurement, for a profiler.
 fn one(args: &[String]) -> Result<(), Box<dyn Error>> {
     let (what, rest) = args.split_first().ok_or(USAGE)?;
     let (kind, rest) = match (what.as_str(), rest) {
