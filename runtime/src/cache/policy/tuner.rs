@@ -3,8 +3,9 @@
 //! Optimization using Miniature Simulations", USENIX ATC '17).
 //!
 //! Once the cache's first shard is half full, the lookups of a hashed sample of the first shard's
-//! keys (all of them up to [`MINI_ENTRIES`] entries of capacity, a proportional share beyond) are
-//! replayed through scaled-down copies of that shard's policy, one per setting of
+//! keys (all of them up to [`MINI_ENTRIES`] entries of capacity, a proportional share beyond;
+//! the first few shards whole where shards are small and many, [`SHARDS_PER_SAMPLED`]) are
+//! replayed through scaled-down copies of those shards' policy, one per setting of
 //! [`CANDIDATES`]. A key is sampled on every lookup or never, so each copy sees the reuse
 //! pattern of the shard at its own scale, sharding included. The cache then follows the copy that
 //! hits most: a copy replaces the one being followed only when it has hit more over the recent
@@ -88,6 +89,15 @@ pub(super) const INITIAL_SHARE: f64 = CANDIDATES[0].share;
 const STEP: f64 = 0.05;
 /// The capacity of each copy, in entries: a first shard of up to this many is simulated whole.
 const MINI_ENTRIES: u64 = 1024;
+/// Shards that small are simulated whole, as many as fit in [`MINI_ENTRIES`] and at most one
+/// in this many of the cache's shards (at least the first): each copy holds one miniature per
+/// shard, so a cache of many small shards is simulated as sharded as it is, on as large a
+/// part of its keys as a cache of fewer shards. Measured with `bench/examples/policy_gap.rs`
+/// (70 rows, five seeds) when the shards per core went from four to eight (16 shards on two
+/// cores): the first shard alone, half as large as before, lost 3.1 points summed over the
+/// rows (`sprite` at 1,769 entries −1.0); the first two, each in a miniature, hit as four
+/// shards per core had (+0.36 summed, no row lower by more than 0.22), for the same cost.
+const SHARDS_PER_SAMPLED: u64 = 8;
 /// Sampled lookups per period, per entry of a copy's capacity, and at least [`MIN_PERIOD`].
 /// Measured at 2, 5 and 10 per entry, and at least 500 to 5,000: longer periods adapted too
 /// late on short traces (`backf` has 9,000 lookups), and the rest changed nothing.
@@ -127,7 +137,8 @@ pub(crate) struct WindowTuner {
     /// Whether main's admission remembers the candidates it turns away.
     ghost: AtomicBool,
     /// Lookups of keys whose hash's low 32 bits are below this are sampled: the first part of
-    /// the first shard's keys (see `Cache::shard_of`), as large a part as the sampling rate.
+    /// the first shard's keys (see `Cache::shard_of`), as large a part as the sampling rate, or
+    /// the keys of the first few shards.
     /// Zero until the first shard is half full, and always for a tuner that only holds a share.
     /// One comparison on every lookup.
     threshold: AtomicU64,
@@ -136,9 +147,9 @@ pub(crate) struct WindowTuner {
     /// The capacity of the cache's first shard, whose keys are the ones sampled; `None` for a
     /// fixed share.
     capacity: Option<u64>,
-    /// The keys of the first shard are those whose hash's low 32 bits are below this (see
-    /// `Cache::shard_of`).
-    first_shard: u64,
+    /// The cache's shards: shard `i` holds the keys whose hash's low 32 bits times this, over
+    /// 2^32, is `i` (see `Cache::shard_of`).
+    shards: u64,
     copies: Mutex<Option<Copies>>,
 }
 
@@ -146,7 +157,7 @@ impl WindowTuner {
     /// The tuner of a cache of `shards` shards, the first of `capacity`.
     pub(crate) fn new(capacity: u64, shards: usize) -> Self {
         WindowTuner {
-            first_shard: (1u64 << 32).div_ceil(shards.max(1) as u64),
+            shards: shards.max(1) as u64,
             ..WindowTuner::with(Some(capacity), INITIAL_SHARE)
         }
     }
@@ -176,7 +187,7 @@ impl WindowTuner {
             ring: OnceLock::new(),
             cursors: RingCursors::default(),
             capacity,
-            first_shard: 0,
+            shards: 1,
             copies: Mutex::new(None),
         }
     }
@@ -223,6 +234,8 @@ impl WindowTuner {
 
     /// A shard is half full, holding `entries` entries in `weight`: sampling starts (once for
     /// the cache), with copies scaled to the entries the first shard holds at that density.
+    /// Where that shard fits in the copies several times over, the first shards are sampled
+    /// whole, each in a miniature of its own (see [`SHARDS_PER_SAMPLED`]).
     pub(crate) fn start(&self, entries: u64, weight: u64) {
         let Some(capacity) = self.capacity else {
             return;
@@ -237,13 +250,24 @@ impl WindowTuner {
         let resident = (capacity as f64 * entries as f64 / weight.max(1) as f64).max(1.0);
         let rate = (MINI_ENTRIES as f64 / resident).min(1.0);
         let mini = ((resident * rate).round() as u64).max(1);
-        *copies = Some(Copies::new(mini, self.share()));
+        // Whole shards, as many as fit in the copies and a share of the keys; a part of the
+        // first shard's keys if it does not fit.
+        let whole = if rate < 1.0 {
+            1
+        } else {
+            (MINI_ENTRIES / mini)
+                .min(self.shards / SHARDS_PER_SAMPLED)
+                .max(1)
+        };
+        *copies = Some(Copies::new(mini, whole, self.shards, self.share()));
         self.ring
             .get_or_init(|| (0..RING).map(|_| AtomicU64::new(0)).collect());
         self.cursors.head.store(0, Relaxed);
         self.cursors.tail.store(0, Relaxed);
+        // The first key of shard `whole` (see `Cache::shard_of`).
+        let shards_end = (whole << 32).div_ceil(self.shards);
         self.threshold
-            .store(((self.first_shard as f64 * rate) as u64).max(1), Relaxed);
+            .store(((shards_end as f64 * rate) as u64).max(1), Relaxed);
     }
 
     /// Simulates the samples recorded since the last drain, at most [`DRAIN_BUDGET`], once
@@ -316,12 +340,13 @@ struct Copies {
 }
 
 impl Copies {
-    fn new(capacity: u64, share: f64) -> Self {
-        let period = (capacity * PERIOD_PER_ENTRY).max(MIN_PERIOD);
+    /// Copies of the first `whole` of `shards` shards, each of `capacity` entries.
+    fn new(capacity: u64, whole: u64, shards: u64, share: f64) -> Self {
+        let period = (capacity * whole * PERIOD_PER_ENTRY).max(MIN_PERIOD);
         Copies {
             copies: CANDIDATES
                 .iter()
-                .map(|&setting| Miniature::new(capacity, setting))
+                .map(|&setting| Miniature::new(capacity, whole, shards, setting))
                 .collect(),
             hits: [0.0; CANDIDATES.len()],
             disagreements: [[0.0; CANDIDATES.len()]; CANDIDATES.len()],
@@ -454,9 +479,36 @@ impl Calm {
     }
 }
 
-/// A scaled-down cache of hashes under the policy at one fixed setting: unit weights, no values.
+/// A scaled-down cache of hashes under the policy at one fixed setting, sharded as the cache
+/// is: one [`MiniShard`] per sampled shard.
 #[derive(Debug)]
 struct Miniature {
+    shards: Vec<MiniShard>,
+    /// The cache's shards, which tell a hash's shard.
+    of: u64,
+}
+
+impl Miniature {
+    fn new(capacity: u64, whole: u64, of: u64, setting: Setting) -> Self {
+        Miniature {
+            shards: (0..whole)
+                .map(|_| MiniShard::new(capacity, setting))
+                .collect(),
+            of,
+        }
+    }
+
+    /// Whether the lookup of `hash` hits; on a miss, it is inserted.
+    fn access(&mut self, hash: u64) -> bool {
+        let shard = ((u64::from(hash as u32) * self.of) >> 32) as usize;
+        let last = self.shards.len() - 1;
+        self.shards[shard.min(last)].access(hash)
+    }
+}
+
+/// One shard of a [`Miniature`]: unit weights, no values.
+#[derive(Debug)]
+struct MiniShard {
     policy: WTinyLfu,
     table: HashTable<u32>,
     slots: Slots,
@@ -479,9 +531,9 @@ impl SlotInfo for Slots {
     }
 }
 
-impl Miniature {
+impl MiniShard {
     fn new(capacity: u64, setting: Setting) -> Self {
-        Miniature {
+        MiniShard {
             policy: WTinyLfu::new(capacity, WindowTuner::fixed_setting(setting)),
             table: HashTable::new(),
             slots: Slots::default(),
@@ -569,10 +621,40 @@ mod tests {
         let tuner = WindowTuner::new(100, 1);
         tuner.start(50, 50);
         assert_eq!(tuner.threshold.load(Relaxed), 1 << 32);
-        assert_eq!(tuner.first_shard, 1 << 32);
+        assert_eq!(tuner.shards, 1);
         assert_eq!(
-            tuner.copies.lock().as_ref().unwrap().copies[0].capacity,
+            tuner.copies.lock().as_ref().unwrap().copies[0].shards[0].capacity,
             100
+        );
+    }
+
+    #[test]
+    fn small_shards_are_simulated_whole_one_in_eight_each_in_a_miniature_of_its_own() {
+        // Twenty shards of 100: two are sampled whole (an eighth of twenty, rounded down).
+        let tuner = WindowTuner::new(100, 20);
+        tuner.start(50, 50);
+        let (second_shard_start, third_shard_start) = (214_748_365u32, 429_496_730u32);
+        assert_eq!(tuner.threshold.load(Relaxed), u64::from(third_shard_start));
+        let keys = (0..40u64).map(|i| hash(i as u32, i as u32));
+        let in_second = (0..40u64).map(|i| hash(i as u32, second_shard_start + i as u32));
+        for h in keys.chain(in_second) {
+            tuner.observe(h);
+        }
+        tuner.observe(hash(0, third_shard_start));
+        tuner.poll();
+        let copies = tuner.copies.lock();
+        let shards = &copies.as_ref().unwrap().copies[0].shards;
+        let held: Vec<usize> = shards.iter().map(|s| s.table.len()).collect();
+        assert_eq!(held, [40, 40], "each shard's keys in its own miniature");
+        assert_eq!(shards[0].capacity, 100);
+
+        // Shards that fit in the copies only one at a time: the first alone.
+        let tuner = WindowTuner::new(600, 64);
+        tuner.start(300, 300);
+        assert_eq!(tuner.threshold.load(Relaxed), (1u64 << 32).div_ceil(64));
+        assert_eq!(
+            tuner.copies.lock().as_ref().unwrap().copies[0].shards.len(),
+            1
         );
     }
 
@@ -642,7 +724,7 @@ mod tests {
     /// Copies of 100 entries whose counts say that candidate `leader` hit `lead` more often than
     /// the one followed, over `disagreements` lookups where exactly one of the two hit.
     fn copies_led_by(leader: usize, lead: f64, disagreements: f64) -> Copies {
-        let mut copies = Copies::new(100, INITIAL_SHARE);
+        let mut copies = Copies::new(100, 1, 1, INITIAL_SHARE);
         copies.hits[0] = 1_000.0;
         copies.hits[leader] = 1_000.0 + lead;
         copies.disagreements[0][leader] = disagreements;
@@ -687,7 +769,7 @@ mod tests {
 
     #[test]
     fn a_settled_setting_rests_all_copies_but_the_followed_one_until_its_hits_move() {
-        let mut copies = Copies::new(100, INITIAL_SHARE);
+        let mut copies = Copies::new(100, 1, 1, INITIAL_SHARE);
         // 50 keys through copies of 100: every copy hits the same, so nothing ever changes.
         loop_through(&mut copies, CALM_PERIODS - 1, 0, 50);
         assert_eq!(copies.calm.resting, None);
@@ -706,7 +788,7 @@ mod tests {
 
     #[test]
     fn a_rest_ends_after_its_periods_on_a_steady_workload() {
-        let mut copies = Copies::new(100, INITIAL_SHARE);
+        let mut copies = Copies::new(100, 1, 1, INITIAL_SHARE);
         loop_through(&mut copies, CALM_PERIODS, 0, 50);
         loop_through(&mut copies, REST_PERIODS - 1, 0, 50);
         assert_eq!(copies.calm.resting, Some(1));
