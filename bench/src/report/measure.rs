@@ -13,7 +13,7 @@ use crate::machine::{self, Machine};
 use crate::macro_overhead;
 use crate::memory;
 use crate::shared_tier;
-use crate::throughput;
+use crate::throughput::{self, ThroughputSizes};
 
 use super::{ReportOptions, Results};
 
@@ -62,18 +62,10 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
     eprintln!("  moka future in a tokio task   {moka_future_in_tokio:>7.1} ns/get");
 
     let throughput = phase(&mut phases, "throughput", || {
-        sizes
-            .thread_counts
-            .iter()
-            .map(|&threads| {
-                let streams = throughput::streams(&sizes.throughput, threads);
-                let mops = throughput::measure_all(&kinds, sizes.throughput, &streams);
-                for (kind, mops) in kinds.iter().zip(&mops) {
-                    eprintln!("  {threads} thr {:<28} {mops:>7.2} Mops/s", kind.name());
-                }
-                (threads, mops)
-            })
-            .collect()
+        measure_throughput(&kinds, sizes.throughput, &sizes.thread_counts)
+    });
+    let small_throughput = phase(&mut phases, "throughput, small cache", || {
+        measure_throughput(&kinds, sizes.small_throughput, &sizes.thread_counts)
     });
 
     let workloads = hit_ratio::workloads(
@@ -153,6 +145,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         latency,
         moka_future_in_tokio,
         throughput,
+        small_throughput,
         hit_rows,
         overfill,
         memory,
@@ -174,4 +167,27 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
             |lock| machine::locked_versions(&lock, &CRATES),
         ),
     })
+}
+
+/// Mops/s per contender at each of `thread_counts`.
+fn measure_throughput(
+    kinds: &[Kind],
+    sizes: ThroughputSizes,
+    thread_counts: &[usize],
+) -> Vec<(usize, Vec<f64>)> {
+    thread_counts
+        .iter()
+        .map(|&threads| {
+            let streams = throughput::streams(&sizes, threads);
+            let mops = throughput::measure_all(kinds, sizes, &streams);
+            for (kind, mops) in kinds.iter().zip(&mops) {
+                eprintln!(
+                    "  {threads} thr {:<28} {mops:>7.2} Mops/s ({} entries)",
+                    kind.name(),
+                    sizes.capacity
+                );
+            }
+            (threads, mops)
+        })
+        .collect()
 }

@@ -39,6 +39,9 @@ pub struct Sizes {
     pub latency: HitLatency,
     /// Throughput.
     pub throughput: ThroughputSizes,
+    /// Throughput of a small cache: the same workload at a fiftieth of the capacity, where
+    /// evictions and the window tuner's simulation weigh more.
+    pub small_throughput: ThroughputSizes,
     /// Thread counts for throughput.
     pub thread_counts: Vec<usize>,
     /// Hit ratio.
@@ -72,6 +75,14 @@ impl Sizes {
             throughput: ThroughputSizes {
                 keys: 1_000_000,
                 capacity: 100_000,
+                ops_per_thread: 1_000_000,
+                rounds: 10,
+                exponent: 1.0,
+                insert_share: 0.1,
+            },
+            small_throughput: ThroughputSizes {
+                keys: 20_000,
+                capacity: 2_000,
                 ops_per_thread: 1_000_000,
                 rounds: 10,
                 exponent: 1.0,
@@ -120,6 +131,14 @@ impl Sizes {
             throughput: ThroughputSizes {
                 keys: 100_000,
                 capacity: 10_000,
+                ops_per_thread: 30_000,
+                rounds: 2,
+                exponent: 1.0,
+                insert_share: 0.1,
+            },
+            small_throughput: ThroughputSizes {
+                keys: 2_000,
+                capacity: 200,
                 ops_per_thread: 30_000,
                 rounds: 2,
                 exponent: 1.0,

@@ -273,8 +273,25 @@ fn render_throughput(md: &mut String, results: &Results, me: Kind) {
         s.ops_per_thread,
         s.rounds
     );
+    throughput_table(md, results, me, &results.throughput);
+    md.push_str("\n![throughput](throughput.svg)\n\n");
+    let small = results.sizes.small_throughput;
+    let _ = writeln!(
+        md,
+        "### A small cache\n\nThe same at capacity {} over {} keys ({} operations per \
+         thread, {} rounds): more of the operations evict, and a W-TinyLFU cache's window \
+         tuner samples a larger part of the keys.\n",
+        small.capacity, small.keys, small.ops_per_thread, small.rounds
+    );
+    throughput_table(md, results, me, &results.small_throughput);
+    md.push('\n');
+}
+
+/// One throughput table: a row per contender, a column per thread count and the 2-thread
+/// scaling.
+fn throughput_table(md: &mut String, results: &Results, me: Kind, runs: &[(usize, Vec<f64>)]) {
     let mut header: Vec<String> = vec!["contender".to_string()];
-    for (threads, _) in &results.throughput {
+    for (threads, _) in runs {
         header.push(format!("{threads} thread(s), Mops/s"));
     }
     header.push("2 threads / 1 thread".to_string());
@@ -283,15 +300,15 @@ fn render_throughput(md: &mut String, results: &Results, me: Kind) {
         .iter()
         .map(|&kind| {
             let mut row = vec![kind.name().to_string()];
-            for (threads, _) in &results.throughput {
-                let v = results.throughput_of(kind, *threads).unwrap_or(f64::NAN);
-                let r = results.throughput_of(me, *threads).unwrap_or(f64::NAN);
+            for (threads, _) in runs {
+                let v = results.mops_of(runs, kind, *threads).unwrap_or(f64::NAN);
+                let r = results.mops_of(runs, me, *threads).unwrap_or(f64::NAN);
                 row.push(with_ratio(v, r, 2));
             }
             row.push(fmt_ratio(
                 results
-                    .throughput_of(kind, 2)
-                    .zip(results.throughput_of(kind, 1))
+                    .mops_of(runs, kind, 2)
+                    .zip(results.mops_of(runs, kind, 1))
                     .and_then(|(two, one)| ratio(two, one)),
             ));
             row
@@ -299,7 +316,6 @@ fn render_throughput(md: &mut String, results: &Results, me: Kind) {
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     md.push_str(&table(&header, &rows));
-    md.push_str("\n![throughput](throughput.svg)\n\n");
 }
 
 fn render_hit_ratio(md: &mut String, results: &Results, me: Kind) {

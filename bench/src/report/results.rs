@@ -34,6 +34,8 @@ pub struct Results {
     pub moka_future_in_tokio: f64,
     /// Throughput: per thread count, Mops/s per contender.
     pub throughput: Vec<(usize, Vec<f64>)>,
+    /// The same of a small cache ([`Sizes::small_throughput`]).
+    pub small_throughput: Vec<(usize, Vec<f64>)>,
     /// Hit-ratio rows.
     pub hit_rows: Vec<Row>,
     /// [`hit_ratio::overfill`](crate::hit_ratio::overfill): the most entries each contender held at once on the smallest
@@ -78,7 +80,17 @@ impl Results {
 
     /// Mops/s of `kind` at `threads`.
     pub fn throughput_of(&self, kind: Kind, threads: usize) -> Option<f64> {
-        let (_, mops) = self.throughput.iter().find(|(t, _)| *t == threads)?;
+        self.mops_of(&self.throughput, kind, threads)
+    }
+
+    /// Mops/s of `kind` at `threads` in `runs` (one of the throughput tables).
+    pub(super) fn mops_of(
+        &self,
+        runs: &[(usize, Vec<f64>)],
+        kind: Kind,
+        threads: usize,
+    ) -> Option<f64> {
+        let (_, mops) = runs.iter().find(|(t, _)| *t == threads)?;
         Some(mops[self.index(kind)?])
     }
 

@@ -57,6 +57,10 @@ fn fake_results() -> Results {
             (1, (0..n).map(|i| 10.0 - i as f64 * 0.5).collect()),
             (2, (0..n).map(|i| 20.0 - i as f64).collect()),
         ],
+        small_throughput: vec![
+            (1, (0..n).map(|i| 5.0 + i as f64 * 0.5).collect()),
+            (2, (0..n).map(|i| 8.0 + i as f64).collect()),
+        ],
         hit_rows: vec![
             row("zipf(1.0)", Family::Zipf, zipf),
             row("gli", Family::Trace, peer_wins),
@@ -161,6 +165,8 @@ fn report_states_machine_ratios_and_targets() {
         "## Machine",
         "## Crate versions (from Cargo.lock)",
         "| quick_cache | 16.0 (1.60×)",
+        "### A small cache\n\nThe same at capacity 200 over 2000 keys",
+        "| memokit W-TinyLFU (default) | 5.00 (1.00×) | 8.00 (1.00×) | 1.60× |",
         "## Targets",
         "**missed**",
         "| gli | 1000 | 50.00 ±15.00 (1.00×) | 50.00 ±0.00 (1.00×)",
