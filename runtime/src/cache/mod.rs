@@ -25,8 +25,7 @@ pub(crate) mod trace;
 use crate::cache::builder::CacheBuilder;
 use crate::cache::expiry::{duration_nanos, Clock, ExpiryPolicy};
 use crate::cache::flight::Flights;
-use crate::cache::policy::Policy;
-use crate::cache::policy::WindowTuner;
+use crate::cache::policy::{Policy, WindowTuner};
 use crate::cache::removal::RemovalCause;
 use crate::cache::shard::{Lookup, Removed, Shard, ShardConfig};
 use crate::cache::stats::LookupCounters;
@@ -154,7 +153,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// share with the shard's.
     #[inline]
     pub(crate) fn shard_of(&self, hash: u64) -> usize {
-        ((u64::from(hash as u32) * self.inner.shards.len() as u64) >> 32) as usize
+        policy::shard_index(hash, self.inner.shards.len() as u64)
     }
 
     /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.

@@ -165,6 +165,14 @@ pub(crate) fn bump_uses(bits: &AtomicU8, max: u8) {
     }
 }
 
+/// The shard, among `shards`, of a key hashed `hash`: its low 32 bits scaled to the count (see
+/// `Cache::shard_of`, which routes by it). Here, below the cache, so that the window tuner's
+/// miniatures route their samples by the same rule.
+#[inline(always)]
+pub(crate) fn shard_index(hash: u64, shards: u64) -> usize {
+    ((u64::from(hash as u32) * shards) >> 32) as usize
+}
+
 /// What a policy may ask of the shard's slots while choosing a victim.
 pub(crate) trait SlotInfo {
     fn weight(&self, idx: u32) -> u64;

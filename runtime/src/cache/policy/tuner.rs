@@ -43,7 +43,7 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use super::wtinylfu::WTinyLfu;
-use super::SlotInfo;
+use super::{shard_index, SlotInfo};
 
 /// One setting of the policy that the copies simulate: the window's share of the capacity, and
 /// whether main's admission keeps a ghost (the hashes of the last candidates it turned away, as
@@ -500,9 +500,8 @@ impl Miniature {
 
     /// Whether the lookup of `hash` hits; on a miss, it is inserted.
     fn access(&mut self, hash: u64) -> bool {
-        let shard = ((u64::from(hash as u32) * self.of) >> 32) as usize;
         let last = self.shards.len() - 1;
-        self.shards[shard.min(last)].access(hash)
+        self.shards[shard_index(hash, self.of).min(last)].access(hash)
     }
 }
 
