@@ -25,10 +25,12 @@ pub struct HitLatency {
 }
 
 /// What [`HitLatency`] found for one contender.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatencyResult {
     /// Nanoseconds per `get` in the best round.
     pub ns_per_get: f64,
+    /// Nanoseconds per `get` in every round, in the order they ran (see [`paired_ratio`]).
+    pub rounds: Vec<f64>,
     /// Share of the inserted keys still resident after the fill (a sharded cache can evict a
     /// few while filling to exactly its capacity). Lookups use resident keys only.
     pub resident: f64,
@@ -108,6 +110,32 @@ pub fn best_latency(rounds: &[f64]) -> f64 {
     rounds.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
+/// How one contender's rounds compare with another's run back to back with them (see
+/// [`interleave`]): the median of the round-by-round ratios `a / b`, and the lowest and highest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedRatio {
+    /// The median ratio (of the middle two, their mean).
+    pub median: f64,
+    /// The lowest ratio of one pair of rounds.
+    pub low: f64,
+    /// The highest ratio of one pair of rounds.
+    pub high: f64,
+}
+
+/// The ratios of `a`'s rounds to `b`'s, round by round; `None` without rounds. A slow spell of
+/// the machine slows both rounds of a pair, so their ratio moves less than either figure, and
+/// the median does not rest on one lucky round as the best round does.
+pub fn paired_ratio(a: &[f64], b: &[f64]) -> Option<PairedRatio> {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    (n > 0).then(|| PairedRatio {
+        median: (ratios[(n - 1) / 2] + ratios[n / 2]) / 2.0,
+        low: ratios[0],
+        high: ratios[n - 1],
+    })
+}
+
 /// [`HitLatency`] prepared for [`interleave`]: the filled cache inside the round.
 #[derive(Debug, Clone, Copy)]
 pub struct PrepareLatency(pub HitLatency);
@@ -133,10 +161,11 @@ pub fn measure_all(kinds: &[crate::contenders::Kind], sizes: HitLatency) -> Vec<
         .map(|kind| kind.measure(PrepareLatency(sizes)))
         .unzip();
     interleave(&mut rounds, sizes.rounds)
-        .iter()
+        .into_iter()
         .zip(resident)
         .map(|(figures, resident)| LatencyResult {
-            ns_per_get: best_latency(figures),
+            ns_per_get: best_latency(&figures),
+            rounds: figures,
             resident,
         })
         .collect()
@@ -182,6 +211,7 @@ impl Measure for HitLatency {
         let figures = interleave(&mut [round], self.rounds);
         LatencyResult {
             ns_per_get: best_latency(&figures[0]),
+            rounds: figures[0].clone(),
             resident,
         }
     }
@@ -220,6 +250,17 @@ mod tests {
         // The warm-up round (figure 1) is not among the figures.
         assert_eq!(figures, [[2.0, 3.0], [2.0, 3.0]]);
         assert_eq!(best_latency(&figures[0]), 2.0);
+    }
+
+    #[test]
+    fn paired_ratios_are_taken_round_by_round() {
+        // Round by round 2, 0.5, 1 and 4: the best rounds alone (2 and 1) would say 2.
+        let paired = paired_ratio(&[2.0, 4.0, 3.0, 8.0], &[1.0, 8.0, 3.0, 2.0]).unwrap();
+        assert_eq!(paired.median, 1.5);
+        assert_eq!((paired.low, paired.high), (0.5, 4.0));
+        let odd = paired_ratio(&[3.0, 1.0, 2.0], &[1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(odd.median, 2.0);
+        assert_eq!(paired_ratio(&[], &[]), None);
     }
 
     #[test]

@@ -120,16 +120,14 @@ pub fn best_throughput(rounds: &[f64]) -> f64 {
     rounds.iter().copied().fold(0.0, f64::max)
 }
 
-/// Throughput of each of `kinds` on `streams`, rounds interleaved; the best round of each.
-pub fn measure_all(kinds: &[Kind], sizes: ThroughputSizes, streams: &[Vec<Op>]) -> Vec<f64> {
+/// Throughput of each of `kinds` on `streams`, rounds interleaved: every round of each, in the
+/// order they ran (Mops/s).
+pub fn measure_all(kinds: &[Kind], sizes: ThroughputSizes, streams: &[Vec<Op>]) -> Vec<Vec<f64>> {
     let mut rounds: Vec<Round<'_>> = kinds
         .iter()
         .map(|kind| kind.measure(PrepareThroughput(Throughput { sizes, streams })))
         .collect();
     interleave(&mut rounds, sizes.rounds)
-        .iter()
-        .map(|figures| best_throughput(figures))
-        .collect()
 }
 
 impl Measure for Throughput<'_> {
@@ -178,6 +176,7 @@ mod tests {
         }
         let all = measure_all(&Kind::ALL[..3], tiny(), &streams);
         assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|rounds| rounds.len() == tiny().rounds));
         assert_eq!(best_throughput(&[1.0, 3.0, 2.0]), 3.0);
     }
 }

@@ -13,8 +13,9 @@ use crate::machine::{self, Machine};
 use crate::macro_overhead;
 use crate::memory;
 use crate::shared_tier;
-use crate::throughput::{self, ThroughputSizes};
+use crate::throughput::{self, best_throughput, ThroughputSizes};
 
+use super::results::Paired;
 use super::{ReportOptions, Results};
 
 /// The crates whose versions the report states, as named in `Cargo.lock`.
@@ -58,14 +59,27 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
     for (kind, result) in kinds.iter().zip(&latency) {
         eprintln!("  {:<28} {:>7.1} ns/get", kind.name(), result.ns_per_get);
     }
+    let mut paired: Vec<Paired> = Paired::against_quick_cache(
+        "hit latency".to_string(),
+        &kinds,
+        &latency.iter().map(|r| r.rounds.clone()).collect::<Vec<_>>(),
+        &latency.iter().map(|r| r.ns_per_get).collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .collect();
     let moka_future_in_tokio = latency::moka_future_in_tokio(sizes.latency);
     eprintln!("  moka future in a tokio task   {moka_future_in_tokio:>7.1} ns/get");
 
     let throughput = phase(&mut phases, "throughput", || {
-        measure_throughput(&kinds, sizes.throughput, &sizes.thread_counts)
+        measure_throughput(&kinds, sizes.throughput, &sizes.thread_counts, &mut paired)
     });
     let small_throughput = phase(&mut phases, "throughput, small cache", || {
-        measure_throughput(&kinds, sizes.small_throughput, &sizes.thread_counts)
+        measure_throughput(
+            &kinds,
+            sizes.small_throughput,
+            &sizes.thread_counts,
+            &mut paired,
+        )
     });
 
     let workloads = hit_ratio::workloads(
@@ -146,6 +160,7 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
         moka_future_in_tokio,
         throughput,
         small_throughput,
+        paired,
         hit_rows,
         overfill,
         memory,
@@ -169,17 +184,20 @@ pub fn measure(options: &ReportOptions) -> Result<Results, Box<dyn Error>> {
     })
 }
 
-/// Mops/s per contender at each of `thread_counts`.
+/// Mops/s per contender at each of `thread_counts`, best rounds; each count's rounds of
+/// memokit's default against quick_cache's go to `paired`.
 fn measure_throughput(
     kinds: &[Kind],
     sizes: ThroughputSizes,
     thread_counts: &[usize],
+    paired: &mut Vec<Paired>,
 ) -> Vec<(usize, Vec<f64>)> {
     thread_counts
         .iter()
         .map(|&threads| {
             let streams = throughput::streams(&sizes, threads);
-            let mops = throughput::measure_all(kinds, sizes, &streams);
+            let rounds = throughput::measure_all(kinds, sizes, &streams);
+            let mops: Vec<f64> = rounds.iter().map(|r| best_throughput(r)).collect();
             for (kind, mops) in kinds.iter().zip(&mops) {
                 eprintln!(
                     "  {threads} thr {:<28} {mops:>7.2} Mops/s ({} entries)",
@@ -187,6 +205,15 @@ fn measure_throughput(
                     sizes.capacity
                 );
             }
+            paired.extend(Paired::against_quick_cache(
+                format!(
+                    "throughput, {threads} thread(s), capacity {}",
+                    sizes.capacity
+                ),
+                kinds,
+                &rounds,
+                &mops,
+            ));
             (threads, mops)
         })
         .collect()

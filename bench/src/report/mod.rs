@@ -28,7 +28,7 @@ use crate::throughput::ThroughputSizes;
 pub use figures::write_plots;
 pub use measure::measure;
 pub use render::{headline_table, render};
-pub use results::Results;
+pub use results::{Paired, Results};
 
 /// Every size of every measurement.
 #[derive(Debug, Clone)]

@@ -285,6 +285,45 @@ fn render_throughput(md: &mut String, results: &Results, me: Kind) {
     );
     throughput_table(md, results, me, &results.small_throughput);
     md.push('\n');
+    render_paired(md, results);
+}
+
+/// memokit's default against quick_cache round by round, beside the ratio of their best rounds.
+fn render_paired(md: &mut String, results: &Results) {
+    if results.paired.is_empty() {
+        return;
+    }
+    md.push_str(
+        "### memokit against quick_cache, round by round\n\nThe tables above report each \
+         contender's best round. On a shared machine the best round can be one lucky round, so \
+         here the rounds of memokit's default and of quick_cache that ran back to back \
+         (interleaved as above) are divided pair by pair: a slow spell of the machine slows \
+         both rounds of a pair. The median of those ratios is the steadier figure; the lowest \
+         and highest show how far one pair can stray. Hit latency: lower is better for \
+         memokit; throughput: higher.\n\n",
+    );
+    let rows: Vec<Vec<String>> = results
+        .paired
+        .iter()
+        .map(|p| {
+            vec![
+                p.figure.clone(),
+                format!("{:.2}×", p.best),
+                format!("{:.2}×", p.rounds.median),
+                format!("{:.2}× – {:.2}×", p.rounds.low, p.rounds.high),
+            ]
+        })
+        .collect();
+    md.push_str(&table(
+        &[
+            "memokit / quick_cache",
+            "best rounds",
+            "median of paired rounds",
+            "lowest – highest pair",
+        ],
+        &rows,
+    ));
+    md.push('\n');
 }
 
 /// One throughput table: a row per contender, a column per thread count and the 2-thread

@@ -8,7 +8,7 @@ use crate::contenders::Kind;
 use crate::disk_tier::DiskResult;
 use crate::hit_rows::Row;
 use crate::key_shapes::ShapeResult;
-use crate::latency::LatencyResult;
+use crate::latency::{paired_ratio, LatencyResult, PairedRatio};
 use crate::machine::Machine;
 use crate::macro_overhead::MacroResult;
 use crate::memory::MemoryResult;
@@ -36,6 +36,9 @@ pub struct Results {
     pub throughput: Vec<(usize, Vec<f64>)>,
     /// The same of a small cache ([`Sizes::small_throughput`]).
     pub small_throughput: Vec<(usize, Vec<f64>)>,
+    /// memokit's default against quick_cache round by round, for the hit latency and each
+    /// throughput table.
+    pub paired: Vec<Paired>,
     /// Hit-ratio rows.
     pub hit_rows: Vec<Row>,
     /// [`hit_ratio::overfill`](crate::hit_ratio::overfill): the most entries each contender held at once on the smallest
@@ -65,6 +68,37 @@ pub struct Results {
     pub commit: String,
     /// The versions of the crates compared, as `Cargo.lock` names them.
     pub versions: Vec<(String, String)>,
+}
+
+/// One figure of memokit's default against quick_cache: the ratio of their best rounds, and
+/// the ratios of the rounds that ran back to back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paired {
+    /// What was measured.
+    pub figure: String,
+    /// memokit's best round over quick_cache's.
+    pub best: f64,
+    /// memokit's rounds over quick_cache's, round by round.
+    pub rounds: PairedRatio,
+}
+
+impl Paired {
+    /// memokit's default against quick_cache, from every contender's `rounds` and `best`
+    /// (in the order of `kinds`); `None` without either.
+    pub fn against_quick_cache(
+        figure: String,
+        kinds: &[Kind],
+        rounds: &[Vec<f64>],
+        best: &[f64],
+    ) -> Option<Paired> {
+        let me = kinds.iter().position(|&k| k == Kind::REFERENCE)?;
+        let quick = kinds.iter().position(|&k| k == Kind::QuickCache)?;
+        Some(Paired {
+            figure,
+            best: best[me] / best[quick],
+            rounds: paired_ratio(&rounds[me], &rounds[quick])?,
+        })
+    }
 }
 
 impl Results {
