@@ -179,3 +179,155 @@ fn a_batch_method_keeps_its_cache_in_its_instance() {
     assert_eq!(dear.prices(&[10]), HashMap::from([(10, 30)]));
     assert_eq!(cheap.prices.stats().misses, 1);
 }
+
+/// What each call of `fragile`'s body was asked for, and whether the next call panics.
+static FRAGILE_ASKED: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+static FRAGILE_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(batch)]
+fn fragile(ids: &[u64], #[skip] started: &std::sync::mpsc::Sender<()>) -> HashMap<u64, u64> {
+    FRAGILE_ASKED.lock().unwrap().push(ids.to_vec());
+    let _ = started.send(());
+    thread::sleep(Duration::from_millis(100));
+    if FRAGILE_PANICS.swap(0, SeqCst) == 1 {
+        panic!("the source failed");
+    }
+    ids.iter().map(|&id| (id, id * 10)).collect()
+}
+
+#[test]
+fn a_key_whose_batch_panicked_is_computed_by_the_batch_waiting_for_it() {
+    FRAGILE_PANICS.store(1, SeqCst);
+    let (started, first_started) = std::sync::mpsc::channel();
+    let panicking = thread::spawn(move || fragile(&[1, 2], &started));
+    first_started.recv().unwrap();
+    // 2 is being computed by the call that will panic: this call waits for it, then takes it
+    // over with its own key 3, in its one call of the body.
+    let (started, _) = std::sync::mpsc::channel();
+    assert_eq!(
+        fragile(&[2, 3], &started),
+        HashMap::from([(2, 20), (3, 30)])
+    );
+    assert!(panicking.join().is_err());
+    assert_eq!(
+        std::mem::take(&mut *FRAGILE_ASKED.lock().unwrap()),
+        vec![vec![1, 2], vec![2, 3]]
+    );
+    assert_eq!(
+        fragile_cache().get(&1),
+        None,
+        "nothing of the panicked call stored"
+    );
+    let stats = fragile_cache().stats();
+    assert_eq!((stats.loads, stats.load_failures), (4, 2), "{stats:?}");
+}
+
+static ABSENT_ASKED: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+
+/// Keys above 100 do not exist in the source.
+#[cached(batch)]
+fn sparse(ids: &[u64], #[skip] started: &std::sync::mpsc::Sender<()>) -> HashMap<u64, u64> {
+    ABSENT_ASKED.lock().unwrap().push(ids.to_vec());
+    let _ = started.send(());
+    thread::sleep(Duration::from_millis(100));
+    ids.iter()
+        .filter(|&&id| id <= 100)
+        .map(|&id| (id, id))
+        .collect()
+}
+
+#[test]
+fn a_key_another_batch_left_out_is_left_out_without_asking_again() {
+    let (started, first_started) = std::sync::mpsc::channel();
+    let first = thread::spawn(move || sparse(&[1, 101], &started));
+    first_started.recv().unwrap();
+    let (started, _) = std::sync::mpsc::channel();
+    assert_eq!(sparse(&[101, 2], &started), HashMap::from([(2, 2)]));
+    assert_eq!(first.join().unwrap(), HashMap::from([(1, 1)]));
+    assert_eq!(
+        std::mem::take(&mut *ABSENT_ASKED.lock().unwrap()),
+        vec![vec![1, 101], vec![2]],
+        "101 asked once, by the call that computed it"
+    );
+}
+
+static CANCELLED_ASKED: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+
+#[cached(batch)]
+async fn cancellable(
+    ids: &[u64],
+    #[skip] started: &tokio::sync::mpsc::UnboundedSender<()>,
+) -> HashMap<u64, u64> {
+    CANCELLED_ASKED.lock().unwrap().push(ids.to_vec());
+    let _ = started.send(());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    ids.iter().map(|&id| (id, id + 7)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_batch_was_cancelled_is_computed_by_the_batch_waiting_for_it() {
+    let (started, mut first_started) = tokio::sync::mpsc::unbounded_channel();
+    let cancelled = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_millis(40), cancellable(&[1, 2], &started)).await
+    });
+    first_started.recv().await.unwrap();
+    let (started, _) = tokio::sync::mpsc::unbounded_channel();
+    assert_eq!(
+        cancellable(&[2, 3], &started).await,
+        HashMap::from([(2, 9), (3, 10)])
+    );
+    assert!(
+        cancelled.await.unwrap().is_err(),
+        "the first call timed out"
+    );
+    assert_eq!(
+        std::mem::take(&mut *CANCELLED_ASKED.lock().unwrap()),
+        vec![vec![1, 2], vec![2, 3]]
+    );
+}
+
+#[cached(batch, size = 64)]
+fn doubled(ids: &[u64]) -> HashMap<u64, u64> {
+    thread::sleep(Duration::from_micros(200));
+    ids.iter().map(|&id| (id, id * 2)).collect()
+}
+
+#[test]
+fn batches_of_overlapping_keys_in_any_order_all_finish_with_every_key() {
+    let (done, finished) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let done = done.clone();
+            thread::spawn(move || {
+                let mut rng = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for round in 0..200 {
+                    let ids: Vec<u64> = (0..5)
+                        .map(|_| {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            rng % 12
+                        })
+                        .collect();
+                    let found = doubled(&ids);
+                    assert!(
+                        ids.iter().all(|id| found[id] == id * 2),
+                        "{ids:?}: {found:?}"
+                    );
+                    if round % 20 == t {
+                        doubled_cache().clear();
+                    }
+                }
+                done.send(()).unwrap();
+            })
+        })
+        .collect();
+    for _ in 0..threads.len() {
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a batch waited in a circle");
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}

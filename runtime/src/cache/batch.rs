@@ -1,9 +1,13 @@
 //! Loads of several keys at once (`#[cached(batch)]`): the keys found are served, the keys
 //! another caller is computing are waited for, and the rest are computed by one call.
 //!
-//! A batch leads its missing keys' flights before it computes, and waits for the others' only
-//! after it has ended its own: two batches that lead some keys each and wait for each other's
-//! never wait in a circle.
+//! A batch waits for another call's keys before it computes its own, and holds none of its own
+//! while it waits: it gives up the keys it took ([`Leader::release`]; their waiters take over)
+//! and takes them again afterwards. So no wait is ever in a circle, and a key whose computation
+//! panicked or was cancelled is taken over by a batch waiting for it as by a single-key caller,
+//! with the batch's one call of the body. Keys are taken in the order of their hashes, so that
+//! two batches asking for the same keys do not each give up what the other waits for, again
+//! and again.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -15,25 +19,43 @@ use crate::cache::Cache;
 
 /// A batch call between its look at the cache and its computation.
 pub(crate) struct Batch<'a, K: Hash + Eq + Clone, V: Clone> {
+    cache: &'a Cache<K, V>,
+    coalesce: bool,
     /// Values found (hits, and values that arrived meanwhile).
     found: HashMap<K, V>,
-    /// The keys this call computes.
-    leaders: Vec<Leader<'a, K, V>>,
-    /// The keys another call computes.
-    waits: Vec<(K, Arc<Flight<V>>)>,
+    /// Keys not settled yet, the smallest hash last (taken first).
+    pending: Vec<Pending<K>>,
+    /// The key whose flight the caller waits for.
+    waiting: Option<Pending<K>>,
+    /// The keys this call computes, with their place in the call.
+    leaders: Vec<(usize, Leader<'a, K, V>)>,
 }
 
-/// Looks every distinct key of `keys` up, and takes over the computation of each missing key
-/// that no other caller computes.
+/// A missing key of a batch.
+struct Pending<K> {
+    key: K,
+    hash: u64,
+    shard: usize,
+    /// Its place among the call's keys: the body gets its keys in the caller's order.
+    place: usize,
+    /// Whether this call already waited for it (one coalesced wait per key and call).
+    waited: bool,
+}
+
+/// Looks every distinct key of `keys` up; the missing ones are then settled by
+/// [`Batch::advance`].
 pub(crate) fn begin<'a, K: Hash + Eq + Clone, V: Clone>(
     cache: &'a Cache<K, V>,
     keys: impl IntoIterator<Item = K>,
     coalesce: bool,
 ) -> Batch<'a, K, V> {
     let mut batch = Batch {
+        cache,
+        coalesce,
         found: HashMap::new(),
+        pending: Vec::new(),
+        waiting: None,
         leaders: Vec::new(),
-        waits: Vec::new(),
     };
     let mut seen = std::collections::HashSet::new();
     for key in keys {
@@ -46,28 +68,98 @@ pub(crate) fn begin<'a, K: Hash + Eq + Clone, V: Clone>(
             // A value due for a refresh is still served; batches do not refresh ahead.
             Found::Hit(value) | Found::Stale(value) => {
                 batch.found.insert(key, value);
-                continue;
             }
-            Found::Miss => {}
-        }
-        let mut waited = false;
-        match step(cache, shard, hash, &key, coalesce, &mut waited) {
-            Join::Ready(value) => {
-                batch.found.insert(key, value);
-            }
-            Join::Lead(leader) => batch.leaders.push(leader),
-            Join::Wait(flight) => batch.waits.push((key, flight)),
+            Found::Miss => batch.pending.push(Pending {
+                key,
+                hash,
+                shard,
+                place: seen.len(),
+                waited: false,
+            }),
         }
     }
+    batch.sort_pending();
     batch
 }
 
 impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
-    /// The keys this call must compute (empty: no computation).
+    /// Takes the pending keys, the smallest hash first: each key found meanwhile is served,
+    /// each key nobody computes becomes this call's to compute, and at the first key another
+    /// call computes, this call gives up its own and returns that key's flight, to wait for and
+    /// pass to [`Batch::resume`]. `None` once every key is settled.
+    pub(crate) fn advance(&mut self) -> Option<Arc<Flight<V>>> {
+        debug_assert!(self.waiting.is_none(), "resume after each wait");
+        while let Some(mut pending) = self.pending.pop() {
+            let (cache, shard, hash) = (self.cache, pending.shard, pending.hash);
+            match step(
+                cache,
+                shard,
+                hash,
+                &pending.key,
+                self.coalesce,
+                &mut pending.waited,
+            ) {
+                Join::Ready(value) => {
+                    self.found.insert(pending.key, value);
+                }
+                Join::Lead(leader) => self.leaders.push((pending.place, leader)),
+                Join::Wait(flight) => {
+                    self.release_leaders();
+                    self.waiting = Some(pending);
+                    return Some(flight);
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives up the keys taken so far (their waiters take over), to be taken again.
+    fn release_leaders(&mut self) {
+        for (place, leader) in self.leaders.drain(..) {
+            self.pending.push(Pending {
+                key: leader.key().clone(),
+                hash: leader.hash(),
+                shard: leader.shard(),
+                place,
+                waited: false,
+            });
+            leader.release();
+        }
+        self.sort_pending();
+    }
+
+    fn sort_pending(&mut self) {
+        self.pending
+            .sort_unstable_by_key(|p| std::cmp::Reverse((p.hash, p.place)));
+    }
+
+    /// How the flight [`Batch::advance`] returned ended: its value is served; a computation
+    /// that panicked or was cancelled makes the key pending again, to be taken over; a key
+    /// another batch's answer left out, or whose error this caller cannot copy, is left out; an
+    /// error it can copy fails the call.
+    pub(crate) fn resume<E>(&mut self, outcome: Outcome<V, E>) -> Result<(), E> {
+        let pending = self.waiting.take().expect("advance returned a flight");
+        match outcome {
+            Outcome::Done(Ok(value)) => {
+                self.found.insert(pending.key, value);
+            }
+            Outcome::Done(Err(error)) => return Err(error),
+            Outcome::Retry => {
+                self.pending.push(pending);
+                self.sort_pending();
+            }
+            Outcome::Failed | Outcome::Absent => {}
+        }
+        Ok(())
+    }
+
+    /// The keys this call must compute, in the caller's order (empty: no computation).
     pub(crate) fn missing(&self) -> Vec<K> {
-        self.leaders
-            .iter()
-            .map(|leader| leader.key().clone())
+        let mut leaders: Vec<&(usize, Leader<'a, K, V>)> = self.leaders.iter().collect();
+        leaders.sort_unstable_by_key(|(place, _)| *place);
+        leaders
+            .into_iter()
+            .map(|(_, leader)| leader.key().clone())
             .collect()
     }
 
@@ -76,8 +168,8 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
     pub(crate) fn superseded(&self) -> std::collections::HashSet<K> {
         self.leaders
             .iter()
-            .filter(|leader| leader.superseded().get())
-            .map(|leader| leader.key().clone())
+            .filter(|(_, leader)| leader.superseded().get())
+            .map(|(_, leader)| leader.key().clone())
             .collect()
     }
 
@@ -87,7 +179,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
         RunningAll(
             self.leaders
                 .iter()
-                .map(|leader| leader.running_here())
+                .map(|(_, leader)| leader.running_here())
                 .collect(),
         )
     }
@@ -95,25 +187,26 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
     /// Ends this call's flights with what the computation gave: each key's value is stored and
     /// handed to its waiters; a key left out of the answer ends its flight without a value
     /// (nothing stored; its waiters leave it out too); an error ends every flight as a failure.
-    /// Returns the waits still to do, or the error.
+    /// Returns every value of the call, or the error.
     pub(crate) fn end<E, M>(
         mut self,
         computed: Result<M, E>,
         rule: LoadRule<V, E>,
-    ) -> Result<Waits<K, V>, E>
+    ) -> Result<HashMap<K, V>, E>
     where
         M: IntoIterator<Item = (K, V)>,
     {
+        debug_assert!(self.pending.is_empty() && self.waiting.is_none());
         let mut computed: HashMap<K, V> = match computed {
             Ok(answer) => answer.into_iter().collect(),
             Err(error) => {
-                for leader in self.leaders.drain(..) {
+                for (_, leader) in self.leaders.drain(..) {
                     leader.end_without_value(Ended::failure(&error, rule.share_error), true);
                 }
                 return Err(error);
             }
         };
-        for leader in self.leaders.drain(..) {
+        for (_, leader) in self.leaders.drain(..) {
             match computed.remove(leader.key()) {
                 Some(value) => {
                     let key = leader.key().clone();
@@ -121,13 +214,10 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
                         self.found.insert(key, value);
                     }
                 }
-                None => leader.end_without_value(Ended::Abandoned, false),
+                None => leader.end_without_value(Ended::Absent, false),
             }
         }
-        Ok(Waits {
-            found: self.found,
-            waits: self.waits,
-        })
+        Ok(std::mem::take(&mut self.found))
     }
 }
 
@@ -137,43 +227,5 @@ pub(crate) struct RunningAll(Vec<RunningHere>);
 impl Drop for RunningAll {
     fn drop(&mut self) {
         while self.0.pop().is_some() {}
-    }
-}
-
-/// What a batch call waits for after its own computation.
-pub(crate) struct Waits<K, V> {
-    found: HashMap<K, V>,
-    waits: Vec<(K, Arc<Flight<V>>)>,
-}
-
-impl<K: Hash + Eq, V: Clone> Waits<K, V> {
-    /// Blocks until every waited-for key's flight ends. A key whose computation failed with an
-    /// error this caller can copy fails the call; one that ended without a value (left out,
-    /// panicked, cancelled, an error that cannot be copied) is left out of the answer.
-    pub(crate) fn wait<E>(mut self, rule: LoadRule<V, E>) -> Result<HashMap<K, V>, E> {
-        for (key, flight) in std::mem::take(&mut self.waits) {
-            self.take(key, flight.wait(rule.share_error))?;
-        }
-        Ok(self.found)
-    }
-
-    /// The async form of [`Waits::wait`].
-    pub(crate) async fn wait_async<E>(mut self, rule: LoadRule<V, E>) -> Result<HashMap<K, V>, E> {
-        for (key, flight) in std::mem::take(&mut self.waits) {
-            flight.wait_async().await;
-            self.take(key, flight.ended(rule.share_error))?;
-        }
-        Ok(self.found)
-    }
-
-    fn take<E>(&mut self, key: K, outcome: Outcome<V, E>) -> Result<(), E> {
-        match outcome {
-            Outcome::Done(Ok(value)) => {
-                self.found.insert(key, value);
-                Ok(())
-            }
-            Outcome::Done(Err(error)) => Err(error),
-            Outcome::Retry | Outcome::Failed => Ok(()),
-        }
     }
 }

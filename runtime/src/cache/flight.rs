@@ -144,7 +144,12 @@ pub(crate) enum Ended<V> {
     Error(SharedError),
     /// The leader's error cannot be copied: waiters retry once, then compute on their own.
     Failed,
+    /// The leader gave up without a value (it panicked, was cancelled, or released the key
+    /// before computing): a waiter takes over.
     Abandoned,
+    /// The computation gave no value for the key (a batch's answer left it out): waiters leave
+    /// it out too.
+    Absent,
 }
 
 /// A leader's error, kept for its waiters.
@@ -253,6 +258,8 @@ pub(crate) enum Outcome<V, E> {
     /// The leader failed with an error this waiter cannot copy: take over like `Retry` the
     /// first time, compute on its own (in no flight) after that.
     Failed,
+    /// The computation gave no value for the key (only a batch's can).
+    Absent,
 }
 
 impl<V> Flight<V> {
@@ -349,6 +356,7 @@ impl<V: Clone> Flight<V> {
             },
             Ended::Failed => Outcome::Failed,
             Ended::Abandoned => Outcome::Retry,
+            Ended::Absent => Outcome::Absent,
         }
     }
 

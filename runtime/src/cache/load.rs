@@ -353,7 +353,7 @@ pub(crate) fn load_unhit<K: Hash + Eq + Clone, V: Clone, E>(
         };
         match flight.wait(rule.share_error) {
             Outcome::Done(result) => return result,
-            Outcome::Retry => continue,
+            Outcome::Retry | Outcome::Absent => continue,
             Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
             Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
         }
@@ -477,7 +477,7 @@ where
                 flight.wait_async().await;
                 match flight.ended(rule.share_error) {
                     Outcome::Done(result) => break 'load result,
-                    Outcome::Retry => continue,
+                    Outcome::Retry | Outcome::Absent => continue,
                     Outcome::Failed if !std::mem::replace(&mut saw_failure, true) => continue,
                     Outcome::Failed => break Leader::alone(cache, shard, hash, &key),
                 }
@@ -566,6 +566,14 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         }
     }
 
+    /// Gives the key up before computing it: leaves the table of flights and ends the flight
+    /// without a value, so that its waiters take over. Counts nothing: no computation ran.
+    pub(crate) fn release(mut self) {
+        let key = self.key.take().expect("a leader is released once");
+        self.flights().leave(self.hash, &key, &self.flight);
+        self.flight.end(Ended::Abandoned);
+    }
+
     /// A leader of a flight in no table: nobody waits for it.
     fn alone(cache: &'a Cache<K, V>, shard: usize, hash: u64, key: &K) -> Self {
         Leader::new(cache, shard, hash, key, Flight::private())
@@ -574,6 +582,15 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// The superseded flag of this computation.
     pub(crate) fn superseded(&self) -> Superseded<V> {
         self.flight.superseded(self.refresh)
+    }
+
+    /// The key's hash and shard.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(crate) fn shard(&self) -> usize {
+        self.shard
     }
 
     /// The key being computed.

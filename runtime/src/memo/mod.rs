@@ -497,7 +497,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             return body(&keys.into_iter().collect::<Vec<K>>());
         }
         let rule = self.batch_rule(share_error);
-        let batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        let mut batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        while let Some(flight) = batch.advance() {
+            if let Err(error) = batch.resume(flight.wait(rule.share_error)) {
+                return S::join(Err(error));
+            }
+        }
         let missing = batch.missing();
         let computed = if missing.is_empty() {
             Ok(M::from_iter(None))
@@ -522,8 +527,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                 }
             }
         };
-        let found = batch.end(computed, rule).and_then(|waits| waits.wait(rule));
-        S::join(found.map(M::from_iter))
+        S::join(batch.end(computed, rule).map(M::from_iter))
     }
 
     /// The `async` form of [`Memo::__call_batch`]: `body` gets the missing keys and makes the
@@ -545,7 +549,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             return body(keys.into_iter().collect()).await;
         }
         let rule = self.batch_rule(share_error);
-        let batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        let mut batch = batch::begin(&self.cache, keys, self.options.coalesce);
+        while let Some(flight) = batch.advance() {
+            flight.wait_async().await;
+            if let Err(error) = batch.resume(flight.ended(rule.share_error)) {
+                return S::join(Err(error));
+            }
+        }
         let missing = batch.missing();
         let computed = if missing.is_empty() {
             Ok(M::from_iter(None))
@@ -571,11 +581,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
                 }
             }
         };
-        let found = match batch.end(computed, rule) {
-            Ok(waits) => waits.wait_async(rule).await,
-            Err(error) => Err(error),
-        };
-        S::join(found.map(M::from_iter))
+        S::join(batch.end(computed, rule).map(M::from_iter))
     }
 
     /// What the caller that computes `key` runs: the body, through the shared tier when the
