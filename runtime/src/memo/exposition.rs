@@ -163,7 +163,7 @@ impl Registry {
     /// assert!(text.contains("memokit_capacity{function=\"docs::cube\"} 10\n"));
     /// ```
     pub fn prometheus(&self) -> String {
-        let functions = self.functions_by_name();
+        let functions = self.functions();
         let mut text = String::new();
         for family in FAMILIES {
             let (name, help, kind) = (family.name, family.help, family.kind.as_str());

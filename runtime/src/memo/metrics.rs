@@ -45,7 +45,7 @@ use crate::memo::registry::registry;
 /// memokit::metrics::export(); // without a recorder, does nothing
 /// ```
 pub fn export() {
-    let functions = registry().functions_by_name();
+    let functions = registry().functions();
     for family in FAMILIES {
         match family.kind {
             Kind::Counter => ::metrics::describe_counter!(family.name, family.help),

@@ -117,7 +117,10 @@ impl Registry {
         }
     }
 
-    /// Every listed function with its stats, sorted by name.
+    /// Every listed function with its stats, sorted by name, each name once: the live
+    /// instances of a per-instance cache (`#[cached(instance = …)]`), or functions given one
+    /// `name`, are added up, as [`stats`](Self::stats) adds them, so that a metrics endpoint
+    /// that writes one series per entry writes each name once.
     ///
     /// ```
     /// let names: Vec<&str> = memokit::registry().functions().iter().map(|f| f.name).collect();
@@ -132,14 +135,8 @@ impl Registry {
             });
         });
         listed.sort_by(|a, b| a.name.cmp(b.name));
-        listed
-    }
-
-    /// Like [`functions`](Self::functions), with the functions that share a name added up, so
-    /// that each name is listed once.
-    pub(crate) fn functions_by_name(&self) -> Vec<FunctionStats> {
-        let mut merged: Vec<FunctionStats> = Vec::new();
-        for function in self.functions() {
+        let mut merged: Vec<FunctionStats> = Vec::with_capacity(listed.len());
+        for function in listed {
             match merged.last_mut() {
                 Some(last) if last.name == function.name => {
                     last.stats = last.stats.merged(&function.stats);
