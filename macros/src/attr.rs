@@ -559,13 +559,20 @@ fn seed_of(value: Expr, errors: &mut Errors) -> Option<Seed> {
 }
 
 fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
-    let parsed = match lit_of(value) {
-        Some(Lit::Int(int)) => int
-            .base10_parse::<u64>()
-            .ok()
-            .and_then(|secs| secs.checked_mul(1_000_000_000)),
-        Some(Lit::Str(text)) => duration::parse_nanos(&text.value()),
-        _ => None,
+    let (parsed, too_large) = match lit_of(value) {
+        Some(Lit::Int(int)) => {
+            let nanos = int
+                .base10_parse::<u64>()
+                .ok()
+                .and_then(|secs| secs.checked_mul(1_000_000_000));
+            // Digits that do not fit: a number, too large.
+            (nanos, nanos.is_none() && int.base10_parse::<u128>().is_ok())
+        }
+        Some(Lit::Str(text)) => (
+            duration::parse_nanos(&text.value()),
+            duration::too_large(&text.value()),
+        ),
+        _ => (None, false),
     };
     match parsed {
         Some(0) if name == "stale_if_error" => errors.spanned(
@@ -581,6 +588,13 @@ fn duration_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<u64> {
             format!("`{name}` must be longer than zero; to keep entries with no time limit, remove `{name}`"),
         ),
         Some(nanos) => return Some(nanos),
+        None if too_large => errors.spanned(
+            value,
+            format!(
+                "`{name}` is too long: the longest is 213,503 days (about 584 years, 2^64 \
+                 nanoseconds); for no limit, remove `{name}`"
+            ),
+        ),
         None if is_negative_literal(value) => errors.spanned(
             value,
             format!("`{name}` cannot be negative; it expects {}", duration::EXPECTED),

@@ -22,20 +22,34 @@ const UNITS: [(&str, u64); 5] = [
     ("ms", 1_000_000),
 ];
 
-/// Nanoseconds in `text`, or `None` if it is not a duration string.
+/// Nanoseconds in `text`, or `None` if it is not a duration string or does not fit a `u64`
+/// (see [`too_large`]).
 pub(crate) fn parse_nanos(text: &str) -> Option<u64> {
+    parse_wide(text).and_then(|nanos| u64::try_from(nanos).ok())
+}
+
+/// Whether `text` is a duration string too long for a `u64` of nanoseconds (about 584 years).
+pub(crate) fn too_large(text: &str) -> bool {
+    parse_wide(text).is_some_and(|nanos| nanos > u128::from(u64::MAX))
+}
+
+/// Nanoseconds in `text` (saturating), or `None` if it is not a duration string.
+fn parse_wide(text: &str) -> Option<u128> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return None;
     }
-    let mut total: u64 = 0;
+    let mut total: u128 = 0;
     // Units must come largest first, each once: "1h30m", not "30m1h".
     let mut next_unit = 0;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let number: u64 = rest[..digits].parse().ok()?;
+        if digits == 0 {
+            return None;
+        }
+        let number: u128 = rest[..digits].parse().unwrap_or(u128::MAX);
         rest = &rest[digits..];
         let letters = rest
             .find(|c: char| !c.is_ascii_alphabetic())
@@ -47,14 +61,14 @@ pub(crate) fn parse_nanos(text: &str) -> Option<u64> {
             return None;
         }
         next_unit = position + 1;
-        total = total.checked_add(number.checked_mul(UNITS[position].1)?)?;
+        total = total.saturating_add(number.saturating_mul(u128::from(UNITS[position].1)));
     }
     Some(total)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_nanos;
+    use super::{parse_nanos, too_large};
 
     #[test]
     fn accepts_the_documented_forms() {
@@ -82,5 +96,16 @@ mod tests {
         ] {
             assert_eq!(parse_nanos(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn tells_too_large_from_malformed() {
+        assert!(too_large("99999999999999999999d"));
+        assert!(too_large("100000000000000d"));
+        assert!(too_large("213504d"), "just past 2^64 ns");
+        assert!(!too_large("213503d"));
+        assert_eq!(parse_nanos("213503d"), Some(213_503 * 86_400_000_000_000));
+        assert!(!too_large("5x"));
+        assert!(!too_large("2d"));
     }
 }
