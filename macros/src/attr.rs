@@ -663,13 +663,21 @@ pub(crate) fn flag_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option
 }
 
 fn str_of(value: &Expr, name: &Ident, errors: &mut Errors) -> Option<LitStr> {
-    if let Some(Lit::Str(text)) = lit_of(value) {
-        return Some(text.clone());
+    match lit_of(value) {
+        Some(Lit::Str(text)) if text.value().trim().is_empty() => errors.spanned(
+            value,
+            format!(
+                "`{name}` cannot be empty: the registry and the metrics tell functions apart by \
+                 it; write one such as `{name} = \"users::load\"`, or remove `{name}` for the \
+                 function's path"
+            ),
+        ),
+        Some(Lit::Str(text)) => return Some(text.clone()),
+        _ => errors.spanned(
+            value,
+            format!("`{name}` expects a string literal, e.g. `{name} = \"users::load\"`"),
+        ),
     }
-    errors.spanned(
-        value,
-        format!("`{name}` expects a string literal, e.g. `{name} = \"users::load\"`"),
-    );
     None
 }
 
@@ -783,7 +791,28 @@ fn policy_of(value: &Expr, errors: &mut Errors) -> Option<Ident> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_typo_of;
+    use super::{is_typo_of, str_of, Errors};
+    use syn::parse_quote;
+
+    #[test]
+    fn an_empty_name_is_refused_and_says_why() {
+        let name: syn::Ident = parse_quote!(name);
+        for (value, kept) in [
+            (parse_quote!("users::load"), true),
+            (parse_quote!(""), false),
+            (parse_quote!("  "), false),
+        ] {
+            let mut errors = Errors::default();
+            assert_eq!(str_of(&value, &name, &mut errors).is_some(), kept);
+            match errors.finish() {
+                Ok(()) => assert!(kept),
+                Err(error) => assert!(
+                    error.to_string().starts_with("`name` cannot be empty"),
+                    "{error}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn typos_are_one_edit_away() {
