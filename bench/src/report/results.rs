@@ -142,6 +142,18 @@ impl Results {
         Some(row.ratios[self.index(kind)?])
     }
 
+    /// `target`, judged on the best rounds, with the median of the paired rounds of `figure`
+    /// beside it (see [`Paired`]).
+    fn with_paired(&self, mut target: Target, figure: &str) -> Target {
+        if let Some(paired) = self.paired.iter().find(|p| p.figure == figure) {
+            target.measured += &format!(
+                " (best rounds; median of paired rounds {:.2}×)",
+                paired.rounds.median
+            );
+        }
+        target
+    }
+
     /// The targets, judged on this run.
     pub fn targets(&self) -> Vec<Target> {
         let me = Kind::REFERENCE;
@@ -151,7 +163,10 @@ impl Results {
             self.latency_of(Kind::QuickCache),
             self.latency_of(Kind::MokaSync),
         ) {
-            targets.push(at_most("hit latency ≤ 1.0× quick_cache", m, q, 1.0, "ns"));
+            targets.push(self.with_paired(
+                at_most("hit latency ≤ 1.0× quick_cache", m, q, 1.0, "ns"),
+                "hit latency",
+            ));
             targets.push(at_most(
                 "hit latency ≤ 0.5× moka (sync)",
                 m,
@@ -165,12 +180,18 @@ impl Results {
             self.throughput_of(Kind::QuickCache, 2),
             self.throughput_of(Kind::MokaSync, 2),
         ) {
-            targets.push(at_least(
-                "2-thread throughput ≥ 1.0× quick_cache",
-                m,
-                q,
-                1.0,
-                "Mops/s",
+            targets.push(self.with_paired(
+                at_least(
+                    "2-thread throughput ≥ 1.0× quick_cache",
+                    m,
+                    q,
+                    1.0,
+                    "Mops/s",
+                ),
+                &format!(
+                    "throughput, 2 thread(s), capacity {}",
+                    self.sizes.throughput.capacity
+                ),
             ));
             targets.push(at_least(
                 "2-thread throughput ≥ 2× moka (sync)",
