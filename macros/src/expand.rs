@@ -469,9 +469,10 @@ fn key(func: &Function<'_>, options: &Options) -> Key {
     let private = quote!(::memokit::__private);
     let from_args = |args: &[&Arg<'_>], as_tuple: bool, ty: Option<TokenStream>| {
         let lookup = key::lookup_from_args(args, as_tuple);
+        let checks = args.iter().map(|arg| arg.key_check());
         Key {
             ty: ty.unwrap_or_else(|| key::from_args(args, as_tuple).0),
-            binding: quote!(let #variable = #lookup;),
+            binding: quote!(let #variable = #lookup; #(#checks)*),
             lookup: quote!(#variable),
         }
     };

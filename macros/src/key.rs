@@ -7,7 +7,8 @@
 //! compares it as the owned key and builds that only on a miss, so a hit allocates nothing.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::Type;
 
 use crate::ast::Arg;
@@ -32,6 +33,13 @@ impl Arg<'_> {
             Type::Reference(_) => quote!(::std::borrow::ToOwned::to_owned(#name)),
             _ => quote!(::std::clone::Clone::clone(&#name)),
         }
+    }
+
+    /// A check that the argument's type can be part of a key (`Hash` and `Eq`), spanned at the
+    /// type, so that the compiler's error points at the argument rather than the attribute.
+    pub(crate) fn key_check(&self) -> TokenStream {
+        let ty = self.ty;
+        quote_spanned!(ty.span()=> ::memokit::__private::key_argument::<#ty>();)
     }
 
     /// The argument in the lookup form of the key: a reference as it is (`Borrowed`, copied into

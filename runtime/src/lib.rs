@@ -117,6 +117,20 @@ pub mod __private {
         }
     }
 
+    /// What an argument that is part of a `#[cached]` function's key must be: checked at the
+    /// argument ([`key_argument`]), so that the compiler's error points at it.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be part of a `#[cached]` function's key: it is not `Hash` and `Eq`",
+        label = "this argument is part of the key",
+        note = "leave it out of the key with `#[skip]`, or write the key with `key = …` (for a float, its bits: `key = x.to_bits()`, `key_type = u64`)"
+    )]
+    pub trait KeyArgument {}
+
+    impl<T: ?Sized + std::hash::Hash + Eq> KeyArgument for T {}
+
+    /// Checks that `T`, an argument's type, can be part of a key.
+    pub fn key_argument<T: ?Sized + KeyArgument>() {}
+
     /// The seed of `#[cached(seed = <expression>)]`, checked to be a `u64`.
     pub fn seed(seed: impl Seed) -> u64 {
         seed.into_seed()
