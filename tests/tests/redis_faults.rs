@@ -510,3 +510,47 @@ fn block_on_async<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+// ---- A take answered too late --------------------------------------------------------------
+
+static LATE_TAKE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(redis(lease = "5s"), name = "faults::late_take")]
+fn late_take(n: u32) -> u32 {
+    LATE_TAKE_RUNS.fetch_add(1, SeqCst);
+    n * 3
+}
+
+/// Redis runs the take of a lease, but its answer comes after the timeout: the process computes
+/// without the lease (and writes nothing), and releases the lease it may hold, so that the
+/// other processes do not wait the whole lease (5 s) for a value nobody writes.
+#[test]
+fn a_take_answered_too_late_leaves_no_lease_behind() {
+    let Some((_serial, server)) = parent_with_server() else {
+        return;
+    };
+    let proxy = Proxy::start(&server);
+    connect_with(
+        Config::new(proxy.url())
+            .prefix("late")
+            .timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    assert_eq!(late_take(1), 3);
+    // The take reaches Redis 400 ms late, long after the caller stopped waiting for it.
+    proxy.before_forwarding(b"local holder", || {
+        thread::sleep(Duration::from_millis(400))
+    });
+    let started = Instant::now();
+    assert_eq!(late_take(2), 6);
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "one timeout"
+    );
+    assert_eq!(LATE_TAKE_RUNS.load(SeqCst), 2);
+    // Well after the take ran, and well before its lease would have expired.
+    thread::sleep(Duration::from_millis(1_500));
+    let mut conn = server.connection();
+    let leases: Vec<String> = conn.keys("late:*:lease").unwrap();
+    assert!(leases.is_empty(), "a lease left behind: {leases:?}");
+}

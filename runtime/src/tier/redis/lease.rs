@@ -80,13 +80,44 @@ impl Drop for Held {
         if let Some(keep_alive) = self.keep_alive.take() {
             keep_alive.abort();
         }
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RELEASE)
-            .arg(1)
-            .arg(std::mem::take(&mut self.lease))
-            .arg(std::mem::take(&mut self.token));
-        self.tier.fire(cmd);
+        release(&self.tier, &self.lease, &self.token);
     }
+}
+
+/// Releases `lease` if `token` holds it, without waiting for the answer.
+fn release(tier: &Connection, lease: &str, token: &str) {
+    tier.fire(release_cmd(lease, token));
+}
+
+fn release_cmd(lease: &str, token: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(RELEASE).arg(1).arg(lease).arg(token);
+    cmd
+}
+
+/// Releases the lease of a take whose answer did not come in time, in the background: at once,
+/// then again after one timeout, two, four… until one release finds the lease or the lease
+/// would have expired. The take went on another connection (a blocking one, for a sync caller)
+/// and may reach Redis after the first release; every release checks the token, so it never
+/// touches a lease another take holds.
+fn release_late_take(tier: &Connection, lease: &str, token: &str, lease_ttl: Duration) {
+    let cmd = release_cmd(lease, token);
+    let timeout = tier.config.timeout;
+    tier.spawn(move |mut conn| async move {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::ZERO;
+        loop {
+            tokio::time::sleep(pause).await;
+            let released = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut conn)).await;
+            if let Ok(Ok(1)) = released {
+                break;
+            }
+            pause = (pause * 2).max(timeout);
+            if started.elapsed() + pause > lease_ttl {
+                break;
+            }
+        }
+    });
 }
 
 /// Takes a free lease, or one this process left behind: a take whose answer timed out while
@@ -212,6 +243,10 @@ where
             }
             Ok(false) => {}
             Err(unavailable) => {
+                // Redis may have run the take, or may still run it, and only its answer was
+                // late: without these releases, the other processes would wait the whole lease
+                // for a value this process computes without it and does not write.
+                release_late_take(&tier, &lease, &token, lease_ttl);
                 state.count(unavailable);
                 return Fetched::Miss(None);
             }
