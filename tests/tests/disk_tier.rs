@@ -847,6 +847,52 @@ fn a_path_that_cannot_be_written_is_an_error_at_open_and_the_function_runs_in_pr
     assert_eq!((stats.disk_errors, stats.disk_hits), (1, 0));
 }
 
+static FALLBACK_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::no_fallback")]
+fn no_fallback(n: u64) -> u64 {
+    FALLBACK_RUNS.fetch_add(1, SeqCst);
+    n * 2
+}
+
+/// The file the program asked for did not open: `#[cached(disk)]` tries it again and runs
+/// in-process, counting the error, rather than quietly use the default file, which may hold
+/// another run's entries.
+#[test]
+fn a_file_that_did_not_open_is_not_replaced_by_the_default_file() {
+    const TEST: &str = "a_file_that_did_not_open_is_not_replaced_by_the_default_file";
+    if let Some(role) = role() {
+        if role == "fallback" {
+            let asked = std::env::var("MEMOKIT_TEST_DISK").unwrap();
+            let err = memokit::disk::open(Config::new(&asked)).unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{err:?}");
+            assert_eq!((no_fallback(1), no_fallback(1)), (2, 2));
+            let stats = no_fallback_cache().stats();
+            println!("RUNS {}", FALLBACK_RUNS.load(SeqCst));
+            println!("DISK {} {}", stats.disk_errors, stats.disk_hits);
+        }
+        return;
+    }
+    let dir = folder("fallback");
+    let default = dir.path().join("default.redb");
+    let child = ChildTest::spawn(
+        TEST,
+        "fallback",
+        &[
+            ("MEMOKIT_TEST_DISK", "/dev/null/asked.redb".to_string()),
+            ("MEMOKIT_DISK_PATH", default.display().to_string()),
+        ],
+    );
+    assert_eq!(number(child.expect_line("RUNS", secs(30))), 1);
+    assert_eq!(
+        child.expect_line("DISK", secs(5)),
+        "1 0",
+        "one counted error"
+    );
+    child.success();
+    assert!(!default.exists(), "the default file was used instead");
+}
+
 #[test]
 fn a_corrupted_file_is_an_error_at_open() {
     let dir = folder("corrupted");
@@ -877,6 +923,29 @@ fn a_corrupted_file_is_an_error_at_open() {
     std::fs::write(&damaged, bytes).unwrap();
     let err = memokit::disk::open(Config::new(&damaged)).unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+
+    // A real file cut short (a copy interrupted, a full disk): the store asserts on it.
+    let cut = dir.path().join("cut.redb");
+    {
+        let db = redb::Database::create(&cut).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
+                .unwrap();
+            for n in 0..2_000_u64 {
+                table.insert(n, [7_u8; 100].as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    for keep in [std::fs::metadata(&cut).unwrap().len() / 2, 8 * 1024] {
+        let bytes = std::fs::read(&cut).unwrap();
+        let shortened = dir.path().join(format!("cut-{keep}.redb"));
+        std::fs::write(&shortened, &bytes[..keep as usize]).unwrap();
+        let err = memokit::disk::open(Config::new(&shortened)).unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{keep}: {err:?}");
+    }
 }
 
 #[test]

@@ -40,7 +40,10 @@
 //!   with `disk` alone is warm from the file.
 //! - **Which file**: `disk = "path"` names it; `disk` alone uses the first file
 //!   [`open`]ed in the process, else the file named by `MEMOKIT_DISK_PATH`, else
-//!   `memokit-<program>.redb` in the system's temporary folder. Functions naming one file
+//!   `memokit-<program>.redb` in the system's temporary folder. A file [`open`] was asked for
+//!   and could not open stands in until another opens: `disk` alone tries it again (and runs
+//!   in-process, counting `disk_errors`, if it still fails), never the fallback file, which may
+//!   hold another run's entries. Functions naming one file
 //!   share it (each under its registry name, so they never share entries); a process opens a
 //!   file once.
 //! - **Expiry survives restarts**: an entry's deadline (the function's `ttl`, none without it)

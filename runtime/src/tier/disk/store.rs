@@ -240,6 +240,11 @@ impl std::error::Error for Error {
 struct Opened {
     files: HashMap<PathBuf, Arc<Store>>,
     default: Option<Arc<Store>>,
+    /// The first file [`open`] was asked for, when it failed and no file has opened since: the
+    /// default file until one opens, so that `#[cached(disk)]` tries it again (and runs
+    /// in-process if it still fails) rather than quietly use another file, with another run's
+    /// entries.
+    failed_default: Option<Config>,
 }
 
 fn opened() -> &'static Mutex<Opened> {
@@ -248,21 +253,32 @@ fn opened() -> &'static Mutex<Opened> {
         Mutex::new(Opened {
             files: HashMap::new(),
             default: None,
+            failed_default: None,
         })
     })
 }
 
 /// Opens the file of `config` for this process (or returns the one already open at that
-/// path). The first file opened is also the default one.
+/// path). The first file opened is also the default one; until one opens, a file asked for
+/// that failed is, to be tried again.
 pub(crate) fn open(config: Config) -> Result<Arc<Store>, Error> {
     let mut opened = opened().lock();
     if let Some(store) = opened.files.get(&config.path) {
         return Ok(store.clone());
     }
-    let store = Arc::new(Store::open(&config)?);
+    let store = match Store::open(&config) {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            if opened.default.is_none() {
+                opened.failed_default.get_or_insert(config);
+            }
+            return Err(error);
+        }
+    };
     Store::start_maintenance(&store);
     opened.files.insert(config.path.clone(), store.clone());
     opened.default.get_or_insert_with(|| store.clone());
+    opened.failed_default = None;
     Ok(store)
 }
 
@@ -271,10 +287,14 @@ pub(crate) fn open_for(path: Option<&str>) -> Result<Arc<Store>, Error> {
     match path {
         Some(path) => open(Config::new(path)),
         None => {
-            let default = opened().lock().default.clone();
-            match default {
-                Some(store) => Ok(store),
-                None => open(Config::new(default_path())),
+            let (default, failed) = {
+                let opened = opened().lock();
+                (opened.default.clone(), opened.failed_default.clone())
+            };
+            match (default, failed) {
+                (Some(store), _) => Ok(store),
+                (None, Some(config)) => open(config),
+                (None, None) => open(Config::new(default_path())),
             }
         }
     }
@@ -332,6 +352,16 @@ pub(crate) enum Found {
     Absent,
 }
 
+/// What a panic of redb said, for [`Error::Corrupted`].
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let said = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("the store failed reading it ({said})")
+}
+
 impl Store {
     fn open(config: &Config) -> Result<Store, Error> {
         let path = config.path.clone();
@@ -342,33 +372,44 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let db = Database::builder()
-            .set_cache_size(32 << 20)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+        // redb asserts on some damage (a file cut short) instead of returning an error: that is
+        // a damaged file too, not a reason to take the process down.
+        let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Database::builder().set_cache_size(32 << 20).create(&path)
+        }))
+        .map_err(|panic| Error::Corrupted {
+            path: path.clone(),
+            reason: panic_message(&*panic),
+        })?;
+        let db = created.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+                path: path.clone(),
+                pid: read_pid(&path),
+            },
+            redb::DatabaseError::UpgradeRequired(found) => Error::NewerFormat {
+                path: path.clone(),
+                found: u64::from(found),
+                supported: FORMAT,
+            },
+            redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                if source.kind() != std::io::ErrorKind::InvalidData =>
+            {
+                Error::Io {
                     path: path.clone(),
-                    pid: read_pid(&path),
-                },
-                redb::DatabaseError::UpgradeRequired(found) => Error::NewerFormat {
-                    path: path.clone(),
-                    found: u64::from(found),
-                    supported: FORMAT,
-                },
-                redb::DatabaseError::Storage(redb::StorageError::Io(source))
-                    if source.kind() != std::io::ErrorKind::InvalidData =>
-                {
-                    Error::Io {
-                        path: path.clone(),
-                        source,
-                    }
+                    source,
                 }
-                other => Error::Corrupted {
-                    path: path.clone(),
-                    reason: other.to_string(),
-                },
-            })?;
-        let (bytes, seq) = Self::prepare(&db, &path)?;
+            }
+            other => Error::Corrupted {
+                path: path.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        let (bytes, seq) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::prepare(&db, &path)))
+                .map_err(|panic| Error::Corrupted {
+                path: path.clone(),
+                reason: panic_message(&*panic),
+            })??;
         // The pid file names this process to another that finds the file locked.
         std::fs::write(pid_path(&path), std::process::id().to_string()).map_err(io)?;
         Ok(Store {
