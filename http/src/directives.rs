@@ -110,8 +110,8 @@ pub(crate) fn forbids_stale(directives: &[(String, Option<String>)]) -> bool {
 pub(crate) struct RequestDirectives {
     /// `only-if-cached`: answer from the cache or with `504`, never call the handler.
     pub(crate) only_if_cached: bool,
-    /// `no-cache`, `max-age` or `Pragma: no-cache` (or a malformed field): no stale answer
-    /// while revalidating.
+    /// `no-cache`, `max-age`, `min-fresh` (some freshness left is asked for; a stale copy has
+    /// none) or `Pragma: no-cache` (or a malformed field): no stale answer while revalidating.
     pub(crate) forbids_stale: bool,
 }
 
@@ -126,7 +126,8 @@ impl RequestDirectives {
                 only_if_cached: has(&directives, "only-if-cached"),
                 forbids_stale: pragma_no_cache
                     || has(&directives, "no-cache")
-                    || has(&directives, "max-age"),
+                    || has(&directives, "max-age")
+                    || has(&directives, "min-fresh"),
             },
             None => RequestDirectives {
                 only_if_cached: false,

@@ -509,6 +509,20 @@ async fn request_no_cache_is_never_answered_stale() {
 }
 
 #[tokio::test]
+async fn request_min_fresh_is_never_answered_stale() {
+    let route = Route::ttl(Duration::from_secs(1)).stale_while_revalidate(Duration::from_secs(60));
+    let layer = layer("rules::min_fresh_not_stale", route);
+    let (address, calls) = serve_behind(&layer, |n, _| response(200, &[], format!("{n}"))).await;
+    get(address, "/m", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Stale, within stale-while-revalidate: a client asking for 5 s of freshness left gets a
+    // fresh answer, not the stale copy.
+    let reply = get(address, "/m", &[("cache-control", "min-fresh=5")]).await;
+    assert_eq!((reply.x_cache(), reply.text()), ("REVALIDATED", "2"));
+    assert_eq!(calls.get(), 2);
+}
+
+#[tokio::test]
 async fn only_if_cached_never_calls_the_handler() {
     let layer = layer("rules::only_if_cached", minute());
     let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
