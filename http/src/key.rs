@@ -27,6 +27,12 @@ impl ResourceKey {
             uri: uri.clone(),
         }
     }
+
+    /// Whether both name one resource, whatever their methods (a `GET` and a `POST` of one
+    /// URI on one host).
+    pub(crate) fn same_target(&self, other: &ResourceKey) -> bool {
+        self.uri == other.uri && self.host == other.host
+    }
 }
 
 /// The key of one stored response.

@@ -296,9 +296,21 @@ where
     let method = request.method().clone();
     if !(method == Method::GET || method == Method::HEAD) || !route.cached {
         bump(&shared.counters.bypasses);
-        return call(&mut inner, request)
+        // RFC 9111, 4.4: an unsafe method that succeeds invalidates what is stored for its
+        // target URI (a `POST` to `/users/7` changed what a `GET` of it returns).
+        let target = (route.cached && !method.is_safe())
+            .then(|| ResourceKey::new(&method, request.uri(), request.headers()));
+        let answered = call(&mut inner, request)
             .await
             .map(|response| response.map(HttpCacheBody::passing));
+        if let (Some(target), Ok(response)) = (&target, &answered) {
+            if !(response.status().is_client_error() || response.status().is_server_error()) {
+                shared
+                    .responses
+                    .invalidate_if(|key, _| key.resource().same_target(target));
+            }
+        }
+        return answered;
     }
     let (parts, body) = request.into_parts();
     let asks = RequestDirectives::of(&parts.headers);

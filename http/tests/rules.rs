@@ -96,6 +96,34 @@ async fn other_methods_bypass_the_cache() {
 }
 
 #[tokio::test]
+async fn a_successful_unsafe_request_invalidates_its_target() {
+    let layer = layer("rules::unsafe_invalidates", minute());
+    let (address, calls) = serve_behind(&layer, |n, headers| {
+        let status = if headers.contains_key("x-fail") {
+            500
+        } else {
+            200
+        };
+        response(status, &[], format!("{n}"))
+    })
+    .await;
+    get(address, "/r?p=1", &[]).await;
+    get(address, "/r?p=2", &[]).await;
+    assert_eq!(get(address, "/r?p=1", &[]).await.x_cache(), "HIT");
+    // A failed write changed nothing: the stored copy stays.
+    send(address, Method::POST, "/r?p=1", &[("x-fail", "1")]).await;
+    assert_eq!(get(address, "/r?p=1", &[]).await.x_cache(), "HIT");
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+        send(address, method.clone(), "/r?p=1", &[]).await;
+        let reply = get(address, "/r?p=1", &[]).await;
+        assert_eq!(reply.x_cache(), "MISS", "after a {method}");
+    }
+    // Another URI is not touched.
+    assert_eq!(get(address, "/r?p=2", &[]).await.x_cache(), "HIT");
+    assert_eq!(calls.get(), 11);
+}
+
+#[tokio::test]
 async fn a_bypassed_route_is_never_stored() {
     let layer = HttpCacheLayer::builder("rules::bypass")
         .default_route(minute())
@@ -617,7 +645,7 @@ async fn the_layer_is_listed_in_the_registry_and_the_metrics() {
     let layer = layer("rules::listed", minute());
     let (address, _) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
     get_times(address, "/l", 3).await;
-    send(address, Method::POST, "/l", &[]).await;
+    send(address, Method::POST, "/elsewhere", &[]).await;
     let stats = memokit::registry().stats("rules::listed").expect("listed");
     assert_eq!((stats.hits, stats.misses, stats.len), (2, 1, 1));
     let cache_text = memokit::registry().prometheus();
