@@ -89,6 +89,7 @@ fn export_records_every_counter_with_a_function_label() {
         "memokit_l2_misses_total",
         "memokit_l2_errors_total",
         "memokit_l2_decode_errors_total",
+        "memokit_l2_skipped_total",
         "memokit_l2_replayed_writes_total",
     ] {
         assert_eq!(counter(&seen, zero), 0, "{zero}");

@@ -192,6 +192,7 @@ fn the_text_is_well_formed() {
         "memokit_l2_misses_total",
         "memokit_l2_errors_total",
         "memokit_l2_decode_errors_total",
+        "memokit_l2_skipped_total",
         "memokit_l2_replayed_writes_total",
         "memokit_l2_pending_writes",
     ] {

@@ -105,6 +105,12 @@ fn kill_stall_and_restart_of_redis_never_give_a_wrong_answer() {
         killed.l2_errors > stalled.l2_errors,
         "failures are counted: {killed}"
     );
+    // Between the failures, the circuit is open: calls go on without asking Redis, and are
+    // counted too, far more of them than the failures that opened it.
+    assert!(
+        killed.l2_skipped > killed.l2_errors,
+        "calls without Redis are counted: {killed}"
+    );
 
     // Back, empty.
     server.restart();

@@ -312,6 +312,10 @@ pub struct Stats {
     /// Shared tier: values in Redis that did not decode (another format or type); each is
     /// also a miss, and is overwritten.
     pub l2_decode_errors: u64,
+    /// Shared tier: lookups and writes that went on without Redis because it had just failed
+    /// (the circuit is open until `retry_after`, and Redis was not asked). With `l2_errors`,
+    /// everything Redis did not serve during an outage.
+    pub l2_skipped: u64,
     /// Shared tier: writes (`invalidate`, `insert`, `clear`, their `_many` forms and the writer
     /// attributes) that could not reach Redis and wait to be applied there, as removals, before
     /// this function reads Redis again (a gauge, not a counter).
@@ -416,6 +420,7 @@ impl Stats {
             l2_misses: self.l2_misses + other.l2_misses,
             l2_errors: self.l2_errors + other.l2_errors,
             l2_decode_errors: self.l2_decode_errors + other.l2_decode_errors,
+            l2_skipped: self.l2_skipped + other.l2_skipped,
             l2_pending_writes: self.l2_pending_writes + other.l2_pending_writes,
             l2_replayed_writes: self.l2_replayed_writes + other.l2_replayed_writes,
             disk_hits: self.disk_hits + other.disk_hits,
@@ -458,7 +463,9 @@ impl fmt::Display for Stats {
             self.average_load_time().as_micros()
         )?;
         // Only caches that used a shared tier show its counters.
-        if self.l2_hits + self.l2_misses + self.l2_errors + self.l2_decode_errors > 0 {
+        if self.l2_hits + self.l2_misses + self.l2_errors + self.l2_decode_errors + self.l2_skipped
+            > 0
+        {
             write!(
                 f,
                 " l2_hits={} l2_misses={} l2_errors={}",
@@ -466,6 +473,9 @@ impl fmt::Display for Stats {
             )?;
             if self.l2_decode_errors > 0 {
                 write!(f, " l2_decode_errors={}", self.l2_decode_errors)?;
+            }
+            if self.l2_skipped > 0 {
+                write!(f, " l2_skipped={}", self.l2_skipped)?;
             }
         }
         // Only caches that used a disk tier show its counters.

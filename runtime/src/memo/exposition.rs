@@ -114,6 +114,8 @@ pub(crate) const FAMILIES: &[Family] = &[
     #[cfg(feature = "redis")]
     counter("memokit_l2_decode_errors_total", "Values in Redis that did not decode.", |s| s.l2_decode_errors),
     #[cfg(feature = "redis")]
+    counter("memokit_l2_skipped_total", "Lookups and writes that went on without Redis, which had just failed.", |s| s.l2_skipped),
+    #[cfg(feature = "redis")]
     gauge("memokit_l2_pending_writes", "Writes that could not reach Redis yet (applied before Redis is read again).", Read::Count(|s| s.l2_pending_writes)),
     #[cfg(feature = "redis")]
     counter("memokit_l2_replayed_writes_total", "Writes applied to Redis after an outage.", |s| s.l2_replayed_writes),
@@ -145,8 +147,8 @@ impl Registry {
     /// `memokit_stale_served_total`, `memokit_load_seconds_total` (time in computations); gauges `memokit_entries`,
     /// `memokit_weighted_size` and `memokit_capacity` (no sample for an unbounded cache); with
     /// the `redis` feature, counters `memokit_l2_hits_total`, `memokit_l2_misses_total`,
-    /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
-    /// `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
+    /// `memokit_l2_errors_total`, `memokit_l2_decode_errors_total`, `memokit_l2_skipped_total`
+    /// and `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
     /// `disk` feature, counters `memokit_disk_hits_total`, `memokit_disk_misses_total`,
     /// `memokit_disk_errors_total`, `memokit_disk_write_errors_total`,
     /// `memokit_disk_decode_errors_total` and `memokit_disk_evictions_total`.
@@ -251,6 +253,7 @@ mod tests {
             stats.l2_decode_errors,
         ) = (14, 15, 16, 17);
         (stats.l2_pending_writes, stats.l2_replayed_writes) = (20, 21);
+        stats.l2_skipped = 28;
         (stats.disk_hits, stats.disk_misses, stats.disk_errors) = (22, 23, 24);
         (stats.disk_write_errors, stats.disk_decode_errors) = (25, 26);
         stats.disk_evictions = 27;
@@ -262,7 +265,7 @@ mod tests {
             .collect();
         expected.insert(12, Value::Float(1.5));
         if cfg!(feature = "redis") {
-            expected.extend((14..=17).chain(20..=21).map(Value::Int));
+            expected.extend((14..=17).chain([28, 20, 21]).map(Value::Int));
         }
         if cfg!(feature = "disk") {
             expected.extend((22..=27).map(Value::Int));

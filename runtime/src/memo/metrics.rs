@@ -15,8 +15,8 @@
 //! `memokit_weighted_size`, `memokit_capacity` (not set for an unbounded cache) and
 //! `memokit_load_seconds_total`, the time spent in computations, a gauge here because facade
 //! counters are integers; with the `redis` feature, counters `memokit_l2_hits_total`,
-//! `memokit_l2_misses_total`, `memokit_l2_errors_total`, `memokit_l2_decode_errors_total` and
-//! `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
+//! `memokit_l2_misses_total`, `memokit_l2_errors_total`, `memokit_l2_decode_errors_total`,
+//! `memokit_l2_skipped_total` and `memokit_l2_replayed_writes_total`, and the gauge `memokit_l2_pending_writes`; with the
 //! `disk` feature, counters `memokit_disk_hits_total`, `memokit_disk_misses_total`,
 //! `memokit_disk_errors_total`, `memokit_disk_write_errors_total`,
 //! `memokit_disk_decode_errors_total` and `memokit_disk_evictions_total`.

@@ -129,7 +129,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
     }
 
     /// The function's counters: hits, misses, loads, coalesced waits, size, … (and, with the
-    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`, and after an
+    /// shared tier, `l2_hits`, `l2_misses`, `l2_errors`, `l2_decode_errors`, `l2_skipped`, and after an
     /// outage `l2_pending_writes` and `l2_replayed_writes`).
     ///
     /// ```

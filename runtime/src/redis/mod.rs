@@ -52,7 +52,8 @@
 //! - **Outages**: with Redis down, slow or restarted, every call still returns its value (from
 //!   the in-process tier or computed), with at most about one [`Config::timeout`] of extra
 //!   latency per call: after a failure Redis is not asked for [`Config::retry_after`]. Failures
-//!   count in `l2_errors`, a `tracing` warning (target `memokit::redis`) says that Redis is
+//!   count in `l2_errors`, the calls and writes made meanwhile without asking it in
+//!   `l2_skipped`, a `tracing` warning (target `memokit::redis`) says that Redis is
 //!   unreachable at most once per [`Config::warn_every`], and the tier resumes by itself.
 //! - **No lost writes**: a handle's write (`invalidate`, `insert`, `clear`, their `_many`
 //!   forms, and so `#[cache_put]` / `#[cache_evict]`) that cannot reach Redis is remembered by

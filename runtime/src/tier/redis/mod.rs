@@ -424,6 +424,7 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) skipped: AtomicU64,
     pub(crate) replayed_writes: AtomicU64,
 }
 
@@ -529,9 +530,11 @@ impl FnState {
     }
 
     pub(crate) fn count(&self, unavailable: Unavailable) {
-        if unavailable != Unavailable::Skipped {
-            self.counters.errors.fetch_add(1, Relaxed);
-        }
+        let counter = match unavailable {
+            Unavailable::Skipped => &self.counters.skipped,
+            Unavailable::Failed | Unavailable::Rejected => &self.counters.errors,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// Remembers that the entries of `keys` (encoded) could not be written or deleted in
@@ -684,6 +687,7 @@ impl FnState {
         stats.l2_misses += self.counters.misses.load(Relaxed);
         stats.l2_errors += self.counters.errors.load(Relaxed);
         stats.l2_decode_errors += self.counters.decode_errors.load(Relaxed);
+        stats.l2_skipped += self.counters.skipped.load(Relaxed);
         stats.l2_pending_writes += self.pending.lock().len() as u64;
         stats.l2_replayed_writes += self.counters.replayed_writes.load(Relaxed);
     }
@@ -694,6 +698,7 @@ impl FnState {
             &self.counters.misses,
             &self.counters.errors,
             &self.counters.decode_errors,
+            &self.counters.skipped,
             &self.counters.replayed_writes,
         ] {
             counter.store(0, Relaxed);
@@ -885,7 +890,11 @@ impl<K, V> Shared<K, V> {
         K: 'k,
     {
         let name = self.name()?;
-        let tier = current().filter(|tier| tier.available())?;
+        let tier = current()?;
+        if !tier.available() {
+            self.state.count(Unavailable::Skipped);
+            return None;
+        }
         let generation = match self.state.replay(&tier, name).await {
             Ok(()) => self.state.generation(&tier, name).await,
             Err(unavailable) => Err(unavailable),
