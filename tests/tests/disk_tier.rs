@@ -893,6 +893,21 @@ fn a_file_that_did_not_open_is_not_replaced_by_the_default_file() {
     assert!(!default.exists(), "the default file was used instead");
 }
 
+/// A real redb file of 2,000 entries of 100 bytes at `path`, to damage.
+fn write_real_file(path: &Path) {
+    let db = redb::Database::create(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx
+            .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
+            .unwrap();
+        for n in 0..2_000_u64 {
+            table.insert(n, [7_u8; 100].as_slice()).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
 #[test]
 fn a_corrupted_file_is_an_error_at_open() {
     let dir = folder("corrupted");
@@ -904,19 +919,7 @@ fn a_corrupted_file_is_an_error_at_open() {
 
     // A real file with its middle overwritten.
     let damaged = dir.path().join("damaged.redb");
-    {
-        let db = redb::Database::create(&damaged).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let mut table = tx
-                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
-                .unwrap();
-            for n in 0..2_000_u64 {
-                table.insert(n, [7_u8; 100].as_slice()).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
+    write_real_file(&damaged);
     let mut bytes = std::fs::read(&damaged).unwrap();
     let len = bytes.len();
     bytes[..len / 2].iter_mut().for_each(|b| *b = !*b);
@@ -926,19 +929,7 @@ fn a_corrupted_file_is_an_error_at_open() {
 
     // A real file cut short (a copy interrupted, a full disk): the store asserts on it.
     let cut = dir.path().join("cut.redb");
-    {
-        let db = redb::Database::create(&cut).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let mut table = tx
-                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
-                .unwrap();
-            for n in 0..2_000_u64 {
-                table.insert(n, [7_u8; 100].as_slice()).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
+    write_real_file(&cut);
     for keep in [std::fs::metadata(&cut).unwrap().len() / 2, 8 * 1024] {
         let bytes = std::fs::read(&cut).unwrap();
         let shortened = dir.path().join(format!("cut-{keep}.redb"));
