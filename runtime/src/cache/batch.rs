@@ -27,8 +27,9 @@ pub(crate) struct Batch<'a, K: Hash + Eq + Clone, V: Clone> {
     pending: Vec<Pending<K>>,
     /// The key whose flight the caller waits for.
     waiting: Option<Pending<K>>,
-    /// The keys this call computes, with their place in the call.
-    leaders: Vec<(usize, Leader<'a, K, V>)>,
+    /// The keys this call computes, each with its pending form, to be pending again if the
+    /// call gives it up.
+    leaders: Vec<(Pending<K>, Leader<'a, K, V>)>,
 }
 
 /// A missing key of a batch.
@@ -102,7 +103,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
                 Join::Ready(value) => {
                     self.found.insert(pending.key, value);
                 }
-                Join::Lead(leader) => self.leaders.push((pending.place, leader)),
+                Join::Lead(leader) => self.leaders.push((pending, leader)),
                 Join::Wait(flight) => {
                     self.release_leaders();
                     self.waiting = Some(pending);
@@ -115,15 +116,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
 
     /// Gives up the keys taken so far (their waiters take over), to be taken again.
     fn release_leaders(&mut self) {
-        for (place, leader) in self.leaders.drain(..) {
-            self.pending.push(Pending {
-                key: leader.key().clone(),
-                hash: leader.hash(),
-                shard: leader.shard(),
-                place,
-                waited: false,
-            });
+        for (pending, leader) in self.leaders.drain(..) {
             leader.release();
+            self.pending.push(pending);
         }
         self.sort_pending();
     }
@@ -155,12 +150,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
 
     /// The keys this call must compute, in the caller's order (empty: no computation).
     pub(crate) fn missing(&self) -> Vec<K> {
-        let mut leaders: Vec<&(usize, Leader<'a, K, V>)> = self.leaders.iter().collect();
-        leaders.sort_unstable_by_key(|(place, _)| *place);
-        leaders
-            .into_iter()
-            .map(|(_, leader)| leader.key().clone())
-            .collect()
+        let mut pending: Vec<&Pending<K>> = self.leaders.iter().map(|(p, _)| p).collect();
+        pending.sort_unstable_by_key(|p| p.place);
+        pending.into_iter().map(|p| p.key.clone()).collect()
     }
 
     /// The keys of this call whose computation was superseded (written meanwhile): their

@@ -584,15 +584,6 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         self.flight.superseded(self.refresh)
     }
 
-    /// The key's hash and shard.
-    pub(crate) fn hash(&self) -> u64 {
-        self.hash
-    }
-
-    pub(crate) fn shard(&self) -> usize {
-        self.shard
-    }
-
     /// The key being computed.
     pub(crate) fn key(&self) -> &K {
         self.key
