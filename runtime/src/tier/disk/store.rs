@@ -352,14 +352,21 @@ pub(crate) enum Found {
     Absent,
 }
 
-/// What a panic of redb said, for [`Error::Corrupted`].
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let said = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown".to_string());
-    format!("the store failed reading it ({said})")
+/// Runs `read` on the file at `path`; a panic of redb in it (it asserts on some damage, a file
+/// cut short, instead of returning an error) is [`Error::Corrupted`], not a reason to take the
+/// process down.
+fn unless_panicked<T>(path: &Path, read: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).map_err(|panic| {
+        let said = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_string());
+        Error::Corrupted {
+            path: path.to_owned(),
+            reason: format!("the store failed reading it ({said})"),
+        }
+    })
 }
 
 impl Store {
@@ -372,14 +379,8 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        // redb asserts on some damage (a file cut short) instead of returning an error: that is
-        // a damaged file too, not a reason to take the process down.
-        let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let created = unless_panicked(&path, || {
             Database::builder().set_cache_size(32 << 20).create(&path)
-        }))
-        .map_err(|panic| Error::Corrupted {
-            path: path.clone(),
-            reason: panic_message(&*panic),
         })?;
         let db = created.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
@@ -404,12 +405,7 @@ impl Store {
                 reason: other.to_string(),
             },
         })?;
-        let (bytes, seq) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::prepare(&db, &path)))
-                .map_err(|panic| Error::Corrupted {
-                path: path.clone(),
-                reason: panic_message(&*panic),
-            })??;
+        let (bytes, seq) = unless_panicked(&path, || Self::prepare(&db, &path))??;
         // The pid file names this process to another that finds the file locked.
         std::fs::write(pid_path(&path), std::process::id().to_string()).map_err(io)?;
         Ok(Store {
