@@ -206,10 +206,7 @@ fn measure_throughput(
                 );
             }
             paired.extend(Paired::against_quick_cache(
-                format!(
-                    "throughput, {threads} thread(s), capacity {}",
-                    sizes.capacity
-                ),
+                Paired::throughput_figure(threads, sizes.capacity),
                 kinds,
                 &rounds,
                 &mops,

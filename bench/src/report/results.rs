@@ -83,6 +83,11 @@ pub struct Paired {
 }
 
 impl Paired {
+    /// The name of the throughput figure at `threads` threads and `capacity` entries.
+    pub fn throughput_figure(threads: usize, capacity: usize) -> String {
+        format!("throughput, {threads} thread(s), capacity {capacity}")
+    }
+
     /// memokit's default against quick_cache, from every contender's `rounds` and `best`
     /// (in the order of `kinds`); `None` without either.
     pub fn against_quick_cache(
@@ -188,10 +193,7 @@ impl Results {
                     1.0,
                     "Mops/s",
                 ),
-                &format!(
-                    "throughput, 2 thread(s), capacity {}",
-                    self.sizes.throughput.capacity
-                ),
+                &Paired::throughput_figure(2, self.sizes.throughput.capacity),
             ));
             targets.push(at_least(
                 "2-thread throughput ≥ 2× moka (sync)",
