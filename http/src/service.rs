@@ -342,20 +342,20 @@ where
     let leading = request.lead(&mut inner, body, &mut led);
     let loaded = shared
         .responses
-        .try_get_or_insert_with_async(key.clone(), leading)
+        .try_optionally_get_or_insert_with_async(key.clone(), leading)
         .await;
-    match (loaded, led) {
-        (Ok(stored), Some(Led::Stored)) => {
+    match (loaded.ok().flatten(), led) {
+        (Some(stored), Some(Led::Stored)) => {
             bump(&shared.counters.misses);
             Ok(request.serve(&stored, Answer::Miss))
         }
-        (Ok(stored), _) => request.answer_from_store(inner, stored, asks).await,
-        (Err(NotShared), Some(Led::Served(response))) => {
+        (Some(stored), _) => request.answer_from_store(inner, stored, asks).await,
+        (None, Some(Led::Served(response))) => {
             bump(&shared.counters.misses);
             Ok(response)
         }
-        (Err(NotShared), Some(Led::Failed(error))) => Err(error),
-        (Err(NotShared), Some(Led::Stored) | None) => {
+        (None, Some(Led::Failed(error))) => Err(error),
+        (None, Some(Led::Stored) | None) => {
             bump(&shared.counters.misses);
             request.pass(&mut inner).await
         }
@@ -445,7 +445,7 @@ impl Exchange<'_> {
         inner: &mut S,
         body: ReqBody,
         led: &mut Option<Led<S::Error>>,
-    ) -> Result<Arc<StoredResponse>, NotShared>
+    ) -> Result<Option<Arc<StoredResponse>>, NotShared>
     where
         S: CacheableService<ReqBody>,
         ReqBody: Default + Send + 'static,
@@ -456,16 +456,20 @@ impl Exchange<'_> {
                 let key = self.learn_key(&stored);
                 if key == *self.key {
                     *led = Some(Led::Stored);
-                    return Ok(stored);
+                    return Ok(Some(stored));
                 }
                 // Its `Vary` names other headers than the key assumed: stored under its own.
                 self.shared.responses.insert(key, stored.clone());
                 *led = Some(Led::Served(self.serve(&stored, Answer::Miss)));
             }
             Fetched::Passed(response) => *led = Some(Led::Served(response)),
-            Fetched::Failed(error) => *led = Some(Led::Failed(error)),
+            Fetched::Failed(error) => {
+                *led = Some(Led::Failed(error));
+                return Err(NotShared);
+            }
         }
-        Err(NotShared)
+        // A response not stored here is a load of the cache, not a failed one.
+        Ok(None)
     }
 
     /// The key `stored` belongs under (this request's headers named by its `Vary`), after
@@ -599,7 +603,7 @@ impl Exchange<'_> {
                 Fetched::Stored(fresh) => {
                     let key = self.learn_key(&fresh);
                     self.shared.responses.insert(key, fresh.clone());
-                    return Ok(fresh);
+                    Ok(Some(fresh))
                 }
                 Fetched::Passed(response) => {
                     // No longer storable: the stored one must not keep answering.
@@ -607,18 +611,21 @@ impl Exchange<'_> {
                         self.shared.responses.invalidate(self.key);
                     }
                     led = Some(Led::Served(response));
+                    Ok(None)
                 }
-                Fetched::Failed(error) => led = Some(Led::Failed(error)),
+                Fetched::Failed(error) => {
+                    led = Some(Led::Failed(error));
+                    Err(NotShared)
+                }
             }
-            Err(NotShared)
         };
         let generation_key = (self.key.clone(), stored.generation);
         let revalidated = self
             .shared
             .revalidations
-            .try_get_or_insert_with_async(generation_key, revalidation)
+            .try_optionally_get_or_insert_with_async(generation_key, revalidation)
             .await;
-        revalidated.map_err(|NotShared| led)
+        revalidated.ok().flatten().ok_or(led)
     }
 
     /// Revalidates `stored` on the current tokio runtime (callers that do so while one

@@ -313,6 +313,29 @@ async fn set_cookie_is_stored_only_when_configured() {
 }
 
 #[tokio::test]
+async fn responses_not_stored_are_loads_not_failed_loads() {
+    let layer = layer("rules::not_stored_stats", minute());
+    let (address, calls) = serve_behind(&layer, |n, _| match n % 3 {
+        0 => response(200, &[("cache-control", "no-store")], "private"),
+        1 => response(200, &[("set-cookie", "session=1")], "cookie"),
+        _ => response(500, &[], "error"),
+    })
+    .await;
+    get_times(address, "/n", 6).await;
+    let stats = layer.stats();
+    assert_eq!(calls.get(), 6);
+    assert_eq!(
+        (
+            stats.not_stored,
+            stats.cache.loads,
+            stats.cache.load_failures
+        ),
+        (6, 6, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
 async fn errors_are_stored_only_when_configured() {
     let layer = HttpCacheLayer::builder("rules::errors")
         .default_route(minute())

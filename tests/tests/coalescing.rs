@@ -597,6 +597,108 @@ fn leader_error_is_shared_with_its_waiters_and_not_cached() {
     assert_eq!(cache.stats().loads, 2);
 }
 
+/// A leader's `None` goes to its waiters (one computation), is not stored, and is a load, not a
+/// failed one; the next call computes again.
+#[test]
+fn leader_none_is_shared_with_its_waiters_and_not_a_failure() {
+    const WAITERS: usize = 8;
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (started, leader_started) = mpsc::channel();
+    let leader = {
+        let (cache, runs) = (cache.clone(), runs.clone());
+        thread::spawn(move || {
+            cache.optionally_get_or_insert_with(4, || {
+                runs.fetch_add(1, SeqCst);
+                started.send(()).unwrap();
+                wait_until("the waiters wait", || coalesced_waits(&cache) >= WAITERS);
+                None
+            })
+        })
+    };
+    leader_started.recv_timeout(HANG).expect("leader started");
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            thread::spawn(move || {
+                cache.optionally_get_or_insert_with(4, || {
+                    runs.fetch_add(1, SeqCst);
+                    Some(1)
+                })
+            })
+        })
+        .collect();
+    assert_eq!(join(leader).unwrap(), None);
+    for waiter in waiters {
+        assert_eq!(join(waiter).unwrap(), None);
+    }
+    assert_eq!(runs.load(SeqCst), 1);
+    assert!(!cache.contains_key(&4), "a None is not stored");
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (1, 0));
+    assert_eq!(
+        cache.optionally_get_or_insert_with(4, || Some(44)),
+        Some(44)
+    );
+    assert_eq!(cache.get(&4), Some(44));
+}
+
+/// Async: of a fallible optional load, `Ok(None)` and `Err` both reach the waiters, and only
+/// the error counts as a failed load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_optional_none_and_error_reach_waiters_and_only_the_error_fails() {
+    const WAITERS: usize = 16;
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    for (key, outcome) in [(1, Ok(None)), (2, Err(LoadError { attempt: 1 }))] {
+        let (started, leader_started) = tokio::sync::oneshot::channel();
+        let waits_before = coalesced_waits(&cache);
+        let leader = {
+            let (cache, runs, outcome) = (cache.clone(), runs.clone(), outcome.clone());
+            tokio::spawn(async move {
+                let init = async {
+                    runs.fetch_add(1, SeqCst);
+                    started.send(()).unwrap();
+                    wait_until_async("the waiters wait", || {
+                        coalesced_waits(&cache) >= waits_before + WAITERS
+                    })
+                    .await;
+                    outcome
+                };
+                cache
+                    .try_optionally_get_or_insert_with_async(key, init)
+                    .await
+            })
+        };
+        tokio::time::timeout(HANG, leader_started)
+            .await
+            .expect("leader started")
+            .unwrap();
+        let waiters: Vec<_> = (0..WAITERS)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), runs.clone());
+                tokio::spawn(async move {
+                    let init = async {
+                        runs.fetch_add(1, SeqCst);
+                        Ok::<_, LoadError>(Some(1))
+                    };
+                    cache
+                        .try_optionally_get_or_insert_with_async(key, init)
+                        .await
+                })
+            })
+            .collect();
+        assert_eq!(leader.await.unwrap(), outcome);
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), outcome, "key {key}");
+        }
+        assert!(!cache.contains_key(&key));
+    }
+    assert_eq!(runs.load(SeqCst), 2);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_failures), (2, 1));
+}
+
 /// Async: the same error sharing between tokio tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_leader_error_is_shared_with_its_waiters_and_not_cached() {

@@ -56,6 +56,26 @@ fn a_failed_load_returns_the_expired_value_until_the_window_ends() {
     assert_eq!(cache.get(&1), Some(11));
 }
 
+/// An optional load's `None` says the value is gone, not that the source failed: no stale
+/// value answers it. Its error is a failure, which one does.
+#[test]
+fn an_optional_load_finding_nothing_gets_no_stale_value_but_its_error_does() {
+    let clock = MockClock::new();
+    let cache = stale_if_error(&clock);
+    cache.insert(1, 10);
+    clock.advance(TTL);
+    assert_eq!(
+        cache.try_optionally_get_or_insert_with(1, || Err("down")),
+        Ok(Some(10))
+    );
+    assert_eq!(cache.optionally_get_or_insert_with(1, || None), None);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.loads, stats.load_failures, stats.stale_served),
+        (2, 1, 1)
+    );
+}
+
 #[test]
 fn the_stale_value_is_not_stored_so_the_next_call_computes_again() {
     let clock = MockClock::new();

@@ -34,6 +34,9 @@ pub(crate) struct LoadRule<V, E> {
     pub(crate) share_error: Option<ShareError<E>>,
     /// Whether concurrent callers of one key share one computation.
     pub(crate) coalesce: bool,
+    /// Whether an error is a failed load (counted in `load_failures`, and answered with a
+    /// stale-if-error value), rather than a computation that found nothing to store.
+    pub(crate) fails: fn(&E) -> bool,
 }
 
 impl<V, E> Clone for LoadRule<V, E> {
@@ -49,7 +52,43 @@ impl<V, E> LoadRule<V, E> {
         store: |_| true,
         share_error: None,
         coalesce: true,
+        fails: |_| true,
     };
+}
+
+/// Why an `…optionally…` load stored no value: its `init` found nothing (not a failure), or
+/// failed.
+#[derive(Debug, Clone)]
+enum Unstored<E> {
+    Nothing,
+    Failed(E),
+}
+
+impl<V, E: Clone + Send + Sync + 'static> LoadRule<V, Unstored<E>> {
+    /// A computation's `None` and its error are both shared with its waiters; only the error
+    /// is a failed load.
+    const OPTIONAL: Self = LoadRule {
+        store: |_| true,
+        share_error: Some(ShareError::BY_CLONE),
+        coalesce: true,
+        fails: |unstored| matches!(unstored, Unstored::Failed(_)),
+    };
+}
+
+fn unstored<V, E>(computed: Result<Option<V>, E>) -> Result<V, Unstored<E>> {
+    match computed {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Unstored::Nothing),
+        Err(error) => Err(Unstored::Failed(error)),
+    }
+}
+
+fn optional<V, E>(loaded: Result<V, Unstored<E>>) -> Result<Option<V>, E> {
+    match loaded {
+        Ok(value) => Ok(Some(value)),
+        Err(Unstored::Nothing) => Ok(None),
+        Err(Unstored::Failed(error)) => Err(error),
+    }
 }
 
 /// The value of a load that cannot fail.
@@ -115,6 +154,56 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
                 ..LoadRule::ALWAYS
             },
         )
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) for an `init` that may find
+    /// nothing (moka's `optionally_get_with`): `Some` is stored; `None` is not, and is returned
+    /// to the caller that ran `init` and to every caller waiting on that run. A `None` counts as
+    /// a load, not as a failed one. The next call after a `None` computes again.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, String> = memokit::Cache::new(100);
+    /// assert_eq!(cache.optionally_get_or_insert_with(1, || None), None);
+    /// assert!(!cache.contains_key(&1)); // nothing stored
+    /// assert_eq!(cache.stats().load_failures, 0);
+    /// let found = cache.optionally_get_or_insert_with(1, || Some("one".to_string()));
+    /// assert_eq!(found.as_deref(), Some("one"));
+    /// ```
+    pub fn optionally_get_or_insert_with(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Option<V>,
+    ) -> Option<V> {
+        self.try_optionally_get_or_insert_with(key, || Ok::<_, Infallible>(init()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// [`optionally_get_or_insert_with`](Self::optionally_get_or_insert_with) for a fallible
+    /// `init`: `Ok(Some)` is stored; `Ok(None)` and `Err` are not, and go to every caller
+    /// waiting on that run too. Only an `Err` counts as a failed load (`load_failures`), and
+    /// only an `Err` is answered with a stale-if-error value.
+    ///
+    /// ```
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// let none: Result<Option<u32>, &str> = cache.try_optionally_get_or_insert_with(1, || Ok(None));
+    /// let failed = cache.try_optionally_get_or_insert_with(2, || Err("db down"));
+    /// assert_eq!((none, failed), (Ok(None), Err("db down")));
+    /// assert_eq!((cache.stats().loads, cache.stats().load_failures), (2, 1));
+    /// ```
+    pub fn try_optionally_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, E>
+    where
+        E: Clone + Send + Sync + 'static,
+    {
+        optional(load_with(
+            self,
+            Owned(key),
+            |_, _| unstored(init()),
+            LoadRule::OPTIONAL,
+        ))
     }
 
     /// The async form of [`get_or_insert_with`](Self::get_or_insert_with): `init` is awaited
@@ -188,6 +277,64 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             move |_, _| init,
             rule,
             |result| result,
+        )
+    }
+
+    /// The async form of
+    /// [`optionally_get_or_insert_with`](Self::optionally_get_or_insert_with).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// assert_eq!(cache.optionally_get_or_insert_with_async(1, async { None }).await, None);
+    /// assert_eq!(cache.optionally_get_or_insert_with_async(1, async { Some(1) }).await, Some(1));
+    /// # });
+    /// ```
+    pub fn optionally_get_or_insert_with_async<'a, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Option<V>> + use<'a, K, V, F>
+    where
+        F: Future<Output = Option<V>>,
+    {
+        load_async(
+            self,
+            None,
+            Owned(key),
+            move |_, _| async move { unstored(Ok::<_, Infallible>(init.await)) },
+            LoadRule::OPTIONAL,
+            |loaded| optional(loaded).unwrap_or_else(|never| match never {}),
+        )
+    }
+
+    /// The async form of
+    /// [`try_optionally_get_or_insert_with`](Self::try_optionally_get_or_insert_with).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(100);
+    /// let r: Result<Option<u32>, String> =
+    ///     cache.try_optionally_get_or_insert_with_async(1, async { Ok(None) }).await;
+    /// assert_eq!(r, Ok(None));
+    /// # });
+    /// ```
+    pub fn try_optionally_get_or_insert_with_async<'a, E, F>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<Option<V>, E>> + use<'a, K, V, E, F>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Option<V>, E>>,
+    {
+        load_async(
+            self,
+            None,
+            Owned(key),
+            move |_, _| async move { unstored(init.await) },
+            LoadRule::OPTIONAL,
+            optional,
         )
     }
 }
@@ -633,10 +780,10 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                 );
             }
         }
-        let failed = result.is_err();
+        let failed = result.as_ref().err().is_some_and(rule.fails);
         let result = match result {
-            Err(error) => self.stale_value(key).ok_or(error),
-            ok => ok,
+            Err(error) if failed => self.stale_value(key).ok_or(error),
+            other => other,
         };
         let stale_served = failed && result.is_ok();
         self.flights().leave(self.hash, key, &self.flight);

@@ -368,6 +368,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             store: S::store_rule(self.options.cache_none),
             share_error,
             coalesce: self.options.coalesce,
+            fails: |_| true,
         }
     }
 
@@ -476,6 +477,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             store: |_| true,
             share_error,
             coalesce: self.options.coalesce,
+            fails: |_| true,
         }
     }
 
