@@ -6,6 +6,8 @@ use std::sync::Arc;
 use http::header::{HOST, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use crate::writes::Written;
+
 /// At most this many names in a `Vary`, and this many bytes in its fields: a longer one is
 /// treated as malformed (not stored), so a key stays small.
 const MAX_VARY_NAMES: usize = 16;
@@ -28,10 +30,10 @@ impl ResourceKey {
         }
     }
 
-    /// Whether both name one resource, whatever their methods (a `GET` and a `POST` of one
-    /// URI on one host).
-    pub(crate) fn same_target(&self, other: &ResourceKey) -> bool {
-        self.uri == other.uri && self.host == other.host
+    /// What a write of it names: its URI on its host, whatever the method (a `POST` of one URI
+    /// and a `GET` of it name one target).
+    pub(crate) fn target(&self) -> Written<'_, (&Option<HeaderValue>, &Uri)> {
+        Written::Target((&self.host, &self.uri))
     }
 }
 
@@ -63,6 +65,12 @@ impl ResponseKey {
 
     pub(crate) fn path(&self) -> &str {
         self.resource.uri.path()
+    }
+
+    /// What the writes that make a response stored under it out of date name: its target,
+    /// and its path (`invalidate_path`).
+    pub(crate) fn written(&self) -> [Written<'_, (&Option<HeaderValue>, &Uri)>; 2] {
+        [self.resource.target(), Written::Path(self.path())]
     }
 }
 

@@ -46,6 +46,7 @@ mod key;
 mod service;
 mod stats;
 mod stored;
+mod writes;
 
 pub use body::{BoxError, HttpCacheBody};
 pub use config::{HttpCacheBuilder, Route, DEFAULT_MAX_BODY_BYTES};

@@ -2,7 +2,6 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -25,6 +24,7 @@ use crate::directives::RequestDirectives;
 use crate::key::{ResourceKey, ResponseKey};
 use crate::stats::{bump, Counters, HttpStats};
 use crate::stored::{drop_unusable_age, storable, Answer, StoredResponse, X_CACHE};
+use crate::writes::{Writes, Written};
 
 /// How long a revalidation's result is kept for the callers that waited on it.
 const REVALIDATION_HANDOVER: Duration = Duration::from_secs(1);
@@ -62,13 +62,15 @@ struct Shared {
     /// Coalesces the revalidations of one stored response (its key and generation).
     revalidations: Cache<(ResponseKey, u64), Arc<StoredResponse>>,
     counters: Arc<Counters>,
-    generations: AtomicU64,
+    /// The generations of handler calls, and the writes that distrust older ones.
+    writes: Writes,
 }
 
 impl HttpCacheBuilder {
     /// The layer, listed in `memokit::registry()` under its name.
     pub fn build(self) -> HttpCacheLayer {
         let retention = self.retention();
+        let bound_entries = self.bound_entries();
         let responses = Cache::builder().policy(self.policy).time_to_live(retention);
         let responses = match self.bound {
             Bound::Entries(entries) => responses.max_capacity(entries),
@@ -95,7 +97,7 @@ impl HttpCacheBuilder {
                 vary,
                 revalidations,
                 counters,
-                generations: AtomicU64::new(0),
+                writes: Writes::new(bound_entries),
             }),
         }
     }
@@ -141,19 +143,24 @@ impl HttpCacheLayer {
     }
 
     /// Removes every stored response whose URI path is `path` (any query, method or variant);
-    /// returns how many.
+    /// returns how many. A handler call of that path still running is covered too: its answer
+    /// goes to its own caller and is stored, but never served to a later request.
     ///
     /// ```
     /// let layer = memokit_http::HttpCacheLayer::builder("docs::path").build();
     /// assert_eq!(layer.invalidate_path("/users/1"), 0);
     /// ```
     pub fn invalidate_path(&self, path: &str) -> u64 {
+        // Noted too, for the handler calls of the path still running.
+        self.shared.writes.note(Written::<()>::Path(path));
         self.shared
             .responses
             .invalidate_if(|key, _| key.path() == path)
     }
 
     /// Removes every stored response whose URI path starts with `prefix`; returns how many.
+    /// Unlike [`invalidate_path`](Self::invalidate_path), it cannot tell which handler calls
+    /// still running it covers: an answer they store afterwards stays.
     ///
     /// ```
     /// let layer = memokit_http::HttpCacheLayer::builder("docs::prefix").build();
@@ -298,6 +305,8 @@ where
         bump(&shared.counters.bypasses);
         // RFC 9111, 4.4: an unsafe method that succeeds invalidates what is stored for its
         // target URI (a `POST` to `/users/7` changed what a `GET` of it returns).
+        // Noted once it has succeeded, before its caller hears of it: a request sent after
+        // that gets no response the handler gave before it (not even one stored since).
         let target = (route.cached && !method.is_safe())
             .then(|| ResourceKey::new(&method, request.uri(), request.headers()));
         let answered = call(&mut inner, request)
@@ -305,9 +314,7 @@ where
             .map(|response| response.map(HttpCacheBody::passing));
         if let (Some(target), Ok(response)) = (&target, &answered) {
             if !(response.status().is_client_error() || response.status().is_server_error()) {
-                shared
-                    .responses
-                    .invalidate_if(|key, _| key.resource().same_target(target));
+                shared.writes.note(target.target());
             }
         }
         return answered;
@@ -328,7 +335,7 @@ where
         let stored = shared.responses.get(&key);
         let now = SystemTime::now();
         return Ok(match stored {
-            Some(stored) if request.fresh_enough(&stored, now) => {
+            Some(stored) if request.trusts(&stored) && request.fresh_enough(&stored, now) => {
                 request.serve(&stored, Answer::Hit)
             }
             _ => {
@@ -338,13 +345,28 @@ where
         });
     }
 
-    let mut led = None;
-    let leading = request.lead(&mut inner, body, &mut led);
-    let loaded = shared
-        .responses
-        .try_optionally_get_or_insert_with_async(key.clone(), leading)
-        .await;
-    match (loaded.ok().flatten(), led) {
+    let (mut body, mut asked_again) = (Some(body), false);
+    let (loaded, led) = loop {
+        let mut led = None;
+        let leading = request.lead(&mut inner, body.take().unwrap_or_default(), &mut led);
+        let loaded = shared
+            .responses
+            .try_optionally_get_or_insert_with_async(key.clone(), leading)
+            .await
+            .ok()
+            .flatten();
+        match loaded {
+            // Found, and asked for before a write of its target: gone, and asked again. A
+            // response asked for after this request began is not older than what it may see,
+            // so one more round is enough.
+            Some(stored) if led.is_none() && !asked_again && !request.trusts(&stored) => {
+                shared.responses.invalidate(&key);
+                asked_again = true;
+            }
+            loaded => break (loaded, led),
+        }
+    };
+    match (loaded, led) {
         (Some(stored), Some(Led::Stored)) => {
             bump(&shared.counters.misses);
             Ok(request.serve(&stored, Answer::Miss))
@@ -386,6 +408,13 @@ impl Exchange<'_> {
             parts.headers.remove(conditional);
         }
         parts
+    }
+
+    /// Whether `stored` was asked for after the last write of its target and its path.
+    fn trusts(&self, stored: &StoredResponse) -> bool {
+        self.shared
+            .writes
+            .trusts(stored.generation, self.key.written())
     }
 
     /// Whether `stored` may answer this request without asking the handler (its freshness
@@ -496,6 +525,8 @@ impl Exchange<'_> {
         ReqBody: Default + Send + 'static,
     {
         let judged = self.parts;
+        // Taken before the handler runs: a write that ends while it runs distrusts its answer.
+        let generation = self.shared.writes.next_generation();
         let response = match call(inner, request).await {
             Ok(response) => response,
             Err(error) => return Fetched::Failed(error),
@@ -508,7 +539,6 @@ impl Exchange<'_> {
             if let AfterResponse::NotModified(policy, _) =
                 previous.policy.after_response(judged, &head, now)
             {
-                let generation = shared.generations.fetch_add(1, Ordering::Relaxed);
                 return Fetched::Stored(Arc::new(previous.revalidated(policy, now, generation)));
             }
         }
@@ -523,7 +553,6 @@ impl Exchange<'_> {
         };
         match buffer(body, shared.config.max_body_bytes).await {
             Buffered::Complete(body) => {
-                let generation = shared.generations.fetch_add(1, Ordering::Relaxed);
                 let stored = StoredResponse::new(head, body, storable, now, generation);
                 Fetched::Stored(Arc::new(stored))
             }

@@ -123,6 +123,71 @@ async fn a_successful_unsafe_request_invalidates_its_target() {
     assert_eq!(calls.get(), 11);
 }
 
+/// A handler call that started before a write of its target (a successful `POST`, or
+/// `invalidate_path` after a write elsewhere) and ends after it: its older answer goes to its
+/// own caller, but no request sent after the write gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_during_a_handler_call_is_not_undone_by_its_answer() {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    for by_path in [false, true] {
+        let layer = layer(
+            if by_path {
+                "rules::write_during_call_path"
+            } else {
+                "rules::write_during_call"
+            },
+            minute(),
+        );
+        let version = Arc::new(AtomicU64::new(1));
+        let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let handler = {
+            let (version, started, gate) = (version.clone(), started.clone(), gate.clone());
+            move |method: Method, headers: HeaderMap| {
+                let (version, started, gate) = (version.clone(), started.clone(), gate.clone());
+                async move {
+                    if method == Method::POST {
+                        version.fetch_add(1, SeqCst);
+                        return response(200, &[], "written");
+                    }
+                    let seen = version.load(SeqCst);
+                    if headers.contains_key("x-slow") {
+                        started.notify_one();
+                        gate.notified().await;
+                    }
+                    response(200, &[], format!("v{seen}"))
+                }
+            }
+        };
+        let app = Router::new().fallback(handler).layer(layer.clone());
+        let address = serve(app).await;
+        let slow = tokio::spawn(async move { get(address, "/w", &[("x-slow", "1")]).await });
+        tokio::time::timeout(Duration::from_secs(10), started.notified())
+            .await
+            .expect("the slow call started");
+        if by_path {
+            version.fetch_add(1, SeqCst);
+            layer.invalidate_path("/w");
+        } else {
+            assert_eq!(
+                send(address, Method::POST, "/w", &[]).await.text(),
+                "written"
+            );
+        }
+        gate.notify_one();
+        assert_eq!(slow.await.unwrap().text(), "v1", "its own caller gets it");
+        let after = get(address, "/w", &[]).await;
+        assert_eq!(
+            (after.x_cache(), after.text()),
+            ("MISS", "v2"),
+            "by_path: {by_path}"
+        );
+        assert_eq!(get(address, "/w", &[]).await.x_cache(), "HIT");
+    }
+}
+
 #[tokio::test]
 async fn a_bypassed_route_is_never_stored() {
     let layer = HttpCacheLayer::builder("rules::bypass")
