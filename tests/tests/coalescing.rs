@@ -597,6 +597,44 @@ fn leader_error_is_shared_with_its_waiters_and_not_cached() {
     assert_eq!(cache.stats().loads, 2);
 }
 
+/// A write made while a computation of its key runs (`invalidate`, `insert`, and
+/// `invalidate_if` and `clear`, which cannot tell which computations would match) detaches it:
+/// its caller gets its value, which is not stored, so the write is not undone.
+#[test]
+fn writes_detach_a_computation_in_flight() {
+    type Write = fn(&Cache<u32, u64>);
+    let writes: [(&str, Write); 4] = [
+        ("invalidate", |cache| {
+            cache.invalidate(&1);
+        }),
+        ("insert", |cache| cache.insert(1, 99)),
+        ("invalidate_if", |cache| {
+            cache.invalidate_if(|_, value| *value == 10);
+        }),
+        ("clear", |cache| cache.clear()),
+    ];
+    for (name, write) in writes {
+        let cache: Cache<u32, u64> = Cache::new(100);
+        let (started, leader_started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.get_or_insert_with(1, || {
+                    started.send(()).unwrap();
+                    released.recv_timeout(HANG).unwrap();
+                    10
+                })
+            })
+        };
+        leader_started.recv_timeout(HANG).expect("leader started");
+        write(&cache);
+        release.send(()).unwrap();
+        assert_eq!(join(leader).unwrap(), 10, "{name}: its caller gets it");
+        assert_ne!(cache.get(&1), Some(10), "{name}: the older value came back");
+    }
+}
+
 /// A leader's `None` goes to its waiters (one computation), is not stored, and is a load, not a
 /// failed one; the next call computes again.
 #[test]

@@ -408,9 +408,11 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 
     /// Removes every entry for which `predicate` returns true; returns how many. Shards are
-    /// visited one at a time, so entries inserted meanwhile may or may not be visited. Unlike
-    /// [`invalidate`](Self::invalidate), it cannot know which computations in flight would
-    /// produce a matching value, so those still store their results.
+    /// visited one at a time, so entries inserted meanwhile may or may not be visited. It
+    /// cannot know which computations in flight would produce a matching value, so, as
+    /// [`clear`](Self::clear) does, it detaches every one of them: each still returns its
+    /// value to its callers, but stores nothing, so no value computed before the invalidation
+    /// comes back after it.
     ///
     /// ```
     /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
@@ -421,8 +423,9 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     pub fn invalidate_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
         let now = self.now();
         let mut count = 0;
-        for shard in self.inner.shards.iter() {
+        for (shard, flights) in self.inner.shards.iter().zip(self.inner.flights.iter()) {
             let mut removed = Vec::new();
+            flights.supersede_all();
             count += shard.retain(&self.inner.config, &mut predicate, now, &mut removed);
             self.notify(removed);
         }
