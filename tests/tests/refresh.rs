@@ -203,6 +203,61 @@ fn a_failed_refresh_keeps_the_old_value_is_counted_and_is_retried_after_a_pause(
     );
 }
 
+/// A refresh that finds nothing to store (a `None` that is not cached) says the value is gone
+/// at its source: the old one is dropped, not kept. A failed one keeps it.
+#[test]
+fn a_refresh_finding_nothing_drops_the_old_value_and_a_failed_one_keeps_it() {
+    let clock = MockClock::new();
+    let cache = refreshing(&clock);
+    cache.insert(1, 10);
+    cache.insert(2, 20);
+    clock.advance(REFRESH);
+    let failed: Result<Option<u32>, &str> =
+        cache.try_optionally_get_or_insert_with(2, || Err("down"));
+    assert_eq!(failed, Ok(Some(20)));
+    assert_eq!(cache.get(&2), Some(20), "a failed refresh keeps the value");
+    assert_eq!(cache.optionally_get_or_insert_with(1, || None), None);
+    assert_eq!(cache.get(&1), None, "the value is gone at its source");
+    let stats = cache.stats();
+    assert_eq!((stats.refreshes, stats.refresh_failures), (2, 1));
+}
+
+static DELETED: AtomicBool = AtomicBool::new(false);
+
+#[cached(refresh = "10s", cache_none = false)]
+fn find_row(id: u64) -> Option<u64> {
+    (!DELETED.load(SeqCst)).then_some(id)
+}
+
+#[test]
+fn a_cached_function_whose_refresh_returns_an_uncached_none_forgets_the_old_value() {
+    let clock = memokit::testing::mock_clock();
+    assert_eq!(find_row(1), Some(1));
+    DELETED.store(true, SeqCst);
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(find_row(1), None, "the refreshing caller");
+    assert_eq!(find_row(1), None, "every later caller");
+    assert!(find_row_cache().is_empty());
+}
+
+static ASYNC_DELETED: AtomicBool = AtomicBool::new(false);
+
+#[cached(refresh = "200ms", cache_none = false)]
+async fn find_row_async(id: u64) -> Option<u64> {
+    (!ASYNC_DELETED.load(SeqCst)).then_some(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_refresh_on_a_task_that_returns_an_uncached_none_forgets_the_old_value() {
+    assert_eq!(find_row_async(1).await, Some(1));
+    ASYNC_DELETED.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its caller gets the old value at once; the refresh runs on a task.
+    assert_eq!(find_row_async(1).await, Some(1));
+    wait_until("the refresh ended", || find_row_async_cache().is_empty());
+    assert_eq!(find_row_async(1).await, None);
+}
+
 #[test]
 fn a_panicking_refresh_keeps_the_old_value_and_is_counted() {
     let clock = MockClock::new();
@@ -582,6 +637,18 @@ fn shared_version(n: u32) -> u32 {
     n * 100 + SHARED_RUNS.fetch_add(1, SeqCst) + 1
 }
 
+static SHARED_GONE: AtomicBool = AtomicBool::new(false);
+
+#[cached(
+    refresh = "200ms",
+    cache_none = false,
+    redis(ttl = "10m"),
+    name = "refresh::shared_row"
+)]
+fn shared_row(n: u32) -> Option<u32> {
+    (!SHARED_GONE.load(SeqCst)).then_some(n)
+}
+
 #[test]
 fn a_refresh_through_redis_recomputes_and_writes_the_new_value_through() {
     let Some(server) = memokit_tests::RedisServer::start() else {
@@ -600,4 +667,13 @@ fn a_refresh_through_redis_recomputes_and_writes_the_new_value_through() {
     assert_eq!(shared_version(1), 102, "Redis holds the refreshed value");
     assert_eq!(SHARED_RUNS.load(SeqCst), 2);
     assert_eq!(shared_version_cache().stats().l2_hits, 1);
+
+    // A refresh that finds the value gone removes it from Redis too, or the next miss would
+    // read it back.
+    assert_eq!(shared_row(1), Some(1));
+    SHARED_GONE.store(true, SeqCst);
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(shared_row(1), None, "the refreshing caller");
+    assert_eq!(shared_row(1), None, "not read back from Redis");
+    assert_eq!(shared_row_cache().stats().l2_hits, 0);
 }

@@ -480,12 +480,14 @@ pub(crate) fn load_unhit<K: Hash + Eq + Clone, V: Clone, E>(
     rule: LoadRule<V, E>,
 ) -> Result<V, E> {
     // Refresh-ahead: one caller refreshes, every caller meanwhile gets the old value, and so
-    // does this one if the refresh fails.
+    // does this one if the refresh fails (not if it found nothing: the value is gone).
     if let Some(stale) = stale {
         let key = key.into_key();
-        let refreshed =
-            lead_refresh(cache, shard, hash, &key).and_then(|leader| run(leader, init, rule).ok());
-        return Ok(refreshed.unwrap_or(stale));
+        return match lead_refresh(cache, shard, hash, &key).map(|leader| run(leader, init, rule)) {
+            Some(Err(nothing)) if !(rule.fails)(&nothing) => Err(nothing),
+            Some(Ok(value)) => Ok(value),
+            Some(Err(_)) | None => Ok(stale),
+        };
     }
     let key = key.into_key();
     let mut waited = false;
@@ -603,8 +605,10 @@ where
                         .and_then(|leader| detach(leader, init))
                         .map(|(leader, init)| lead_async(leader, init, &key, rule));
                     if let Some(computation) = refresh {
-                        if let Ok(value) = computation.await {
-                            break 'load Ok(value);
+                        match computation.await {
+                            Ok(value) => break 'load Ok(value),
+                            Err(nothing) if !(rule.fails)(&nothing) => break 'load Err(nothing),
+                            Err(_) => {}
                         }
                     }
                     break 'load Ok(stale);
@@ -764,9 +768,16 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         // leaving its waiters asleep forever, and counts the load once.
         let key = self.key.as_ref().expect("finished once");
         let stored = result.as_ref().is_ok_and(|value| (rule.store)(value));
+        let failed = result.as_ref().err().is_some_and(rule.fails);
         if !stored {
-            // Before leaving the table, so that no hit starts the next refresh right away.
-            self.postpone_refresh();
+            if self.refresh && !failed {
+                // The value is gone at its source (a `None` that is not cached): the old one
+                // must not keep answering.
+                self.drop_refreshed(key);
+            } else {
+                // Before leaving the table, so that no hit starts the next refresh right away.
+                self.postpone_refresh();
+            }
         }
         if let Ok(value) = &result {
             if (rule.store)(value) {
@@ -780,7 +791,6 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                 );
             }
         }
-        let failed = result.as_ref().err().is_some_and(rule.fails);
         let result = match result {
             Err(error) if failed => self.stale_value(key).ok_or(error),
             other => other,
@@ -865,6 +875,21 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// After a refresh that stored nothing, the entry keeps its old value and waits
     /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
     /// newer entry alone).
+    /// After a refresh that found nothing to store: removes the entry it refreshed, unless a
+    /// write of the key superseded the refresh.
+    fn drop_refreshed(&self, key: &K) {
+        let mut removed = Vec::new();
+        self.cache.inner.shards[self.shard].invalidate(
+            &self.cache.inner.config,
+            self.hash,
+            key,
+            self.cache.now(),
+            Some(self.flight.superseded_flag()),
+            &mut removed,
+        );
+        self.cache.notify(removed);
+    }
+
     fn postpone_refresh(&self) {
         if !self.refresh || self.flight.is_superseded() {
             return;

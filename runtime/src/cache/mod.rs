@@ -402,7 +402,14 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         let shard = &self.inner.shards[shard_idx];
         // A computation that started before this call must not store its (older) result.
         self.inner.flights[shard_idx].supersede(hash, key);
-        let was_live = shard.invalidate(&self.inner.config, hash, key, self.now(), &mut removed);
+        let was_live = shard.invalidate(
+            &self.inner.config,
+            hash,
+            key,
+            self.now(),
+            None,
+            &mut removed,
+        );
         self.notify(removed);
         was_live
     }

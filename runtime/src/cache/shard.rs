@@ -714,12 +714,18 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         hash: u64,
         key: &Q,
         now: Option<u64>,
+        superseded: Option<&AtomicBool>,
         removed: &mut Removed<K, V>,
     ) -> bool
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let mut guard = self.data.write();
+        // Read under the lock, as `insert` does: a write that set it has not yet run, or ran
+        // before this, and what it wrote must stay.
+        if superseded.is_some_and(|flag| flag.load(Ordering::Acquire)) {
+            return false;
+        }
         let data = &mut *guard;
         let Some(idx) = data.find(hash, key) else {
             return false;

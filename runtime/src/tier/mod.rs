@@ -146,6 +146,9 @@ pub(crate) async fn load_through<K, V, E>(
         Fetched::Miss(claim) => claim,
     };
     let value = compute.await?;
+    if gone(store, &value, &superseded) {
+        tier.remove(key);
+    }
     if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
         claim.store(&value, superseded).await;
     }
@@ -166,6 +169,9 @@ pub(crate) fn load_through_blocking<K, V, E>(
         Fetched::Miss(claim) => claim,
     };
     let value = compute()?;
+    if gone(store, &value, &superseded) {
+        tier.remove(key);
+    }
     if let Some(claim) = claim.filter(|_| stores(store, &value, &superseded)) {
         tier.block_on(claim.store(&value, superseded));
     }
@@ -176,6 +182,13 @@ pub(crate) fn load_through_blocking<K, V, E>(
 /// it does not for a computation superseded by a write of its key (it may predate the write).
 fn stores<V>(store: fn(&V) -> bool, value: &V, superseded: &Superseded<V>) -> bool {
     store(value) && !superseded.get()
+}
+
+/// Whether a refresh found the value gone at its source (a value the cache does not store,
+/// such as a `None`): the in-process cache then drops the old one, and the tier must too, or
+/// the next miss would read it back.
+fn gone<V>(store: fn(&V) -> bool, value: &V, superseded: &Superseded<V>) -> bool {
+    superseded.is_refresh() && !store(value) && !superseded.get()
 }
 
 /// The output of `work`, run to its end by the tier's [`Tier::block_on`].
