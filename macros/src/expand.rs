@@ -182,6 +182,8 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         None => format!("The cache of [`{ident}`]({link}): its stats, `clear`, `invalidate`, `insert`, `get` (see `memokit::Memo`)."),
     };
     let memo = quote!(::memokit::Memo<#key_type, #value_type>);
+    // What its results store, for `#[cache_put]`: a batch stores every value it returns.
+    let storing = batch.is_none().then(|| quote!(.__storing::<#shape>()));
     let shared = options.redis.as_ref().map(|redis| {
         // Redis keeps entries as long as asked, else as long as the process does, else an hour.
         let ttl = redis.ttl.or(options.ttl).unwrap_or(3_600_000_000_000);
@@ -233,6 +235,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             #builder.build(),
             #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
         )
+        #storing
         #tiers
     };
     if options.instance.is_some() {
@@ -262,6 +265,7 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
                     #builder.build(),
                     #private::MemoOptions { coalesce: #coalesce, cache_none: #cache_none },
                 )
+                #storing
             }
         };
     }

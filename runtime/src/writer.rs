@@ -86,8 +86,11 @@ where
     {
         let result = S::split(output);
         if let Ok(value) = &result {
-            if S::store_rule(self.memo.caches_none())(value) {
-                self.memo.insert(self.key, value.to_value());
+            // The target's rule, on the target's value: a writer's `Result<Option<T>, E>`
+            // holds an `Option<T>` the target may not cache.
+            let value = value.to_value();
+            if self.memo.stores(&value) {
+                self.memo.insert(self.key, value);
             } else {
                 self.memo.invalidate(&self.key);
             }

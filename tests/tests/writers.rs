@@ -148,6 +148,27 @@ fn put_of_an_option_stores_it_whole_unless_the_target_does_not_cache_none() {
     assert_eq!(runs(&NICKNAME_RUNS), 1);
 }
 
+/// A fallible writer's `Ok(None)` follows the target's rule as well: not stored, and the old
+/// value goes.
+#[cache_put(nickname, key = id)]
+fn clear_nickname(id: u64, ok: bool) -> Result<Option<String>, String> {
+    ok.then_some(None)
+        .ok_or_else(|| "the database said no".to_string())
+}
+
+#[test]
+fn put_of_an_ok_none_invalidates_a_target_that_does_not_cache_none() {
+    set_nickname(2, Some("ace"));
+    assert_eq!(clear_nickname(2, false), Err("the database said no".into()));
+    assert_eq!(
+        nickname_cache().get(&2),
+        Some(Some("ace".into())),
+        "an Err changes nothing"
+    );
+    assert_eq!(clear_nickname(2, true), Ok(None));
+    assert_eq!(nickname_cache().get(&2), None, "Ok(None) is not stored");
+}
+
 // --- cache_evict ---
 
 static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -76,6 +76,9 @@ pub struct Memo<K, V> {
     name: &'static str,
     cache: Cache<K, V>,
     options: MemoOptions,
+    /// Which values its function's results store (a `None` is not under `cache_none =
+    /// false`); what `#[cache_put]` follows, whatever its writer returns.
+    stores: fn(&V) -> bool,
     /// The tier behind the in-process cache (`#[cached(redis(...))]`), if any.
     tier: Option<Box<dyn Tier<K, V>>>,
 }
@@ -100,8 +103,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             name,
             cache,
             options,
+            stores: |_| true,
             tier: None,
         }
+    }
+
+    /// Sets which values its function's results (of shape `S`) store. Not part of the stable
+    /// API.
+    #[doc(hidden)]
+    pub fn __storing<S: Shape<Value = V>>(mut self) -> Self {
+        self.stores = S::store_rule(self.options.cache_none);
+        self
     }
 
     /// Adds the tier behind the in-process cache, which hears from now on what other
@@ -355,9 +367,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         testing::ClearOnDrop { memo: self }
     }
 
-    /// Whether a `None` result is stored (`cache_none`); `#[cache_put]` follows it too.
-    pub(crate) fn caches_none(&self) -> bool {
-        self.options.cache_none
+    /// Whether its function's result `value` is stored (not a `None` under `cache_none =
+    /// false`); `#[cache_put]` follows it too.
+    pub(crate) fn stores(&self, value: &V) -> bool {
+        (self.stores)(value)
     }
 
     fn rule<S: Shape<Value = V>>(
