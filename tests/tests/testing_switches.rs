@@ -190,6 +190,31 @@ fn the_clock_is_the_real_one_again_after_its_guard() {
     assert_eq!(runs("rate", 3), 1);
 }
 
+#[test]
+fn guards_dropped_in_any_order_leave_the_newest_clock_then_the_real_one() {
+    // Stored at the real time, by another thread.
+    thread::scope(|threads| {
+        threads.spawn(|| (rate(6), rate(7)));
+    });
+    let older = testing::mock_clock();
+    let newer = testing::mock_clock();
+    older.advance(Duration::from_secs(600));
+    drop(newer);
+    // The older guard is alive: its clock, 10 minutes ahead, counts.
+    rate(6);
+    assert_eq!(runs("rate", 6), 2, "expired by the older guard's clock");
+    drop(older);
+
+    let older = testing::mock_clock();
+    let newer = testing::mock_clock();
+    older.advance(Duration::from_secs(600));
+    drop(older);
+    drop(newer);
+    // No guard left: the real time, at which the value is fresh.
+    rate(7);
+    assert_eq!(runs("rate", 7), 1, "the real clock again");
+}
+
 #[cached]
 fn cleared(n: u32) -> u32 {
     n

@@ -58,6 +58,10 @@ thread_local! {
     static DISABLED: Cell<u32> = const { Cell::new(0) };
     /// The clock installed on this thread by [`mock_clock`], if any.
     static CLOCK: RefCell<Option<MockClock>> = const { RefCell::new(None) };
+    /// The [`mock_clock`] guards alive on this thread, oldest first, with the clock that was
+    /// there before the first: the clock is the newest guard's, whatever order they drop in.
+    static GUARDS: RefCell<(Option<MockClock>, Vec<(u64, MockClock)>)> =
+        const { RefCell::new((None, Vec::new())) };
 }
 
 /// Whether memoization is off on this thread (see [`disable`]).
@@ -159,20 +163,30 @@ impl Clock for ThreadClock {
 /// ```
 #[must_use = "the clock is the real one again when the guard is dropped"]
 pub fn mock_clock() -> MockClockGuard {
+    static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let clock = MockClock::starting_at(ThreadClock.now());
+    let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let previous = CLOCK.with(|slot| slot.replace(Some(clock.clone())));
+    GUARDS.with(|guards| {
+        let (before, alive) = &mut *guards.borrow_mut();
+        if alive.is_empty() {
+            *before = previous;
+        }
+        alive.push((id, clock.clone()));
+    });
     MockClockGuard {
         clock,
-        previous,
+        id,
         _not_send: PhantomData,
     }
 }
 
-/// The guard of [`mock_clock`]: moves the clock, and puts the previous one back when dropped.
+/// The guard of [`mock_clock`]: moves the clock, and puts the previous one back when dropped
+/// (the one of the newest guard still alive, in whatever order guards are dropped).
 #[derive(Debug)]
 pub struct MockClockGuard {
     clock: MockClock,
-    previous: Option<MockClock>,
+    id: u64,
     _not_send: NotSend,
 }
 
@@ -201,7 +215,15 @@ impl MockClockGuard {
 
 impl Drop for MockClockGuard {
     fn drop(&mut self) {
-        CLOCK.with(|slot| *slot.borrow_mut() = self.previous.take());
+        let current = GUARDS.with(|guards| {
+            let (before, alive) = &mut *guards.borrow_mut();
+            alive.retain(|(id, _)| *id != self.id);
+            match alive.last() {
+                Some((_, newest)) => Some(newest.clone()),
+                None => before.take(),
+            }
+        });
+        CLOCK.with(|slot| *slot.borrow_mut() = current);
     }
 }
 
