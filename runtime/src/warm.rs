@@ -15,7 +15,7 @@ use std::thread;
 
 use parking_lot::Mutex;
 
-use crate::memo::{get_or_init_registered, Memo};
+use crate::memo::{get_or_init_registered, testing, Memo};
 
 /// What a warm-up did: every distinct key given is counted in exactly one field.
 ///
@@ -36,9 +36,11 @@ pub struct WarmReport {
     /// Keys the function was called for and returned without an error (a value, an `Ok`, or
     /// any `Option`; a `None` with `cache_none = false` is counted here but not stored), or
     /// with an `Err` that `cache_errors = true` stores. With the shared tier, a key found in
-    /// Redis is loaded from there, not computed.
+    /// Redis is loaded from there, not computed. A call whose `Err` `stale_if_error` answered
+    /// with the expired value is not loaded (nothing was stored): it is failed.
     pub loaded: usize,
-    /// Keys whose call returned an `Err` it does not store (without `cache_errors`) or panicked
+    /// Keys whose call returned an `Err` it does not store (without `cache_errors`, and also
+    /// when `stale_if_error` answered it with the expired value) or panicked
     /// (the panic hook still prints the message; the other keys are warmed anyway).
     pub failed: usize,
     /// Keys already cached in this process when their turn came: skipped, not recomputed.
@@ -273,7 +275,9 @@ where
                     continue;
                 }
                 let load = self.loader.0;
-                report.count_call(catch_unwind(AssertUnwindSafe(|| load(key))).unwrap_or(false));
+                let probe = self.probe(&key);
+                let succeeded = catch_unwind(AssertUnwindSafe(|| load(key))).unwrap_or(false);
+                report.count_call(self.warmed(succeeded, probe.as_ref()));
             }
         };
         thread::scope(|scope| {
@@ -282,7 +286,8 @@ where
                 .filter_map(|_| {
                     thread::Builder::new()
                         .name("memokit-warm".into())
-                        .spawn_scoped(scope, work)
+                        // With the caller's test switches: the calls are its calls.
+                        .spawn_scoped(scope, testing::inherit(work))
                         .ok()
                 })
                 .collect();
@@ -293,6 +298,28 @@ where
             }
             report
         })
+    }
+}
+
+impl<K, V, L> LoadingMemo<K, V, L>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    /// A copy of `key` to look for after its call, where a call that returns without an
+    /// error may still have loaded nothing: under stale-if-error, a failed recomputation
+    /// answers with the expired value and stores nothing.
+    fn probe(&self, key: &K) -> Option<K> {
+        self.memo
+            .cache()
+            .serves_stale_on_error()
+            .then(|| key.clone())
+    }
+
+    /// Whether a call counts as loaded: it returned without an error and, where that is not
+    /// enough ([`probe`](Self::probe)), stored its key.
+    fn warmed(&self, succeeded: bool, probe: Option<&K>) -> bool {
+        succeeded && probe.is_none_or(|key| self.memo.cache().contains_key(key))
     }
 }
 
@@ -361,18 +388,18 @@ where
                 if self.memo.cache().contains_key(&key) {
                     report.already_cached += 1;
                 } else {
-                    running.push(Box::pin(L::load(key)));
+                    running.push((self.probe(&key), Box::pin(L::load(key))));
                 }
             }
             if running.is_empty() {
                 return Poll::Ready(());
             }
             let before = running.len();
-            running.retain_mut(|call| {
+            running.retain_mut(|(probe, call)| {
                 match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => true,
                     Ok(Poll::Ready(succeeded)) => {
-                        report.count_call(succeeded);
+                        report.count_call(self.warmed(succeeded, probe.as_ref()));
                         false
                     }
                     Err(_panic) => {

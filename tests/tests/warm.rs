@@ -129,6 +129,80 @@ fn risky(n: u32) -> Result<u32, DbError> {
     }
 }
 
+#[cached(ttl = "5m")]
+fn rate(id: u64) -> u64 {
+    thread::sleep(Duration::from_millis(2));
+    id
+}
+
+#[cached]
+fn switched_off(n: u64) -> u64 {
+    thread::sleep(Duration::from_millis(2));
+    n
+}
+
+/// Its calls are the caller's, on whichever of its threads they run: under the caller's
+/// mocked clock and with memoization off where the caller turned it off.
+#[test]
+fn warm_calls_carry_the_callers_test_switches() {
+    let clock = memokit::testing::mock_clock();
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        counts(rate_cache().warm_with_parallelism(0..20, 4)),
+        report(20, 0, 0)
+    );
+    for id in 0..20 {
+        rate(id);
+    }
+    let stats = rate_cache().stats();
+    assert_eq!((stats.hits, stats.expirations), (20, 0), "{stats}");
+    drop(clock);
+
+    let _off = memokit::testing::disable();
+    switched_off_cache().warm_with_parallelism(0..20, 4);
+    assert!(switched_off_cache().is_empty());
+}
+
+static ACCOUNTS_DOWN: AtomicBool = AtomicBool::new(false);
+
+fn read_account(id: u64) -> Result<u64, String> {
+    if ACCOUNTS_DOWN.load(SeqCst) {
+        Err("db down".into())
+    } else {
+        Ok(id)
+    }
+}
+
+#[cached(ttl = "10s", stale_if_error = "1h")]
+fn account(id: u64) -> Result<u64, String> {
+    read_account(id)
+}
+
+#[cached(ttl = "10s", stale_if_error = "1h")]
+async fn account_async(id: u64) -> Result<u64, String> {
+    read_account(id)
+}
+
+/// A failed call answered with the expired value (stale-if-error) loaded nothing: failed.
+#[test]
+fn a_failure_answered_with_a_stale_value_is_failed() {
+    let clock = memokit::testing::mock_clock();
+    assert_eq!(account(1), Ok(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(account_async(2)), Ok(2));
+    clock.advance(Duration::from_secs(11));
+    ACCOUNTS_DOWN.store(true, SeqCst);
+    let warmed = account_cache().warm_with_parallelism([1], 1);
+    assert_eq!(counts(warmed), report(0, 1, 0));
+    let warmed = runtime.block_on(memokit::testing::scope(account_async_cache().warm([2])));
+    assert_eq!(counts(warmed), report(0, 1, 0));
+    for stats in [account_cache().stats(), account_async_cache().stats()] {
+        assert_eq!((stats.load_failures, stats.stale_served), (1, 1), "{stats}");
+    }
+}
+
 #[test]
 fn errors_and_panics_are_counted_and_do_not_stop_the_other_keys() {
     let warmed = risky_cache().warm_with_parallelism(0..12, 3);

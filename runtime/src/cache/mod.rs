@@ -156,6 +156,12 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         policy::shard_index(hash, self.inner.shards.len() as u64)
     }
 
+    /// Whether a failed load may be answered with an expired value (stale-if-error), which it
+    /// does not store.
+    pub(crate) fn serves_stale_on_error(&self) -> bool {
+        self.inner.config.expiry.stale_if_error.is_some()
+    }
+
     /// The clock reading, only when entries expire or are refreshed: otherwise no clock is read.
     #[inline]
     pub(crate) fn now(&self) -> Option<u64> {

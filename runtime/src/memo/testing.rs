@@ -60,9 +60,11 @@ thread_local! {
     static CLOCK: RefCell<Option<MockClock>> = const { RefCell::new(None) };
     /// The [`mock_clock`] guards alive on this thread, oldest first, with the clock that was
     /// there before the first: the clock is the newest guard's, whatever order they drop in.
-    static GUARDS: RefCell<(Option<MockClock>, Vec<(u64, MockClock)>)> =
-        const { RefCell::new((None, Vec::new())) };
+    static GUARDS: RefCell<LiveGuards> = const { RefCell::new((None, Vec::new())) };
 }
+
+/// The clock before the first live [`mock_clock`] guard, and each live guard's id and clock.
+type LiveGuards = (Option<MockClock>, Vec<(u64, MockClock)>);
 
 /// Whether memoization is off on this thread (see [`disable`]).
 #[inline]
