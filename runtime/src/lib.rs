@@ -95,7 +95,7 @@ pub mod __private {
     pub use crate::memo::testing::ThreadClock;
     pub use crate::memo::{Look, MemoOptions};
     pub use crate::warm::LoadAsync;
-    pub use crate::writer::{Evict, KeyOf, Put, ValueOf};
+    pub use crate::writer::{run_once, Evict, KeyOf, Put, ValueOf};
     pub use std::any::TypeId;
     pub use std::sync::OnceLock;
     pub use std::time::Duration;

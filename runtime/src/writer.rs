@@ -45,6 +45,16 @@ impl<V: Clone, Writer> ValueOf<V, Writer> for V {
     }
 }
 
+/// Runs a sync writer's body, made a closure so that its `return` and `?` end the body and
+/// not the writer. Taken as `FnOnce` so that the closure may hand back a borrow of a `&mut`
+/// argument or of `&mut self` (an `FnMut`'s result cannot borrow what it captured). Not part
+/// of the stable API.
+#[doc(hidden)]
+#[inline(always)]
+pub fn run_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
 /// `#[cache_put(target, key = …)]`: stores the writer's value under a key built before it ran.
 pub struct Put<Writer, K: 'static, V: 'static> {
     memo: &'static Memo<K, V>,

@@ -169,6 +169,55 @@ fn put_of_an_ok_none_invalidates_a_target_that_does_not_cache_none() {
     assert_eq!(nickname_cache().get(&2), None, "Ok(None) is not stored");
 }
 
+#[cached]
+fn buffer_len(id: u64) -> usize {
+    id as usize
+}
+
+/// A sync writer may return a borrow of its `&mut` argument, as it could without the attribute.
+#[cache_evict(buffer_len, key = id)]
+fn push_and_get(buffer: &mut Vec<u8>, id: u64) -> &mut Vec<u8> {
+    buffer.push(1);
+    buffer
+}
+
+struct Profiles {
+    name: String,
+}
+
+impl Profiles {
+    #[cached(key = id)]
+    fn length(&self, id: u64) -> usize {
+        self.name.len() + id as usize
+    }
+
+    /// And of `&mut self`, through `?` and `return`.
+    #[cache_evict(Self::length, key = id)]
+    fn name_mut(&mut self, id: u64, ok: bool) -> Result<&mut String, ()> {
+        if !ok {
+            return Err(());
+        }
+        Ok(&mut self.name)
+    }
+}
+
+#[test]
+fn sync_writers_may_return_borrows_of_mut_arguments_and_self() {
+    buffer_len(3);
+    let mut buffer = Vec::new();
+    push_and_get(&mut buffer, 3).push(2);
+    assert_eq!(buffer, [1, 2]);
+    assert!(buffer_len_cache().is_empty());
+
+    let mut profiles = Profiles { name: "ann".into() };
+    assert_eq!(profiles.length(1), 4);
+    assert!(profiles.name_mut(1, false).is_err());
+    assert_eq!(Profiles::length_cache().len(), 1, "an Err changes nothing");
+    profiles.name_mut(1, true).unwrap().push('e');
+    assert!(Profiles::length_cache().is_empty());
+    assert_eq!(profiles.length(1), 5);
+}
+
 // --- cache_evict ---
 
 static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);

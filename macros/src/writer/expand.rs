@@ -82,14 +82,13 @@ fn expand(args: &WriterArgs, func: &Function<'_>) -> TokenStream {
         let body = crate::expand::async_body(&ret, block);
         quote!(#body.await)
     } else {
-        quote!((move || -> #ret #block)())
+        quote!(#private::run_once(move || -> #ret #block))
     };
     quote! {
         #(#attrs)*
         #vis #sig {
             let __memokit_write = #private::#change;
             #before
-            #[allow(clippy::redundant_closure_call)]
             let __memokit_output = #body;
             #finish
         }
