@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{keys, set_px, Connection, FnState, Shared, Unavailable};
+use super::{keys, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
 use crate::tier::codec::Encoding;
 use crate::tier::{Claim, Fetched, TierFuture};
@@ -120,6 +120,12 @@ fn release_late_take(tier: &Connection, lease: &str, token: &str, lease_ttl: Dur
     });
 }
 
+/// Writes a computed value (`ARGV[2]`, for `ARGV[3]` ms) only while `ARGV[1]` holds the
+/// entry's lease: a write of the key by any process deletes the lease, so the value of a
+/// computation that started before that write is not stored after it.
+const WRITE_BACK: &str = "if redis.call('get', KEYS[2]) == ARGV[1] then \
+redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
+
 /// Takes a free lease, or one this process left behind: a take whose answer timed out while
 /// Redis still ran it, or a release lost in an outage. Only the in-process leader of a key
 /// takes its lease, so a lease of this process that it meets is an orphan, never a running
@@ -180,7 +186,21 @@ where
         return Fetched::Miss(None);
     };
     if refresh {
-        return claim(shared, tier, entry, None);
+        // At once, without waiting: another process computing the key writes it instead.
+        let lease_ttl = state.lease.unwrap_or(tier.config.lease_ttl);
+        let (lease, token) = (keys::lease(&entry), token());
+        return match tier.query::<bool>(take(&lease, &token, lease_ttl)).await {
+            Ok(true) => {
+                let held = Held::new(&tier, &lease, &token, lease_ttl);
+                claim(shared, tier, entry, held)
+            }
+            Ok(false) => Fetched::Miss(None),
+            Err(unavailable) => {
+                release_late_take(&tier, &lease, &token, lease_ttl);
+                state.count(unavailable);
+                Fetched::Miss(None)
+            }
+        };
     }
     match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
         Ok(bytes) => match shared.decode(bytes) {
@@ -214,14 +234,7 @@ where
     let deadline = Instant::now() + lease_ttl + tier.config.timeout * 2;
     let mut pause = Duration::from_millis(1);
     let held = loop {
-        let mut take = redis::cmd("EVAL");
-        take.arg(TAKE)
-            .arg(1)
-            .arg(&lease)
-            .arg(&token)
-            .arg(lease_millis(lease_ttl))
-            .arg(process_prefix());
-        match tier.query::<bool>(take).await {
+        match tier.query::<bool>(take(&lease, &token, lease_ttl)).await {
             Ok(true) => {
                 let held = Held::new(&tier, &lease, &token, lease_ttl);
                 // Another process may have stored the value and released its lease between
@@ -239,7 +252,7 @@ where
                         return Fetched::Miss(None);
                     }
                 }
-                break Some(held);
+                break held;
             }
             Ok(false) => {}
             Err(unavailable) => {
@@ -279,18 +292,32 @@ where
             }
         }
         if Instant::now() >= deadline {
-            break None;
+            // Its holder is slower than its lease: compute here, and leave the write to it.
+            return Fetched::Miss(None);
         }
     };
     claim(shared, tier, entry, held)
 }
 
-/// The claim to write `entry`, holding the lease (if any) until the write is done.
+/// The script that takes `lease` for `token` (see [`TAKE`]).
+fn take(lease: &str, token: &str, lease_ttl: Duration) -> redis::Cmd {
+    let mut take = redis::cmd("EVAL");
+    take.arg(TAKE)
+        .arg(1)
+        .arg(lease)
+        .arg(token)
+        .arg(lease_millis(lease_ttl))
+        .arg(process_prefix());
+    take
+}
+
+/// The claim to write `entry`, holding the lease until the write is done: only a lease holder
+/// writes back (see [`WRITE_BACK`]).
 fn claim<K, V: Send + Sync + 'static>(
     shared: &Shared<K, V>,
     tier: Arc<Connection>,
     entry: String,
-    held: Option<Held>,
+    held: Held,
 ) -> Fetched<V> {
     Fetched::Miss(Some(Box::new(WriteBack {
         state: shared.state.clone(),
@@ -309,14 +336,14 @@ struct WriteBack<V> {
     encoding: Encoding,
     tier: Arc<Connection>,
     entry: String,
-    held: Option<Held>,
+    held: Held,
 }
 
 impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
     /// Writes a computed value to Redis, then releases the lease.
-    fn store(self: Box<Self>, value: &V, superseded: Superseded<V>) -> TierFuture<'static, ()> {
+    fn store(self: Box<Self>, value: &V, _superseded: Superseded<V>) -> TierFuture<'static, ()> {
         // Superseded computations are not stored (see `tier::load_through`); one superseded
-        // after that check is taken back below.
+        // after that check finds its lease gone (`WRITE_BACK`).
         let bytes = (self.encode_value)(value, self.encoding);
         Box::pin(async move {
             let WriteBack {
@@ -327,19 +354,19 @@ impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
                 ..
             } = *self;
             let Some(bytes) = bytes else { return };
-            match tier
-                .query::<()>(set_px(entry.clone(), &bytes, state.ttl))
-                .await
-            {
-                // Superseded between the check and the write: the invalidation may have
-                // reached Redis first, so take the write back (a miss, never a stale value).
-                Ok(()) if superseded.get() => {
-                    if let Err(unavailable) = tier.query::<()>(redis::Cmd::del(entry)).await {
-                        state.count(unavailable);
-                    }
-                }
-                Ok(()) => {}
-                Err(unavailable) => state.count(unavailable),
+            // A write of the key since the lease was taken, here or in another process,
+            // deleted the lease: then nothing is stored.
+            let mut write = redis::cmd("EVAL");
+            write
+                .arg(WRITE_BACK)
+                .arg(2)
+                .arg(&entry)
+                .arg(&held.lease)
+                .arg(&held.token)
+                .arg(bytes)
+                .arg(lease_millis(state.ttl));
+            if let Err(unavailable) = tier.query::<i64>(write).await {
+                state.count(unavailable);
             }
             drop(held);
         })

@@ -644,9 +644,9 @@ impl FnState {
             let generation = self.generation(tier, name).await?;
             let deletes = keys
                 .iter()
-                .map(|key| {
+                .flat_map(|key| {
                     let entry = keys::entry(&tier.config.prefix, name, generation, key);
-                    (entry.clone(), redis::Cmd::del(entry))
+                    revoking_lease((entry.clone(), redis::Cmd::del(entry)))
                 })
                 .collect();
             let announce = keys
@@ -1078,6 +1078,7 @@ impl<K, V> Shared<K, V> {
                         }
                         pubsub::Op::Clear { .. } => None,
                     })
+                    .flat_map(revoking_lease)
                     .collect();
                 let announce = ops
                     .iter()
@@ -1113,6 +1114,16 @@ pub(crate) fn unique_u64() -> u64 {
             .map_or(0, |since| since.as_nanos()),
     );
     hasher.finish()
+}
+
+/// A write of `entry` (a `SET` or a `DEL`) and the deletion of its lease, which it goes with
+/// in one pipeline (one slot: the lease shares the entry's hash tag): a computation that
+/// started before the write, in any process, holds that lease, and its write-back, which
+/// checks the lease, then stores nothing. Without it, such a computation's older value could
+/// land after this write and stay for the whole Redis ttl.
+fn revoking_lease((entry, write): (String, redis::Cmd)) -> [(String, redis::Cmd); 2] {
+    let lease = keys::lease(&entry);
+    [(entry, write), (lease.clone(), redis::Cmd::del(lease))]
 }
 
 pub(crate) fn set_px(entry: String, value: &[u8], ttl: Duration) -> redis::Cmd {
