@@ -153,6 +153,37 @@ fn a_ttl_is_kept_across_a_restart_and_an_expired_entry_is_never_served() {
     second.success();
 }
 
+static READ_BACK_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = "3s", disk, name = "disk_tier::read_back")]
+fn read_back(n: u64) -> u64 {
+    READ_BACK_RUNS.fetch_add(1, SeqCst);
+    n
+}
+
+/// A value read back from the file lives in the process only what it had left: its ttl counts
+/// from when it was computed.
+#[test]
+fn a_value_read_from_the_file_expires_when_it_would_have() {
+    if role().is_some() {
+        return;
+    }
+    open_parent_file();
+    assert_eq!(read_back(1), 1);
+    std::thread::sleep(Duration::from_millis(1_500));
+    // Forget it in the process alone: the next call reads the file, with 1.5 s left.
+    read_back_cache().cache().invalidate(&1);
+    assert_eq!(read_back(1), 1);
+    assert_eq!(READ_BACK_RUNS.load(SeqCst), 1, "read from the file");
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(read_back(1), 1);
+    assert_eq!(
+        READ_BACK_RUNS.load(SeqCst),
+        2,
+        "3.5 s after it was computed, with a ttl of 3 s: computed again"
+    );
+}
+
 // --- expired entries are swept ---
 
 /// What a file holds, read with redb itself once no process has it open.

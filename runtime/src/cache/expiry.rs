@@ -220,6 +220,11 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
+    /// Brings its time to live forward to `until`, if that is sooner.
+    pub(crate) fn expire_by(&mut self, until: u64) {
+        self.live_until = self.live_until.min(until);
+    }
+
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         now >= self.live_until || now >= self.idle_until.load(Relaxed)
     }

@@ -35,7 +35,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use equivalent::Equivalent;
@@ -82,6 +82,9 @@ pub(crate) struct Flight<V> {
     /// Set when the key was invalidated, replaced or cleared while computing: the result may
     /// predate that write, so it is handed to the callers already waiting but not stored.
     superseded: AtomicBool,
+    /// How long the value may live in the cache at most, in nanoseconds, when a tier gave it
+    /// with less than its ttl left (`u64::MAX`: no limit).
+    lifetime: AtomicU64,
 }
 
 /// A value published once, for threads that block until it is: the blocking half of a flight's
@@ -268,6 +271,7 @@ impl<V> Flight<V> {
             ended: Handover::new(),
             ended_async: Notify::new(),
             superseded: AtomicBool::new(false),
+            lifetime: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -297,6 +301,12 @@ impl<V> Flight<V> {
     /// store's lock).
     pub(crate) fn superseded_flag(&self) -> &AtomicBool {
         &self.superseded
+    }
+
+    /// The most its value may live in the cache, in nanoseconds, if a tier limited it (see
+    /// [`Superseded::limit_lifetime`]).
+    pub(crate) fn lifetime_limit(&self) -> Option<u64> {
+        Some(self.lifetime.load(Ordering::Acquire)).filter(|&nanos| nanos != u64::MAX)
     }
 
     /// The flight's superseded flag for its computation (a weak reference: it does not keep the
@@ -516,6 +526,16 @@ impl<V> Superseded<V> {
     #[allow(dead_code)]
     pub(crate) fn is_refresh(&self) -> bool {
         self.1
+    }
+
+    /// Stores the value for at most `left` (a tier's copy that has only that long to live).
+    // Called by the disk tier, which is optional.
+    #[allow(dead_code)]
+    pub(crate) fn limit_lifetime(&self, left: std::time::Duration) {
+        if let Some(flight) = self.0.upgrade() {
+            let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX - 1);
+            flight.lifetime.fetch_min(nanos, Ordering::AcqRel);
+        }
     }
 }
 

@@ -789,6 +789,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                     value.clone(),
                     superseded,
                 );
+                if let Some(left) = self.flight.lifetime_limit() {
+                    self.cache.limit_lifetime(self.shard, self.hash, key, left);
+                }
             }
         }
         let result = match result {

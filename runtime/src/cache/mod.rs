@@ -390,6 +390,14 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.tune();
     }
 
+    /// Makes the entry of `key` expire within `left` nanoseconds at the latest (a value a tier
+    /// had with less than its ttl left). Without a clock (no ttl), nothing.
+    pub(crate) fn limit_lifetime(&self, shard: usize, hash: u64, key: &K, left: u64) {
+        if let Some(now) = self.now() {
+            self.inner.shards[shard].limit_lifetime(hash, key, now, now.saturating_add(left));
+        }
+    }
+
     /// Removes `key`; returns whether a live entry was there.
     ///
     /// ```

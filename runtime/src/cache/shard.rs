@@ -707,6 +707,20 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
     }
 
+    /// Makes the live entry of `key` expire at `until` at the latest.
+    pub(crate) fn limit_lifetime<Q>(&self, hash: u64, key: &Q, now: u64, until: u64)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let mut data = self.data.write();
+        if let Some(idx) = data
+            .find(hash, key)
+            .filter(|&idx| !data.is_expired(idx, Some(now)))
+        {
+            data.deadlines[idx as usize].expire_by(until);
+        }
+    }
+
     /// Removes `key`; returns whether a live entry was there.
     pub(crate) fn invalidate<Q>(
         &self,

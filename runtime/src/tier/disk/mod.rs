@@ -139,14 +139,15 @@ impl<K: Clone, V: Clone> Inner<K, V> {
         }
     }
 
-    fn look(&self, key: &K) -> Option<V> {
+    /// The value of `key` in the file, with how long it has left to live.
+    fn look(&self, key: &K) -> Option<(V, Option<Duration>)> {
         let attached = self.attached()?;
         let key = self.entry_key(attached, key)?;
         match attached.store.get(&key) {
-            Ok(Found::Value(bytes)) => match (self.decode_value)(&bytes) {
+            Ok(Found::Value(bytes, left)) => match (self.decode_value)(&bytes) {
                 Some(value) => {
                     self.counters.hits.fetch_add(1, Relaxed);
-                    Some(value)
+                    Some((value, left))
                 }
                 None => {
                     // Another type or format: a miss, overwritten by the computed value.
@@ -257,7 +258,14 @@ where
                 false => self.0.look(key),
             };
             match found {
-                Some(value) => Fetched::Hit(value),
+                Some((value, left)) => {
+                    // In the process too, it lives only what it has left: its ttl counts from
+                    // when it was computed, not from when it was read back.
+                    if let Some(left) = left {
+                        superseded.limit_lifetime(left);
+                    }
+                    Fetched::Hit(value)
+                }
                 None => Fetched::Miss(Some(Box::new(DiskClaim {
                     tier: self.0.clone(),
                     key: key.clone(),
@@ -268,7 +276,11 @@ where
     }
 
     fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
-        let found = keys.iter().map(|key| self.0.look(key)).collect();
+        // A batch stores what it reads for the function's whole ttl (see the README).
+        let found = keys
+            .iter()
+            .map(|key| self.0.look(key).map(|(value, _)| value))
+            .collect();
         Box::pin(std::future::ready(found))
     }
 

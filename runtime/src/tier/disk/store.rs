@@ -347,7 +347,8 @@ pub(crate) struct Written {
 
 /// A look at one entry.
 pub(crate) enum Found {
-    Value(Vec<u8>),
+    /// The encoded value, and how long it has left to live (`None`: for ever).
+    Value(Vec<u8>, Option<Duration>),
     Expired,
     Absent,
 }
@@ -528,12 +529,14 @@ impl Store {
         };
         let entry = entry.value();
         let Some((deadline, _)) = header(entry) else {
-            return Ok(Found::Value(Vec::new()));
+            return Ok(Found::Value(Vec::new(), None));
         };
-        if deadline != 0 && deadline <= now_ms() {
+        let now = now_ms();
+        if deadline != 0 && deadline <= now {
             return Ok(Found::Expired);
         }
-        Ok(Found::Value(entry[HEADER..].to_vec()))
+        let left = (deadline != 0).then(|| Duration::from_millis(deadline - now));
+        Ok(Found::Value(entry[HEADER..].to_vec(), left))
     }
 
     /// Writes the entries (key, encoded value, time to live), unless `skip` says otherwise
