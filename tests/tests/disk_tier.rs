@@ -184,6 +184,36 @@ fn a_value_read_from_the_file_expires_when_it_would_have() {
     );
 }
 
+#[cached(disk, name = "disk_tier::twin")]
+fn twin_square(n: u64) -> u64 {
+    n * n
+}
+
+#[cached(disk, name = "disk_tier::twin")]
+fn twin_cube(n: u64) -> u64 {
+    n * n * n
+}
+
+/// Two functions of one name on one file would read each other's entries: the second to
+/// start stays in the process (its calls counted in `disk_errors`), and each returns its own.
+#[test]
+fn a_second_function_of_one_name_does_not_share_the_file() {
+    if role().is_some() {
+        return;
+    }
+    open_parent_file();
+    assert_eq!(twin_square(3), 9);
+    assert_eq!(twin_cube(3), 27);
+    twin_square_cache().cache().clear();
+    twin_cube_cache().cache().clear();
+    assert_eq!(twin_square(3), 9);
+    assert_eq!(twin_cube(3), 27);
+    let (square, cube) = (twin_square_cache().stats(), twin_cube_cache().stats());
+    assert_eq!((square.disk_hits, square.disk_errors), (1, 0), "{square}");
+    assert_eq!(cube.disk_hits, 0, "{cube}");
+    assert!(cube.disk_errors > 0, "{cube}");
+}
+
 // --- expired entries are swept ---
 
 /// What a file holds, read with redb itself once no process has it open.

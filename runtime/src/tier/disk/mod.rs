@@ -62,6 +62,32 @@ impl<K, V> fmt::Debug for Disk<K, V> {
     }
 }
 
+/// Takes `name` on the file at `path` (`None`: the default file) for the function defined at
+/// `defined_at`; `Err` with where the function that has it is defined.
+fn claim_name(
+    path: Option<&'static str>,
+    name: &'static str,
+    defined_at: &'static std::panic::Location<'static>,
+) -> Result<(), &'static std::panic::Location<'static>> {
+    type Named = (
+        Option<&'static str>,
+        &'static str,
+        &'static std::panic::Location<'static>,
+    );
+    static NAMES: parking_lot::Mutex<Vec<Named>> = parking_lot::Mutex::new(Vec::new());
+    let mut names = NAMES.lock();
+    match names
+        .iter()
+        .find(|(taken_path, taken, _)| *taken_path == path && *taken == name)
+    {
+        Some(&(_, _, first)) => Err(first),
+        None => {
+            names.push((path, name, defined_at));
+            Ok(())
+        }
+    }
+}
+
 impl<K, V> Disk<K, V> {
     /// The tier of a function stored in the file at `path` (`None`: the default file), each
     /// entry kept for `ttl` (`None`: until evicted or removed).
@@ -231,9 +257,21 @@ where
         &self,
         name: &'static str,
         _local: &Cache<K, V>,
-        _defined_at: &'static std::panic::Location<'static>,
+        defined_at: &'static std::panic::Location<'static>,
     ) {
         self.0.state.get_or_init(|| {
+            if let Err(first) = claim_name(self.0.path, name, defined_at) {
+                // Sharing entries, the two would return each other's values.
+                let message = format!(
+                    "two functions are named {name:?} on one disk file, at {first} and at \
+                     {defined_at}: they would read each other's entries, so the one at \
+                     {defined_at} does not use the file (in-process only, counted in \
+                     disk_errors). Give one of them another `name = \"…\"`."
+                );
+                #[cfg(feature = "tracing")]
+                tracing::error!(target: "memokit::disk", "{message}");
+                return Err(message);
+            }
             let store = store::open_for(self.0.path).map_err(|e| {
                 #[cfg(feature = "tracing")]
                 tracing::error!(target: "memokit::disk", "{e}; `{name}` runs in-process only");
