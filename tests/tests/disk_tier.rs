@@ -594,6 +594,45 @@ fn a_value_of_another_type_is_a_counted_miss_and_is_overwritten() {
     text.success();
 }
 
+#[cached(disk, name = "disk_tier::typed_key")]
+fn user_by_u32(id: u32) -> String {
+    format!("user #{id}")
+}
+
+#[cached(disk, name = "disk_tier::typed_key")]
+fn user_by_i64(id: i64) -> String {
+    format!("user #{id}")
+}
+
+/// The key type is part of an entry's fingerprint: `5_i64` is stored as the same bytes as
+/// `10_u32` (postcard's zigzag), and must not read that key's value.
+#[test]
+fn a_key_of_another_type_does_not_read_another_keys_value() {
+    const TEST: &str = "a_key_of_another_type_does_not_read_another_keys_value";
+    match role().as_deref() {
+        Some("u32") => {
+            open_child_file();
+            assert_eq!(user_by_u32(10), "user #10");
+            memokit::disk::flush().unwrap();
+            return;
+        }
+        Some("i64") => {
+            open_child_file();
+            assert_eq!(user_by_i64(5), "user #5");
+            println!("DECODE {}", user_by_i64_cache().stats().disk_decode_errors);
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let dir = folder("typed-key");
+    let path = dir.path().join("cache.redb");
+    run(TEST, "u32", &path, &[]).success();
+    let reader = run(TEST, "i64", &path, &[]);
+    assert_eq!(number(reader.expect_line("DECODE", secs(30))), 1);
+    reader.success();
+}
+
 // --- compression ---
 
 /// A report of 2,000 lines: 40 KB of postcard, with the repetition of real text.

@@ -151,7 +151,7 @@ where
         ttl,
         codec::encode_key::<K>,
         // Always postcard, compressed above `codec::COMPRESS_ABOVE` bytes.
-        |value| codec::encode_value::<V>(value, codec::Encoding::DEFAULT),
-        codec::decode_value::<V>,
+        |value| codec::encode_entry::<K, V>(value, codec::Encoding::DEFAULT),
+        codec::decode_entry::<K, V>,
     )
 }

@@ -191,7 +191,7 @@ where
         codec,
         codec::encode_key::<K>,
         codec::decode_key::<K>,
-        codec::encode_value::<V>,
-        codec::decode_value::<V>,
+        codec::encode_entry::<K, V>,
+        codec::decode_entry::<K, V>,
     )
 }

@@ -79,26 +79,54 @@ pub(crate) fn fingerprint<V: ?Sized>() -> u32 {
 /// The stored form of `value`, or `None` if serde refuses it (postcard accepts nearly
 /// everything; JSON refuses, e.g., a map whose keys are not strings or numbers).
 pub fn encode_value<V: Serialize>(value: &V, encoding: Encoding) -> Option<Vec<u8>> {
-    match encoding.codec {
-        Codec::Postcard => encode_binary(value, encoding.compress_above),
-        Codec::Json => encode_json(value),
-    }
+    encode_with(value, encoding, fingerprint::<V>())
 }
 
 /// The value stored in `bytes`, whichever codec wrote it, or `None` when they were written
 /// by another format version, for another type, or do not decode.
 pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
+    decode_with(bytes, fingerprint::<V>())
+}
+
+/// [`encode_value`] for a function's entry: the fingerprint covers the key type as well, so
+/// that a function whose key type changed (a `u32` id become an `i64`, whose bytes may read
+/// as another key) misses instead of answering with another key's value.
+pub(crate) fn encode_entry<K: ?Sized, V: Serialize>(
+    value: &V,
+    encoding: Encoding,
+) -> Option<Vec<u8>> {
+    encode_with(value, encoding, fingerprint::<(&K, V)>())
+}
+
+/// The value of a function's entry written by [`encode_entry`] for the same key and value
+/// types.
+pub(crate) fn decode_entry<K: ?Sized, V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
+    decode_with(bytes, fingerprint::<(&K, V)>())
+}
+
+fn encode_with<V: Serialize>(value: &V, encoding: Encoding, fingerprint: u32) -> Option<Vec<u8>> {
+    match encoding.codec {
+        Codec::Postcard => encode_binary(value, encoding.compress_above, fingerprint),
+        Codec::Json => encode_json(value, fingerprint),
+    }
+}
+
+fn decode_with<V: DeserializeOwned>(bytes: &[u8], fingerprint: u32) -> Option<V> {
     match *bytes.first()? {
-        FORMAT_VERSION => decode_binary(bytes),
-        b'{' => decode_json(bytes),
+        FORMAT_VERSION => decode_binary(bytes, fingerprint),
+        b'{' => decode_json(bytes, fingerprint),
         _ => None,
     }
 }
 
-fn encode_binary<V: Serialize>(value: &V, compress_above: usize) -> Option<Vec<u8>> {
+fn encode_binary<V: Serialize>(
+    value: &V,
+    compress_above: usize,
+    fingerprint: u32,
+) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&[FORMAT_VERSION, POSTCARD]);
-    out.extend_from_slice(&fingerprint::<V>().to_le_bytes());
+    out.extend_from_slice(&fingerprint.to_le_bytes());
     let mut out = postcard::to_io(value, out).ok()?;
     let payload = out.len() - HEADER;
     // The stated length is a u32: a larger value (Redis takes at most 512 MB) stays as it is.
@@ -113,8 +141,8 @@ fn encode_binary<V: Serialize>(value: &V, compress_above: usize) -> Option<Vec<u
     Some(out)
 }
 
-fn decode_binary<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
-    if bytes.len() < HEADER || bytes[2..HEADER] != fingerprint::<V>().to_le_bytes() {
+fn decode_binary<V: DeserializeOwned>(bytes: &[u8], fingerprint: u32) -> Option<V> {
+    if bytes.len() < HEADER || bytes[2..HEADER] != fingerprint.to_le_bytes() {
         return None;
     }
     let payload = &bytes[HEADER..];
@@ -147,13 +175,12 @@ fn postcard_exact<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
     }
 }
 
-fn encode_json<V: Serialize>(value: &V) -> Option<Vec<u8>> {
+fn encode_json<V: Serialize>(value: &V, fingerprint: u32) -> Option<Vec<u8>> {
     use std::io::Write;
     let mut out = Vec::with_capacity(64);
     write!(
         out,
-        "{{\"memokit\":{FORMAT_VERSION},\"fingerprint\":\"{:08x}\",\"value\":",
-        fingerprint::<V>()
+        "{{\"memokit\":{FORMAT_VERSION},\"fingerprint\":\"{fingerprint:08x}\",\"value\":"
     )
     .ok()?;
     serde_json::to_writer(&mut out, value).ok()?;
@@ -170,9 +197,9 @@ struct Envelope<'a, V> {
     value: V,
 }
 
-fn decode_json<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
+fn decode_json<V: DeserializeOwned>(bytes: &[u8], fingerprint: u32) -> Option<V> {
     let envelope: Envelope<'_, V> = serde_json::from_slice(bytes).ok()?;
-    let expected = format!("{:08x}", fingerprint::<V>());
+    let expected = format!("{fingerprint:08x}");
     (envelope.memokit == FORMAT_VERSION && envelope.fingerprint == expected)
         .then_some(envelope.value)
 }
