@@ -149,6 +149,21 @@ fn entries_spread_over_every_master_and_every_write_reaches_the_cluster() {
         report, "0 KEPT 50 L2_HITS 100 ERRORS 0",
         "in the other process"
     );
+
+    // A large bulk write on a healthy cluster is no outage: one pipeline per slot and one
+    // announcement per key, all sent at once (the announcements one after the other took
+    // longer than the timeout from about 100 keys on).
+    let many: Vec<u32> = (1_000..2_000).collect();
+    spread_cache().insert_many(many.iter().map(|&k| (k, source(k))));
+    let started = Instant::now();
+    spread_cache().invalidate_many(&many);
+    let took = started.elapsed();
+    let stats = spread_cache().stats();
+    assert_eq!(
+        (stats.l2_errors, stats.l2_pending_writes),
+        (0, 0),
+        "1,000 keys written and invalidated in {took:?}"
+    );
 }
 
 // ---- A process that lost its subscription ---------------------------------------------------

@@ -520,12 +520,19 @@ impl Connection {
                 .add_command(cmd)
                 .ignore();
         }
+        // The announcements after the writes (a process that hears one reads Redis again), all
+        // at once too: one after the other, a few hundred of them took longer than a timeout.
+        let announce = announce
+            .into_iter()
+            .map(|cmd| {
+                let mut pipe = redis::pipe();
+                pipe.add_command(cmd).ignore();
+                pipe
+            })
+            .collect();
         self.run(|conn| async move {
             all_at_once::<()>(&conn, by_slot.into_values().collect()).await?;
-            let mut conn = conn;
-            for cmd in announce {
-                cmd.query_async::<()>(&mut conn).await?;
-            }
+            all_at_once::<()>(&conn, announce).await?;
             Ok(())
         })
         .await
