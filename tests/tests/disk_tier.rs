@@ -214,6 +214,62 @@ fn a_second_function_of_one_name_does_not_share_the_file() {
     assert!(cube.disk_errors > 0, "{cube}");
 }
 
+static SOURCE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(disk, name = "disk_tier::source_row")]
+fn source_row(n: u64) -> u64 {
+    SOURCE_RUNS.fetch_add(1, SeqCst);
+    n
+}
+
+#[cache_put(source_row, key = n)]
+fn write_source_row(n: u64, value: u64) -> u64 {
+    value
+}
+
+/// An `invalidate` or an `insert` (`#[cache_put]`) is on disk when it returns: a process that
+/// ends right after it, without `flush`, does not bring the old value back at its restart.
+#[test]
+fn a_write_is_kept_by_a_restart_without_flush() {
+    const TEST: &str = "a_write_is_kept_by_a_restart_without_flush";
+    match role().as_deref() {
+        Some("fill") => {
+            open_child_file();
+            assert_eq!(source_row(1), 1);
+            assert_eq!(source_row(2), 2);
+            memokit::disk::flush().unwrap();
+            return;
+        }
+        Some("write") => {
+            open_child_file();
+            source_row_cache().invalidate(&1);
+            write_source_row(2, 20);
+            // Ends at once, no flush.
+            return;
+        }
+        Some("read") => {
+            open_child_file();
+            println!("VALUES {} {}", source_row(1), source_row(2));
+            println!("RUNS {}", SOURCE_RUNS.load(SeqCst));
+            return;
+        }
+        Some(_) => return,
+        None => {}
+    }
+    let dir = folder("durable-writes");
+    let path = dir.path().join("cache.redb");
+    run(TEST, "fill", &path, &[]).success();
+    run(TEST, "write", &path, &[]).success();
+    let reader = run(TEST, "read", &path, &[]);
+    assert_eq!(reader.expect_line("VALUES", secs(30)), "1 20");
+    assert_eq!(
+        number(reader.expect_line("RUNS", secs(5))),
+        1,
+        "key 1 computed again (its invalidation kept), key 2 read as written"
+    );
+    reader.success();
+}
+
 // --- expired entries are swept ---
 
 /// What a file holds, read with redb itself once no process has it open.

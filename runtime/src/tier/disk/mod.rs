@@ -148,8 +148,9 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             .collect()
     }
 
-    /// Writes `entries` unless `skip` says, under the file's write lock, not to.
-    fn write(&self, entries: &[(K, V)], skip: impl FnOnce() -> bool) {
+    /// Writes `entries` unless `skip` says, under the file's write lock, not to; `durable`:
+    /// a write of the program (`insert`), on disk when it returns, not a computed value.
+    fn write(&self, entries: &[(K, V)], skip: impl FnOnce() -> bool, durable: bool) {
         let Some(attached) = self.attached() else {
             return;
         };
@@ -157,7 +158,7 @@ impl<K: Clone, V: Clone> Inner<K, V> {
         if encoded.is_empty() {
             return;
         }
-        match attached.store.put(&encoded, self.ttl, skip) {
+        match attached.store.put(&encoded, self.ttl, skip, durable) {
             Ok(written) => {
                 self.counters.evictions.fetch_add(written.evicted, Relaxed);
             }
@@ -184,7 +185,7 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             },
             Ok(Found::Expired) => {
                 self.counters.misses.fetch_add(1, Relaxed);
-                if let Err(e) = attached.store.remove(&[key]) {
+                if let Err(e) = attached.store.remove(&[key], false) {
                     self.failed_write(&attached.store, e);
                 }
                 None
@@ -208,7 +209,8 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             .iter()
             .filter_map(|key| self.entry_key(attached, key))
             .collect();
-        if let Err(e) = attached.store.remove(&keys) {
+        // Durable at once: an invalidation a restart brought back would serve what it removed.
+        if let Err(e) = attached.store.remove(&keys, true) {
             self.failed_write(&attached.store, e);
         }
     }
@@ -243,7 +245,7 @@ where
         // `superseded` is read under the file's write lock: a write of the key that came
         // first made it true, one that comes later removes or replaces this value.
         self.tier
-            .write(&[(self.key, value.clone())], || superseded.get());
+            .write(&[(self.key, value.clone())], || superseded.get(), false);
         Box::pin(std::future::ready(()))
     }
 }
@@ -323,16 +325,17 @@ where
     }
 
     fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
-        self.0.write(entries, || false);
+        self.0.write(entries, || false, false);
         Box::pin(std::future::ready(()))
     }
 
     fn put(&self, key: &K, value: &V) {
-        self.0.write(&[(key.clone(), value.clone())], || false);
+        self.0
+            .write(&[(key.clone(), value.clone())], || false, true);
     }
 
     fn put_many(&self, entries: &[(K, V)]) {
-        self.0.write(entries, || false);
+        self.0.write(entries, || false, true);
     }
 
     fn remove(&self, key: &K) {
@@ -347,7 +350,7 @@ where
         let Some(attached) = self.0.attached() else {
             return;
         };
-        if let Err(e) = attached.store.remove_prefix(&attached.prefix) {
+        if let Err(e) = attached.store.remove_prefix(&attached.prefix, true) {
             self.0.failed_write(&attached.store, e);
         }
     }

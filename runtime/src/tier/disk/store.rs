@@ -547,8 +547,9 @@ impl Store {
         entries: &[(Vec<u8>, Vec<u8>)],
         ttl: Option<Duration>,
         skip: impl FnOnce() -> bool,
+        durable: bool,
     ) -> Result<Written, redb::Error> {
-        self.write(|tx, counters| {
+        self.write(durable, |tx, counters| {
             if skip() {
                 return Ok(0);
             }
@@ -596,9 +597,10 @@ impl Store {
         .map(|evicted| Written { evicted })
     }
 
-    /// Removes the entries at `keys`.
-    pub(crate) fn remove(&self, keys: &[Vec<u8>]) -> Result<(), redb::Error> {
-        self.write(|tx, counters| {
+    /// Removes the entries at `keys`; `durable`: on disk when it returns (see
+    /// [`Store::write`]).
+    pub(crate) fn remove(&self, keys: &[Vec<u8>], durable: bool) -> Result<(), redb::Error> {
+        self.write(durable, |tx, counters| {
             let mut table = tx.open_table(ENTRIES)?;
             let mut index = Index::open(tx)?;
             for key in keys {
@@ -610,7 +612,7 @@ impl Store {
     }
 
     /// Removes every entry whose key starts with `prefix` (one function's).
-    pub(crate) fn remove_prefix(&self, prefix: &[u8]) -> Result<(), redb::Error> {
+    pub(crate) fn remove_prefix(&self, prefix: &[u8], durable: bool) -> Result<(), redb::Error> {
         let keys: Vec<Vec<u8>> = {
             let tx = self.db.begin_read()?;
             let table = tx.open_table(ENTRIES)?;
@@ -624,7 +626,7 @@ impl Store {
             }
             keys
         };
-        self.remove(&keys)
+        self.remove(&keys, durable)
     }
 
     /// Removes up to [`SWEEP_STEP`] entries whose deadline passed, soonest first; returns how
@@ -641,7 +643,7 @@ impl Store {
         if !due {
             return Ok(0);
         }
-        self.write(|tx, counters| {
+        self.write(false, |tx, counters| {
             let mut table = tx.open_table(ENTRIES)?;
             let mut index = Index::open(tx)?;
             let due: Vec<Vec<u8>> = index
@@ -671,14 +673,18 @@ impl Store {
         }
     }
 
-    /// One write transaction with the counters, which it persists; durable at once when
-    /// `flush_every` is zero, else at the next flush.
+    /// One write transaction with the counters, which it persists; durable at once when asked
+    /// (`durable`: a write of the program, `insert` or `invalidate`, which a restart must not
+    /// undo, whereas a computed value lost is only computed again) or when `flush_every` is
+    /// zero, else at the next flush.
     fn write(
         &self,
+        durable: bool,
         body: impl FnOnce(&WriteTransaction, &mut (u64, u64)) -> Result<u64, redb::Error>,
     ) -> Result<u64, redb::Error> {
+        let durable = durable || self.flush_every.is_zero();
         let mut tx = self.db.begin_write()?;
-        tx.set_durability(if self.flush_every.is_zero() {
+        tx.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None
@@ -688,12 +694,13 @@ impl Store {
         let evicted = body(&tx, &mut next)?;
         // A commit that is not durable needs no counters in the file: the durable one that
         // follows (`flush`) writes them, and a crash reopens the file at a durable commit.
-        if self.flush_every.is_zero() {
+        if durable {
             save_counters(&tx, next)?;
         }
         tx.commit()?;
         *counters = next;
-        self.dirty.store(!self.flush_every.is_zero(), Relaxed);
+        // A durable commit makes every commit before it durable too.
+        self.dirty.store(!durable, Relaxed);
         Ok(evicted)
     }
 }
