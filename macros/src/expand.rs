@@ -91,6 +91,15 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             key(func, options),
         ),
     };
+    // Spanned at the return type, so that a value that is not `Clone` is reported there first.
+    let binding = match &batch {
+        Some(_) => binding,
+        None => {
+            let value = respan(value_type.clone(), ret.span());
+            let check = quote_spanned!(ret.span()=> #private::cached_value::<#value>(););
+            quote!(#binding #check)
+        }
+    };
     let accessor = format_ident!("{}_cache", ident);
     let is_method = func.is_method();
     // A generic function has one cache per instantiation: its accessor takes the same type
@@ -665,4 +674,23 @@ pub(crate) fn async_body(ret: &impl ToTokens, block: &syn::Block) -> TokenStream
             output
         }
     }
+}
+
+/// `tokens` with every token (inside groups too) at `span`: where the compiler reports a bound
+/// of a type built by the expansion.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }

@@ -131,6 +131,20 @@ pub mod __private {
     /// Checks that `T`, an argument's type, can be part of a key.
     pub fn key_argument<T: ?Sized + KeyArgument>() {}
 
+    /// What a `#[cached]` function's cached value must be: checked at the return type
+    /// ([`cached_value`]), so that the compiler's error points at it.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the cached value of a `#[cached]` function: it is not `Clone`",
+        label = "every caller gets a clone of the cached value",
+        note = "derive or implement `Clone` for it, or return an `Arc` of it (`Arc<{Self}>` is `Clone`)"
+    )]
+    pub trait CachedValue {}
+
+    impl<T: Clone> CachedValue for T {}
+
+    /// Checks that `T`, a function's cached value, can be handed to every caller.
+    pub fn cached_value<T: CachedValue>() {}
+
     /// The seed of `#[cached(seed = <expression>)]`, checked to be a `u64`.
     pub fn seed(seed: impl Seed) -> u64 {
         seed.into_seed()
