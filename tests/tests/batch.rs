@@ -331,3 +331,31 @@ fn batches_of_overlapping_keys_in_any_order_all_finish_with_every_key() {
         thread.join().unwrap();
     }
 }
+
+#[cached(batch, size = 100)]
+async fn awaits_its_own_key(ids: Vec<u64>) -> HashMap<u64, u64> {
+    if ids.contains(&1) {
+        tokio::task::yield_now().await;
+        return Box::pin(awaits_its_own_key(vec![1])).await;
+    }
+    ids.iter().map(|&id| (id, id)).collect()
+}
+
+/// An async batch whose body awaits its own function for one of its keys would wait for
+/// itself: it panics with a message instead, as the sync form and single-key functions do.
+#[tokio::test]
+async fn an_async_batch_awaiting_its_own_key_panics_instead_of_hanging() {
+    let task = tokio::spawn(awaits_its_own_key(vec![1, 2]));
+    let outcome = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the batch waits for itself");
+    let panic = outcome.unwrap_err().into_panic();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(message.contains("called itself"), "{message}");
+    // Nothing is left stuck: the keys compute again.
+    assert_eq!(awaits_its_own_key(vec![2, 3]).await.len(), 2);
+}

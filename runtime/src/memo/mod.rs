@@ -576,13 +576,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             Ok(M::from_iter(None))
         } else {
             match self.tier.as_deref() {
-                None => S::split(body(missing).await),
+                None => S::split(running_batch(&batch, body(missing)).await),
                 Some(tier) => {
                     let (found, absent) = in_tier(&missing, tier.get_many(&missing).await);
                     if absent.is_empty() {
                         Ok(M::from_iter(found))
                     } else {
-                        match S::split(body(absent.clone()).await) {
+                        match S::split(running_batch(&batch, body(absent.clone())).await) {
                             Ok(answer) => {
                                 let (all, fresh) = with_tier(found, answer, &absent, &batch);
                                 if !fresh.is_empty() {
@@ -761,6 +761,23 @@ where
         let _ = rule;
         Some((leader, init))
     }
+}
+
+/// `computation`, a batch's body, polled with the batch's keys marked as computed on this
+/// thread during each poll (as `load::running_here` does for one key): a body that awaits its
+/// own function for one of them panics with a message instead of waiting for itself.
+async fn running_batch<K, V, F>(batch: &batch::Batch<'_, K, V>, computation: F) -> F::Output
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    F: Future,
+{
+    let mut computation = std::pin::pin!(computation);
+    std::future::poll_fn(|cx| {
+        let _running = batch.running_here();
+        computation.as_mut().poll(cx)
+    })
+    .await
 }
 
 impl<K, V> ErasedMemo for Memo<K, V>
