@@ -156,9 +156,16 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
 
     let mut name = match (&options.name, is_method) {
         (Some(name), _) => quote!(#name),
+        // The type without its generic arguments: in a generic `impl`, one cache serves every
+        // instantiation, and its name must not depend on which was called first.
         (None, true) => quote! {
             ::std::boxed::Box::leak(
-                ::std::format!("{}::{}", ::std::any::type_name::<Self>(), ::core::stringify!(#ident)).into_boxed_str(),
+                ::std::format!(
+                    "{}::{}",
+                    ::std::any::type_name::<Self>().split('<').next().unwrap_or_default(),
+                    ::core::stringify!(#ident),
+                )
+                .into_boxed_str(),
             )
         },
         (None, false) => quote!(::core::concat!(

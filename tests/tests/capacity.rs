@@ -373,3 +373,23 @@ fn entries_that_weigh_nothing_still_count_against_the_capacity() {
         assert!(cache.weighted_size() <= 10, "{policy:?}");
     }
 }
+
+/// A key updated with a heavier value that fits is readable right after: the room is made
+/// from other entries, under every policy (under FIFO-like orders the entry's own growth used
+/// to evict it).
+#[test]
+fn a_heavier_update_that_fits_is_kept() {
+    for policy in memokit_tests::POLICIES {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(10)
+            .shards(1)
+            .policy(policy)
+            .weigher(|_, value| *value)
+            .build();
+        cache.insert(1, 5);
+        cache.insert(2, 5);
+        cache.insert(1, 8);
+        assert_eq!(cache.get(&1), Some(8), "{policy:?}");
+        assert!(cache.weighted_size() <= 10, "{policy:?}");
+    }
+}

@@ -198,3 +198,24 @@ fn writers_name_the_instantiation() {
     assert_eq!(price::<u32>(1), 10);
     assert_eq!(PRICES.load(SeqCst), before + 1);
 }
+
+struct Shelf<T>(std::marker::PhantomData<T>);
+
+impl<T> Shelf<T> {
+    #[cached(key = id)]
+    fn count(&self, id: u64) -> u64 {
+        id
+    }
+}
+
+/// A method of a generic `impl` has one cache for every instantiation (its key and value
+/// cannot name `T`), listed under the type's name without its arguments, whichever
+/// instantiation is called first.
+#[test]
+fn a_generic_impls_method_is_named_without_the_impls_arguments() {
+    Shelf::<u16>(std::marker::PhantomData).count(1);
+    Shelf::<String>(std::marker::PhantomData).count(1);
+    let name = Shelf::<u8>::count_cache().name();
+    assert!(name.ends_with("::Shelf::count"), "{name}");
+    assert_eq!(Shelf::<u8>::count_cache().stats().hits, 1);
+}

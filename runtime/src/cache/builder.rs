@@ -341,7 +341,7 @@ impl<K: Hash + Eq, V: Clone> CacheBuilder<K, V> {
 
     /// The number of shards, rounded up to a power of two, between 1 and [`MAX_SHARDS`]
     /// (65,536; a larger number is clamped to it, 0 counts as 1), and never more than a bounded
-    /// cache's capacity. By default: four per available core, fewer for small bounded caches (see
+    /// cache's capacity. By default: eight per available core, fewer for small bounded caches (see
     /// [`max_capacity`](Self::max_capacity)), and for a bounded cache without a weigher up to
     /// twice as many, not necessarily a power of two: the count whose shares fill the shards'
     /// hash tables best, which take a power of two of buckets (1,000,000 entries over 10 shards

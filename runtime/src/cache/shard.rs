@@ -538,6 +538,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             self.remove_resident(cfg, data, idx, RemovalCause::Expired, removed);
             existing = None;
         }
+        if let Some(idx) = existing.filter(|&idx| weight > data.entry(idx).weight()) {
+            // A heavier value takes the path of a new entry: room is made before it is placed,
+            // so the eviction that makes room for it can never pick it (updated in place, the
+            // entry's own growth could evict it under a FIFO-like order).
+            self.remove_resident(cfg, data, idx, RemovalCause::Replaced, removed);
+            existing = None;
+        }
         if weight > self.capacity {
             // Too heavy to ever fit: the old value is outdated, so it goes too.
             if let Some(idx) = existing {
