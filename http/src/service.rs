@@ -2,6 +2,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
-    PRAGMA,
+    PRAGMA, RANGE,
 };
 use http::{request, HeaderName, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -301,7 +302,12 @@ where
 {
     let route = shared.config.route_of(request.uri().path());
     let method = request.method().clone();
-    if !(method == Method::GET || method == Method::HEAD) || !route.cached {
+    // A range, or a precondition other than a validator of the whole response, is the
+    // handler's to judge: the layer stores and serves whole responses only.
+    let partial = [RANGE, IF_RANGE, IF_MATCH, IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|name| request.headers().contains_key(name));
+    if !(method == Method::GET || method == Method::HEAD) || !route.cached || partial {
         bump(&shared.counters.bypasses);
         // RFC 9111, 4.4: an unsafe method that succeeds invalidates what is stored for its
         // target URI (a `POST` to `/users/7` changed what a `GET` of it returns).
@@ -338,10 +344,8 @@ where
             Some(stored) if request.trusts(&stored) && request.fresh_enough(&stored, now) => {
                 request.serve(&stored, Answer::Hit)
             }
-            _ => {
-                bump(&shared.counters.misses);
-                gateway_timeout()
-            }
+            // Not a miss: no handler was asked.
+            _ => gateway_timeout(),
         });
     }
 
@@ -504,12 +508,11 @@ impl Exchange<'_> {
     /// The key `stored` belongs under (this request's headers named by its `Vary`), after
     /// noting its `Vary` for the resource's next requests.
     fn learn_key(&self, stored: &StoredResponse) -> ResponseKey {
+        // Written with every response stored, so that it lives as long as the newest of them.
         let resource = self.key.resource();
-        if self.shared.vary.peek(resource).as_deref() != Some(&*stored.vary) {
-            self.shared
-                .vary
-                .insert(resource.clone(), stored.vary.clone());
-        }
+        self.shared
+            .vary
+            .insert(resource.clone(), stored.vary.clone());
         ResponseKey::new(resource.clone(), &stored.vary, &self.parts.headers)
     }
 
@@ -539,8 +542,13 @@ impl Exchange<'_> {
             if let AfterResponse::NotModified(policy, _) =
                 previous.policy.after_response(judged, &head, now)
             {
-                return Fetched::Stored(Arc::new(previous.revalidated(policy, now, generation)));
+                let revalidated = previous.revalidated(policy, &head.headers, now, generation);
+                return Fetched::Stored(Arc::new(revalidated));
             }
+            // A `304` that does not match what is stored (another validator, or none) answers
+            // no request of a client that sent none: ask for the whole response.
+            let request = Request::from_parts(self.for_handler(), ReqBody::default());
+            return Box::pin(self.fetch(inner, request, None)).await;
         }
         let store_set_cookie = shared.config.store_set_cookie;
         let storable = match storable(judged, &head, &self.route, store_set_cookie, now) {
@@ -577,29 +585,40 @@ impl Exchange<'_> {
         ReqBody: Default + Send + 'static,
     {
         let now = SystemTime::now();
-        if self.fresh_enough(&stored, now) {
-            return Ok(self.serve(&stored, Answer::Hit));
-        }
         let stale_for = stored.stale_for(now);
+        if self.fresh_enough(&stored, now) {
+            // Stale, but within the request's `max-stale`: served, and said so.
+            let answer = match stale_for.is_zero() {
+                true => Answer::Hit,
+                false => Answer::Stale,
+            };
+            return Ok(self.serve(&stored, answer));
+        }
         if !asks.forbids_stale && !stale_for.is_zero() && stale_for <= stored.stale_while_revalidate
         {
             self.revalidate_in_background(inner, stored.clone());
             return Ok(self.serve(&stored, Answer::Stale));
         }
-        let stale_if_error = stale_for <= stored.stale_if_error;
-        match self.revalidate(&mut inner, &stored).await {
-            Ok(fresh) => Ok(self.serve(&fresh, Answer::Revalidated)),
-            Err(Some(Led::Served(response)))
+        // Only a stale copy, within its window, and for a request that accepts one: a fresh
+        // copy the request would not take (`no-cache`) is no answer to a failure.
+        let stale_if_error =
+            !asks.forbids_stale && !stale_for.is_zero() && stale_for <= stored.stale_if_error;
+        let (revalidated, led) = self.revalidate(&mut inner, &stored).await;
+        match (revalidated, led) {
+            (Ok(Some(fresh)), _) => Ok(self.serve(&fresh, Answer::Revalidated)),
+            (_, Some(Led::Served(response)))
                 if stale_if_error && response.status().is_server_error() =>
             {
                 Ok(self.serve(&stored, Answer::Stale))
             }
-            Err(Some(Led::Failed(_))) | Err(None) if stale_if_error => {
+            (_, Some(Led::Served(response))) => Ok(response),
+            (_, Some(Led::Failed(_))) | (Err(NotShared), None) if stale_if_error => {
                 Ok(self.serve(&stored, Answer::Stale))
             }
-            Err(Some(Led::Served(response))) => Ok(response),
-            Err(Some(Led::Failed(error))) => Err(error),
-            Err(Some(Led::Stored) | None) => {
+            (_, Some(Led::Failed(error))) => Err(error),
+            // Waited on another caller's revalidation that failed (no copy of its error), or
+            // whose answer was not for sharing (not a failure): ask the handler.
+            (Err(NotShared) | Ok(None), None | Some(Led::Stored)) => {
                 bump(&self.shared.counters.misses);
                 self.pass(&mut inner).await
             }
@@ -607,13 +626,17 @@ impl Exchange<'_> {
     }
 
     /// Asks the handler again for `stored` (with its validators), one caller at a time per
-    /// stored response: the new response, or what this caller got instead if it ran the
-    /// handler (`None` if it waited on another caller's run that was not for sharing).
+    /// stored response: the new response (`Ok(Some)`), nothing to share (`Ok(None)`: an
+    /// answer not stored) or a failure (`Err`), and what this caller got if it ran the
+    /// handler itself (`None` if it waited on another caller's run).
     async fn revalidate<S, ReqBody>(
         &self,
         inner: &mut S,
         stored: &Arc<StoredResponse>,
-    ) -> Result<Arc<StoredResponse>, Option<Led<S::Error>>>
+    ) -> (
+        Result<Option<Arc<StoredResponse>>, NotShared>,
+        Option<Led<S::Error>>,
+    )
     where
         S: CacheableService<ReqBody>,
         ReqBody: Default + Send + 'static,
@@ -622,11 +645,13 @@ impl Exchange<'_> {
         let revalidation = async {
             bump(&self.shared.counters.revalidations);
             let now = SystemTime::now();
-            let for_handler = self.for_handler();
-            let parts = match stored.policy.before_request(&for_handler, now) {
-                BeforeRequest::Stale { request, .. } => request,
-                BeforeRequest::Fresh(_) => for_handler,
-            };
+            let mut parts = self.for_handler();
+            // Its validators added; the rest of the request as it came (its extensions too:
+            // axum's path parameters, a middleware's values).
+            if let BeforeRequest::Stale { request, .. } = stored.policy.before_request(&parts, now)
+            {
+                parts.headers = request.headers;
+            }
             let request = Request::from_parts(parts, ReqBody::default());
             match self.fetch(inner, request, Some(stored)).await {
                 Fetched::Stored(fresh) => {
@@ -654,7 +679,7 @@ impl Exchange<'_> {
             .revalidations
             .try_optionally_get_or_insert_with_async(generation_key, revalidation)
             .await;
-        revalidated.ok().flatten().ok_or(led)
+        (revalidated, led)
     }
 
     /// Revalidates `stored` on the current tokio runtime (callers that do so while one
@@ -668,6 +693,10 @@ impl Exchange<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // One task per stored response at a time, not one per stale request while it runs.
+        if stored.revalidating.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let (shared, parts, key) = (self.shared.clone(), self.parts.clone(), self.key.clone());
         let route = self.route;
         runtime.spawn(async move {
@@ -680,6 +709,7 @@ impl Exchange<'_> {
             };
             // Its outcome is in the cache (or, on failure, the stale response stays).
             let _ = exchange.revalidate(&mut inner, &stored).await;
+            stored.revalidating.store(false, Ordering::Release);
         });
     }
 }

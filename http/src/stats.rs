@@ -134,16 +134,22 @@ pub fn prometheus() -> String {
     for (family, help, read) in FAMILIES {
         // `write!` to a String cannot fail.
         let _ = write!(text, "# HELP {family} {help}\n# TYPE {family} counter\n");
+        // One sample per name: layers built under one name are added up, as
+        // `memokit::registry()` adds up caches of one name.
+        let mut by_name: Vec<(&str, u64)> = Vec::new();
         for (name, counters) in layers.iter() {
+            let count = read(counters).load(Relaxed);
+            match by_name.iter_mut().find(|(listed, _)| listed == name) {
+                Some((_, sum)) => *sum += count,
+                None => by_name.push((name, count)),
+            }
+        }
+        for (name, count) in by_name {
             let name = name
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
                 .replace('\n', "\\n");
-            let _ = writeln!(
-                text,
-                "{family}{{layer=\"{name}\"}} {}",
-                read(counters).load(Relaxed)
-            );
+            let _ = writeln!(text, "{family}{{layer=\"{name}\"}} {count}");
         }
     }
     text

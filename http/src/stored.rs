@@ -2,12 +2,15 @@
 //! `http-cache-semantics`'s, plus the layer's own: errors, `Set-Cookie`, malformed fields),
 //! and how a stored one is served (`Age`, `X-Cache`, `304`).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use headers::{ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, LastModified};
-use http::header::{AGE, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::header::{
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_cache_semantics::{CacheOptions, CachePolicy};
 
@@ -69,6 +72,8 @@ pub(crate) struct StoredResponse {
     pub(crate) stale_if_error: Duration,
     /// Tells apart two responses stored under one key (for coalescing their revalidations).
     pub(crate) generation: u64,
+    /// Whether a background revalidation of it runs (stale-while-revalidate starts one).
+    pub(crate) revalidating: AtomicBool,
 }
 
 /// What the layer decided about a response head, before reading its body.
@@ -125,7 +130,8 @@ pub(crate) fn storable(
     }
     if !directives::states_freshness(headers, &directives) {
         // The route's ttl, as the `s-maxage` the handler did not send.
-        let s_maxage = format!("s-maxage={}", route.ttl.as_secs());
+        // In whole seconds, rounded up: a route of 500 ms stores for a second, not never.
+        let s_maxage = format!("s-maxage={}", whole_seconds(route.ttl));
         judged.append(
             CACHE_CONTROL,
             HeaderValue::from_str(&s_maxage).map_err(|_| NotStored::Policy)?,
@@ -143,8 +149,12 @@ pub(crate) fn storable(
     };
     let stale_while_revalidate = window("stale-while-revalidate", route.stale_while_revalidate);
     let stale_if_error = window("stale-if-error", route.stale_if_error);
-    let downstream = (route.downstream_cache_control && !headers.contains_key(CACHE_CONTROL))
-        .then(|| downstream_cache_control(route));
+    // Only for a response that states no freshness of its own: a `max-age` sent beside its
+    // `Expires` would override it downstream.
+    let downstream = (route.downstream_cache_control
+        && !headers.contains_key(CACHE_CONTROL)
+        && !headers.contains_key(EXPIRES))
+    .then(|| downstream_cache_control(route));
     Ok(Storable {
         policy,
         vary,
@@ -169,11 +179,18 @@ pub(crate) fn drop_unusable_age(headers: &mut HeaderMap) {
     }
 }
 
+/// `duration` in whole seconds, rounded up.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+}
+
 /// The `Cache-Control` a route announces to the caches and browsers downstream.
 fn downstream_cache_control(route: &Route) -> HeaderValue {
     let text = format!(
         "public, max-age={}, stale-while-revalidate={}, stale-if-error={}",
-        route.ttl.as_secs(),
+        whole_seconds(route.ttl),
         route.stale_while_revalidate.as_secs(),
         route.stale_if_error.as_secs()
     );
@@ -219,20 +236,34 @@ impl StoredResponse {
             stale_while_revalidate: storable.stale_while_revalidate,
             stale_if_error: storable.stale_if_error,
             generation,
+            revalidating: AtomicBool::new(false),
         }
     }
 
-    /// The same body with the policy of a `304` that revalidated it.
+    /// The same body with the policy of a `304` that revalidated it, and the header fields the
+    /// `304` sent in place of the stored ones (RFC 9111 §4.3.4).
     pub(crate) fn revalidated(
         &self,
         policy: CachePolicy,
+        updates: &HeaderMap,
         now: SystemTime,
         generation: u64,
     ) -> Self {
         let fresh_for = policy.time_to_live(now).min(directives::LONGEST);
+        let mut headers = self.headers.clone();
+        for name in updates.keys() {
+            // Not those that describe the `304` itself.
+            if [CONTENT_LENGTH, AGE, X_CACHE].contains(name) {
+                continue;
+            }
+            headers.remove(name);
+            for value in updates.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         StoredResponse {
             status: self.status,
-            headers: self.headers.clone(),
+            headers,
             body: self.body.clone(),
             policy,
             vary: self.vary.clone(),
@@ -240,6 +271,7 @@ impl StoredResponse {
             stale_while_revalidate: self.stale_while_revalidate,
             stale_if_error: self.stale_if_error,
             generation,
+            revalidating: AtomicBool::new(false),
         }
     }
 
@@ -271,10 +303,13 @@ impl StoredResponse {
         let age = self.policy.age(now).as_secs();
         headers.insert(AGE, HeaderValue::from(age));
         headers.insert(X_CACHE, answer.header());
-        if not_modified(request, &headers) {
+        // Only a 2xx answers a precondition (RFC 9110 §13.2.1).
+        if self.status.is_success() && not_modified(request, &headers) {
             return not_modified_response(headers);
         }
         let body = if method == Method::HEAD {
+            // The length the `GET` would have, not that of the empty body (RFC 9110 §8.6).
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
             HttpCacheBody::empty()
         } else {
             HttpCacheBody::from(self.body.clone())

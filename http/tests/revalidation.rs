@@ -1,0 +1,329 @@
+//! Revalidation, preconditions and what a stored response carries, over real HTTP on loopback:
+//! one test per rule, each found broken by a user's test and checked to fail with the rule
+//! broken.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get as route_get;
+use axum::Router;
+use hyper::{Method, StatusCode};
+use memokit_http::{HttpCacheLayer, Route};
+use support::{get, send, serve, Calls};
+
+fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(body.into()).expect("a response")
+}
+
+/// Every path answered by `respond(call number, request headers)`, behind `layer`.
+async fn serve_behind<F>(layer: &HttpCacheLayer, respond: F) -> (std::net::SocketAddr, Calls)
+where
+    F: Fn(u64, &HeaderMap) -> Response + Clone + Send + Sync + 'static,
+{
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let handler = move |headers: HeaderMap| {
+        let (respond, calls) = (respond.clone(), counted.clone());
+        async move { respond(calls.count(), &headers) }
+    };
+    (
+        serve(Router::new().fallback(handler).layer(layer.clone())).await,
+        calls,
+    )
+}
+
+fn layer(name: &'static str, route: Route) -> HttpCacheLayer {
+    HttpCacheLayer::builder(name).default_route(route).build()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test]
+async fn a_revalidation_keeps_the_requests_extensions() {
+    // Kept past its ttl (a stale-if-error window), so that it is revalidated, not loaded.
+    let route = Route::ttl(secs(1)).stale_if_error(secs(60));
+    let layer = layer("revalidation::extensions", route);
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            route_get(|Path(id): Path<u32>| async move { format!("user {id}") }),
+        )
+        .layer(layer.clone());
+    let address = serve(app).await;
+    assert_eq!(get(address, "/users/7", &[]).await.text(), "user 7");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let again = get(address, "/users/7", &[]).await;
+    assert_eq!(
+        (again.status, again.text(), again.x_cache()),
+        (StatusCode::OK, "user 7", "REVALIDATED"),
+        "axum's path parameters reach the handler when the layer revalidates"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_copy_the_request_refused_does_not_answer_a_failure() {
+    let layer = layer("revalidation::no_window", Route::ttl(secs(60)));
+    let (address, _) = serve_behind(&layer, |n, _| match n {
+        1 => response(200, &[("cache-control", "max-age=60")], "v1"),
+        _ => response(500, &[], "database down"),
+    })
+    .await;
+    get(address, "/x", &[]).await;
+    let refused = get(address, "/x", &[("cache-control", "no-cache")]).await;
+    assert_eq!(
+        (refused.status, refused.text()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "database down")
+    );
+}
+
+#[tokio::test]
+async fn a_304_that_does_not_match_is_replaced_by_the_whole_response() {
+    let layer = layer("revalidation::bare_304", Route::ttl(secs(60)));
+    let (address, calls) = serve_behind(&layer, |n, headers| {
+        if n > 1 && headers.contains_key("if-none-match") {
+            // No validator: it cannot be matched with what is stored.
+            return response(304, &[], Body::empty());
+        }
+        response(
+            200,
+            &[("etag", "\"v1\""), ("cache-control", "max-age=1")],
+            "the report",
+        )
+    })
+    .await;
+    get(address, "/report", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let plain = get(address, "/report", &[]).await;
+    assert_eq!((plain.status, plain.text()), (StatusCode::OK, "the report"));
+    assert_eq!(calls.get(), 3, "asked again without validators");
+}
+
+#[tokio::test]
+async fn a_304_revalidation_updates_the_stored_headers() {
+    let layer = layer("revalidation::updates", Route::ttl(secs(600)));
+    let (address, _) = serve_behind(&layer, |n, headers| {
+        if n > 1 && headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+            return response(
+                304,
+                &[("etag", "\"v1\""), ("cache-control", "max-age=100")],
+                Body::empty(),
+            );
+        }
+        response(
+            200,
+            &[("etag", "\"v1\""), ("cache-control", "max-age=1")],
+            "body",
+        )
+    })
+    .await;
+    get(address, "/r", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let revalidated = get(address, "/r", &[]).await;
+    assert_eq!(revalidated.x_cache(), "REVALIDATED");
+    assert_eq!(revalidated.header("cache-control"), Some("max-age=100"));
+    assert_eq!(revalidated.text(), "body");
+}
+
+#[tokio::test]
+async fn ranges_and_preconditions_go_to_the_handler() {
+    let layer = layer("revalidation::ranges", Route::ttl(secs(60)));
+    let (address, calls) = serve_behind(&layer, |_, headers| {
+        let full = "NEW-0123456789";
+        let current = headers.get("if-range").is_none_or(|tag| tag == "\"v2\"");
+        match headers.get("range") {
+            Some(range) if current && range == "bytes=4-" => response(
+                206,
+                &[("etag", "\"v2\""), ("content-range", "bytes 4-13/14")],
+                &full[4..],
+            ),
+            _ => response(200, &[("etag", "\"v2\"")], full),
+        }
+    })
+    .await;
+    let ranged = get(
+        address,
+        "/file",
+        &[("range", "bytes=4-"), ("if-range", "\"v1\"")],
+    )
+    .await;
+    assert_eq!(
+        (ranged.status, ranged.text()),
+        (StatusCode::OK, "NEW-0123456789"),
+        "a failed If-Range gets the whole representation"
+    );
+    let ranged = get(address, "/file", &[("range", "bytes=4-")]).await;
+    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(calls.get(), 2);
+    assert_eq!(layer.stats().bypasses, 2);
+}
+
+#[tokio::test]
+async fn a_head_from_the_cache_has_the_length_of_the_get() {
+    let layer = layer("revalidation::head", Route::ttl(secs(60)));
+    let (address, _) = serve_behind(&layer, |_, _| response(200, &[], "alpha")).await;
+    for answer in ["MISS", "HIT"] {
+        let head = send(address, Method::HEAD, "/a", &[]).await;
+        assert_eq!(head.x_cache(), answer);
+        assert_eq!(head.header("content-length"), Some("5"), "{answer}");
+        assert_eq!(head.text(), "");
+    }
+}
+
+#[tokio::test]
+async fn a_stored_error_ignores_the_requests_validators() {
+    let layer = layer(
+        "revalidation::stored_404",
+        Route::ttl(secs(60)).cache_errors(true),
+    );
+    let (address, _) = serve_behind(&layer, |_, _| response(404, &[], "no such page")).await;
+    let first = get(address, "/missing", &[]).await;
+    let etag = first.header("etag").expect("an etag").to_string();
+    let again = get(address, "/missing", &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        (again.status, again.x_cache()),
+        (StatusCode::NOT_FOUND, "HIT")
+    );
+}
+
+#[tokio::test]
+async fn a_response_with_expires_gets_no_downstream_max_age() {
+    let layer = layer("revalidation::expires", Route::ttl(secs(300)));
+    let expires = httpdate(SystemTime::now() + secs(2));
+    let (address, _) = serve_behind(&layer, move |_, _| {
+        response(200, &[("expires", &expires)], "price list")
+    })
+    .await;
+    let reply = get(address, "/prices", &[]).await;
+    assert_eq!(reply.header("cache-control"), None, "its Expires stands");
+}
+
+/// An HTTP date (IMF-fixdate).
+fn httpdate(at: SystemTime) -> String {
+    let headers = {
+        let mut headers = HeaderMap::new();
+        headers::HeaderMapExt::typed_insert(&mut headers, headers::Expires::from(at));
+        headers
+    };
+    headers["expires"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_route_under_a_second_stores_for_a_second() {
+    let layer = layer(
+        "revalidation::subsecond",
+        Route::ttl(Duration::from_millis(500)),
+    );
+    let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
+    get(address, "/s", &[]).await;
+    assert_eq!(get(address, "/s", &[]).await.x_cache(), "HIT");
+    assert_eq!(calls.get(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_copy_within_max_stale_is_labelled_stale() {
+    // Kept past its ttl for a stale-if-error window.
+    let route = Route::ttl(secs(1)).stale_if_error(secs(60));
+    let layer = layer("revalidation::max_stale", route);
+    let (address, _) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
+    get(address, "/m", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let reply = get(address, "/m", &[("cache-control", "max-stale=60")]).await;
+    assert_eq!(reply.x_cache(), "STALE");
+    let stats = layer.stats();
+    assert_eq!((stats.hits, stats.stale), (0, 1));
+}
+
+#[tokio::test]
+async fn only_if_cached_without_a_copy_is_no_miss() {
+    let layer = layer("revalidation::only_if_cached", Route::ttl(secs(60)));
+    let (address, _) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
+    let reply = get(address, "/o", &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(layer.stats().misses, 0, "no handler was asked");
+}
+
+/// The side table of `Vary` names lives as long as the newest response stored under it: a
+/// response stored again after the first one's lifetime is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vary_of_a_resource_lives_as_long_as_its_newest_response() {
+    let route = Route::ttl(secs(2)).stale_while_revalidate(secs(1));
+    let layer = layer("revalidation::vary_lifetime", route);
+    let (address, calls) = serve_behind(&layer, |n, _| {
+        response(200, &[("vary", "accept-language")], format!("call {n}"))
+    })
+    .await;
+    let english = [("accept-language", "en")];
+    get(address, "/v", &english).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // Stale: answered at once, stored again by one background request.
+    assert_eq!(get(address, "/v", &english).await.x_cache(), "STALE");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Past the first response's retention (3 s), within the second one's.
+    assert_eq!(get(address, "/v", &english).await.x_cache(), "HIT");
+    assert_eq!(calls.get(), 2);
+}
+
+/// While a background revalidation runs, stale requests start no more of them: one task,
+/// not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_starts_one_background_request() {
+    let route = Route::ttl(secs(1)).stale_while_revalidate(secs(60));
+    let layer = layer("revalidation::one_task", route);
+    let slow = |n: u64| async move {
+        if n > 1 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        response(200, &[], format!("call {n}"))
+    };
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let app = Router::new()
+        .fallback(move || slow(counted.count()))
+        .layer(layer.clone());
+    let address = serve(app).await;
+    get(address, "/w", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    for _ in 0..40 {
+        assert_eq!(get(address, "/w", &[]).await.x_cache(), "STALE");
+    }
+    let during = metrics.num_alive_tasks();
+    assert!(
+        during < before + 10,
+        "{before} tasks before, {during} after 40 stale requests"
+    );
+    assert_eq!(calls.get(), 2);
+}
+
+#[tokio::test]
+async fn layers_of_one_name_are_one_series() {
+    let first = layer("revalidation::one_series", Route::ttl(secs(60)));
+    let second = layer("revalidation::one_series", Route::ttl(secs(60)));
+    let (a, _) = serve_behind(&first, |_, _| response(200, &[], "x")).await;
+    let (b, _) = serve_behind(&second, |_, _| response(200, &[], "x")).await;
+    get(a, "/p", &[]).await;
+    get(b, "/p", &[]).await;
+    let text = memokit_http::prometheus();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("memokit_http_misses_total{layer=\"revalidation::one_series\"}")
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        ["memokit_http_misses_total{layer=\"revalidation::one_series\"} 2"]
+    );
+}
