@@ -183,9 +183,23 @@ impl HttpCacheBuilder {
         self
     }
 
-    /// The rule of paths starting with `prefix` (the longest matching prefix wins).
+    /// The rule of paths starting with `prefix` (the longest matching prefix wins; a prefix
+    /// given again replaces its earlier rule, as a map's insert does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memokit_http::{HttpCacheLayer, Route};
+    ///
+    /// let layer = HttpCacheLayer::builder("docs::route")
+    ///     .route("/admin", Route::bypass())
+    ///     .route("/admin", Route::ttl(Duration::from_secs(5))) // replaces the bypass
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
     pub fn route(mut self, prefix: impl Into<String>, route: Route) -> Self {
-        self.routes.push((prefix.into(), route));
+        let prefix = prefix.into();
+        self.routes.retain(|(listed, _)| *listed != prefix);
+        self.routes.push((prefix, route));
         self.routes
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         self

@@ -856,3 +856,15 @@ async fn malformed_requests_are_answered() {
         assert_eq!(reply.status, StatusCode::OK, "{name}: {value}");
     }
 }
+
+#[tokio::test]
+async fn a_prefix_given_again_replaces_its_rule() {
+    let layer = HttpCacheLayer::builder("rules::route_again")
+        .route("/r", Route::bypass())
+        .route("/r", minute())
+        .build();
+    let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "x")).await;
+    let replies = get_times(address, "/r", 2).await;
+    assert_eq!(replies[1].x_cache(), "HIT");
+    assert_eq!(calls.get(), 1);
+}
