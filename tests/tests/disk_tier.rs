@@ -194,6 +194,35 @@ fn twin_cube(n: u64) -> u64 {
     n * n * n
 }
 
+static READ_BACK_BATCH_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(batch, ttl = "3s", disk, name = "disk_tier::read_back_batch")]
+fn read_back_batch(ids: &[u64]) -> std::collections::HashMap<u64, u64> {
+    READ_BACK_BATCH_RUNS.fetch_add(ids.len() as u64, SeqCst);
+    ids.iter().map(|&id| (id, id)).collect()
+}
+
+/// The same for a batch function, which reads the file for all its missing keys at once.
+#[test]
+fn a_batch_value_read_from_the_file_expires_when_it_would_have() {
+    if role().is_some() {
+        return;
+    }
+    open_parent_file();
+    assert_eq!(read_back_batch(&[1, 2]).len(), 2);
+    std::thread::sleep(Duration::from_millis(1_500));
+    read_back_batch_cache().cache().clear();
+    assert_eq!(read_back_batch(&[1, 2]).len(), 2);
+    assert_eq!(READ_BACK_BATCH_RUNS.load(SeqCst), 2, "read from the file");
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(read_back_batch(&[1, 2]).len(), 2);
+    assert_eq!(
+        READ_BACK_BATCH_RUNS.load(SeqCst),
+        4,
+        "3.5 s after they were computed, with a ttl of 3 s: computed again"
+    );
+}
+
 /// Two functions of one name on one file would read each other's entries: the second to
 /// start stays in the process (its calls counted in `disk_errors`), and each returns its own.
 #[test]

@@ -26,7 +26,7 @@ use crate::cache::stats::Stats;
 use crate::cache::{Cache, Inner};
 use crate::memo::registry::{registry, ErasedMemo, Registry};
 use crate::memo::shape::Shape;
-use crate::tier::{self, load_through, load_through_blocking, Tier, TierHandle};
+use crate::tier::{self, load_through, load_through_blocking, Kept, Tier, TierHandle};
 
 /// Per-function settings from the `#[cached]` attribute that the runtime applies on each call.
 #[doc(hidden)]
@@ -526,8 +526,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             match self.tier.as_deref() {
                 None => S::split(body(&missing)),
                 Some(tier) => {
-                    let (found, absent) =
-                        in_tier(&missing, tier::block_on(tier, tier.get_many(&missing)));
+                    let (found, absent) = in_tier(
+                        &missing,
+                        tier::block_on(tier, tier.get_many(&missing)),
+                        &batch,
+                    );
                     if absent.is_empty() {
                         Ok(M::from_iter(found))
                     } else {
@@ -578,7 +581,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             match self.tier.as_deref() {
                 None => S::split(running_batch(&batch, body(missing)).await),
                 Some(tier) => {
-                    let (found, absent) = in_tier(&missing, tier.get_many(&missing).await);
+                    let (found, absent) = in_tier(&missing, tier.get_many(&missing).await, &batch);
                     if absent.is_empty() {
                         Ok(M::from_iter(found))
                     } else {
@@ -800,12 +803,22 @@ where
 
 /// What a tier holds of a batch's missing keys (`got`, in their order), and the keys it does
 /// not hold, which the batch computes.
-fn in_tier<K: Clone, V>(missing: &[K], got: Vec<Option<V>>) -> (Vec<(K, V)>, Vec<K>) {
+fn in_tier<K: Hash + Eq + Clone, V: Clone>(
+    missing: &[K],
+    got: Vec<Option<Kept<V>>>,
+    batch: &batch::Batch<'_, K, V>,
+) -> (Vec<(K, V)>, Vec<K>) {
     let mut found = Vec::new();
     let mut absent = Vec::new();
-    for (key, value) in missing.iter().zip(got) {
-        match value {
-            Some(value) => found.push((key.clone(), value)),
+    for (key, kept) in missing.iter().zip(got) {
+        match kept {
+            Some((value, left)) => {
+                // It lives in the process only what it had left in the tier.
+                if let Some(left) = left {
+                    batch.limit_lifetime(key, left);
+                }
+                found.push((key.clone(), value));
+            }
             None => absent.push(key.clone()),
         }
     }

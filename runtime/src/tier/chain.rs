@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::tier::{BlockingWork, Claim, Fetched, Tier, TierFuture, TierHandle};
+use crate::tier::{BlockingWork, Claim, Fetched, Kept, Tier, TierFuture, TierHandle};
 
 /// `near` in front of `far`.
 pub(crate) struct Chain<K, V> {
@@ -102,7 +102,7 @@ where
         })
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
         Box::pin(async move {
             let mut found = self.near.get_many(keys).await;
             let missing: Vec<usize> = (0..keys.len()).filter(|&at| found[at].is_none()).collect();
@@ -112,10 +112,10 @@ where
             let asked: Vec<K> = missing.iter().map(|&at| keys[at].clone()).collect();
             let from_far = self.far.get_many(&asked).await;
             let mut fill = Vec::new();
-            for (at, value) in missing.into_iter().zip(from_far) {
-                if let Some(value) = value {
-                    fill.push((keys[at].clone(), value.clone()));
-                    found[at] = Some(value);
+            for (at, kept) in missing.into_iter().zip(from_far) {
+                if let Some(kept) = kept {
+                    fill.push((keys[at].clone(), kept.0.clone()));
+                    found[at] = Some(kept);
                 }
             }
             if !fill.is_empty() {

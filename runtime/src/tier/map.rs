@@ -7,7 +7,7 @@ use std::task::{Context, Waker};
 
 use parking_lot::Mutex;
 
-use super::{BlockingWork, Fetched, Tier, TierFuture};
+use super::{BlockingWork, Fetched, Kept, Tier, TierFuture};
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
@@ -48,9 +48,12 @@ impl Tier<u64, u64> for MapTier {
         Box::pin(async move { copy.map_or(Fetched::Miss(None), Fetched::Hit) })
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<u64>>> {
+    fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<Kept<u64>>>> {
         let copies = self.copies.lock();
-        let found = keys.iter().map(|key| copies.get(key).copied()).collect();
+        let found = keys
+            .iter()
+            .map(|key| copies.get(key).map(|&value| (value, None)))
+            .collect();
         Box::pin(async move { found })
     }
 

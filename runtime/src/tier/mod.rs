@@ -81,9 +81,10 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
     }
 
     /// The values of a batch's missing `keys` in the tier, in one round trip where the tier
-    /// can (`None` for each miss). Nothing is claimed: a batch's computed values are stored
-    /// with [`Tier::store_many`].
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>>;
+    /// can (`None` for each miss), each with how long it has left to live where the tier
+    /// keeps the function's own deadline (the disk tier; `None`: a whole ttl). Nothing is
+    /// claimed: a batch's computed values are stored with [`Tier::store_many`].
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>>;
 
     /// Stores the values a batch computed (the key was missing in the tier).
     fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()>;
@@ -113,6 +114,9 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
     /// tier's operations.
     fn block_on(&self, work: BlockingWork<'_>);
 }
+
+/// A value a tier holds, and how long it has left to live when the tier knows it.
+pub(crate) type Kept<V> = (V, Option<std::time::Duration>);
 
 /// What a look in a tier found.
 // Built by the tiers, none of which is compiled in without its feature.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::tier::{BlockingWork, Claim, Fetched, Tier, TierFuture, TierHandle};
+use crate::tier::{BlockingWork, Claim, Fetched, Kept, Tier, TierFuture, TierHandle};
 use store::Found;
 pub(crate) use store::{default_path, flush_all, open, Store, FORMAT};
 pub use store::{Config, Error};
@@ -315,12 +315,8 @@ where
         Box::pin(std::future::ready(fetched))
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
-        // A batch stores what it reads for the function's whole ttl (see the README).
-        let found = keys
-            .iter()
-            .map(|key| self.0.look(key).map(|(value, _)| value))
-            .collect();
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
+        let found = keys.iter().map(|key| self.0.look(key)).collect();
         Box::pin(std::future::ready(found))
     }
 

@@ -21,7 +21,7 @@ use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
 use crate::tier::codec::{Encoding, COMPRESS_ABOVE};
-use crate::tier::{BlockingWork, Codec, Fetched, Tier, TierFuture, TierHandle};
+use crate::tier::{BlockingWork, Codec, Fetched, Kept, Tier, TierFuture, TierHandle};
 pub(crate) use connection::{block_on, Connection, Unavailable};
 
 /// How to reach Redis and how to use it; see [`connect_with`].
@@ -838,8 +838,15 @@ where
         let _ = self.near.set(near);
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<V>>> {
-        Box::pin(self.read_many(keys))
+    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
+        // Redis keeps its own ttl, not the function's: a value read lives a whole one here.
+        Box::pin(async move {
+            let found = self.read_many(keys).await;
+            found
+                .into_iter()
+                .map(|value| Some((value?, None)))
+                .collect()
+        })
     }
 
     fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
