@@ -82,7 +82,7 @@ impl HttpCacheBuilder {
         .build();
         memokit::registry().register_cache(self.name, responses.clone());
         let counters = Arc::new(Counters::default());
-        crate::stats::list(self.name, counters.clone());
+        crate::stats::list(self.name, &counters);
         let vary = Cache::builder()
             .max_capacity(self.bound_entries())
             .time_to_live(retention)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// Counts of how an [`HttpCacheLayer`](crate::HttpCacheLayer) answered, from
 /// [`HttpCacheLayer::stats`](crate::HttpCacheLayer::stats). The entries, evictions and
@@ -90,17 +90,17 @@ impl Counters {
     }
 }
 
-/// Every layer built in the process, by name, for [`prometheus`].
-fn layers() -> &'static Mutex<Vec<(&'static str, Arc<Counters>)>> {
-    static LAYERS: Mutex<Vec<(&'static str, Arc<Counters>)>> = Mutex::new(Vec::new());
+/// Every layer of the process still alive, by name, for [`prometheus`]: a layer dropped with
+/// its services is forgotten.
+fn layers() -> &'static Mutex<Vec<(&'static str, Weak<Counters>)>> {
+    static LAYERS: Mutex<Vec<(&'static str, Weak<Counters>)>> = Mutex::new(Vec::new());
     &LAYERS
 }
 
-pub(crate) fn list(name: &'static str, counters: Arc<Counters>) {
-    layers()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push((name, counters));
+pub(crate) fn list(name: &'static str, counters: &Arc<Counters>) {
+    let mut layers = layers().lock().unwrap_or_else(PoisonError::into_inner);
+    layers.retain(|(_, counters)| counters.strong_count() > 0);
+    layers.push((name, Arc::downgrade(counters)));
 }
 
 type Read = fn(&Counters) -> &AtomicU64;
@@ -129,7 +129,12 @@ const FAMILIES: [(&str, &str, Read); 8] = [
 /// assert!(memokit::registry().prometheus().contains("function=\"docs::metrics\""));
 /// ```
 pub fn prometheus() -> String {
-    let layers = layers().lock().unwrap_or_else(PoisonError::into_inner);
+    let layers: Vec<(&str, Arc<Counters>)> = layers()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(|(name, counters)| Some((*name, counters.upgrade()?)))
+        .collect();
     let mut text = String::new();
     for (family, help, read) in FAMILIES {
         // `write!` to a String cannot fail.

@@ -327,3 +327,34 @@ async fn layers_of_one_name_are_one_series() {
         ["memokit_http_misses_total{layer=\"revalidation::one_series\"} 2"]
     );
 }
+
+/// A layer dropped with its services frees its cache: it leaves the registry and the
+/// Prometheus text.
+#[tokio::test]
+async fn a_dropped_layer_is_forgotten() {
+    use tower_layer::Layer as _;
+    use tower_service::Service as _;
+
+    let layer = layer("revalidation::dropped", Route::ttl(secs(60)));
+    let router: Router = Router::new().fallback(|| async { "a large body" });
+    let mut service = layer.layer(router);
+    let request = axum::http::Request::get("/d")
+        .header("host", "example.test")
+        .body(Body::empty())
+        .unwrap();
+    std::future::poll_fn(|cx| {
+        tower_service::Service::<axum::http::Request<Body>>::poll_ready(&mut service, cx)
+    })
+    .await
+    .unwrap();
+    service.call(request).await.unwrap();
+    assert_eq!(
+        memokit::registry()
+            .stats("revalidation::dropped")
+            .map(|s| s.len),
+        Some(1)
+    );
+    drop((layer, service));
+    assert_eq!(memokit::registry().stats("revalidation::dropped"), None);
+    assert!(!memokit_http::prometheus().contains("revalidation::dropped"));
+}

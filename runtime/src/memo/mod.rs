@@ -908,22 +908,29 @@ where
 // built by hand wraps it in a `Memo`.
 impl Registry {
     /// Lists a [`Cache`] built by hand under `name`, as a `#[cached]` function is
-    /// (its stats, [`clear`](Self::clear), the Prometheus text), until the process exits. Each
-    /// call lists one more entry: call it once per cache.
+    /// (its stats, [`clear`](Self::clear), the Prometheus text), for as long as the cache lives
+    /// (any clone of it): the registry does not keep it alive, so a cache dropped everywhere
+    /// else is freed and forgotten, as a per-instance cache is. Each call lists one more
+    /// entry (entries of one name are added up): call it once per cache.
     ///
     /// ```
     /// let cache: memokit::Cache<u32, u32> = memokit::Cache::new(10);
     /// memokit::registry().register_cache("docs::by_hand", cache.clone());
     /// cache.get(&1);
     /// assert_eq!(memokit::registry().stats("docs::by_hand").map(|s| s.misses), Some(1));
+    /// drop(cache);
+    /// assert_eq!(memokit::registry().stats("docs::by_hand"), None);
     /// ```
     pub fn register_cache<K, V>(&self, name: &'static str, cache: Cache<K, V>)
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let options = MemoOptions::default();
-        self.register(Box::leak(Box::new(Memo::__new(name, cache, options))));
+        cache.inner.config.name.set(name);
+        self.register_instance(Box::new(InstanceListing {
+            name,
+            cache: Arc::downgrade(&cache.inner),
+        }));
     }
 }
 
