@@ -9,37 +9,11 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::routing::get as route_get;
 use axum::Router;
 use hyper::{Method, StatusCode};
 use memokit_http::{HttpCacheLayer, Route};
-use support::{get, send, serve, Calls};
-
-fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(body.into()).expect("a response")
-}
-
-/// Every path answered by `respond(call number, request headers)`, behind `layer`.
-async fn serve_behind<F>(layer: &HttpCacheLayer, respond: F) -> (std::net::SocketAddr, Calls)
-where
-    F: Fn(u64, &HeaderMap) -> Response + Clone + Send + Sync + 'static,
-{
-    let calls = Calls::default();
-    let counted = calls.clone();
-    let handler = move |headers: HeaderMap| {
-        let (respond, calls) = (respond.clone(), counted.clone());
-        async move { respond(calls.count(), &headers) }
-    };
-    (
-        serve(Router::new().fallback(handler).layer(layer.clone())).await,
-        calls,
-    )
-}
+use support::{get, response, send, serve, serve_behind, Calls};
 
 fn layer(name: &'static str, route: Route) -> HttpCacheLayer {
     HttpCacheLayer::builder(name).default_route(route).build()

@@ -7,35 +7,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::Router;
 use hyper::{Method, StatusCode};
 use memokit_http::{HttpCacheLayer, Route};
-use support::{get, get_whole_body, send, serve, Calls, ChunkedBody, Reply};
-
-/// A response with `status`, `headers` and `body`.
-fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(body.into()).expect("a response")
-}
-
-/// Every path and method answered by `respond(call number, request headers)`, behind `layer`.
-async fn serve_behind<F>(layer: &HttpCacheLayer, respond: F) -> (std::net::SocketAddr, Calls)
-where
-    F: Fn(u64, &HeaderMap) -> Response + Clone + Send + Sync + 'static,
-{
-    let calls = Calls::default();
-    let counted = calls.clone();
-    let handler = move |headers: HeaderMap| {
-        let (respond, calls) = (respond.clone(), counted.clone());
-        async move { respond(calls.count(), &headers) }
-    };
-    let app = Router::new().fallback(handler).layer(layer.clone());
-    (serve(app).await, calls)
-}
+use support::{
+    get, get_whole_body, response, send, serve, serve_behind, Calls, ChunkedBody, Reply,
+};
 
 fn layer(name: &'static str, route: Route) -> HttpCacheLayer {
     HttpCacheLayer::builder(name).default_route(route).build()

@@ -152,3 +152,34 @@ impl hyper::body::Body for ChunkedBody {
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; self.chunk])))))
     }
 }
+
+/// A response with `status`, `headers` and `body`.
+pub fn response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: impl Into<axum::body::Body>,
+) -> axum::response::Response {
+    let mut builder = axum::response::Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(body.into()).expect("a response")
+}
+
+/// Every path and method answered by `respond(call number, request headers)`, behind `layer`.
+pub async fn serve_behind<F>(
+    layer: &memokit_http::HttpCacheLayer,
+    respond: F,
+) -> (SocketAddr, Calls)
+where
+    F: Fn(u64, &HeaderMap) -> axum::response::Response + Clone + Send + Sync + 'static,
+{
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let handler = move |headers: HeaderMap| {
+        let (respond, calls) = (respond.clone(), counted.clone());
+        async move { respond(calls.count(), &headers) }
+    };
+    let app = Router::new().fallback(handler).layer(layer.clone());
+    (serve(app).await, calls)
+}
