@@ -165,8 +165,6 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
             .collect()
     }
 
-    /// Marks this thread as computing the batch's keys, so that a computation that calls the
-    /// function again for one of them panics instead of waiting for itself.
     /// The value this call stores for `key` came from a tier with only `left` to live: its
     /// entry lives no longer.
     pub(crate) fn limit_lifetime(&self, key: &K, left: std::time::Duration) {
@@ -175,6 +173,8 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
         }
     }
 
+    /// Marks this thread as computing the batch's keys, so that a computation that calls the
+    /// function again for one of them panics instead of waiting for itself.
     pub(crate) fn running_here(&self) -> RunningAll {
         RunningAll(
             self.leaders

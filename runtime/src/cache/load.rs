@@ -875,9 +875,6 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         }
     }
 
-    /// After a refresh that stored nothing, the entry keeps its old value and waits
-    /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
-    /// newer entry alone).
     /// After a refresh that found nothing to store: removes the entry it refreshed, unless a
     /// write of the key superseded the refresh.
     fn drop_refreshed(&self, key: &K) {
@@ -893,6 +890,9 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         self.cache.notify(removed);
     }
 
+    /// After a refresh that stored nothing, the entry keeps its old value and waits
+    /// `ExpiryPolicy::refresh_backoff` for the next attempt (a superseded refresh leaves the
+    /// newer entry alone).
     fn postpone_refresh(&self) {
         if !self.refresh || self.flight.is_superseded() {
             return;
