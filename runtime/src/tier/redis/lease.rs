@@ -187,19 +187,9 @@ where
     };
     if refresh {
         // At once, without waiting: another process computing the key writes it instead.
-        let lease_ttl = state.lease.unwrap_or(tier.config.lease_ttl);
-        let (lease, token) = (keys::lease(&entry), token());
-        return match tier.query::<bool>(take(&lease, &token, lease_ttl)).await {
-            Ok(true) => {
-                let held = Held::new(&tier, &lease, &token, lease_ttl);
-                claim(shared, tier, entry, held)
-            }
-            Ok(false) => Fetched::Miss(None),
-            Err(unavailable) => {
-                release_late_take(&tier, &lease, &token, lease_ttl);
-                state.count(unavailable);
-                Fetched::Miss(None)
-            }
+        return match Lease::of(state, &tier, &entry).take(&tier, state).await {
+            Ok(Some(held)) => claim(shared, tier, entry, held),
+            Ok(None) | Err(()) => Fetched::Miss(None),
         };
     }
     match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
@@ -227,16 +217,13 @@ where
             return Fetched::Miss(None);
         }
     }
-    let lease_ttl = state.lease.unwrap_or(tier.config.lease_ttl);
-    let lease = keys::lease(&entry);
-    let token = token();
+    let lease = Lease::of(state, &tier, &entry);
     // Waiting ends, at the latest, when a lease taken just before we looked has expired.
-    let deadline = Instant::now() + lease_ttl + tier.config.timeout * 2;
+    let deadline = Instant::now() + lease.ttl + tier.config.timeout * 2;
     let mut pause = Duration::from_millis(1);
     let held = loop {
-        match tier.query::<bool>(take(&lease, &token, lease_ttl)).await {
-            Ok(true) => {
-                let held = Held::new(&tier, &lease, &token, lease_ttl);
+        match lease.take(&tier, state).await {
+            Ok(Some(held)) => {
                 // Another process may have stored the value and released its lease between
                 // our look and our take: look once more before computing it again.
                 match tier.query::<Option<Vec<u8>>>(redis::Cmd::get(&entry)).await {
@@ -254,15 +241,8 @@ where
                 }
                 break held;
             }
-            Ok(false) => {}
-            Err(unavailable) => {
-                // Redis may have run the take, or may still run it, and only its answer was
-                // late: without these releases, the other processes would wait the whole lease
-                // for a value this process computes without it and does not write.
-                release_late_take(&tier, &lease, &token, lease_ttl);
-                state.count(unavailable);
-                return Fetched::Miss(None);
-            }
+            Ok(None) => {}
+            Err(()) => return Fetched::Miss(None),
         }
         // Another process computes: wait for its value or for its lease to go.
         loop {
@@ -273,7 +253,7 @@ where
             tier.sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
             let mut look = redis::pipe();
-            look.get(&entry).exists(&lease);
+            look.get(&entry).exists(&lease.name);
             match tier.query_pipe::<(Option<Vec<u8>>, bool)>(look).await {
                 Ok((bytes, leased)) => match shared.decode(bytes) {
                     Found::Value(value) => {
@@ -299,16 +279,46 @@ where
     claim(shared, tier, entry, held)
 }
 
-/// The script that takes `lease` for `token` (see [`TAKE`]).
-fn take(lease: &str, token: &str, lease_ttl: Duration) -> redis::Cmd {
-    let mut take = redis::cmd("EVAL");
-    take.arg(TAKE)
-        .arg(1)
-        .arg(lease)
-        .arg(token)
-        .arg(lease_millis(lease_ttl))
-        .arg(process_prefix());
-    take
+/// The lease of one entry, as this process asks for it: its key, a token no other holder
+/// has, and how long it is taken for.
+struct Lease {
+    name: String,
+    token: String,
+    ttl: Duration,
+}
+
+impl Lease {
+    fn of(state: &FnState, tier: &Connection, entry: &str) -> Lease {
+        Lease {
+            name: keys::lease(entry),
+            token: token(),
+            ttl: state.lease.unwrap_or(tier.config.lease_ttl),
+        }
+    }
+
+    /// Takes it if it is free (see [`TAKE`]): `Ok(None)` when another process holds it,
+    /// `Err` (counted) when Redis did not answer.
+    async fn take(&self, tier: &Arc<Connection>, state: &FnState) -> Result<Option<Held>, ()> {
+        let mut take = redis::cmd("EVAL");
+        take.arg(TAKE)
+            .arg(1)
+            .arg(&self.name)
+            .arg(&self.token)
+            .arg(lease_millis(self.ttl))
+            .arg(process_prefix());
+        match tier.query::<bool>(take).await {
+            Ok(true) => Ok(Some(Held::new(tier, &self.name, &self.token, self.ttl))),
+            Ok(false) => Ok(None),
+            Err(unavailable) => {
+                // Redis may have run the take, or may still run it, and only its answer was
+                // late: without these releases, the other processes would wait the whole
+                // lease for a value this process computes without it and does not write.
+                release_late_take(tier, &self.name, &self.token, self.ttl);
+                state.count(unavailable);
+                Err(())
+            }
+        }
+    }
 }
 
 /// The claim to write `entry`, holding the lease until the write is done: only a lease holder
