@@ -779,19 +779,17 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
                 self.postpone_refresh();
             }
         }
-        if let Ok(value) = &result {
-            if (rule.store)(value) {
-                let superseded = Some(self.flight.superseded_flag());
-                self.cache.insert_hashed(
-                    self.shard,
-                    self.hash,
-                    key.clone(),
-                    value.clone(),
-                    superseded,
-                );
-                if let Some(left) = self.flight.lifetime_limit() {
-                    self.cache.limit_lifetime(self.shard, self.hash, key, left);
-                }
+        if let (true, Ok(value)) = (stored, &result) {
+            let superseded = Some(self.flight.superseded_flag());
+            self.cache.insert_hashed(
+                self.shard,
+                self.hash,
+                key.clone(),
+                value.clone(),
+                superseded,
+            );
+            if let Some(left) = self.flight.lifetime_limit() {
+                self.cache.limit_lifetime(self.shard, self.hash, key, left);
             }
         }
         let result = match result {
