@@ -780,17 +780,14 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             }
         }
         if let (true, Ok(value)) = (stored, &result) {
-            let superseded = Some(self.flight.superseded_flag());
             self.cache.insert_hashed(
                 self.shard,
                 self.hash,
                 key.clone(),
                 value.clone(),
-                superseded,
+                Some(self.flight.superseded_flag()),
+                self.flight.lifetime_limit(),
             );
-            if let Some(left) = self.flight.lifetime_limit() {
-                self.cache.limit_lifetime(self.shard, self.hash, key, left);
-            }
         }
         let result = match result {
             Err(error) if failed => self.stale_value(key).ok_or(error),

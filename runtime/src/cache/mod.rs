@@ -362,11 +362,13 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         let shard = self.shard_of(hash);
         // A computation of this key in progress must not overwrite this newer value.
         self.inner.flights[shard].supersede(hash, &key);
-        self.insert_hashed(shard, hash, key, value, None);
+        self.insert_hashed(shard, hash, key, value, None, None);
     }
 
     /// Stores a value unless `superseded` is set. The flag is read under the shard's lock, so a
-    /// write that sets it before taking that lock is never overwritten by this value.
+    /// write that sets it before taking that lock is never overwritten by this value. With
+    /// `lifetime` (nanoseconds), the entry lives no longer than that (a value a tier had with
+    /// less than its ttl left; without a clock, no ttl, it changes nothing).
     pub(crate) fn insert_hashed(
         &self,
         shard: usize,
@@ -374,28 +376,25 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         key: K,
         value: V,
         superseded: Option<&AtomicBool>,
+        lifetime: Option<u64>,
     ) {
         let mut removed = Vec::new();
         let now = self.now();
+        let until = lifetime
+            .zip(now)
+            .map(|(left, now)| now.saturating_add(left));
         self.inner.shards[shard].insert(
             &self.inner.config,
             hash,
             key,
             value,
             now,
+            until,
             superseded,
             &mut removed,
         );
         self.notify(removed);
         self.tune();
-    }
-
-    /// Makes the entry of `key` expire within `left` nanoseconds at the latest (a value a tier
-    /// had with less than its ttl left). Without a clock (no ttl), nothing.
-    pub(crate) fn limit_lifetime(&self, shard: usize, hash: u64, key: &K, left: u64) {
-        if let Some(now) = self.now() {
-            self.inner.shards[shard].limit_lifetime(hash, key, now, now.saturating_add(left));
-        }
     }
 
     /// Removes `key`; returns whether a live entry was there.

@@ -215,8 +215,18 @@ impl<K: Hash + Eq, V> ShardData<K, V> {
     }
 
     /// Sets the deadlines (and the refresh time) of slot `idx`, written at `now`.
-    fn set_times(&mut self, expiry: &ExpiryPolicy, idx: u32, hash: u64, now: u64) {
-        let deadline = expiry.deadline_for_write(now, hash);
+    fn set_times(
+        &mut self,
+        expiry: &ExpiryPolicy,
+        idx: u32,
+        hash: u64,
+        now: u64,
+        until: Option<u64>,
+    ) {
+        let mut deadline = expiry.deadline_for_write(now, hash);
+        if let Some(until) = until {
+            deadline.expire_by(until);
+        }
         match self.deadlines.get_mut(idx as usize) {
             Some(slot) => *slot = deadline,
             None => self.deadlines.push(deadline),
@@ -479,7 +489,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     /// Stores `value` under `key`, evicting as needed so the shard never exceeds its capacity;
-    /// stores nothing if `superseded` is set once the lock is held.
+    /// stores nothing if `superseded` is set once the lock is held. With `until`, the entry
+    /// expires then at the latest (a value a tier had with less than its ttl left).
     #[allow(clippy::too_many_arguments)] // each is a different input of one write
     pub(crate) fn insert(
         &self,
@@ -488,6 +499,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         key: K,
         value: V,
         now: Option<u64>,
+        until: Option<u64>,
         superseded: Option<&AtomicBool>,
         removed: &mut Removed<K, V>,
     ) {
@@ -496,7 +508,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         if superseded.is_some_and(|flag| flag.load(Ordering::Acquire)) {
             return;
         }
-        self.insert_locked(cfg, &mut guard, (hash, key, value, weight), now, removed);
+        let entry = (hash, key, value, weight);
+        self.insert_locked(cfg, &mut guard, entry, now, until, removed);
     }
 
     /// Stores each of `entries` (hash, key, value), in order, as [`insert`](Self::insert) would
@@ -516,7 +529,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             .collect();
         let mut guard = self.data.write();
         for entry in weighed {
-            self.insert_locked(cfg, &mut guard, entry, now, removed);
+            self.insert_locked(cfg, &mut guard, entry, now, None, removed);
         }
     }
 
@@ -527,6 +540,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         data: &mut ShardData<K, V>,
         (hash, key, value, weight): (u64, K, V, u64),
         now: Option<u64>,
+        until: Option<u64>,
         removed: &mut Removed<K, V>,
     ) {
         // Sweep first: room freed by expired entries must not be taken from live ones by eviction.
@@ -561,7 +575,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             data.policy
                 .on_update(idx, old_weight, weight, &entry.policy_bits);
             if let Some(now) = now {
-                data.set_times(&cfg.expiry, idx, hash, now);
+                data.set_times(&cfg.expiry, idx, hash, now, until);
             }
             bump_locked(&self.counters.inserts);
             self.note(cfg, removed, key, old_value, RemovalCause::Replaced);
@@ -579,7 +593,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             data.make_room_in_table(self.capacity);
             data.slots[idx as usize] = Some(Entry::new(key, value, weight));
             if let Some(now) = now {
-                data.set_times(&cfg.expiry, idx, hash, now);
+                data.set_times(&cfg.expiry, idx, hash, now, until);
             }
             let (slots, hasher) = (&data.slots, &data.hasher);
             data.table.insert_unique(hash, idx, |&i| {
@@ -711,20 +725,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 self.remove_resident(cfg, data, idx, RemovalCause::Expired, removed);
                 self.publish_size(data);
             }
-        }
-    }
-
-    /// Makes the live entry of `key` expire at `until` at the latest.
-    pub(crate) fn limit_lifetime<Q>(&self, hash: u64, key: &Q, now: u64, until: u64)
-    where
-        Q: Hash + Equivalent<K> + ?Sized,
-    {
-        let mut data = self.data.write();
-        if let Some(idx) = data
-            .find(hash, key)
-            .filter(|&idx| !data.is_expired(idx, Some(now)))
-        {
-            data.deadlines[idx as usize].expire_by(until);
         }
     }
 
@@ -971,7 +971,7 @@ mod tests {
             );
             for key in 0..100u64 {
                 let hash = shard.data.read().hasher.hash_one(key);
-                shard.insert(&cfg, hash, key, key, Some(0), None, &mut Vec::new());
+                shard.insert(&cfg, hash, key, key, Some(0), None, None, &mut Vec::new());
             }
             let data = shard.data.read();
             (data.deadlines.len(), data.refresh_at.len())
