@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use crate::cache::flight::{Ended, Flight, Outcome, RunningHere};
+use crate::cache::flight::{Ended, Flight, Outcome, RunningHere, Superseded};
 use crate::cache::load::{lookup, step, Found, Join, Leader, LoadRule};
 use crate::cache::Cache;
 
@@ -155,13 +155,17 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Batch<'a, K, V> {
         pending.into_iter().map(|p| p.key.clone()).collect()
     }
 
-    /// The keys of this call whose computation was superseded (written meanwhile): their
-    /// computed values must not go to a tier (the in-process cache already keeps them out).
-    pub(crate) fn superseded(&self) -> std::collections::HashSet<K> {
-        self.leaders
+    /// Per key of `keys`, all computed by this call, what tells whether its computation was
+    /// superseded (the key written meanwhile): its value must then not go to a tier (the
+    /// in-process cache already keeps it out).
+    pub(crate) fn superseded_of(&self, keys: &[K]) -> Vec<Superseded<V>> {
+        let marks: HashMap<&K, Superseded<V>> = self
+            .leaders
             .iter()
-            .filter(|(_, leader)| leader.superseded().get())
-            .map(|(_, leader)| leader.key().clone())
+            .map(|(_, leader)| (leader.key(), leader.superseded()))
+            .collect();
+        keys.iter()
+            .map(|key| marks.get(key).expect("a key this call computes").clone())
             .collect()
     }
 

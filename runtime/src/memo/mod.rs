@@ -526,18 +526,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             match self.tier.as_deref() {
                 None => S::split(body(&missing)),
                 Some(tier) => {
-                    let (found, absent) = in_tier(
-                        &missing,
-                        tier::block_on(tier, tier.get_many(&missing)),
-                        &batch,
-                    );
+                    let marks = batch.superseded_of(&missing);
+                    let looked = tier::block_on(tier, tier.get_many(&missing, &marks));
+                    let (found, absent) = in_tier(&missing, looked.found, &batch);
                     if absent.is_empty() {
                         Ok(M::from_iter(found))
                     } else {
                         S::split(body(&absent)).map(|answer| {
-                            let (all, fresh) = with_tier(found, answer, &absent, &batch);
+                            let (all, fresh, marks) = with_tier(found, answer, &absent, &batch);
                             if !fresh.is_empty() {
-                                tier::block_on(tier, tier.store_many(&fresh));
+                                tier::block_on(tier, looked.claim.store(&fresh, &marks));
                             }
                             all
                         })
@@ -581,15 +579,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             match self.tier.as_deref() {
                 None => S::split(running_batch(&batch, body(missing)).await),
                 Some(tier) => {
-                    let (found, absent) = in_tier(&missing, tier.get_many(&missing).await, &batch);
+                    let marks = batch.superseded_of(&missing);
+                    let looked = tier.get_many(&missing, &marks).await;
+                    let (found, absent) = in_tier(&missing, looked.found, &batch);
                     if absent.is_empty() {
                         Ok(M::from_iter(found))
                     } else {
                         match S::split(running_batch(&batch, body(absent.clone())).await) {
                             Ok(answer) => {
-                                let (all, fresh) = with_tier(found, answer, &absent, &batch);
+                                let (all, fresh, marks) = with_tier(found, answer, &absent, &batch);
                                 if !fresh.is_empty() {
-                                    tier.store_many(&fresh).await;
+                                    looked.claim.store(&fresh, &marks).await;
                                 }
                                 Ok(all)
                             }
@@ -826,26 +826,29 @@ fn in_tier<K: Hash + Eq + Clone, V: Clone>(
 }
 
 /// A batch's answer when it has a tier: the values `found` there and those computed
-/// (`answer`), and, of the computed ones, those that go to the tier: of keys it asked for
-/// (`absent` there), not superseded by a write while it computed.
+/// (`answer`), and, of the computed ones, those that go to the tier (of keys it asked for,
+/// `absent` there, not superseded by a write while it computed), each with its mark, which
+/// tells whether a write supersedes it before it is stored.
 fn with_tier<K: Hash + Eq + Clone, V: Clone, M>(
     found: Vec<(K, V)>,
     answer: M,
     absent: &[K],
     batch: &batch::Batch<'_, K, V>,
-) -> (M, Vec<(K, V)>)
+) -> (M, Vec<(K, V)>, Vec<Superseded<V>>)
 where
     M: IntoIterator<Item = (K, V)> + FromIterator<(K, V)>,
 {
     let computed: Vec<(K, V)> = answer.into_iter().collect();
-    let asked: std::collections::HashSet<&K> = absent.iter().collect();
-    let superseded = batch.superseded();
-    let fresh = computed
+    let mut marks: std::collections::HashMap<&K, Superseded<V>> =
+        absent.iter().zip(batch.superseded_of(absent)).collect();
+    let (fresh, marks) = computed
         .iter()
-        .filter(|(key, _)| asked.contains(key) && !superseded.contains(key))
-        .cloned()
-        .collect();
-    (found.into_iter().chain(computed).collect(), fresh)
+        .filter_map(|entry| {
+            let mark = marks.remove(&entry.0)?;
+            (!mark.get()).then(|| (entry.clone(), mark))
+        })
+        .unzip();
+    (found.into_iter().chain(computed).collect(), fresh, marks)
 }
 
 /// How the registry lists the cache of one instance: by a weak handle, so that the cache and

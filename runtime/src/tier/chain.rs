@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::tier::{BlockingWork, Claim, Fetched, Kept, Tier, TierFuture, TierHandle};
+use crate::tier::{
+    BlockingWork, Claim, ClaimMany, Fetched, FoundMany, Tier, TierFuture, TierHandle,
+};
 
 /// `near` in front of `far`.
 pub(crate) struct Chain<K, V> {
@@ -64,6 +66,25 @@ impl<V: Clone + Send + Sync + 'static> Claim<V> for Both<V> {
     }
 }
 
+/// The claims of both tiers on a batch's keys missing in both.
+struct BothMany<K, V> {
+    near: Box<dyn ClaimMany<K, V>>,
+    far: Box<dyn ClaimMany<K, V>>,
+}
+
+impl<K: Sync, V: Send + Sync> ClaimMany<K, V> for BothMany<K, V> {
+    fn store<'a>(
+        &'a self,
+        entries: &'a [(K, V)],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, ()> {
+        Box::pin(async move {
+            self.near.store(entries, superseded).await;
+            self.far.store(entries, superseded).await;
+        })
+    }
+}
+
 impl<K, V> Tier<K, V> for Chain<K, V>
 where
     K: Clone + Send + Sync + 'static,
@@ -102,33 +123,41 @@ where
         })
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [K],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, FoundMany<K, V>> {
         Box::pin(async move {
-            let mut found = self.near.get_many(keys).await;
+            let FoundMany {
+                mut found,
+                claim: near,
+            } = self.near.get_many(keys, superseded).await;
             let missing: Vec<usize> = (0..keys.len()).filter(|&at| found[at].is_none()).collect();
-            if missing.is_empty() {
-                return found;
-            }
             let asked: Vec<K> = missing.iter().map(|&at| keys[at].clone()).collect();
-            let from_far = self.far.get_many(&asked).await;
+            let marks: Vec<Superseded<V>> =
+                missing.iter().map(|&at| superseded[at].clone()).collect();
+            let FoundMany {
+                found: from_far,
+                claim: far,
+            } = self.far.get_many(&asked, &marks).await;
             let mut fill = Vec::new();
+            let mut fill_marks = Vec::new();
             for (at, kept) in missing.into_iter().zip(from_far) {
                 if let Some(kept) = kept {
                     fill.push((keys[at].clone(), kept.0.clone()));
+                    fill_marks.push(superseded[at].clone());
                     found[at] = Some(kept);
                 }
             }
             if !fill.is_empty() {
-                self.near.store_many(&fill).await;
+                // Under `near`'s own check, as for one key.
+                near.store(&fill, &fill_marks).await;
             }
-            found
-        })
-    }
-
-    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
-        Box::pin(async move {
-            self.near.store_many(entries).await;
-            self.far.store_many(entries).await;
+            FoundMany {
+                found,
+                claim: Box::new(BothMany { near, far }),
+            }
         })
     }
 

@@ -3,11 +3,12 @@
 //! could (before a removal takes the copy, after a put stores one).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::task::{Context, Waker};
 
 use parking_lot::Mutex;
 
-use super::{BlockingWork, Fetched, Kept, Tier, TierFuture};
+use super::{BlockingWork, ClaimMany, Fetched, FoundMany, Tier, TierFuture};
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
@@ -17,7 +18,7 @@ pub(crate) type Hook = fn(&MapTier, u64);
 
 #[derive(Debug, Default)]
 pub(crate) struct MapTier {
-    pub(crate) copies: Mutex<HashMap<u64, u64>>,
+    pub(crate) copies: Arc<Mutex<HashMap<u64, u64>>>,
     /// The in-process cache in front of it (set by `attach`).
     pub(crate) local: Mutex<Option<Cache<u64, u64>>>,
     /// Runs before a removal (and before `clear`, for each key) takes the copy.
@@ -30,6 +31,24 @@ impl MapTier {
     /// The in-process cache in front of this tier.
     pub(crate) fn local(&self) -> Cache<u64, u64> {
         self.local.lock().clone().expect("attached")
+    }
+}
+
+/// A batch's right to store its values (no hooks run).
+struct MapClaim(Arc<Mutex<HashMap<u64, u64>>>);
+
+impl ClaimMany<u64, u64> for MapClaim {
+    fn store<'a>(
+        &'a self,
+        entries: &'a [(u64, u64)],
+        superseded: &'a [Superseded<u64>],
+    ) -> TierFuture<'a, ()> {
+        for ((key, value), superseded) in entries.iter().zip(superseded) {
+            if !superseded.get() {
+                self.0.lock().insert(*key, *value);
+            }
+        }
+        Box::pin(async {})
     }
 }
 
@@ -48,18 +67,22 @@ impl Tier<u64, u64> for MapTier {
         Box::pin(async move { copy.map_or(Fetched::Miss(None), Fetched::Hit) })
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [u64]) -> TierFuture<'a, Vec<Option<Kept<u64>>>> {
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [u64],
+        _: &'a [Superseded<u64>],
+    ) -> TierFuture<'a, FoundMany<u64, u64>> {
         let copies = self.copies.lock();
         let found = keys
             .iter()
             .map(|key| copies.get(key).map(|&value| (value, None)))
             .collect();
-        Box::pin(async move { found })
-    }
-
-    fn store_many<'a>(&'a self, entries: &'a [(u64, u64)]) -> TierFuture<'a, ()> {
-        self.put_many(entries);
-        Box::pin(async {})
+        Box::pin(async move {
+            FoundMany {
+                found,
+                claim: Box::new(MapClaim(self.copies.clone())),
+            }
+        })
     }
 
     fn put(&self, key: &u64, value: &u64) {

@@ -82,12 +82,14 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
 
     /// The values of a batch's missing `keys` in the tier, in one round trip where the tier
     /// can (`None` for each miss), each with how long it has left to live where the tier
-    /// keeps the function's own deadline (the disk tier; `None`: a whole ttl). Nothing is
-    /// claimed: a batch's computed values are stored with [`Tier::store_many`].
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>>;
-
-    /// Stores the values a batch computed (the key was missing in the tier).
-    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()>;
+    /// keeps the function's own deadline (the disk tier; `None`: a whole ttl), and the claim
+    /// to store the values computed for the misses. `superseded` has one mark per key (see
+    /// [`Tier::get`]).
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [K],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, FoundMany<K, V>>;
 
     /// A handle's `insert`: stores `value` and tells the other processes.
     fn put(&self, key: &K, value: &V);
@@ -117,6 +119,26 @@ pub(crate) trait Tier<K, V>: Send + Sync + fmt::Debug {
 
 /// A value a tier holds, and how long it has left to live when the tier knows it.
 pub(crate) type Kept<V> = (V, Option<std::time::Duration>);
+
+/// What a batch's look in a tier found: per key asked, its value if the tier had one, and the
+/// claim to store the others'.
+pub(crate) struct FoundMany<K, V> {
+    pub(crate) found: Vec<Option<Kept<V>>>,
+    pub(crate) claim: Box<dyn ClaimMany<K, V>>,
+}
+
+/// The right to store the values a batch computed for the keys a tier lacked (and whatever
+/// the tier holds meanwhile, such as their leases); dropped, it stores nothing more.
+pub(crate) trait ClaimMany<K, V>: Send + Sync {
+    /// Stores computed `entries` of keys the tier lacked, none of them `superseded` (its key
+    /// written meanwhile, one mark per entry) when the caller looked; a write of a key between
+    /// the tier's look and this store must not leave the older value behind in the tier.
+    fn store<'a>(
+        &'a self,
+        entries: &'a [(K, V)],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, ()>;
+}
 
 /// What a look in a tier found.
 // Built by the tiers, none of which is compiled in without its feature.

@@ -17,7 +17,9 @@ use std::time::Duration;
 use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
-use crate::tier::{BlockingWork, Claim, Fetched, Kept, Tier, TierFuture, TierHandle};
+use crate::tier::{
+    BlockingWork, Claim, ClaimMany, Fetched, FoundMany, Tier, TierFuture, TierHandle,
+};
 use store::Found;
 pub(crate) use store::{default_path, flush_all, open, Store, FORMAT};
 pub use store::{Config, Error};
@@ -132,13 +134,16 @@ impl<K: Clone, V: Clone> Inner<K, V> {
         Some(full)
     }
 
-    fn entries(&self, attached: &Attached, entries: &[(K, V)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// `entries` encoded for the file, each with its place in `entries`: those whose value
+    /// does not encode are left out (counted).
+    fn entries(&self, attached: &Attached, entries: &[(K, V)]) -> Vec<(usize, Encoded)> {
         entries
             .iter()
-            .filter_map(|(key, value)| {
+            .enumerate()
+            .filter_map(|(at, (key, value))| {
                 let key = self.entry_key(attached, key)?;
                 match (self.encode_value)(value) {
-                    Some(value) => Some((key, value)),
+                    Some(value) => Some((at, (key, value))),
                     None => {
                         self.counters.errors.fetch_add(1, Relaxed);
                         None
@@ -148,17 +153,22 @@ impl<K: Clone, V: Clone> Inner<K, V> {
             .collect()
     }
 
-    /// Writes `entries` unless `skip` says, under the file's write lock, not to; `durable`:
-    /// a write of the program (`insert`), on disk when it returns, not a computed value.
-    fn write(&self, entries: &[(K, V)], skip: impl FnOnce() -> bool, durable: bool) {
+    /// Writes `entries` but those `skip` (asked with each one's place, under the file's write
+    /// lock) says not to; `durable`: a write of the program (`insert`), on disk when it
+    /// returns, not a computed value.
+    fn write(&self, entries: &[(K, V)], skip: impl Fn(usize) -> bool, durable: bool) {
         let Some(attached) = self.attached() else {
             return;
         };
-        let encoded = self.entries(attached, entries);
+        let (places, encoded): (Vec<usize>, Vec<_>) =
+            self.entries(attached, entries).into_iter().unzip();
         if encoded.is_empty() {
             return;
         }
-        match attached.store.put(&encoded, self.ttl, skip, durable) {
+        match attached
+            .store
+            .put(&encoded, self.ttl, |at| skip(places[at]), durable)
+        {
             Ok(written) => {
                 self.counters.evictions.fetch_add(written.evicted, Relaxed);
             }
@@ -230,11 +240,17 @@ impl<K: Clone, V: Clone> Inner<K, V> {
     }
 }
 
+/// An entry as the file holds it: its key (with the function's prefix) and its encoded value.
+type Encoded = (Vec<u8>, Vec<u8>);
+
 /// The right to store the computed value of one key.
 struct DiskClaim<K, V> {
     tier: Arc<Inner<K, V>>,
     key: K,
 }
+
+/// The right to store the values a batch computed.
+struct DiskBatchClaim<K, V>(Arc<Inner<K, V>>);
 
 impl<K, V> Claim<V> for DiskClaim<K, V>
 where
@@ -245,7 +261,23 @@ where
         // `superseded` is read under the file's write lock: a write of the key that came
         // first made it true, one that comes later removes or replaces this value.
         self.tier
-            .write(&[(self.key, value.clone())], || superseded.get(), false);
+            .write(&[(self.key, value.clone())], |_| superseded.get(), false);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl<K, V> ClaimMany<K, V> for DiskBatchClaim<K, V>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    fn store<'a>(
+        &'a self,
+        entries: &'a [(K, V)],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, ()> {
+        // As for one key: each mark is read under the file's write lock.
+        self.0.write(entries, |at| superseded[at].get(), false);
         Box::pin(std::future::ready(()))
     }
 }
@@ -315,23 +347,23 @@ where
         Box::pin(std::future::ready(fetched))
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [K],
+        _superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, FoundMany<K, V>> {
         let found = keys.iter().map(|key| self.0.look(key)).collect();
-        Box::pin(std::future::ready(found))
-    }
-
-    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
-        self.0.write(entries, || false, false);
-        Box::pin(std::future::ready(()))
+        let claim = Box::new(DiskBatchClaim(self.0.clone()));
+        Box::pin(std::future::ready(FoundMany { found, claim }))
     }
 
     fn put(&self, key: &K, value: &V) {
         self.0
-            .write(&[(key.clone(), value.clone())], || false, true);
+            .write(&[(key.clone(), value.clone())], |_| false, true);
     }
 
     fn put_many(&self, entries: &[(K, V)]) {
-        self.0.write(entries, || false, true);
+        self.0.write(entries, |_| false, true);
     }
 
     fn remove(&self, key: &K) {

@@ -539,18 +539,22 @@ impl Store {
         Ok(Found::Value(entry[HEADER..].to_vec(), left))
     }
 
-    /// Writes the entries (key, encoded value, time to live), unless `skip` says otherwise
-    /// when the transaction holds the file's write lock; then evicts the oldest entries past
-    /// the bound.
+    /// Writes the entries (key, encoded value, time to live), but those that `skip` (asked
+    /// with each entry's place once the transaction holds the file's write lock) says not to;
+    /// then evicts the oldest entries past the bound.
     pub(crate) fn put(
         &self,
         entries: &[(Vec<u8>, Vec<u8>)],
         ttl: Option<Duration>,
-        skip: impl FnOnce() -> bool,
+        skip: impl Fn(usize) -> bool,
         durable: bool,
     ) -> Result<Written, redb::Error> {
         self.write(durable, |tx, counters| {
-            if skip() {
+            let kept: Vec<&(Vec<u8>, Vec<u8>)> = (0..entries.len())
+                .filter(|&at| !skip(at))
+                .map(|at| &entries[at])
+                .collect();
+            if kept.is_empty() {
                 return Ok(0);
             }
             let deadline = ttl.map_or(0, |ttl| {
@@ -560,7 +564,7 @@ impl Store {
             });
             let mut table = tx.open_table(ENTRIES)?;
             let mut index = Index::open(tx)?;
-            for (key, value) in entries {
+            for (key, value) in kept {
                 let seq = counters.1;
                 counters.1 += 1;
                 let mut entry = Vec::with_capacity(HEADER + value.len());

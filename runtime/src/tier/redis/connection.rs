@@ -464,34 +464,52 @@ impl Connection {
         &self,
         entries: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, Unavailable> {
-        if entries.is_empty() {
+        let gets = entries
+            .into_iter()
+            .map(|entry| {
+                let get = redis::Cmd::get(&entry);
+                (entry, get)
+            })
+            .collect();
+        self.query_all(gets).await
+    }
+
+    /// The answers of `commands` (each with the key it is about), in order, within one
+    /// timeout: one pipeline on a server, one per slot on a cluster, all sent at once.
+    pub(crate) async fn query_all<T>(
+        &self,
+        commands: Vec<(String, redis::Cmd)>,
+    ) -> Result<Vec<T>, Unavailable>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
+        if commands.is_empty() {
             return Ok(Vec::new());
         }
         if let Server::Node { .. } = self.server {
             let mut pipe = redis::pipe();
-            for entry in &entries {
-                pipe.get(entry);
+            for (_, cmd) in commands {
+                pipe.add_command(cmd);
             }
             return self.query_pipe(pipe).await;
         }
         let mut by_slot: HashMap<Slot, (Vec<usize>, redis::Pipeline)> = HashMap::new();
-        for (at, entry) in entries.iter().enumerate() {
-            let (places, pipe) = by_slot.entry(Slot::for_key(entry)).or_default();
+        for (at, (key, cmd)) in commands.into_iter().enumerate() {
+            let (places, pipe) = by_slot.entry(Slot::for_key(key)).or_default();
             places.push(at);
-            pipe.get(entry);
+            pipe.add_command(cmd);
         }
-        let count = entries.len();
         let (places, pipes): (Vec<Vec<usize>>, Vec<redis::Pipeline>) =
             by_slot.into_values().unzip();
         self.run(move |conn| async move {
-            let reads = all_at_once::<Vec<Option<Vec<u8>>>>(&conn, pipes).await?;
-            let mut values = vec![None; count];
-            for (places, read) in places.into_iter().zip(reads) {
-                for (at, value) in places.into_iter().zip(read) {
-                    values[at] = value;
-                }
-            }
-            Ok(values)
+            let answers = all_at_once::<Vec<T>>(&conn, pipes).await?;
+            let mut placed: Vec<(usize, T)> = places
+                .into_iter()
+                .flatten()
+                .zip(answers.into_iter().flatten())
+                .collect();
+            placed.sort_unstable_by_key(|(at, _)| *at);
+            Ok(placed.into_iter().map(|(_, answer)| answer).collect())
         })
         .await
     }

@@ -4,6 +4,8 @@
 //! It runs inside the in-process single flight's leader, so one caller per process and key
 //! talks to Redis; the in-process tier is filled by the caller's normal path.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{keys, Connection, FnState, Shared, Unavailable};
 use crate::cache::flight::Superseded;
 use crate::tier::codec::Encoding;
-use crate::tier::{Claim, Fetched, TierFuture};
+use crate::tier::{Claim, ClaimMany, Fetched, FoundMany, Kept, TierFuture};
 
 /// Releases a lease only if this process still holds it (a lease that expired and was taken by
 /// another process is not touched).
@@ -380,5 +382,211 @@ impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
             }
             drop(held);
         })
+    }
+}
+
+/// A batch's miss path: the values Redis holds, read in one round trip per slot, then the
+/// leases of the keys it lacks, taken the same way. The batch computes all of those keys, but
+/// writes back only the values whose lease it took and still holds (see [`WRITE_BACK`]): a key
+/// another process computes is left to that process to write, and a key written anywhere while
+/// the batch computed keeps that write. Any Redis failure ends the Redis part, as for one key:
+/// nothing is written.
+pub(crate) async fn fetch_many<K, V>(shared: &Shared<K, V>, keys: &[K]) -> FoundMany<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let (values, read) = shared.read_many(keys).await;
+    let found: Vec<Option<Kept<V>>> = values
+        .into_iter()
+        // Redis keeps its own ttl, not the function's: a value read lives a whole one here.
+        .map(|value| Some((value?, None)))
+        .collect();
+    let Some((tier, entries)) = read else {
+        return FoundMany {
+            found,
+            claim: Box::new(NoWrite),
+        };
+    };
+    let state = &shared.state;
+    let token = token();
+    let ttl = state.lease.unwrap_or(tier.config.lease_ttl);
+    let missing: Vec<(&K, String)> = keys
+        .iter()
+        .zip(entries)
+        .zip(&found)
+        .filter(|(_, found)| found.is_none())
+        .filter_map(|((key, entry), _)| Some((key, entry?)))
+        .collect();
+    let takes = missing
+        .iter()
+        .map(|(_, entry)| {
+            let lease = keys::lease(entry);
+            let mut take = redis::cmd("EVAL");
+            take.arg(TAKE)
+                .arg(1)
+                .arg(&lease)
+                .arg(&token)
+                .arg(lease_millis(ttl))
+                .arg(process_prefix());
+            (lease, take)
+        })
+        .collect();
+    let taken = match tier.query_all::<bool>(takes).await {
+        Ok(taken) => taken,
+        Err(unavailable) => {
+            // Some takes may have run late: released, token-checked, as for one key.
+            for (_, entry) in &missing {
+                release_late_take(&tier, &keys::lease(entry), &token, ttl);
+            }
+            state.count(unavailable);
+            return FoundMany {
+                found,
+                claim: Box::new(NoWrite),
+            };
+        }
+    };
+    let leased: HashMap<K, String> = missing
+        .into_iter()
+        .zip(taken)
+        .filter(|(_, taken)| *taken)
+        .map(|((key, entry), _)| (key.clone(), entry))
+        .collect();
+    let leases: Vec<String> = leased.values().map(|entry| keys::lease(entry)).collect();
+    let keep_alive = keep_all_alive(&tier, &leases, &token, ttl);
+    FoundMany {
+        found,
+        claim: Box::new(BatchWriteBack {
+            state: shared.state.clone(),
+            encode_value: shared.encode_value,
+            encoding: shared.encoding(Some(&tier)),
+            tier,
+            token,
+            leased,
+            leases,
+            keep_alive,
+        }),
+    }
+}
+
+/// Extends every lease of `leases` held by `token` back to `ttl` every third of it, as
+/// [`Held::new`] does for one, in one round trip per slot.
+fn keep_all_alive(
+    tier: &Arc<Connection>,
+    leases: &[String],
+    token: &str,
+    ttl: Duration,
+) -> Option<tokio::task::AbortHandle> {
+    if leases.is_empty() {
+        return None;
+    }
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    let extends: Vec<(String, redis::Cmd)> = leases
+        .iter()
+        .map(|lease| {
+            let mut extend = redis::cmd("EVAL");
+            extend
+                .arg(EXTEND)
+                .arg(1)
+                .arg(lease)
+                .arg(token)
+                .arg(lease_millis(ttl));
+            (lease.clone(), extend)
+        })
+        .collect();
+    let connection = tier.clone();
+    tier.spawn(move |_| async move {
+        loop {
+            tokio::time::sleep(period).await;
+            // Without an answer this time, two thirds of the leases remain to try again.
+            let _ = connection.write_all(extends.clone(), Vec::new()).await;
+        }
+    })
+}
+
+/// The claim of a batch whose look at Redis failed: nothing is written.
+struct NoWrite;
+
+impl<K, V> ClaimMany<K, V> for NoWrite {
+    fn store<'a>(&'a self, _: &'a [(K, V)], _: &'a [Superseded<V>]) -> TierFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Where a batch's computed values go in Redis, and the leases it holds until they are there.
+struct BatchWriteBack<K, V> {
+    state: Arc<FnState>,
+    encode_value: fn(&V, Encoding) -> Option<Vec<u8>>,
+    encoding: Encoding,
+    tier: Arc<Connection>,
+    token: String,
+    /// The entry of each key whose lease the batch took.
+    leased: HashMap<K, String>,
+    leases: Vec<String>,
+    keep_alive: Option<tokio::task::AbortHandle>,
+}
+
+impl<K, V> ClaimMany<K, V> for BatchWriteBack<K, V>
+where
+    K: Hash + Eq + Send + Sync,
+    V: Send + Sync,
+{
+    /// Writes each value whose lease this batch still holds, in one round trip per slot; the
+    /// leases are released when the claim is dropped.
+    fn store<'a>(
+        &'a self,
+        entries: &'a [(K, V)],
+        superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, ()> {
+        let writes: Vec<(String, redis::Cmd)> = entries
+            .iter()
+            .zip(superseded)
+            .filter(|(_, superseded)| !superseded.get())
+            .filter_map(|((key, value), _)| {
+                let entry = self.leased.get(key)?;
+                let bytes = (self.encode_value)(value, self.encoding)?;
+                let mut write = redis::cmd("EVAL");
+                write
+                    .arg(WRITE_BACK)
+                    .arg(2)
+                    .arg(entry)
+                    .arg(keys::lease(entry))
+                    .arg(&self.token)
+                    .arg(bytes)
+                    .arg(lease_millis(self.state.ttl));
+                Some((entry.clone(), write))
+            })
+            .collect();
+        Box::pin(async move {
+            if writes.is_empty() {
+                return;
+            }
+            if let Err(unavailable) = self.tier.write_all(writes, Vec::new()).await {
+                self.state.count(unavailable);
+            }
+        })
+    }
+}
+
+impl<K, V> Drop for BatchWriteBack<K, V> {
+    fn drop(&mut self) {
+        if let Some(keep_alive) = self.keep_alive.take() {
+            keep_alive.abort();
+        }
+        if self.leases.is_empty() {
+            return;
+        }
+        let releases: Vec<(String, redis::Cmd)> = self
+            .leases
+            .drain(..)
+            .map(|lease| {
+                let release = release_cmd(&lease, &self.token);
+                (lease, release)
+            })
+            .collect();
+        let connection = self.tier.clone();
+        self.tier.spawn(move |_| async move {
+            let _ = connection.write_all(releases, Vec::new()).await;
+        });
     }
 }

@@ -21,7 +21,7 @@ use crate::cache::flight::Superseded;
 use crate::cache::stats::Stats;
 use crate::cache::Cache;
 use crate::tier::codec::{Encoding, COMPRESS_ABOVE};
-use crate::tier::{BlockingWork, Codec, Fetched, Kept, Tier, TierFuture, TierHandle};
+use crate::tier::{BlockingWork, Codec, Fetched, FoundMany, Tier, TierFuture, TierHandle};
 pub(crate) use connection::{block_on, Connection, Unavailable};
 
 /// How to reach Redis and how to use it; see [`connect_with`].
@@ -838,19 +838,12 @@ where
         let _ = self.near.set(near);
     }
 
-    fn get_many<'a>(&'a self, keys: &'a [K]) -> TierFuture<'a, Vec<Option<Kept<V>>>> {
-        // Redis keeps its own ttl, not the function's: a value read lives a whole one here.
-        Box::pin(async move {
-            let found = self.read_many(keys).await;
-            found
-                .into_iter()
-                .map(|value| Some((value?, None)))
-                .collect()
-        })
-    }
-
-    fn store_many<'a>(&'a self, entries: &'a [(K, V)]) -> TierFuture<'a, ()> {
-        Box::pin(self.write_computed(entries))
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [K],
+        _superseded: &'a [Superseded<V>],
+    ) -> TierFuture<'a, FoundMany<K, V>> {
+        Box::pin(lease::fetch_many(self, keys))
     }
 
     fn put(&self, key: &K, value: &V) {
@@ -885,6 +878,10 @@ where
         block_on(work);
     }
 }
+
+/// What a batch's look read Redis with: the connection, and each key's entry name (`None`
+/// for a key that does not encode).
+pub(crate) type Read = (Arc<Connection>, Vec<Option<String>>);
 
 impl<K, V> Shared<K, V> {
     /// The entry names of `keys` (encoded) in the function's current generation, after the
@@ -923,16 +920,17 @@ impl<K, V> Shared<K, V> {
         Some((tier, entries))
     }
 
-    /// A batch's look at Redis: one `GET` per key, in one round trip per slot.
-    async fn read_many(&self, keys: &[K]) -> Vec<Option<V>> {
+    /// A batch's look at Redis: one `GET` per key, in one round trip per slot; with the
+    /// connection and each key's entry name when Redis was read.
+    pub(crate) async fn read_many(&self, keys: &[K]) -> (Vec<Option<V>>, Option<Read>) {
         let mut found: Vec<Option<V>> = keys.iter().map(|_| None).collect();
         let Some((tier, entries)) = self.entries_of(keys).await else {
-            return found;
+            return (found, None);
         };
         let asked: Vec<(usize, String)> = entries
-            .into_iter()
+            .iter()
             .enumerate()
-            .filter_map(|(at, entry)| Some((at, entry?)))
+            .filter_map(|(at, entry)| Some((at, entry.clone()?)))
             .collect();
         let names = asked.iter().map(|(_, entry)| entry.clone()).collect();
         match tier.read_all(names).await {
@@ -952,30 +950,12 @@ impl<K, V> Shared<K, V> {
                     counter.fetch_add(1, Relaxed);
                     found[at] = value;
                 }
+                (found, Some((tier, entries)))
             }
-            Err(unavailable) => self.state.count(unavailable),
-        }
-        found
-    }
-
-    /// Stores what a batch computed: `SET … PX ttl` each, in one round trip per slot. Nothing
-    /// is announced: the other processes had no value of these keys.
-    async fn write_computed(&self, entries: &[(K, V)]) {
-        let Some((tier, names)) = self.entries_of(entries.iter().map(|(key, _)| key)).await else {
-            return;
-        };
-        let encoding = self.encoding(Some(&tier));
-        let writes = entries
-            .iter()
-            .zip(names)
-            .filter_map(|((_, value), name)| {
-                let name = name?;
-                let bytes = (self.encode_value)(value, encoding)?;
-                Some((name.clone(), set_px(name, &bytes, self.state.ttl)))
-            })
-            .collect();
-        if let Err(unavailable) = tier.write_all(writes, Vec::new()).await {
-            self.state.count(unavailable);
+            Err(unavailable) => {
+                self.state.count(unavailable);
+                (found, None)
+            }
         }
     }
 
