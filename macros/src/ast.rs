@@ -98,7 +98,58 @@ pub(crate) struct NotAFunction {
 
 /// The item an attribute is on, if it is a function with a body.
 pub(crate) fn parse_function(item: &TokenStream) -> Result<ItemFn, NotAFunction> {
-    syn::parse2(item.clone()).map_err(|_| not_a_function(item))
+    let mut function: ItemFn = syn::parse2(item.clone()).map_err(|_| not_a_function(item))?;
+    syn::visit_mut::visit_signature_mut(&mut Ungroup, &mut function.sig);
+    Ok(function)
+}
+
+/// Takes off the invisible groups that `macro_rules!` puts around a fragment (`$t:ty`,
+/// `$e:expr`): without this, a `Result` return type or a `&str` argument written through a
+/// macro would not be recognized as one. Only groups around an atomic type or expression are
+/// taken off, which cannot change how the tokens parse (a group around `dyn A + Send` or
+/// `a + b` keeps its precedence).
+pub(crate) struct Ungroup;
+
+impl syn::visit_mut::VisitMut for Ungroup {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        while let Type::Group(group) = ty {
+            let atomic = matches!(
+                *group.elem,
+                Type::Path(_)
+                    | Type::Reference(_)
+                    | Type::Slice(_)
+                    | Type::Array(_)
+                    | Type::Tuple(_)
+                    | Type::Paren(_)
+                    | Type::Never(_)
+                    | Type::Group(_)
+            );
+            if !atomic {
+                break;
+            }
+            *ty = (*group.elem).clone();
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        while let Expr::Group(group) = expr {
+            if !matches!(
+                *group.expr,
+                Expr::Lit(_) | Expr::Path(_) | Expr::Paren(_) | Expr::Tuple(_) | Expr::Group(_)
+            ) {
+                break;
+            }
+            *expr = (*group.expr).clone();
+        }
+        syn::visit_mut::visit_expr_mut(self, expr);
+    }
+}
+
+/// `expr` without the invisible groups of `macro_rules!` fragments (see [`Ungroup`]).
+pub(crate) fn ungrouped(mut expr: Expr) -> Expr {
+    syn::visit_mut::VisitMut::visit_expr_mut(&mut Ungroup, &mut expr);
+    expr
 }
 
 fn not_a_function(item: &TokenStream) -> NotAFunction {

@@ -218,11 +218,12 @@ impl Options {
         }
         let value = if name == "key_type" {
             // A type is not an expression: keep its tokens in a verbatim expression for now.
-            input
-                .parse::<Type>()
-                .map(|ty| Expr::Verbatim(ty.into_token_stream()))
+            input.parse::<Type>().map(|mut ty| {
+                syn::visit_mut::VisitMut::visit_type_mut(&mut crate::ast::Ungroup, &mut ty);
+                Expr::Verbatim(ty.into_token_stream())
+            })
         } else {
-            input.parse::<Expr>()
+            input.parse::<Expr>().map(crate::ast::ungrouped)
         };
         let value = match value {
             Ok(value) => value,
@@ -353,7 +354,7 @@ fn parse_redis(input: ParseStream<'_>, errors: &mut Errors) -> Redis {
         };
         let value = if content.parse::<Token![=]>().is_ok() {
             match content.parse::<Expr>() {
-                Ok(value) => Some(value),
+                Ok(value) => Some(crate::ast::ungrouped(value)),
                 Err(error) => {
                     errors.push(error);
                     skip_to_comma(&content);

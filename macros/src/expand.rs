@@ -529,7 +529,9 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     if let Some(weight) = &options.weight {
         // A closure, so that deref coercion lets the weigher take `&[u8]` for a `Vec<u8>` value
         // (or `&str` for `String`) instead of the `&Vec<u8>` clippy warns about.
-        let weigh = quote_spanned!(weight.span()=> #weight(key, value));
+        // Located at the weigher (its errors point there), with the closure's hygiene.
+        let at = proc_macro2::Span::call_site().located_at(weight.span());
+        let weigh = quote_spanned!(at=> #weight(key, value));
         builder = quote!(#builder.weigher(|key, value| #weigh));
     }
     if let Some(nanos) = options.ttl {

@@ -1134,3 +1134,42 @@ mod spelled_out_key_type {
         let _: &memokit::Memo<String, String> = shout_cache();
     }
 }
+
+// ---- Functions written by `macro_rules!` -----------------------------------------------------
+
+static THROUGH_MACRO_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// `$t:ty` and `$e:expr` fragments reach the attribute inside invisible groups.
+macro_rules! loader {
+    ($name:ident($arg:ident: $arg_ty:ty) -> $ret:ty, ttl = $ttl:literal, key = $key:expr) => {
+        #[cached(ttl = $ttl, key = $key)]
+        fn $name($arg: $arg_ty) -> $ret {
+            THROUGH_MACRO_RUNS.fetch_add(1, SeqCst);
+            if $arg.is_empty() {
+                Err("empty".to_string())
+            } else {
+                Ok($arg.len())
+            }
+        }
+    };
+}
+
+loader!(length_of(text: &str) -> Result<usize, String>, ttl = "5m", key = text);
+
+/// A function written through `macro_rules!` is read as if written out: its `Result` return
+/// type (an `Err` is not cached), its `&str` argument (looked up borrowed), a literal `ttl`
+/// and a `key` given as fragments. Each was refused, or an `Err` cached, before the macro took
+/// off the fragments' invisible groups.
+#[test]
+fn a_function_written_by_macro_rules_is_read_as_written_out() {
+    assert_eq!(length_of("abc"), Ok(3));
+    assert_eq!(length_of("abc"), Ok(3));
+    assert_eq!(length_of(""), Err("empty".to_string()));
+    assert_eq!(length_of(""), Err("empty".to_string()));
+    assert_eq!(
+        THROUGH_MACRO_RUNS.load(SeqCst),
+        3,
+        "the Err is computed again"
+    );
+    assert_eq!(length_of_cache().len(), 1);
+}

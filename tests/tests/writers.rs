@@ -608,3 +608,30 @@ fn an_argument_named_like_the_target_does_not_hide_it() {
     forget_account(1);
     assert!(account_cache().get(&1).is_none());
 }
+
+#[cached]
+fn shelf(id: u64) -> Result<u64, String> {
+    Ok(id * 10)
+}
+
+/// A writer whose return type reaches the attribute as a `macro_rules!` fragment (`$t:ty`).
+macro_rules! failing_writer {
+    ($name:ident -> $ret:ty) => {
+        #[cache_evict(shelf, key = id)]
+        fn $name(id: u64) -> $ret {
+            let _ = id;
+            Err("write failed".to_string())
+        }
+    };
+}
+
+failing_writer!(delete_shelf -> Result<(), String>);
+
+/// A failing writer written through `macro_rules!` evicts nothing, as one written out: its
+/// `Result` is read through the fragment's invisible group (it evicted on `Err` before).
+#[test]
+fn a_writer_written_by_macro_rules_keeps_the_entry_when_it_fails() {
+    assert_eq!(shelf(1), Ok(10));
+    assert!(delete_shelf(1).is_err());
+    assert_eq!(shelf_cache().len(), 1, "an Err changes nothing");
+}

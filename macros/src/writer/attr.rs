@@ -186,7 +186,7 @@ impl WriterArgs {
             return;
         }
         let value = match input.parse::<Expr>() {
-            Ok(value) => value,
+            Ok(value) => crate::ast::ungrouped(value),
             Err(error) => {
                 errors.push(error);
                 skip_to_comma(input);

@@ -75,8 +75,10 @@ fn expand(args: &WriterArgs, func: &Function<'_>) -> TokenStream {
         }
         None => (quote!(()), quote!(#private::Plain<()>), Span::call_site()),
     };
-    // Spanned at the stored type (the `Ok` type of a `Result`): a value of the wrong type for
-    // `#[cache_put]` is reported there.
+    // Located at the stored type (the `Ok` type of a `Result`): a value of the wrong type for
+    // `#[cache_put]` is reported there. Only located: the locals keep the attribute's hygiene,
+    // which a return type written by `macro_rules!` does not have.
+    let stored_span = Span::call_site().located_at(stored_span);
     let finish = quote_spanned!(stored_span=> __memokit_write.after::<#shape>(__memokit_output));
     let body = if func.is_async() {
         let body = crate::expand::async_body(&ret, block);
