@@ -86,7 +86,7 @@ fn check_instance(func: &Function<'_>, options: &Options, errors: &mut Errors) {
             "`instance` keeps the cache in a field of `self`, so it needs a method taking `&self`; \
              a free function has one cache for the process: remove `instance`",
         ),
-        Some(receiver) if receiver.reference.is_none() => errors.spanned(
+        Some(receiver) if !matches!(&*receiver.ty, Type::Reference(_)) => errors.spanned(
             receiver,
             "`instance` needs `&self`: a method taking `self` by value would move the instance \
              that holds the cache; take `&self`",
@@ -188,12 +188,27 @@ fn check_function(sig: &Signature, errors: &mut Errors) {
     }
 }
 
+/// Whether a receiver of type `ty` may change the instance: `&mut Self`, or a smart pointer
+/// around it (`Pin<&mut Self>`).
+fn borrows_mutably(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(reference) => reference.mutability.is_some(),
+        Type::Path(path) => path.path.segments.iter().any(|segment| match &segment.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.iter().any(
+                |arg| matches!(arg, syn::GenericArgument::Type(ty) if borrows_mutably(ty)),
+            ),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
 fn check_arguments(func: &Function<'_>, options: &Options, errors: &mut Errors) {
     for input in &func.sig.inputs {
         match input {
-            FnArg::Receiver(receiver)
-                if receiver.reference.is_some() && receiver.mutability.is_some() =>
-            {
+            // `&mut self`, `self: &mut Self`, `self: Pin<&mut Self>`: the receiver's type, which
+            // syn writes out for the shorthand forms too.
+            FnArg::Receiver(receiver) if borrows_mutably(&receiver.ty) => {
                 errors.spanned(
                     receiver,
                     "`#[cached]` cannot be used on a `&mut self` method: a cached call would skip the body's \

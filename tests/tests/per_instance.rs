@@ -79,8 +79,9 @@ struct Prices {
 }
 
 impl Prices {
+    /// The receiver written out (`self: &Self`) is `&self` (it was refused).
     #[cached(instance = cache)]
-    async fn price(&self, symbol: &str, day: u32) -> u64 {
+    async fn price(self: &Self, symbol: &str, day: u32) -> u64 {
         symbol.len() as u64 * u64::from(day) * self.factor
     }
 }
