@@ -30,11 +30,9 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
     let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
+        attrs, vis, block, ..
     } = func.original;
+    let sig = &emitted_signature(func, options);
     let ident = &sig.ident;
     let Some(output) = func.value_output() else {
         // Reported in `valid.rs`, which comes first: there is nothing to expand.
@@ -162,7 +160,10 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
             ::std::boxed::Box::leak(
                 ::std::format!(
                     "{}::{}",
-                    ::std::any::type_name::<Self>().split('<').next().unwrap_or_default(),
+                    // Called by its path: a module with `#![no_implicit_prelude]` has no
+                    // `Iterator` in scope.
+                    ::core::iter::Iterator::next(&mut ::std::any::type_name::<Self>().split('<'))
+                        .unwrap_or_default(),
                     ::core::stringify!(#ident),
                 )
                 .into_boxed_str(),
@@ -580,22 +581,56 @@ fn builder(options: &Options, key_type: &TokenStream, value_type: &TokenStream) 
     builder
 }
 
+/// The signature the wrapper is emitted with: as written, but a batch's `mut ids` loses its
+/// `mut`, which the body's own binding of the missing keys has instead (see [`batch_call`]).
+fn emitted_signature(func: &Function<'_>, options: &Options) -> syn::Signature {
+    let mut sig = func.original.sig.clone();
+    if let Some(parts) = options.batch.as_ref().and_then(|_| func.batch_parts().ok()) {
+        for input in &mut sig.inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                if let syn::Pat::Ident(pat) = &mut *typed.pat {
+                    if pat.ident == *parts.keys.name {
+                        pat.mutability = None;
+                    }
+                }
+            }
+        }
+    }
+    sig
+}
+
 /// The `u64` that `size = …` gives. A literal was checked in `attr.rs`. An expression the macro
 /// cannot read but a `const` block can (`CAPACITY`, `1 << 20`, `Self::MAX`) is checked by the
 /// compiler: it must be an integer (it is compared with one) and at least 1, or the build fails.
 /// Anything else (a function call) is evaluated at run time as written.
 fn capacity(size: &Expr) -> TokenStream {
+    if let Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(int),
+        ..
+    }) = size
+    {
+        if let Ok(size) = int.base10_parse::<u64>() {
+            return proc_macro2::Literal::u64_suffixed(size).into_token_stream();
+        }
+    }
+    // Located at `size` for the messages, but the macro's own tokens for the lints: a cast the
+    // user did not write (`CAPACITY as u64` of a `u64`) is no `trivial_numeric_casts` of theirs.
+    let at = proc_macro2::Span::call_site().located_at(size.span());
     // `as u64`, so that `usize` and `u32` constants work too (see the accessor's clippy allows).
-    let capacity = quote_spanned!(size.span()=> (#size) as u64);
-    if matches!(size, Expr::Lit(_)) || !is_constant(size) {
+    let capacity = quote_spanned!(at=> (#size) as u64);
+    if !is_constant(size) {
         return capacity;
     }
-    quote_spanned! {size.span()=> {
+    quote_spanned! {at=> {
         const {
             ::core::assert!(
                 (#size) >= 1,
                 "`size` must be at least 1: a cache of size 0 would store nothing; to leave the cache \
                  unbounded, remove `size`"
+            );
+            ::core::assert!(
+                (#size) as u128 <= ::core::primitive::u64::MAX as u128,
+                "`size` must fit in a `u64`: a larger one would be cut short by the conversion"
             )
         };
         #capacity
@@ -632,13 +667,18 @@ fn batch_call(
     block: &syn::Block,
 ) -> TokenStream {
     let (name, key) = (parts.keys.name, parts.key);
+    // `mut ids`: the body gets the missing keys under the name, as mutable as written.
+    let mutability = match &*parts.keys.original.pat {
+        syn::Pat::Ident(pat) => pat.mutability,
+        _ => None,
+    };
     let missing = format_ident!("__memokit_missing");
     let keys = quote!(::core::iter::Iterator::cloned(#name.iter()));
     if func.is_async() {
         let bind = if parts.by_value {
-            quote!(let #name: ::std::vec::Vec<#key> = #missing;)
+            quote!(let #mutability #name: ::std::vec::Vec<#key> = #missing;)
         } else {
-            quote!(let #name: &[#key] = &#missing;)
+            quote!(let #mutability #name: &[#key] = &#missing;)
         };
         quote! {
             #memo.__call_batch_async::<#shape, _, _, _>(
@@ -656,17 +696,20 @@ fn batch_call(
         }
     } else {
         let bind = if parts.by_value {
-            quote!(let #name: ::std::vec::Vec<#key> = #missing.to_vec();)
+            quote!(let #mutability #name: ::std::vec::Vec<#key> = #missing.to_vec();)
         } else {
-            quote!(let #name: &[#key] = #missing;)
+            quote!(let #mutability #name: &[#key] = #missing;)
         };
+        // The block as a `let`'s value, not the closure's last expression: there, a block of
+        // one expression would be linted as needless braces in the user's code.
         quote! {
             #memo.__call_batch::<#shape, _>(
                 #keys,
                 #share_error,
                 move |#missing: &[#key]| -> #ret {
                     #bind
-                    #block
+                    let output: #ret = #block;
+                    output
                 },
             )
         }

@@ -193,12 +193,16 @@ fn check_function(sig: &Signature, errors: &mut Errors) {
 fn borrows_mutably(ty: &Type) -> bool {
     match ty {
         Type::Reference(reference) => reference.mutability.is_some(),
-        Type::Path(path) => path.path.segments.iter().any(|segment| match &segment.arguments {
-            syn::PathArguments::AngleBracketed(args) => args.args.iter().any(
-                |arg| matches!(arg, syn::GenericArgument::Type(ty) if borrows_mutably(ty)),
-            ),
-            _ => false,
-        }),
+        Type::Path(path) => path
+            .path
+            .segments
+            .iter()
+            .any(|segment| match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) => args.args.iter().any(
+                    |arg| matches!(arg, syn::GenericArgument::Type(ty) if borrows_mutably(ty)),
+                ),
+                _ => false,
+            }),
         _ => false,
     }
 }

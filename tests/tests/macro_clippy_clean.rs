@@ -1,6 +1,11 @@
 //! Valid uses of `#[cached]` that must expand to code without warnings: this file is built by
 //! `cargo clippy --all-targets -- -D warnings`, so a lint firing on generated code fails CI.
-//! The tests only check that each function runs and caches.
+//! The tests only check that each function runs and caches. `trivial_numeric_casts` is on
+//! too: a cast the macro adds (`size = CAPACITY` of a `u64`) must not fire it.
+
+#![warn(trivial_numeric_casts)]
+
+use std::collections::HashMap;
 
 use memokit::cached;
 
@@ -106,6 +111,54 @@ impl Repo {
     async fn load(&self, region: &str, id: u64) -> Option<String> {
         (id != 0).then(|| format!("{region}/{id}"))
     }
+}
+
+const CAPACITY: u64 = 100;
+
+#[cached(size = CAPACITY)]
+fn triple(n: u64) -> u64 {
+    n * 3
+}
+
+/// A body of one expression: no `unused_braces` in the user's code.
+#[cached(batch)]
+fn doubles(ids: &[u64]) -> HashMap<u64, u64> {
+    ids.iter().map(|&id| (id, id * 2)).collect()
+}
+
+/// A `mut` batch argument: the body changes the missing keys, and no `unused_mut` fires.
+#[cached(batch)]
+fn ranks(mut ids: Vec<u64>) -> HashMap<u64, usize> {
+    ids.sort_unstable();
+    ids.into_iter()
+        .enumerate()
+        .map(|(rank, id)| (id, rank))
+        .collect()
+}
+
+/// A method in a module without the prelude.
+#[no_implicit_prelude]
+mod bare {
+    pub struct Shop;
+
+    impl Shop {
+        #[::memokit::cached(key = id)]
+        pub fn price(&self, id: u64) -> u64 {
+            id * 5
+        }
+    }
+}
+
+#[test]
+fn functions_the_macro_once_expanded_with_warnings_cache() {
+    assert_eq!(triple(2), 6);
+    assert_eq!(triple_cache().cache().capacity(), Some(CAPACITY));
+    assert_eq!(doubles(&[1, 2]), HashMap::from([(1, 2), (2, 4)]));
+    assert_eq!(doubles_cache().len(), 2);
+    assert_eq!(ranks(vec![9, 3]), HashMap::from([(3, 0), (9, 1)]));
+    assert_eq!(ranks_cache().len(), 2);
+    assert_eq!(bare::Shop.price(2), 10);
+    assert_eq!(bare::Shop::price_cache().len(), 1);
 }
 
 #[test]

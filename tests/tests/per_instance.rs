@@ -80,6 +80,7 @@ struct Prices {
 
 impl Prices {
     /// The receiver written out (`self: &Self`) is `&self` (it was refused).
+    #[allow(clippy::needless_arbitrary_self_type)]
     #[cached(instance = cache)]
     async fn price(self: &Self, symbol: &str, day: u32) -> u64 {
         symbol.len() as u64 * u64::from(day) * self.factor
