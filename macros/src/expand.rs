@@ -295,8 +295,8 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         ),
         None => (memo, quote!(::memokit::Memo), init, TokenStream::new()),
     };
-    let generics = &sig.generics;
-    let where_clause = &sig.generics.where_clause;
+    let generics = &accessor_generics(&sig.generics);
+    let where_clause = &generics.where_clause;
     // A `static` cannot name the type parameters: a generic function's slot is found by them.
     let slot = if type_params.is_empty() {
         quote!(static MEMO: #private::OnceLock<#handle> = #private::OnceLock::new(); &MEMO)
@@ -351,6 +351,37 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         #marker_item
 
         #loader_items
+    }
+}
+
+/// The generics of the handle accessor: the function's, but its lifetimes, which the accessor
+/// (no arguments, a `'static` handle) does not use and `unused_lifetimes` would report, unless
+/// a type parameter or the `where` clause names one.
+fn accessor_generics(generics: &syn::Generics) -> syn::Generics {
+    let mut kept = generics.clone();
+    kept.params = generics
+        .params
+        .iter()
+        .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+        .cloned()
+        .collect();
+    if let Some(clause) = &mut kept.where_clause {
+        clause.predicates = clause
+            .predicates
+            .iter()
+            .filter(|predicate| !matches!(predicate, syn::WherePredicate::Lifetime(_)))
+            .cloned()
+            .collect();
+    }
+    let rest =
+        kept.to_token_stream().to_string() + &kept.where_clause.to_token_stream().to_string();
+    let named = generics
+        .lifetimes()
+        .any(|param| rest.contains(&param.lifetime.to_token_stream().to_string()));
+    if named {
+        generics.clone()
+    } else {
+        kept
     }
 }
 

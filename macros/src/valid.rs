@@ -221,6 +221,18 @@ fn check_arguments(func: &Function<'_>, options: &Options, errors: &mut Errors) 
             }
             FnArg::Receiver(_) => {}
             FnArg::Typed(typed) => {
+                if let Some(cfg) = typed
+                    .attrs
+                    .iter()
+                    .find(|attr| attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr"))
+                {
+                    errors.spanned(
+                        cfg,
+                        "`#[cached]` cannot take `#[cfg]` on an argument: the key and the call are \
+                         made from every argument written; put the `#[cfg]` on two versions of \
+                         the whole function instead",
+                    );
+                }
                 if !matches!(&*typed.pat, Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none())
                 {
                     errors.spanned(

@@ -1,9 +1,10 @@
 //! Valid uses of `#[cached]` that must expand to code without warnings: this file is built by
 //! `cargo clippy --all-targets -- -D warnings`, so a lint firing on generated code fails CI.
-//! The tests only check that each function runs and caches. `trivial_numeric_casts` is on
-//! too: a cast the macro adds (`size = CAPACITY` of a `u64`) must not fire it.
+//! The tests only check that each function runs and caches. `trivial_numeric_casts` and
+//! `unused_lifetimes` are on too: a cast the macro adds (`size = CAPACITY` of a `u64`) or a
+//! lifetime it copies must not fire them.
 
-#![warn(trivial_numeric_casts)]
+#![warn(trivial_numeric_casts, unused_lifetimes)]
 
 use std::collections::HashMap;
 
@@ -136,6 +137,12 @@ fn ranks(mut ids: Vec<u64>) -> HashMap<u64, usize> {
         .collect()
 }
 
+/// Lifetimes the handle accessor has no use for.
+#[cached]
+fn first_word<'a>(text: &'a str, separator: &'a str) -> String {
+    text.split(separator).next().unwrap_or_default().to_string()
+}
+
 /// A method in a module without the prelude.
 #[no_implicit_prelude]
 mod bare {
@@ -157,6 +164,8 @@ fn functions_the_macro_once_expanded_with_warnings_cache() {
     assert_eq!(doubles_cache().len(), 2);
     assert_eq!(ranks(vec![9, 3]), HashMap::from([(3, 0), (9, 1)]));
     assert_eq!(ranks_cache().len(), 2);
+    assert_eq!(first_word("a b", " "), "a");
+    assert_eq!(first_word_cache().len(), 1);
     assert_eq!(bare::Shop.price(2), 10);
     assert_eq!(bare::Shop::price_cache().len(), 1);
 }
