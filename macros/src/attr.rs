@@ -40,6 +40,8 @@ pub(crate) struct Options {
     /// `seed = …`: fixed hashing keys (`CacheBuilder::seed`), as a checked literal or an
     /// expression the compiler checks.
     pub(crate) seed: Option<Seed>,
+    /// `crate = "path"`: where the runtime is, when not at `::memokit`.
+    pub(crate) krate: Option<Path>,
     /// The names of the arguments written, valid or not: an option whose value was wrong is
     /// still "given", so that it is neither reported missing nor accepted twice.
     given: Vec<Ident>,
@@ -91,7 +93,7 @@ pub(crate) struct Flag {
     pub(crate) tokens: TokenStream,
 }
 
-const KNOWN_NAMES: [&str; 19] = [
+const KNOWN_NAMES: [&str; 20] = [
     "size",
     "weight",
     "ttl",
@@ -111,11 +113,12 @@ const KNOWN_NAMES: [&str; 19] = [
     "instance",
     "batch",
     "seed",
+    "crate",
 ];
 
 const KNOWN: &str =
     "size, weight, ttl, tti, policy, key, key_type, cache_errors, cache_none, coalesce, name, redis, \
-     disk, refresh, jitter, stale_if_error, instance, batch, seed";
+     disk, refresh, jitter, stale_if_error, instance, batch, seed, crate";
 
 const REDIS_KNOWN: [&str; 3] = ["ttl", "lease", "codec"];
 
@@ -256,6 +259,14 @@ impl Options {
             "coalesce" => self.coalesce = flag_of(&value, name, errors),
             "name" => self.name = str_of(&value, name, errors),
             "seed" => self.seed = seed_of(value, errors),
+            "crate" => match lit_of(&value) {
+                Some(Lit::Str(path)) => self.krate = crate::crate_path::parse(path, errors),
+                _ => errors.spanned(
+                    &value,
+                    "`crate` expects the path memokit is reached by, in a string: \
+                     `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
+                ),
+            },
             "disk" => match lit_of(&value) {
                 Some(Lit::Str(path)) if !path.value().is_empty() => {
                     self.disk = Some(Disk {

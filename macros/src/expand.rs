@@ -25,7 +25,9 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let skips = ast::take_skips(&mut original);
     let func = Function::from_syn(&original, &skips);
     valid::check(&func, &options, &mut errors);
-    errors.or_item(&original, || expand(&func, &options))
+    errors.or_item(&original, || {
+        crate::crate_path::rewrite(expand(&func, &options), options.krate.as_ref())
+    })
 }
 
 fn expand(func: &Function<'_>, options: &Options) -> TokenStream {

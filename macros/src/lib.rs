@@ -4,6 +4,7 @@
 
 mod ast;
 mod attr;
+mod crate_path;
 mod duration;
 mod errors;
 mod expand;

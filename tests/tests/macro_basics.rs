@@ -1173,3 +1173,31 @@ fn a_function_written_by_macro_rules_is_read_as_written_out() {
     );
     assert_eq!(length_of_cache().len(), 1);
 }
+
+// ---- `crate = "…"`: memokit reached through another path ------------------------------------
+
+/// A facade crate's re-export, as a module here.
+mod facade {
+    pub use memokit as inner;
+}
+
+#[cached(crate = "crate::facade::inner", size = 10)]
+fn through_facade(n: u64) -> u64 {
+    n + 1
+}
+
+#[memokit::cache_evict(through_facade, key = n, crate = "crate::facade::inner")]
+fn forget_through_facade(n: u64) {
+    let _ = n;
+}
+
+/// The generated code reaches the runtime by the path given (a renamed dependency or a facade
+/// crate's re-export), in `#[cached]` and in a writer.
+#[test]
+fn the_runtime_is_reached_by_the_crate_path_given() {
+    assert_eq!(through_facade(1), 2);
+    assert_eq!(through_facade(1), 2);
+    assert_eq!(through_facade_cache().stats().hits, 1);
+    forget_through_facade(1);
+    assert_eq!(through_facade_cache().len(), 0);
+}

@@ -29,15 +29,15 @@ impl Kind {
     /// The arguments after the target, for messages.
     fn known(self) -> &'static str {
         match self {
-            Kind::Put => "`key = …`",
-            Kind::Evict => "`key = …`, `all`, `before = true`",
+            Kind::Put => "`key = …`, `crate = \"…\"`",
+            Kind::Evict => "`key = …`, `all`, `before = true`, `crate = \"…\"`",
         }
     }
 }
 
 /// The names of the arguments after the target; each attribute rejects the ones that are not
 /// its own in `valid.rs`, with the reason.
-const NAMES: [&str; 3] = ["key", "all", "before"];
+const NAMES: [&str; 4] = ["key", "all", "before", "crate"];
 
 /// Everything a writer attribute was given.
 pub(crate) struct WriterArgs {
@@ -50,6 +50,8 @@ pub(crate) struct WriterArgs {
     pub(crate) all: Option<Ident>,
     /// `before = true`: evict before the writer runs (`#[cache_evict]` only).
     pub(crate) before: Option<Flag>,
+    /// `crate = "path"`: where the runtime is, when not at `::memokit`.
+    pub(crate) krate: Option<Path>,
     /// The names written, valid or not, so that a bad one is not also reported missing.
     given: Vec<Ident>,
 }
@@ -62,6 +64,7 @@ impl WriterArgs {
             key: None,
             all: None,
             before: None,
+            krate: None,
             given: Vec::new(),
         };
         let parser = |input: ParseStream<'_>| {
@@ -178,6 +181,8 @@ impl WriterArgs {
         if !has_value {
             let expected = if name == "key" {
                 "expected `key = <expression>`, the key of the entry to write, made from the writer's arguments"
+            } else if name == "crate" {
+                "expected `crate = \"path\"`, the path memokit is reached by"
             } else {
                 "expected `before = true` or `before = false`"
             };
@@ -195,6 +200,18 @@ impl WriterArgs {
         };
         if name == "key" {
             self.key = Some(value);
+        } else if name == "crate" {
+            match &value {
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(path),
+                    ..
+                }) => self.krate = crate::crate_path::parse(path, errors),
+                _ => errors.spanned(
+                    &value,
+                    "`crate` expects the path memokit is reached by, in a string: \
+                     `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
+                ),
+            }
         } else {
             self.before = flag_of(&value, &name, errors);
         }

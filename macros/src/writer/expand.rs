@@ -26,7 +26,9 @@ pub(crate) fn writer(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     let no_skips = ast::Skips::default();
     let func = Function::from_syn(&original, &no_skips);
     valid::check(&args, &func, &mut errors);
-    errors.or_item(&original, || expand(&args, &func))
+    errors.or_item(&original, || {
+        crate::crate_path::rewrite(expand(&args, &func), args.krate.as_ref())
+    })
 }
 
 fn expand(args: &WriterArgs, func: &Function<'_>) -> TokenStream {

@@ -1,0 +1,92 @@
+//! `crate = "path"`: where the generated code finds the runtime when `memokit` is not a
+//! dependency of that name (renamed in `Cargo.toml`, or re-exported by a facade crate). The
+//! expansion is written against `::memokit`; this rewrites each path that starts there.
+
+use proc_macro2::{Group, Spacing, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::{LitStr, Path};
+
+use crate::errors::Errors;
+
+/// The path a `crate = "…"` value names, or an error at the value.
+pub(crate) fn parse(value: &LitStr, errors: &mut Errors) -> Option<Path> {
+    match value.parse::<Path>() {
+        Ok(path) => Some(path),
+        Err(_) => {
+            errors.spanned(
+                value,
+                "`crate` expects the path memokit is reached by, in a string: \
+                 `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
+            );
+            None
+        }
+    }
+}
+
+/// `tokens` with every path that starts with `::memokit` starting with `krate` instead.
+pub(crate) fn rewrite(tokens: TokenStream, krate: Option<&Path>) -> TokenStream {
+    let Some(krate) = krate else {
+        return tokens;
+    };
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = TokenStream::new();
+    let mut at = 0;
+    while at < trees.len() {
+        let starts_path = at == 0 || !is_path_continuation(&trees[at - 1]);
+        if starts_path && is_leading_memokit(&trees[at..]) {
+            krate.to_tokens(&mut out);
+            at += 3;
+            continue;
+        }
+        match &trees[at] {
+            TokenTree::Group(group) => {
+                let mut inner = Group::new(group.delimiter(), rewrite(group.stream(), Some(krate)));
+                inner.set_span(group.span());
+                out.extend([TokenTree::Group(inner)]);
+            }
+            tree => out.extend([tree.clone()]),
+        }
+        at += 1;
+    }
+    out
+}
+
+/// Whether `tree`, right before a `::`, makes it the middle of a path (`a::memokit`, `>::memokit`)
+/// rather than its start.
+fn is_path_continuation(tree: &TokenTree) -> bool {
+    match tree {
+        TokenTree::Ident(_) => true,
+        TokenTree::Punct(punct) => punct.as_char() == '>',
+        _ => false,
+    }
+}
+
+/// Whether `trees` starts with `::memokit`.
+fn is_leading_memokit(trees: &[TokenTree]) -> bool {
+    matches!(
+        trees,
+        [TokenTree::Punct(first), TokenTree::Punct(second), TokenTree::Ident(name), ..]
+            if first.as_char() == ':' && first.spacing() == Spacing::Joint
+                && second.as_char() == ':' && name == "memokit"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn paths_from_memokit_start_from_the_crate_given() {
+        let krate: Path = syn::parse_str("facade::inner").unwrap();
+        let rewritten = rewrite(
+            quote!(::memokit::Memo::new(); { x: ::memokit::__private::Plain<u8> } a::memokit::b),
+            Some(&krate),
+        );
+        assert_eq!(
+            rewritten.to_string(),
+            quote!(facade::inner::Memo::new(); { x: facade::inner::__private::Plain<u8> } a::memokit::b)
+                .to_string()
+        );
+    }
+}
