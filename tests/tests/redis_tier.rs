@@ -566,8 +566,73 @@ fn child_role() {
             }
             println!("DONE");
         }
+        "flushed_reader" => {
+            assert_eq!(flushed(1), 1);
+            println!("READY");
+            // The parent, still on the generation of before the flush, writes the source and
+            // invalidates the key.
+            wait_until("the parent's invalidation", Duration::from_secs(10), || {
+                flushed(1) == 2
+            });
+            println!("FRESH");
+        }
         other => panic!("unknown role {other}"),
     }
+}
+
+// ---- A generation counter lost in Redis (FLUSHALL, an eviction) ---------------------------
+
+/// Reads its source, the key `source` of the test's server (shared by both processes).
+#[cached(ttl = "10m", redis, name = "t::flushed")]
+fn flushed(id: u64) -> u64 {
+    let _ = id;
+    let url = std::env::var("MEMOKIT_TEST_URL").expect("set for both processes");
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    conn.get::<_, Option<u64>>("source").unwrap().unwrap_or(1)
+}
+
+/// After `FLUSHALL` took the generation counter, a `clear` starts a generation this process
+/// has not used (the counter alone would give back one already used, whose entries survived
+/// the clear), and a process that read the counter after the flush and one that did not
+/// converge on the first write either announces (each kept reading its own entries, and the
+/// older one never saw the newer one's invalidation).
+#[test]
+fn a_generation_counter_lost_in_redis_neither_undoes_a_clear_nor_splits_processes() {
+    if role().is_some() {
+        return;
+    }
+    let Some((_serial, server)) = setup("two") else {
+        return;
+    };
+    std::env::set_var("MEMOKIT_TEST_URL", server.url());
+    let mut raw = server.connection();
+    let _: () = raw.set("source", 1).unwrap();
+    assert_eq!(flushed(1), 1);
+    flushed_cache().clear();
+    flushed_cache().clear();
+    let _: () = redis::cmd("FLUSHALL").query(&mut raw).unwrap();
+    let _: () = raw.set("source", 1).unwrap();
+    assert_eq!(flushed(1), 1);
+    let _: () = raw.set("source", 2).unwrap();
+    flushed_cache().clear();
+    assert_eq!(flushed(1), 2, "the clear after the flush took effect");
+
+    // A second process starts after another flush: it reads no counter (generation 0).
+    let _: () = redis::cmd("FLUSHALL").query(&mut raw).unwrap();
+    let _: () = raw.set("source", 1).unwrap();
+    flushed_cache().invalidate(&1);
+    assert_eq!(flushed(1), 1);
+    let child = ChildTest::spawn(
+        "child_role",
+        "flushed_reader",
+        &[("MEMOKIT_TEST_URL", server.url())],
+    );
+    child.expect_line("READY", Duration::from_secs(30));
+    let _: () = raw.set("source", 2).unwrap();
+    flushed_cache().invalidate(&1);
+    child.expect_line("FRESH", Duration::from_secs(15));
+    child.success();
+    assert_eq!(flushed(1), 2);
 }
 
 // ---- A write in one process against a computation running in another ----------------------

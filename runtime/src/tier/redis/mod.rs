@@ -495,6 +495,18 @@ impl Drop for Replaying<'_> {
     }
 }
 
+/// `INCR` of a generation counter, but never to `ARGV[1]` or below (the highest generation the
+/// caller has used): a lost counter starts again from 1.
+const NEXT_GENERATION: &str = "local g = redis.call('incr', KEYS[1]) \
+local floor = tonumber(ARGV[1]) \
+if g <= floor then g = floor + 1 redis.call('set', KEYS[1], g) end return g";
+
+/// Sets a generation counter behind `ARGV[1]` to one past it, and returns that; -1 if it was
+/// not behind.
+const MEND_GENERATION: &str = "local g = tonumber(redis.call('get', KEYS[1]) or '0') \
+local seen = tonumber(ARGV[1]) \
+if g >= seen then return -1 end redis.call('set', KEYS[1], seen + 1) return seen + 1";
+
 impl FnState {
     /// The function's current generation in `tier`, read from Redis when not known.
     pub(crate) async fn generation(
@@ -523,6 +535,57 @@ impl FnState {
             }
             _ => *known = Some((tier.id, epoch, generation)),
         }
+    }
+
+    /// The generation this process uses for the function on `tier`, if it knows one.
+    pub(crate) fn known_generation(&self, tier: &Connection) -> Option<u64> {
+        match *self.generation.lock() {
+            Some((id, seen, generation)) if id == tier.id && seen == tier.epoch() => {
+                Some(generation)
+            }
+            _ => None,
+        }
+    }
+
+    /// A new generation for a `clear`: the counter's next value, and past every generation
+    /// this process has used if the counter was lost meanwhile (a `FLUSHALL` or an eviction
+    /// would otherwise give back one already used, whose entries written since would survive
+    /// the clear).
+    pub(crate) async fn next_generation(
+        &self,
+        tier: &Connection,
+        name: &str,
+    ) -> Result<u64, Unavailable> {
+        let floor = match *self.generation.lock() {
+            Some((id, _, generation)) if id == tier.id => generation,
+            _ => 0,
+        };
+        let epoch = tier.epoch();
+        let mut next = redis::cmd("EVAL");
+        next.arg(NEXT_GENERATION)
+            .arg(1)
+            .arg(keys::generation(&tier.config.prefix, name))
+            .arg(floor);
+        let generation = tier.query::<u64>(next).await?;
+        self.set_generation(tier, epoch, generation);
+        Ok(generation)
+    }
+
+    /// Sets the generation counter past `seen` if it is behind it (it was lost): the new
+    /// generation, or `None` when the counter was not behind.
+    pub(crate) async fn mend_generation(
+        &self,
+        tier: &Connection,
+        name: &str,
+        seen: u64,
+    ) -> Result<Option<u64>, Unavailable> {
+        let mut mend = redis::cmd("EVAL");
+        mend.arg(MEND_GENERATION)
+            .arg(1)
+            .arg(keys::generation(&tier.config.prefix, name))
+            .arg(seen);
+        let mended: i64 = tier.query(mend).await?;
+        Ok(u64::try_from(mended).ok())
     }
 
     pub(crate) fn forget_generation(&self) {
@@ -633,12 +696,9 @@ impl FnState {
         }
         let _replaying = Replaying(&self.replaying);
         let applied = if clear.is_some() {
-            let key = keys::generation(&tier.config.prefix, name);
-            let epoch = tier.epoch();
-            let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
-            self.set_generation(tier, epoch, generation);
+            let generation = self.next_generation(tier, name).await?;
             self.acknowledged_clear();
-            pubsub::publish(tier, name, pubsub::Op::Clear { generation }).await;
+            pubsub::publish(tier, name, generation, pubsub::Op::Clear { generation }).await;
             1
         } else {
             let generation = self.generation(tier, name).await?;
@@ -653,7 +713,7 @@ impl FnState {
                 .iter()
                 .filter_map(|key| {
                     let op = pubsub::Op::Invalidate { key: key.clone() };
-                    pubsub::publish_cmd(tier, name, op)
+                    pubsub::publish_cmd(tier, name, generation, op)
                 })
                 .collect();
             tier.write_all(deletes, announce).await?;
@@ -968,17 +1028,15 @@ impl<K, V> Shared<K, V> {
         block_on(async {
             let result = async {
                 self.state.replay(&tier, name).await?;
-                let key = keys::generation(&tier.config.prefix, name);
-                let epoch = tier.epoch();
-                let generation = tier.query::<u64>(redis::Cmd::incr(key, 1)).await?;
-                self.state.set_generation(&tier, epoch, generation);
+                let generation = self.state.next_generation(&tier, name).await?;
                 self.state.acknowledged_clear();
                 Ok(generation)
             }
             .await;
             match result {
                 Ok(generation) => {
-                    pubsub::publish(&tier, name, pubsub::Op::Clear { generation }).await;
+                    let clear = pubsub::Op::Clear { generation };
+                    pubsub::publish(&tier, name, generation, clear).await;
                 }
                 Err(unavailable) => {
                     self.state.count(unavailable);
@@ -1069,7 +1127,7 @@ impl<K, V> Shared<K, V> {
                     .collect();
                 let announce = ops
                     .iter()
-                    .filter_map(|op| pubsub::publish_cmd(&tier, name, op.clone()))
+                    .filter_map(|op| pubsub::publish_cmd(&tier, name, generation, op.clone()))
                     .collect();
                 tier.write_all(writes, announce).await
             }

@@ -16,7 +16,7 @@ use crate::cache::Cache;
 use crate::tier::Tier;
 
 /// The layout of events; bump it when `Event` changes (older events are ignored).
-const EVENT_VERSION: u8 = 1;
+const EVENT_VERSION: u8 = 2;
 
 /// What a handle did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +32,10 @@ struct Event {
     /// The process that published it (its own events are skipped).
     origin: u64,
     function: String,
+    /// The generation the publisher wrote in (a clear's: the new one). A listener that uses
+    /// another one for the function finds out that the two disagree (see
+    /// [`reconcile_generation`]).
+    generation: u64,
     op: Op,
 }
 
@@ -237,20 +241,27 @@ pub(crate) fn origin() -> u64 {
     *ORIGIN.get_or_init(super::unique_u64)
 }
 
-/// Publishes what a handle did; a failure is counted by the tier's circuit breaker only.
-pub(crate) async fn publish(tier: &Connection, function: &str, op: Op) {
-    let Some(cmd) = publish_cmd(tier, function, op) else {
+/// Publishes what a handle did in `generation`; a failure is counted by the tier's circuit
+/// breaker only.
+pub(crate) async fn publish(tier: &Connection, function: &str, generation: u64, op: Op) {
+    let Some(cmd) = publish_cmd(tier, function, generation, op) else {
         return;
     };
     let _ = tier.query::<i64>(cmd).await;
 }
 
-/// The `PUBLISH` of what a handle did (for a pipeline).
-pub(crate) fn publish_cmd(tier: &Connection, function: &str, op: Op) -> Option<redis::Cmd> {
+/// The `PUBLISH` of what a handle did in `generation` (for a pipeline).
+pub(crate) fn publish_cmd(
+    tier: &Connection,
+    function: &str,
+    generation: u64,
+    op: Op,
+) -> Option<redis::Cmd> {
     let event = Event {
         version: EVENT_VERSION,
         origin: origin(),
         function: function.to_string(),
+        generation,
         op,
     };
     let bytes = postcard::to_stdvec(&event).ok()?;
@@ -343,6 +354,46 @@ fn listen(tier: &Connection, lost: &mut bool, attempt: usize) -> redis::RedisRes
             Op::Insert { key, value } => RemoteOp::Insert { key, value },
         };
         apply_remote(Some(&event.function), &op);
+        if !matches!(event.op, Op::Clear { .. }) {
+            reconcile_generation(tier, &event.function, event.generation);
+        }
+    }
+}
+
+/// Another process wrote `function`'s entries in generation `theirs`: if this process uses
+/// another one, and the generation counter in Redis is behind the higher of the two (it was
+/// lost: a `FLUSHALL`, an eviction under `maxmemory`), the two processes read different
+/// entries and a write in one would not reach the other's. The counter is then set past both
+/// and the new generation announced as a clear, which every process (this one too) follows.
+/// A counter that is not behind means the write raced a clear this process heard first (or
+/// will hear): nothing to mend.
+fn reconcile_generation(tier: &Connection, function: &str, theirs: u64) {
+    let subscribers = SUBSCRIBERS.read().clone();
+    for subscriber in subscribers.iter().filter(|s| s.name() == function) {
+        let state = subscriber.state();
+        // None known: it is read from Redis at the function's next use.
+        let Some(known) = state.known_generation(tier) else {
+            continue;
+        };
+        if known == theirs {
+            continue;
+        }
+        match super::block_on(state.mend_generation(tier, function, known.max(theirs))) {
+            Ok(Some(generation)) => {
+                subscriber.apply(&RemoteOp::Clear { tier, generation });
+                super::block_on(publish(
+                    tier,
+                    function,
+                    generation,
+                    Op::Clear { generation },
+                ));
+            }
+            Ok(None) => {}
+            Err(unavailable) => {
+                state.count(unavailable);
+                subscriber.apply(&RemoteOp::Resync);
+            }
+        }
     }
 }
 
