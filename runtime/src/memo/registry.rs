@@ -1,6 +1,6 @@
 //! The process-wide list of memoized functions.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -30,9 +30,10 @@ pub struct Registry {
 
 /// A listed memo: a function's `static` one, or the cache of one instance (`#[cached(instance
 /// = …)]`), listed while the instance lives.
+#[derive(Clone)]
 enum Listed {
     Function(&'static dyn ErasedMemo),
-    Instance(Box<dyn ErasedMemo>),
+    Instance(Arc<dyn ErasedMemo>),
 }
 
 impl Listed {
@@ -93,7 +94,7 @@ impl Registry {
     pub(crate) fn register_instance(&self, memo: Box<dyn ErasedMemo>) {
         let mut memos = self.memos.write();
         memos.retain(|listed| listed.memo().alive());
-        memos.push(Listed::Instance(memo));
+        memos.push(Listed::Instance(Arc::from(memo)));
     }
 
     /// The names of the listed memos whose cache still exists.
@@ -107,9 +108,12 @@ impl Registry {
             .collect()
     }
 
-    /// Runs `f` on every listed memo whose cache still exists.
+    /// Runs `f` on every listed memo whose cache still exists, with the list's lock released:
+    /// `f` may clear a cache, whose removal listener is user code that may call a function
+    /// for the first time (which lists it) or read the registry while another thread lists one.
     fn each(&self, mut f: impl FnMut(&dyn ErasedMemo)) {
-        for listed in self.memos.read().iter() {
+        let listed: Vec<Listed> = self.memos.read().clone();
+        for listed in &listed {
             let memo = listed.memo();
             if memo.alive() {
                 f(memo);
