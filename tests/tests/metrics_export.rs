@@ -102,12 +102,15 @@ fn export_records_every_counter_with_a_function_label() {
         gauge(&seen, "memokit_load_seconds_total"),
         stats.total_load_time.as_secs_f64()
     );
-    // Described with the same help as the Prometheus text.
+    // Described with the same help as the Prometheus text, as what it is recorded as (the
+    // seconds are a gauge; described as a counter, a recorder left the gauge undescribed).
     let (_, description, _) = &seen["memokit_hits_total"];
     assert_eq!(
         description.as_deref(),
         Some("Lookups that found a live entry.")
     );
+    let (_, description, _) = &seen["memokit_load_seconds_total"];
+    assert!(description.is_some(), "the seconds' gauge is described");
     assert!(registry_text_has_the_same_families(&seen));
 
     // Later exports set the new totals (absolute values, not increments).
@@ -173,4 +176,37 @@ fn the_background_exporter_exports_until_dropped() {
         0,
         "exported after the drop"
     );
+}
+
+struct Tenant {
+    users: memokit::Memo<u64, u64>,
+}
+
+impl Tenant {
+    #[cached(instance = users, size = 10, name = "metrics::tenant_user")]
+    fn user(&self, id: u64) -> u64 {
+        id
+    }
+}
+
+/// A function that leaves the registry (its last instance dropped) holds nothing any more: its
+/// levels are exported as zero, not left at their last values.
+#[test]
+fn a_function_that_leaves_the_registry_exports_zero_levels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let tenant = Tenant {
+        users: Tenant::new_user_cache(),
+    };
+    tenant.user(1);
+    tenant.user(2);
+    metrics::with_local_recorder(&recorder, memokit::metrics::export);
+    let seen = metrics_of(&snapshotter, "metrics::tenant_user");
+    assert_eq!(gauge(&seen, "memokit_entries"), 2.0);
+    assert_eq!(gauge(&seen, "memokit_capacity"), 10.0);
+    drop(tenant);
+    metrics::with_local_recorder(&recorder, memokit::metrics::export);
+    let seen = metrics_of(&snapshotter, "metrics::tenant_user");
+    assert_eq!(gauge(&seen, "memokit_entries"), 0.0);
+    assert_eq!(gauge(&seen, "memokit_capacity"), 0.0);
 }

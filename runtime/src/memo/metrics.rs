@@ -35,21 +35,41 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
+use crate::cache::stats::Stats;
 use crate::memo::exposition::{Kind, Value, FAMILIES};
-use crate::memo::registry::registry;
+use crate::memo::registry::{registry, FunctionStats};
 
 /// Records every listed function's current counters and gauges in the `metrics` recorder of
 /// the calling thread (the global one, or one set with `metrics::with_local_recorder`).
+///
+/// Counters are set to the registry's counts (`absolute`), and a recorder keeps its counters
+/// from going down: after [`Memo::reset_stats`](crate::Memo::reset_stats), or a dropped
+/// instance of a per-instance function (whose counts are its live instances'), an exported
+/// counter stays where it was until the new count passes it. The levels of a function that
+/// left the registry are set to zero.
 ///
 /// ```
 /// memokit::metrics::export(); // without a recorder, does nothing
 /// ```
 pub fn export() {
     let functions = registry().functions();
+    let gone = forget_all_but(&functions);
     for family in FAMILIES {
-        match family.kind {
-            Kind::Counter => ::metrics::describe_counter!(family.name, family.help),
-            Kind::Gauge => ::metrics::describe_gauge!(family.name, family.help),
+        // Described as what it is recorded as: the seconds are a gauge (see below).
+        match (family.kind, family.value(&Stats::default())) {
+            (Kind::Counter, Some(Value::Int(_))) => {
+                ::metrics::describe_counter!(family.name, family.help)
+            }
+            _ => ::metrics::describe_gauge!(family.name, family.help),
+        }
+        // A function no longer listed (its last instance dropped) holds nothing: its levels
+        // go to zero, since the facade cannot take a series away. Its counters stay.
+        if family.kind == Kind::Gauge {
+            for name in &gone {
+                ::metrics::gauge!(family.name, &[("function", *name)]).set(0.0);
+            }
         }
         for function in &functions {
             let labels = [("function", function.name)];
@@ -68,6 +88,21 @@ pub fn export() {
             }
         }
     }
+}
+
+/// Notes the names of `functions` as exported, and returns those exported before that are not
+/// among them any more.
+fn forget_all_but(functions: &[FunctionStats]) -> Vec<&'static str> {
+    static EXPORTED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut exported = EXPORTED.lock();
+    let listed = |name: &&'static str| functions.iter().any(|f| f.name == *name);
+    let gone = exported
+        .iter()
+        .copied()
+        .filter(|name| !listed(name))
+        .collect();
+    *exported = functions.iter().map(|f| f.name).collect();
+    gone
 }
 
 /// Runs [`export`] every `interval` on a background thread, for the global recorder, until

@@ -792,8 +792,8 @@ where
         self.name
     }
 
-    fn stats(&self) -> Stats {
-        Memo::stats(self)
+    fn stats(&self) -> Option<Stats> {
+        Some(Memo::stats(self))
     }
 
     fn clear(&self) {
@@ -873,8 +873,10 @@ where
         self.name
     }
 
-    fn stats(&self) -> Stats {
-        self.cache().map(|cache| cache.stats()).unwrap_or_default()
+    fn stats(&self) -> Option<Stats> {
+        // Gone between `alive` and here: not counted, rather than counted as an empty and
+        // unbounded cache (which made the whole function's capacity unbounded).
+        self.cache().map(|cache| cache.stats())
     }
 
     fn clear(&self) {
@@ -941,6 +943,24 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::tier::map::MapTier;
+
+    /// An instance dropped between the registry's `alive` and its `stats` is left out, not
+    /// counted as an empty, unbounded cache (which made the function's capacity unbounded in
+    /// that snapshot).
+    #[test]
+    fn an_instance_gone_before_its_stats_are_read_is_left_out() {
+        let cache: Cache<u64, u64> = Cache::new(10);
+        let listing = InstanceListing {
+            name: "tests::gone",
+            cache: Arc::downgrade(&cache.inner),
+        };
+        assert_eq!(
+            ErasedMemo::stats(&listing).map(|s| s.capacity),
+            Some(Some(10))
+        );
+        drop(cache);
+        assert!(ErasedMemo::stats(&listing).is_none());
+    }
 
     /// Inside a removal from the tier, before it takes the copy: a lookup, as a call on another
     /// thread could make between the in-process removal and the tier's. It finds nothing in

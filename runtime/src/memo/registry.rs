@@ -133,10 +133,12 @@ impl Registry {
     pub fn functions(&self) -> Vec<FunctionStats> {
         let mut listed: Vec<FunctionStats> = Vec::new();
         self.each(|memo| {
-            listed.push(FunctionStats {
-                name: memo.name(),
-                stats: memo.stats(),
-            });
+            if let Some(stats) = memo.stats() {
+                listed.push(FunctionStats {
+                    name: memo.name(),
+                    stats,
+                });
+            }
         });
         listed.sort_by(|a, b| a.name.cmp(b.name));
         let mut merged: Vec<FunctionStats> = Vec::with_capacity(listed.len());
@@ -160,8 +162,7 @@ impl Registry {
     pub fn stats(&self, name: &str) -> Option<Stats> {
         let mut sum: Option<Stats> = None;
         self.each(|memo| {
-            if memo.name() == name {
-                let stats = memo.stats();
+            if let Some(stats) = memo.stats().filter(|_| memo.name() == name) {
                 sum = Some(match sum.take() {
                     Some(sum) => sum.merged(&stats),
                     None => stats,
@@ -201,7 +202,8 @@ impl Registry {
 /// What the registry can do with any memoized function, whatever its key and value types.
 pub(crate) trait ErasedMemo: Send + Sync {
     fn name(&self) -> &'static str;
-    fn stats(&self) -> Stats;
+    /// Its stats; `None` once its cache is gone (an instance dropped after it was listed).
+    fn stats(&self) -> Option<Stats>;
     fn clear(&self);
     /// Whether its cache still exists (an instance's goes with the instance).
     fn alive(&self) -> bool {
