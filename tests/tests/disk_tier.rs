@@ -904,6 +904,17 @@ fn a_second_process_gets_an_error_naming_the_file_and_the_first() {
     memokit::disk::open(Config::new(&path)).unwrap();
 }
 
+/// The pid file only names the holder in the message of a second process: one that cannot be
+/// written (here a folder stands in its place, as a read-only folder or another user's stale
+/// pid file would refuse it) does not keep the file from opening (it failed the open before).
+#[test]
+fn a_pid_file_that_cannot_be_written_does_not_keep_the_file_from_opening() {
+    let dir = folder("pid");
+    let path = dir.path().join("cache.redb");
+    std::fs::create_dir_all(dir.path().join("cache.redb.pid")).unwrap();
+    memokit::disk::open(Config::new(&path)).expect("the file opens");
+}
+
 // --- a full disk ---
 
 static FULL_RUNS: AtomicU64 = AtomicU64::new(0);

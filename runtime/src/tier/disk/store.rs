@@ -407,8 +407,19 @@ impl Store {
             },
         })?;
         let (bytes, seq) = unless_panicked(&path, || Self::prepare(&db, &path))??;
-        // The pid file names this process to another that finds the file locked.
-        std::fs::write(pid_path(&path), std::process::id().to_string()).map_err(io)?;
+        // The pid file names this process to another that finds the file locked: a help for
+        // that message only, so a pid file that cannot be written (a read-only folder, another
+        // user's stale one) does not keep the store from opening.
+        if let Err(_error) = std::fs::write(pid_path(&path), std::process::id().to_string()) {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                target: "memokit::disk",
+                "could not write {}: {_error}; a process that finds {} locked will not be told \
+                 which process holds it",
+                pid_path(&path).display(),
+                path.display()
+            );
+        }
         Ok(Store {
             db,
             path,
