@@ -339,3 +339,33 @@ fn the_connection_sets_the_default_codec_and_the_threshold() {
     assert_eq!(defaulted(2), order(2, 500));
     assert_eq!(defaulted_cache().stats().l2_hits, hits + 2);
 }
+
+/// A value whose `Serialize` fails.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+struct Unwritable(u64);
+
+impl Serialize for Unwritable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value cannot be written"))
+    }
+}
+
+#[cached(redis(ttl = "10m"), name = "codec::unwritable")]
+fn unwritable(n: u64) -> Unwritable {
+    Unwritable(n)
+}
+
+/// A value that does not encode is answered, not written, and counted among the tier's errors,
+/// as the disk tier counts it (it was only a miss).
+#[test]
+fn a_value_that_does_not_encode_is_answered_and_counted_as_an_error() {
+    let Some((_serial, server)) = setup("unwritable", |config| config) else {
+        return;
+    };
+    assert_eq!(unwritable(3), Unwritable(3));
+    let stats = unwritable_cache().stats();
+    assert_eq!((stats.l2_misses, stats.l2_errors), (1, 1));
+    let mut conn = server.connection();
+    let keys: Vec<String> = conn.keys("unwritable:{*}").unwrap();
+    assert!(keys.is_empty(), "nothing written: {keys:?}");
+}

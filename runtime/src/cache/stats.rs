@@ -307,7 +307,8 @@ pub struct Stats {
     /// Shared tier: lookups in Redis that found nothing usable.
     pub l2_misses: u64,
     /// Shared tier: Redis operations that failed or timed out (the call went on without Redis),
-    /// or that Redis refused for their key alone (a key of another type, `WRONGTYPE`).
+    /// or that Redis refused for their key alone (a key of another type, `WRONGTYPE`), and
+    /// values that did not encode (their `Serialize` failed; not written).
     pub l2_errors: u64,
     /// Shared tier: values in Redis that did not decode (another format or type); each is
     /// also a miss, and is overwritten.

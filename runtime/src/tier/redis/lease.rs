@@ -356,7 +356,7 @@ impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
     fn store(self: Box<Self>, value: &V, _superseded: Superseded<V>) -> TierFuture<'static, ()> {
         // Superseded computations are not stored (see `tier::load_through`); one superseded
         // after that check finds its lease gone (`WRITE_BACK`).
-        let bytes = (self.encode_value)(value, self.encoding);
+        let bytes = self.state.encoded(self.encode_value, value, self.encoding);
         Box::pin(async move {
             let WriteBack {
                 state,
@@ -544,7 +544,9 @@ where
             .filter(|(_, superseded)| !superseded.get())
             .filter_map(|((key, value), _)| {
                 let entry = self.leased.get(key)?;
-                let bytes = (self.encode_value)(value, self.encoding)?;
+                let bytes = self
+                    .state
+                    .encoded(self.encode_value, value, self.encoding)?;
                 let mut write = redis::cmd("EVAL");
                 write
                     .arg(WRITE_BACK)

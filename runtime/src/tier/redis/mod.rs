@@ -537,6 +537,21 @@ impl FnState {
         }
     }
 
+    /// `value` encoded by `encode`; a value that does not encode (its `Serialize` failed) is
+    /// counted among the errors, as the disk tier counts it.
+    pub(crate) fn encoded<V>(
+        &self,
+        encode: fn(&V, Encoding) -> Option<Vec<u8>>,
+        value: &V,
+        encoding: Encoding,
+    ) -> Option<Vec<u8>> {
+        let bytes = encode(value, encoding);
+        if bytes.is_none() {
+            self.counters.errors.fetch_add(1, Relaxed);
+        }
+        bytes
+    }
+
     /// The generation this process uses for the function on `tier`, if it knows one.
     pub(crate) fn known_generation(&self, tier: &Connection) -> Option<u64> {
         match *self.generation.lock() {
@@ -1062,7 +1077,7 @@ impl<K, V> Shared<K, V> {
             return;
         };
         let encoding = self.encoding(current().as_deref());
-        let op = match (self.encode_value)(value, encoding) {
+        let op = match self.state.encoded(self.encode_value, value, encoding) {
             Some(value) => pubsub::Op::Insert { key, value },
             // Not storable: Redis must not keep the value this one replaces.
             None => pubsub::Op::Invalidate { key },
@@ -1077,10 +1092,12 @@ impl<K, V> Shared<K, V> {
             .iter()
             .filter_map(|(key, value)| {
                 let key = (self.encode_key)(key)?;
-                Some(match (self.encode_value)(value, encoding) {
-                    Some(value) => pubsub::Op::Insert { key, value },
-                    None => pubsub::Op::Invalidate { key },
-                })
+                Some(
+                    match self.state.encoded(self.encode_value, value, encoding) {
+                        Some(value) => pubsub::Op::Insert { key, value },
+                        None => pubsub::Op::Invalidate { key },
+                    },
+                )
             })
             .collect();
         self.write_many(ops);
