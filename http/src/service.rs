@@ -275,6 +275,8 @@ enum Led<E> {
     Stored,
     /// Not for the waiters: passed through unstored, or stored under another variant.
     Served(Response<HttpCacheBody>),
+    /// A response whose body failed part way: passed through as far as it came.
+    Broken(Response<HttpCacheBody>),
     Failed(E),
 }
 
@@ -287,6 +289,9 @@ struct NotShared;
 enum Fetched<E> {
     Stored(Arc<StoredResponse>),
     Passed(Response<HttpCacheBody>),
+    /// Its body failed part way (not too large): a failure of the handler, which neither
+    /// replaces nor removes a stored copy.
+    Broken(Response<HttpCacheBody>),
     Failed(E),
 }
 
@@ -376,7 +381,7 @@ where
             Ok(request.serve(&stored, Answer::Miss))
         }
         (Some(stored), _) => request.answer_from_store(inner, stored, asks).await,
-        (None, Some(Led::Served(response))) => {
+        (None, Some(Led::Served(response) | Led::Broken(response))) => {
             bump(&shared.counters.misses);
             Ok(response)
         }
@@ -495,7 +500,9 @@ impl Exchange<'_> {
                 self.shared.responses.insert(key, stored.clone());
                 *led = Some(Led::Served(self.serve(&stored, Answer::Miss)));
             }
-            Fetched::Passed(response) => *led = Some(Led::Served(response)),
+            Fetched::Passed(response) | Fetched::Broken(response) => {
+                *led = Some(Led::Served(response))
+            }
             Fetched::Failed(error) => {
                 *led = Some(Led::Failed(error));
                 return Err(NotShared);
@@ -564,9 +571,13 @@ impl Exchange<'_> {
                 let stored = StoredResponse::new(head, body, storable, now, generation);
                 Fetched::Stored(Arc::new(stored))
             }
-            Buffered::TooLarge(body) | Buffered::Failed(body) => {
+            Buffered::TooLarge(body) => {
                 bump(&shared.counters.too_large);
                 Fetched::Passed(with_x_cache(Response::from_parts(head, body), Answer::Miss))
+            }
+            Buffered::Failed(body) => {
+                bump(&shared.counters.too_large);
+                Fetched::Broken(with_x_cache(Response::from_parts(head, body), Answer::Miss))
             }
         }
     }
@@ -612,9 +623,12 @@ impl Exchange<'_> {
                 Ok(self.serve(&stored, Answer::Stale))
             }
             (_, Some(Led::Served(response))) => Ok(response),
-            (_, Some(Led::Failed(_))) | (Err(NotShared), None) if stale_if_error => {
+            (_, Some(Led::Failed(_) | Led::Broken(_))) | (Err(NotShared), None)
+                if stale_if_error =>
+            {
                 Ok(self.serve(&stored, Answer::Stale))
             }
+            (_, Some(Led::Broken(response))) => Ok(response),
             (_, Some(Led::Failed(error))) => Err(error),
             // Waited on another caller's revalidation that failed (no copy of its error), or
             // whose answer was not for sharing (not a failure): ask the handler.
@@ -666,6 +680,11 @@ impl Exchange<'_> {
                     }
                     led = Some(Led::Served(response));
                     Ok(None)
+                }
+                Fetched::Broken(response) => {
+                    // A failure of the handler: the stored copy stays, as for an error.
+                    led = Some(Led::Broken(response));
+                    Err(NotShared)
                 }
                 Fetched::Failed(error) => {
                     led = Some(Led::Failed(error));

@@ -13,7 +13,7 @@ use axum::routing::get as route_get;
 use axum::Router;
 use hyper::{Method, StatusCode};
 use memokit_http::{HttpCacheLayer, Route};
-use support::{get, response, send, serve, serve_behind, Calls};
+use support::{get, response, send, serve, serve_behind, Calls, ChunkedBody};
 
 fn layer(name: &'static str, route: Route) -> HttpCacheLayer {
     HttpCacheLayer::builder(name).default_route(route).build()
@@ -331,4 +331,37 @@ async fn a_dropped_layer_is_forgotten() {
     drop((layer, service));
     assert_eq!(memokit::registry().stats("revalidation::dropped"), None);
     assert!(!memokit_http::prometheus().contains("revalidation::dropped"));
+}
+
+/// A revalidation whose body fails part way is a failure of the handler: the stored copy
+/// stays, answers within its stale-if-error window, and is revalidated again next time (it was
+/// removed, and the broken body passed on).
+#[tokio::test]
+async fn a_body_failing_during_a_revalidation_keeps_the_stored_copy() {
+    let route = Route::ttl(secs(1)).stale_if_error(secs(60));
+    let layer = layer("revalidation::broken_body", route);
+    let (address, calls) = serve_behind(&layer, |n, _| match n {
+        2 => response(
+            200,
+            &[],
+            Body::new(ChunkedBody {
+                chunks: 3,
+                chunk: 10,
+                fail: true,
+            }),
+        ),
+        _ => response(200, &[], format!("v{n}")),
+    })
+    .await;
+    assert_eq!(get(address, "/x", &[]).await.text(), "v1");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let during = get(address, "/x", &[]).await;
+    assert_eq!(
+        (during.status, during.text(), during.x_cache()),
+        (StatusCode::OK, "v1", "STALE"),
+        "the stored copy answers the failure"
+    );
+    let after = get(address, "/x", &[]).await;
+    assert_eq!((after.text(), after.x_cache()), ("v3", "REVALIDATED"));
+    assert_eq!(calls.get(), 3);
 }
