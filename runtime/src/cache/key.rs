@@ -16,6 +16,11 @@ use equivalent::Equivalent;
 /// [`into_key`](LookupKey::into_key) builds the `K` when one must be stored (a miss). Used by
 /// the code `#[cached]` generates; not part of the stable API.
 #[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the key built from the arguments does not match the cache's key type `{K}`",
+    label = "this key is not a `{K}`",
+    note = "with `key = …`, `key_type` is the type of that expression, owned (`String` for a `&str`, a tuple for several); with `instance = field`, the field is a `Memo<K, V>` whose `K` is that key"
+)]
 pub trait LookupKey<K>: Hash + Equivalent<K> {
     /// The owned key.
     fn into_key(self) -> K;
