@@ -8,6 +8,7 @@ use crate::attr::{Jitter, Options};
 use crate::errors::Errors;
 
 pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors) {
+    check_twice(func, errors);
     check_function(func.sig, errors);
     check_arguments(func, options, errors);
     check_skips(func, options, errors);
@@ -17,6 +18,23 @@ pub(crate) fn check(func: &Function<'_>, options: &Options, errors: &mut Errors)
     check_instance(func, options, errors);
     check_batch(func, options, errors);
     check_disk(options, errors);
+}
+
+/// A second `#[cached]` on the function (the one expanding is no longer among its attributes):
+/// it would define the handle accessor twice.
+fn check_twice(func: &Function<'_>, errors: &mut Errors) {
+    let again = func.original.attrs.iter().find(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "cached")
+    });
+    if let Some(again) = again {
+        errors.spanned(
+            again,
+            "`#[cached]` is on this function twice; keep one (its options can all go in one)",
+        );
+    }
 }
 
 /// An instance's cache is its own; the disk tier's file outlives it.
@@ -235,10 +253,15 @@ fn check_arguments(func: &Function<'_>, options: &Options, errors: &mut Errors) 
                 }
                 if !matches!(&*typed.pat, Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none())
                 {
-                    errors.spanned(
-                        &typed.pat,
-                        "`#[cached]` needs plain argument names; destructure inside the body",
-                    );
+                    let message = match &*typed.pat {
+                        Pat::Wild(_) => {
+                            "`#[cached]` needs every argument named: the key is made of them; \
+                             write `_name: Type` (or `#[skip] _name: Type` to leave it out of \
+                             the key)"
+                        }
+                        _ => "`#[cached]` needs plain argument names; destructure inside the body",
+                    };
+                    errors.spanned(&typed.pat, message);
                 }
                 // With a custom key, only the arguments in it must be storable.
                 let in_key = match &options.key {
