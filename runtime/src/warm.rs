@@ -422,8 +422,8 @@ where
 /// by no type (and not nameable outside this crate), so that no such handle has `warm`.
 #[diagnostic::on_unimplemented(
     message = "this handle has no `warm`: its key `{Self}` cannot be turned back into the function's arguments",
-    label = "`warm` needs a free function whose key is its arguments (no `key = …`, no `#[skip]`, not `unsafe`, no `&'static` argument)",
-    note = "warm-up calls the function with the arguments taken from each key; a method's `self` and the arguments left out of `key = …` or marked `#[skip]` are not in the key, and a key cannot lend a `&'static` borrow",
+    label = "`warm` needs a free function whose key is its arguments (no `key = …`, no `#[skip]`, not `unsafe`, not generic, not `batch`, no `&'static` argument)",
+    note = "warm-up calls the function with the arguments taken from each key; a method's `self` and the arguments left out of `key = …` or marked `#[skip]` are not in the key, a key cannot lend a `&'static` borrow, and a generic function's handle is one per instantiation, which a loader of its own cannot name",
     note = "call the function for each key instead (from several threads or tasks to run the calls in parallel)"
 )]
 pub trait WarmNeedsArgumentsAsKey {}
