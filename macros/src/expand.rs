@@ -116,7 +116,11 @@ fn expand(func: &Function<'_>, options: &Options) -> TokenStream {
         quote!(#accessor #turbofish)
     };
     let accessor_call = match &options.instance {
-        Some(field) => quote!(self.#field),
+        // Through a function that takes a `Memo`: a field of another type is reported at the
+        // field as that ("expected `&Memo<_, _>`, found `&u32`"), not as a missing method.
+        Some(field) => {
+            quote_spanned!(field.span()=> ::memokit::__private::instance_cache(&self.#field))
+        }
         None => quote!(#accessor_call_path()),
     };
 

@@ -131,6 +131,12 @@ pub mod __private {
     /// Checks that `T`, an argument's type, can be part of a key.
     pub fn key_argument<T: ?Sized + KeyArgument>() {}
 
+    /// The field `#[cached(instance = field)]` names, which must hold the method's cache.
+    #[inline(always)]
+    pub fn instance_cache<K, V>(field: &crate::Memo<K, V>) -> &crate::Memo<K, V> {
+        field
+    }
+
     /// What a `#[cached]` function's cached value must be: checked at the return type
     /// ([`cached_value`]), so that the compiler's error points at it.
     #[diagnostic::on_unimplemented(

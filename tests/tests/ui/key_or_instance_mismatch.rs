@@ -16,4 +16,15 @@ impl Repo {
     }
 }
 
+struct Counter {
+    count: u32,
+}
+
+impl Counter {
+    #[cached(instance = count)]
+    fn get(&self, id: u64) -> u64 {
+        id
+    }
+}
+
 fn main() {}
