@@ -160,7 +160,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         stats
     }
 
-    /// Sets the counters back to zero.
+    /// Sets the counters back to zero. A computation already running when they are reset is
+    /// counted when it ends (its load, not its miss), so under traffic `loads` can exceed
+    /// `misses` for a while after a reset.
     ///
     /// ```
     /// #[memokit::cached]
