@@ -39,14 +39,8 @@ impl Held {
     /// processes wait for its value instead of computing it too. Only a holder that dies (or
     /// cannot reach Redis for the rest of the lease) lets them in.
     fn new(tier: &Arc<Connection>, lease: &str, token: &str, ttl: Duration) -> Held {
-        let period = (ttl / 3).max(Duration::from_millis(1));
-        let mut extend = redis::cmd("EVAL");
-        extend
-            .arg(EXTEND)
-            .arg(1)
-            .arg(lease)
-            .arg(token)
-            .arg(lease_millis(ttl));
+        let period = keep_alive_period(ttl);
+        let extend = extend_cmd(lease, token, ttl);
         let timeout = tier.config.timeout;
         let keep_alive = tier.spawn(move |mut conn| async move {
             loop {
@@ -73,6 +67,50 @@ impl Held {
 /// A lease's time to live in whole milliseconds, at least one.
 fn lease_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How often a held lease taken for `ttl` is extended: every third of it.
+fn keep_alive_period(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_millis(1))
+}
+
+/// The extension of `lease` back to `ttl`, if `token` holds it (see [`EXTEND`]).
+fn extend_cmd(lease: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut extend = redis::cmd("EVAL");
+    extend
+        .arg(EXTEND)
+        .arg(1)
+        .arg(lease)
+        .arg(token)
+        .arg(lease_millis(ttl));
+    extend
+}
+
+/// The take of `lease` for `ttl` by `token` (see [`TAKE`]).
+fn take_cmd(lease: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut take = redis::cmd("EVAL");
+    take.arg(TAKE)
+        .arg(1)
+        .arg(lease)
+        .arg(token)
+        .arg(lease_millis(ttl))
+        .arg(process_prefix());
+    take
+}
+
+/// The write of a computed value (`bytes`, for `ttl`) to `entry` while `token` holds its lease
+/// (see [`WRITE_BACK`]).
+fn write_back_cmd(entry: &str, token: &str, bytes: Vec<u8>, ttl: Duration) -> redis::Cmd {
+    let mut write = redis::cmd("EVAL");
+    write
+        .arg(WRITE_BACK)
+        .arg(2)
+        .arg(entry)
+        .arg(keys::lease(entry))
+        .arg(token)
+        .arg(bytes)
+        .arg(lease_millis(ttl));
+    write
 }
 
 impl Drop for Held {
@@ -301,13 +339,7 @@ impl Lease {
     /// Takes it if it is free (see [`TAKE`]): `Ok(None)` when another process holds it,
     /// `Err` (counted) when Redis did not answer.
     async fn take(&self, tier: &Arc<Connection>, state: &FnState) -> Result<Option<Held>, ()> {
-        let mut take = redis::cmd("EVAL");
-        take.arg(TAKE)
-            .arg(1)
-            .arg(&self.name)
-            .arg(&self.token)
-            .arg(lease_millis(self.ttl))
-            .arg(process_prefix());
+        let take = take_cmd(&self.name, &self.token, self.ttl);
         match tier.query::<bool>(take).await {
             Ok(true) => Ok(Some(Held::new(tier, &self.name, &self.token, self.ttl))),
             Ok(false) => Ok(None),
@@ -368,15 +400,7 @@ impl<V: Send + Sync + 'static> Claim<V> for WriteBack<V> {
             let Some(bytes) = bytes else { return };
             // A write of the key since the lease was taken, here or in another process,
             // deleted the lease: then nothing is stored.
-            let mut write = redis::cmd("EVAL");
-            write
-                .arg(WRITE_BACK)
-                .arg(2)
-                .arg(&entry)
-                .arg(&held.lease)
-                .arg(&held.token)
-                .arg(bytes)
-                .arg(lease_millis(state.ttl));
+            let write = write_back_cmd(&entry, &held.token, bytes, state.ttl);
             if let Err(unavailable) = tier.query::<i64>(write).await {
                 state.count(unavailable);
             }
@@ -422,13 +446,7 @@ where
         .iter()
         .map(|(_, entry)| {
             let lease = keys::lease(entry);
-            let mut take = redis::cmd("EVAL");
-            take.arg(TAKE)
-                .arg(1)
-                .arg(&lease)
-                .arg(&token)
-                .arg(lease_millis(ttl))
-                .arg(process_prefix());
+            let take = take_cmd(&lease, &token, ttl);
             (lease, take)
         })
         .collect();
@@ -480,19 +498,10 @@ fn keep_all_alive(
     if leases.is_empty() {
         return None;
     }
-    let period = (ttl / 3).max(Duration::from_millis(1));
+    let period = keep_alive_period(ttl);
     let extends: Vec<(String, redis::Cmd)> = leases
         .iter()
-        .map(|lease| {
-            let mut extend = redis::cmd("EVAL");
-            extend
-                .arg(EXTEND)
-                .arg(1)
-                .arg(lease)
-                .arg(token)
-                .arg(lease_millis(ttl));
-            (lease.clone(), extend)
-        })
+        .map(|lease| (lease.clone(), extend_cmd(lease, token, ttl)))
         .collect();
     let connection = tier.clone();
     tier.spawn(move |_| async move {
@@ -547,15 +556,7 @@ where
                 let bytes = self
                     .state
                     .encoded(self.encode_value, value, self.encoding)?;
-                let mut write = redis::cmd("EVAL");
-                write
-                    .arg(WRITE_BACK)
-                    .arg(2)
-                    .arg(entry)
-                    .arg(keys::lease(entry))
-                    .arg(&self.token)
-                    .arg(bytes)
-                    .arg(lease_millis(self.state.ttl));
+                let write = write_back_cmd(entry, &self.token, bytes, self.state.ttl);
                 Some((entry.clone(), write))
             })
             .collect();
