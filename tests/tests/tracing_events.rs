@@ -170,3 +170,52 @@ fn removals_are_debug_events_with_their_cause() {
     });
     assert_eq!(removals(&seen, ""), ["Expired"]);
 }
+
+static ROWS_GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static ROWS_BLOCKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A batch function whose single-key call waits for `ROWS_GATE`.
+#[cached(batch, name = "trace::rows")]
+fn rows(ids: &[u64]) -> std::collections::HashMap<u64, u64> {
+    use std::sync::atomic::Ordering::SeqCst;
+    if ids.len() == 1 {
+        ROWS_BLOCKED.store(true, SeqCst);
+        while !ROWS_GATE.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    ids.iter().map(|&id| (id, id * 10)).collect()
+}
+
+/// A batch gives up the leads it took when it meets a key another call computes (it takes
+/// them again after): each given-up lead's span ends as `released`, and every span has an
+/// outcome. Each key of two in turn is the one computed elsewhere, so that in one of the two
+/// rounds the batch takes a lead before it meets that key, whatever the hashes' order.
+#[test]
+fn a_batch_lead_given_up_is_a_released_outcome() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut outcomes = Vec::new();
+    for elsewhere in [1, 2] {
+        rows_cache().clear();
+        ROWS_GATE.store(false, SeqCst);
+        ROWS_BLOCKED.store(false, SeqCst);
+        let blocker = std::thread::spawn(move || rows(&[elsewhere]));
+        while !ROWS_BLOCKED.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let opener = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            ROWS_GATE.store(true, SeqCst);
+        });
+        let seen = capture(|| assert_eq!(rows(&[1, 2]).len(), 2));
+        blocker.join().unwrap();
+        opener.join().unwrap();
+        outcomes.extend(
+            loads(&seen, "trace::rows")
+                .into_iter()
+                .map(|(_, span)| span.fields.get("outcome").cloned().unwrap_or_default()),
+        );
+    }
+    assert!(outcomes.iter().any(|o| o == "released"), "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| !o.is_empty()), "{outcomes:?}");
+}

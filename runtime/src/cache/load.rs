@@ -720,6 +720,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// Gives the key up before computing it: leaves the table of flights and ends the flight
     /// without a value, so that its waiters take over. Counts nothing: no computation ran.
     pub(crate) fn release(mut self) {
+        self.span.end(LoadOutcome::Released, Duration::ZERO);
         let key = self.key.take().expect("a leader is released once");
         self.flights().leave(self.hash, &key, &self.flight);
         self.flight.end(Ended::Abandoned);

@@ -35,10 +35,13 @@ pub(crate) enum LoadOutcome {
     Error,
     Panic,
     Cancelled,
+    /// A batch's lead given up before its computation started (another call computes the key).
+    Released,
 }
 
 /// The span of one computation (`memokit` target, name `load`, level INFO) with the fields
-/// `function`, and once it ends `outcome` (`ok`, `error`, `panic` or `cancelled`) and `duration`.
+/// `function`, and once it ends `outcome` (`ok`, `error`, `panic`, `cancelled`, or `released`
+/// for a batch's lead given up before it ran) and `duration`.
 /// The computation runs inside it, so its own events carry the function's name.
 #[derive(Debug)]
 pub(crate) struct LoadSpan {
@@ -70,6 +73,7 @@ impl LoadSpan {
                 LoadOutcome::Error => "error",
                 LoadOutcome::Panic => "panic",
                 LoadOutcome::Cancelled => "cancelled",
+                LoadOutcome::Released => "released",
             };
             self.span.record("outcome", outcome);
             self.span.record("duration", tracing::field::debug(elapsed));
