@@ -169,7 +169,17 @@ fn the_cache_goes_with_its_instance_and_the_registry_follows() {
     assert_eq!(misses, 11, "the registry adds up the live instances");
     drop(session);
     assert_eq!(ALIVE.load(SeqCst), 1, "the values went with the instance");
-    assert_eq!(listed(), [(1, 1)], "the dropped one no longer counted");
+    assert_eq!(
+        listed(),
+        [(11, 1)],
+        "the dropped one's entries gone, its counts kept: the counters never go down"
+    );
+    // A new instance lists itself, which folds the dropped one's counts into the name's.
+    let third = Session {
+        tracked: Session::new_track_cache(),
+    };
+    assert_eq!(listed(), [(11, 1)], "the counts kept through the fold");
+    drop(third);
     assert!(memokit::registry().clear(name));
     assert_eq!(ALIVE.load(SeqCst), 0, "cleared through the registry");
     assert!(other.tracked.is_empty());

@@ -402,6 +402,18 @@ impl Stats {
 
 impl Stats {
     /// The sum of two snapshots (capacities add up; unbounded wins).
+    /// The counters alone: sizes zero, capacity zero (so that added to a live cache's it
+    /// leaves that one's), for a cache that is gone.
+    pub(crate) fn counters_only(self) -> Stats {
+        Stats {
+            len: 0,
+            weighted_size: 0,
+            capacity: Some(0),
+            l2_pending_writes: 0,
+            ..self
+        }
+    }
+
     pub(crate) fn merged(&self, other: &Stats) -> Stats {
         Stats {
             hits: self.hits + other.hits,

@@ -8,9 +8,8 @@ use std::time::Duration;
 use crate::cache::stats::Stats;
 use crate::memo::registry::Registry;
 
-/// Counters only go up (until `reset_stats`, and but for a per-instance function's, which are
-/// the sums of its live instances: a dropped instance takes its counts away, which Prometheus
-/// reads as a counter reset); gauges are levels.
+/// Counters only go up (until `reset_stats`; a per-instance function keeps its dropped
+/// instances' counts); gauges are levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Counter,

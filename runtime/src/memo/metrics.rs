@@ -45,10 +45,9 @@ use crate::memo::registry::{registry, FunctionStats};
 /// the calling thread (the global one, or one set with `metrics::with_local_recorder`).
 ///
 /// Counters are set to the registry's counts (`absolute`), and a recorder keeps its counters
-/// from going down: after [`Memo::reset_stats`](crate::Memo::reset_stats), or a dropped
-/// instance of a per-instance function (whose counts are its live instances'), an exported
-/// counter stays where it was until the new count passes it. The levels of a function that
-/// left the registry are set to zero.
+/// from going down: after [`Memo::reset_stats`](crate::Memo::reset_stats) an exported counter
+/// stays where it was until the new count passes it. The levels of a cache that left the
+/// registry (one listed with `register_cache`, dropped) are set to zero.
 ///
 /// ```
 /// memokit::metrics::export(); // without a recorder, does nothing

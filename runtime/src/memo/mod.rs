@@ -81,6 +81,22 @@ pub struct Memo<K, V> {
     stores: fn(&V) -> bool,
     /// The tier behind the in-process cache (`#[cached(redis(...))]`), if any.
     tier: Option<Box<dyn Tier<K, V>>>,
+    /// For an instance's cache, its listing in the registry, which keeps its counters once the
+    /// instance is dropped.
+    listing: Option<Arc<dyn Retire>>,
+}
+
+impl<K, V> Drop for Memo<K, V> {
+    fn drop(&mut self) {
+        if let Some(listing) = &self.listing {
+            listing.retire();
+        }
+    }
+}
+
+/// A listing that keeps the counters of a cache about to go.
+trait Retire: Send + Sync {
+    fn retire(&self);
 }
 
 impl<K, V> fmt::Debug for Memo<K, V> {
@@ -105,6 +121,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
             options,
             stores: |_| true,
             tier: None,
+            listing: None,
         }
     }
 
@@ -854,10 +871,40 @@ where
 }
 
 /// How the registry lists the cache of one instance: by a weak handle, so that the cache and
-/// its values go with the instance.
+/// its values go with the instance; and once the instance is dropped, its counters (see
+/// [`Retire`]), so that the function's counters never go down.
 struct InstanceListing<K, V> {
     name: &'static str,
     cache: Weak<Inner<K, V>>,
+    retired: parking_lot::Mutex<Option<Stats>>,
+}
+
+impl<K, V> InstanceListing<K, V> {
+    fn of(name: &'static str, cache: &Cache<K, V>) -> Self {
+        InstanceListing {
+            name,
+            cache: Arc::downgrade(&cache.inner),
+            retired: parking_lot::Mutex::new(None),
+        }
+    }
+}
+
+impl<K, V> Retire for InstanceListing<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Called by the instance's `Memo` as it is dropped: keeps the cache's counters, unless a
+    /// clone of the cache outlives the instance (it is then counted while it lives).
+    fn retire(&self) {
+        let Some(inner) = self.cache.upgrade() else {
+            return;
+        };
+        // The memo's handle and this one.
+        if Arc::strong_count(&inner) <= 2 {
+            *self.retired.lock() = Some(Cache { inner }.stats().counters_only());
+        }
+    }
 }
 
 impl<K, V> InstanceListing<K, V> {
@@ -876,9 +923,19 @@ where
     }
 
     fn stats(&self) -> Option<Stats> {
-        // Gone between `alive` and here: not counted, rather than counted as an empty and
-        // unbounded cache (which made the whole function's capacity unbounded).
-        self.cache().map(|cache| cache.stats())
+        // Gone: its counters if its instance kept them, else nothing (not an empty and
+        // unbounded cache, which made the whole function's capacity unbounded).
+        match self.cache() {
+            Some(cache) => Some(cache.stats()),
+            None => *self.retired.lock(),
+        }
+    }
+
+    fn retired(&self) -> Option<Stats> {
+        if self.alive() {
+            return None;
+        }
+        *self.retired.lock()
     }
 
     fn clear(&self) {
@@ -903,11 +960,11 @@ where
     /// dropped. Not part of the stable API.
     #[doc(hidden)]
     pub fn __instance(name: &'static str, cache: Cache<K, V>, options: MemoOptions) -> Self {
-        registry().register_instance(Box::new(InstanceListing {
-            name,
-            cache: Arc::downgrade(&cache.inner),
-        }));
-        Memo::__new(name, cache, options)
+        let listing = Arc::new(InstanceListing::of(name, &cache));
+        registry().register_instance(listing.clone());
+        let mut memo = Memo::__new(name, cache, options);
+        memo.listing = Some(listing);
+        memo
     }
 }
 
@@ -934,10 +991,7 @@ impl Registry {
         V: Clone + Send + Sync + 'static,
     {
         cache.inner.config.name.set(name);
-        self.register_instance(Box::new(InstanceListing {
-            name,
-            cache: Arc::downgrade(&cache.inner),
-        }));
+        self.register_instance(Arc::new(InstanceListing::of(name, &cache)));
     }
 }
 
@@ -952,10 +1006,7 @@ mod tests {
     #[test]
     fn an_instance_gone_before_its_stats_are_read_is_left_out() {
         let cache: Cache<u64, u64> = Cache::new(10);
-        let listing = InstanceListing {
-            name: "tests::gone",
-            cache: Arc::downgrade(&cache.inner),
-        };
+        let listing = InstanceListing::of("tests::gone", &cache);
         assert_eq!(
             ErasedMemo::stats(&listing).map(|s| s.capacity),
             Some(Some(10))

@@ -34,6 +34,9 @@ pub struct Registry {
 enum Listed {
     Function(&'static dyn ErasedMemo),
     Instance(Arc<dyn ErasedMemo>),
+    /// The counters of a per-instance function's dropped instances, one per name: the
+    /// function's counters never go down when an instance goes.
+    Retired(Arc<Retired>),
 }
 
 impl Listed {
@@ -41,8 +44,27 @@ impl Listed {
         match self {
             Listed::Function(memo) => *memo,
             Listed::Instance(memo) => memo.as_ref(),
+            Listed::Retired(retired) => retired.as_ref(),
         }
     }
+}
+
+/// The counters kept from a function's dropped instances.
+struct Retired {
+    name: &'static str,
+    stats: parking_lot::Mutex<Stats>,
+}
+
+impl ErasedMemo for Retired {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        Some(*self.stats.lock())
+    }
+
+    fn clear(&self) {}
 }
 
 /// One memoized function as listed by [`Registry::functions`].
@@ -91,10 +113,35 @@ impl Registry {
 
     /// Lists the cache of one instance until it is dropped; the dropped ones go at the next
     /// listing, so that instances that come and go do not make the registry grow.
-    pub(crate) fn register_instance(&self, memo: Box<dyn ErasedMemo>) {
+    pub(crate) fn register_instance(&self, memo: Arc<dyn ErasedMemo>) {
         let mut memos = self.memos.write();
-        memos.retain(|listed| listed.memo().alive());
-        memos.push(Listed::Instance(Arc::from(memo)));
+        // The listings whose cache went: out, their kept counters added to their name's.
+        let mut kept: Vec<(&'static str, Stats)> = Vec::new();
+        memos.retain(|listed| {
+            let memo = listed.memo();
+            if memo.alive() {
+                return true;
+            }
+            kept.extend(memo.retired().map(|stats| (memo.name(), stats)));
+            false
+        });
+        for (name, stats) in kept {
+            let total = memos.iter().find_map(|listed| match listed {
+                Listed::Retired(retired) if retired.name == name => Some(retired),
+                _ => None,
+            });
+            match total {
+                Some(total) => {
+                    let mut counts = total.stats.lock();
+                    *counts = counts.merged(&stats);
+                }
+                None => memos.push(Listed::Retired(Arc::new(Retired {
+                    name,
+                    stats: parking_lot::Mutex::new(stats),
+                }))),
+            }
+        }
+        memos.push(Listed::Instance(memo));
     }
 
     /// The names of the listed memos whose cache still exists.
@@ -108,16 +155,14 @@ impl Registry {
             .collect()
     }
 
-    /// Runs `f` on every listed memo whose cache still exists, with the list's lock released:
-    /// `f` may clear a cache, whose removal listener is user code that may call a function
-    /// for the first time (which lists it) or read the registry while another thread lists one.
+    /// Runs `f` on every listed memo (one whose cache went has no stats, unless it kept its
+    /// counters), with the list's lock released: `f` may clear a cache, whose removal
+    /// listener is user code that may call a function for the first time (which lists it) or
+    /// read the registry while another thread lists one.
     fn each(&self, mut f: impl FnMut(&dyn ErasedMemo)) {
         let listed: Vec<Listed> = self.memos.read().clone();
         for listed in &listed {
-            let memo = listed.memo();
-            if memo.alive() {
-                f(memo);
-            }
+            f(listed.memo());
         }
     }
 
@@ -208,5 +253,10 @@ pub(crate) trait ErasedMemo: Send + Sync {
     /// Whether its cache still exists (an instance's goes with the instance).
     fn alive(&self) -> bool {
         true
+    }
+
+    /// The counters it kept when its cache went (an instance's), once it has gone.
+    fn retired(&self) -> Option<Stats> {
+        None
     }
 }
