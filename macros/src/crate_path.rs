@@ -32,7 +32,7 @@ pub(crate) fn rewrite(tokens: TokenStream, krate: Option<&Path>) -> TokenStream 
     let mut out = TokenStream::new();
     let mut at = 0;
     while at < trees.len() {
-        let starts_path = at == 0 || !is_path_continuation(&trees[at - 1]);
+        let starts_path = at == 0 || !is_path_continuation(&trees[..at]);
         if starts_path && is_leading_memokit(&trees[at..]) {
             krate.to_tokens(&mut out);
             at += 3;
@@ -51,14 +51,34 @@ pub(crate) fn rewrite(tokens: TokenStream, krate: Option<&Path>) -> TokenStream 
     out
 }
 
-/// Whether `tree`, right before a `::`, makes it the middle of a path (`a::memokit`, `>::memokit`)
-/// rather than its start.
-fn is_path_continuation(tree: &TokenTree) -> bool {
-    match tree {
-        TokenTree::Ident(_) => true,
-        TokenTree::Punct(punct) => punct.as_char() == '>',
+/// Whether the `::` after `before` continues a path (`a::memokit`, `Self::memokit`,
+/// `Vec<u8>::memokit`) rather than starting one: after a keyword (`as ::memokit`, `use`,
+/// `impl`, `dyn`, `&'static ::memokit`), a punctuation mark or a group, a path starts.
+fn is_path_continuation(before: &[TokenTree]) -> bool {
+    /// The keywords a path can start with, which a `::` continues.
+    const SEGMENTS: [&str; 4] = ["self", "Self", "super", "crate"];
+    match before {
+        // A lifetime: `'static`.
+        [.., TokenTree::Punct(tick), TokenTree::Ident(_)] if tick.as_char() == '\'' => false,
+        [.., TokenTree::Ident(ident)] => {
+            let name = ident.to_string();
+            SEGMENTS.contains(&name.as_str()) || !is_keyword(&name)
+        }
+        [.., TokenTree::Punct(punct)] => punct.as_char() == '>',
         _ => false,
     }
+}
+
+/// Whether `name` is a Rust keyword (strict or reserved, 2021 edition).
+fn is_keyword(name: &str) -> bool {
+    const KEYWORDS: [&str; 51] = [
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
+        "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait",
+        "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
+        "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+    ];
+    KEYWORDS.contains(&name)
 }
 
 /// Whether `trees` starts with `::memokit`.
@@ -87,6 +107,19 @@ mod tests {
             rewritten.to_string(),
             quote!(facade::inner::Memo::new(); { x: facade::inner::__private::Plain<u8> } a::memokit::b)
                 .to_string()
+        );
+        // After a keyword or a lifetime, a path starts; after `Self` or `>`, it goes on.
+        let rewritten = rewrite(
+            quote!(<T as ::memokit::Shape>::Value; use ::memokit::X; impl ::memokit::Y for Z {}
+                   &'static ::memokit::Memo; Self::memokit; Vec<u8>::memokit),
+            Some(&krate),
+        );
+        assert_eq!(
+            rewritten.to_string(),
+            quote!(<T as facade::inner::Shape>::Value; use facade::inner::X;
+                   impl facade::inner::Y for Z {} &'static facade::inner::Memo; Self::memokit;
+                   Vec<u8>::memokit)
+            .to_string()
         );
     }
 }
