@@ -20,22 +20,24 @@
 //!   by path and by prefix.
 //!
 //! ```
-//! use std::time::Duration;
-//! use axum::{routing::get, Router};
+//! # use std::time::Duration;
+//! # use axum::{routing::get, Router};
+//! # async fn report() -> &'static str { "slow to compute" }
+//! // The README's example, as written there.
 //! use memokit_http::{HttpCacheLayer, Route};
 //!
-//! let cache = HttpCacheLayer::builder("docs::app")
-//!     .max_entries(10_000)
-//!     .max_body_bytes(1 << 20)
-//!     .default_route(Route::ttl(Duration::from_secs(30)))
-//!     .route(
-//!         "/reports",
-//!         Route::ttl(Duration::from_secs(300)).stale_while_revalidate(Duration::from_secs(60)),
-//!     )
+//! let cache = HttpCacheLayer::builder("api")                 // its name in memokit::registry()
+//!     .max_entries(10_000)                                   // or .max_bytes(64 << 20)
+//!     .policy(memokit::Policy::WTinyLfu)
+//!     .max_body_bytes(1 << 20)                               // larger bodies pass through
+//!     .default_route(Route::ttl(Duration::from_secs(30))
+//!         .stale_while_revalidate(Duration::from_secs(30))
+//!         .stale_if_error(Duration::from_secs(300)))
+//!     .route("/admin", Route::bypass())
+//!     .route("/catalogue", Route::ttl(Duration::from_secs(600)).cache_errors(true))
 //!     .build();
-//! let app: Router = Router::new()
-//!     .route("/reports/daily", get(|| async { "slow to compute" }))
-//!     .layer(cache.clone());
+//! let app: Router = Router::new().route("/report", get(report)).layer(cache.clone());
+//! cache.invalidate_prefix("/catalogue/");                     // after a write; or invalidate_path
 //! # let _ = app;
 //! ```
 
