@@ -285,7 +285,8 @@ pub struct Stats {
     pub expirations: u64,
     /// Entries removed by `invalidate`, `invalidate_if` or `clear`.
     pub invalidations: u64,
-    /// Computations run by `get_or_insert_with` and its variants.
+    /// Loads run by `get_or_insert_with` and its variants: a computation, or for a function
+    /// with a tier, a read of the tier that found the value (also in `l2_hits` or `disk_hits`).
     pub loads: u64,
     /// Computations that returned an error or panicked (or, async, were cancelled).
     pub load_failures: u64,

@@ -96,7 +96,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     counter("memokit_evictions_total", "Entries evicted to stay within capacity.", |s| s.evictions),
     counter("memokit_expirations_total", "Entries removed because their TTL or TTI passed.", |s| s.expirations),
     counter("memokit_invalidations_total", "Entries removed by invalidate or clear.", |s| s.invalidations),
-    counter("memokit_loads_total", "Computations run.", |s| s.loads),
+    counter("memokit_loads_total", "Loads run: computations, and reads of a tier that found the value.", |s| s.loads),
     counter("memokit_load_failures_total", "Computations that failed, panicked or were cancelled.", |s| s.load_failures),
     counter("memokit_coalesced_waits_total", "Callers that waited for another caller's computation.", |s| s.coalesced_waits),
     counter("memokit_refreshes_total", "Refresh-ahead recomputations of values still cached.", |s| s.refreshes),
