@@ -576,3 +576,43 @@ async fn a_cancelled_run_hands_over_to_a_waiter() {
     assert_eq!(value.unwrap(), 9);
     assert_eq!(runs(&CANCEL_RUNS), 2);
 }
+
+static ALONE_STARTED: AtomicUsize = AtomicUsize::new(0);
+static ALONE_GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Computes alone (`coalesce = false`) and waits for `ALONE_GATE` before it returns.
+#[cached(coalesce = false)]
+fn alone(id: u64) -> u64 {
+    ALONE_STARTED.fetch_add(1, SeqCst);
+    while !ALONE_GATE.load(SeqCst) {
+        sleep(Duration::from_millis(1));
+    }
+    id
+}
+
+/// A write wins over a computation running alone, as over a shared one: an `invalidate` or
+/// an `insert` while it runs keeps its result out of the cache (it was stored after them).
+#[test]
+fn a_write_wins_over_an_uncoalesced_computation() {
+    for (key, write) in [(1u64, false), (2, true)] {
+        ALONE_GATE.store(false, SeqCst);
+        let started = ALONE_STARTED.load(SeqCst);
+        let caller = thread::spawn(move || alone(key));
+        while ALONE_STARTED.load(SeqCst) == started {
+            sleep(Duration::from_millis(1));
+        }
+        if write {
+            alone_cache().insert(key, 99);
+        } else {
+            alone_cache().invalidate(&key);
+        }
+        ALONE_GATE.store(true, SeqCst);
+        assert_eq!(
+            caller.join().unwrap(),
+            key,
+            "the caller gets what it computed"
+        );
+        let expected = write.then_some(99);
+        assert_eq!(alone_cache().get(&key), expected, "the write stands");
+    }
+}

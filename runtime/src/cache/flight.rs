@@ -85,6 +85,10 @@ pub(crate) struct Flight<V> {
     /// How long the value may live in the cache at most, in nanoseconds, when a tier gave it
     /// with less than its ttl left (`u64::MAX`: no limit).
     lifetime: AtomicU64,
+    /// Whether other callers of the key wait for it; `false` for a caller that computes alone
+    /// (`coalesce = false`, or after a failure it could not share), whose flight is in the table
+    /// only so that writes supersede it.
+    joinable: bool,
 }
 
 /// A value published once, for threads that block until it is: the blocking half of a flight's
@@ -266,18 +270,14 @@ pub(crate) enum Outcome<V, E> {
 }
 
 impl<V> Flight<V> {
-    fn new() -> Self {
+    fn new(joinable: bool) -> Self {
         Flight {
             ended: Handover::new(),
             ended_async: Notify::new(),
             superseded: AtomicBool::new(false),
             lifetime: AtomicU64::new(u64::MAX),
+            joinable,
         }
-    }
-
-    /// A flight in no table, which nobody can join: its leader computes on its own.
-    pub(crate) fn private() -> Arc<Self> {
-        Arc::new(Flight::new())
     }
 
     /// What identifies the flight in [`RunningHere`]: its address, unique while it is alive.
@@ -389,7 +389,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     /// which panics instead of deadlocking.
     pub(crate) fn join(&self, hash: u64, key: &K, ready: impl FnOnce() -> Option<V>) -> Joined<V> {
         let mut table = self.table.lock();
-        if let Some((_, _, flight)) = table.find(hash, |(h, k, _)| *h == hash && k == key) {
+        if let Some((_, _, flight)) =
+            table.find(hash, |(h, k, f)| f.joinable && *h == hash && k == key)
+        {
             let flight = flight.clone();
             // Not under the table's lock: the panic unwinds through this caller's code.
             drop(table);
@@ -415,7 +417,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     ) -> Option<Arc<Flight<V>>> {
         let mut table = self.table.lock();
         if table
-            .find(hash, |(h, k, _)| *h == hash && k == key)
+            .find(hash, |(h, k, f)| f.joinable && *h == hash && k == key)
             .is_some()
             || !due()
         {
@@ -424,13 +426,30 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         Some(self.register(&mut table, hash, key))
     }
 
+    /// A flight of `key` that nobody joins, for a caller that computes alone: in the table only
+    /// so that writes of the key supersede it, as they do a shared one.
+    pub(crate) fn start_alone(&self, hash: u64, key: &K) -> Arc<Flight<V>> {
+        let mut table = self.table.lock();
+        self.insert(&mut table, hash, key, false)
+    }
+
     fn register(
         &self,
         table: &mut HashTable<Registered<K, V>>,
         hash: u64,
         key: &K,
     ) -> Arc<Flight<V>> {
-        let flight = Arc::new(Flight::new());
+        self.insert(table, hash, key, true)
+    }
+
+    fn insert(
+        &self,
+        table: &mut HashTable<Registered<K, V>>,
+        hash: u64,
+        key: &K,
+        joinable: bool,
+    ) -> Arc<Flight<V>> {
+        let flight = Arc::new(Flight::new(joinable));
         table.insert_unique(hash, (hash, key.clone(), flight.clone()), |(h, _, _)| *h);
         self.publish_len(table);
         flight
@@ -457,7 +476,8 @@ impl<K: Hash + Eq, V> Flights<K, V> {
             return;
         }
         let mut table = self.table.lock();
-        if let Ok(entry) = table.find_entry(hash, |(h, k, _)| *h == hash && key.equivalent(k)) {
+        // Every one: a key computed alone may have several flights.
+        while let Ok(entry) = table.find_entry(hash, |(h, k, _)| *h == hash && key.equivalent(k)) {
             let ((_, _, flight), _) = entry.remove();
             flight.superseded.store(true, Ordering::Release);
         }

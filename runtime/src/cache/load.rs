@@ -726,9 +726,11 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
         self.flight.end(Ended::Abandoned);
     }
 
-    /// A leader of a flight in no table: nobody waits for it.
+    /// A leader of a flight nobody joins: nobody waits for it, but writes of the key
+    /// supersede it as they do a shared one.
     fn alone(cache: &'a Cache<K, V>, shard: usize, hash: u64, key: &K) -> Self {
-        Leader::new(cache, shard, hash, key, Flight::private())
+        let flight = cache.inner.flights[shard].start_alone(hash, key);
+        Leader::new(cache, shard, hash, key, flight)
     }
 
     /// The superseded flag of this computation.
