@@ -670,7 +670,14 @@ impl Exchange<'_> {
             match self.fetch(inner, request, Some(stored)).await {
                 Fetched::Stored(fresh) => {
                     let key = self.learn_key(&fresh);
-                    self.shared.responses.insert(key, fresh.clone());
+                    self.shared.responses.insert(key.clone(), fresh.clone());
+                    if key != *self.key {
+                        // Its `Vary` now names headers the stored one's key did not: it answers
+                        // this request's variant, not the other requests that waited on it
+                        // (one user's page for another's cookie), which ask for their own.
+                        led = Some(Led::Served(self.serve(&fresh, Answer::Revalidated)));
+                        return Ok(None);
+                    }
                     Ok(Some(fresh))
                 }
                 Fetched::Passed(response) => {

@@ -365,3 +365,46 @@ async fn a_body_failing_during_a_revalidation_keeps_the_stored_copy() {
     assert_eq!((after.text(), after.x_cache()), ("v3", "REVALIDATED"));
     assert_eq!(calls.get(), 3);
 }
+
+/// A revalidation whose answer now varies on a header (`Vary: Cookie`) answers only the
+/// request that made it: another request that waited on it, with another cookie, gets its own
+/// page (it got the first user's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revalidation_that_now_varies_is_not_handed_to_other_variants() {
+    let route = Route::ttl(secs(1)).stale_if_error(secs(60));
+    let layer = layer("revalidation::now_varies", route);
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let app = Router::new()
+        .route(
+            "/page",
+            route_get(move |headers: HeaderMap| {
+                let calls = counted.clone();
+                async move {
+                    if calls.count() == 1 {
+                        return response(200, &[("cache-control", "max-age=1")], "generic page");
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let cookie = headers
+                        .get("cookie")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string();
+                    response(
+                        200,
+                        &[("cache-control", "max-age=60"), ("vary", "cookie")],
+                        format!("page of {cookie}"),
+                    )
+                }
+            }),
+        )
+        .layer(layer.clone());
+    let address = serve(app).await;
+    assert_eq!(get(address, "/page", &[]).await.text(), "generic page");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let alice = tokio::spawn(async move { get(address, "/page", &[("cookie", "alice")]).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let bob = get(address, "/page", &[("cookie", "bob")]).await;
+    assert_eq!(alice.await.unwrap().text(), "page of alice");
+    assert_eq!(bob.text(), "page of bob", "not alice's page");
+}
