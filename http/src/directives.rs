@@ -98,11 +98,17 @@ pub(crate) fn states_freshness(
 }
 
 /// Whether a response's directives forbid serving it stale (`must-revalidate`,
-/// `proxy-revalidate`, `no-cache`).
+/// `proxy-revalidate`, `no-cache`, and `s-maxage`, which carries `proxy-revalidate` for a
+/// shared cache: RFC 9111 §5.2.2.10).
 pub(crate) fn forbids_stale(directives: &[(String, Option<String>)]) -> bool {
-    ["must-revalidate", "proxy-revalidate", "no-cache"]
-        .iter()
-        .any(|name| has(directives, name))
+    [
+        "must-revalidate",
+        "proxy-revalidate",
+        "no-cache",
+        "s-maxage",
+    ]
+    .iter()
+    .any(|name| has(directives, name))
 }
 
 /// What a request's `Cache-Control` asks of the layer.

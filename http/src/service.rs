@@ -437,6 +437,11 @@ impl Exchange<'_> {
             // format a date, which a hit need not pay for.
             return !stored.policy.is_stale(now);
         }
+        // Stale, and its directives forbid a stale answer even to a `max-stale` request
+        // (`s-maxage`, which `http-cache-semantics` does not take for `proxy-revalidate`).
+        if stored.forbids_stale && stored.policy.is_stale(now) {
+            return false;
+        }
         matches!(
             stored.policy.before_request(self.parts, now),
             BeforeRequest::Fresh(_)
@@ -733,10 +738,21 @@ impl Exchange<'_> {
                 parts: &parts,
                 key: &key,
             };
+            // Cleared however the revalidation ends, a panic of the handler included: the
+            // next stale request starts another.
+            let _running = Revalidating(&stored);
             // Its outcome is in the cache (or, on failure, the stale response stays).
             let _ = exchange.revalidate(&mut inner, &stored).await;
-            stored.revalidating.store(false, Ordering::Release);
         });
+    }
+}
+
+/// Clears a stored response's `revalidating` flag when its background revalidation ends.
+struct Revalidating<'a>(&'a StoredResponse);
+
+impl Drop for Revalidating<'_> {
+    fn drop(&mut self) {
+        self.0.revalidating.store(false, Ordering::Release);
     }
 }
 

@@ -70,6 +70,9 @@ pub(crate) struct StoredResponse {
     pub(crate) fresh_until: SystemTime,
     pub(crate) stale_while_revalidate: Duration,
     pub(crate) stale_if_error: Duration,
+    /// Its directives forbid serving it stale at all (`must-revalidate`, `s-maxage`, …), even
+    /// to a request that accepts a stale answer (`max-stale`).
+    pub(crate) forbids_stale: bool,
     /// Tells apart two responses stored under one key (for coalescing their revalidations).
     pub(crate) generation: u64,
     /// Whether a background revalidation of it runs (stale-while-revalidate starts one).
@@ -83,6 +86,7 @@ pub(crate) struct Storable {
     fresh_for: Duration,
     stale_while_revalidate: Duration,
     stale_if_error: Duration,
+    forbids_stale: bool,
     downstream: Option<HeaderValue>,
 }
 
@@ -142,8 +146,9 @@ pub(crate) fn storable(
     if fresh_for.is_zero() {
         return Err(NotStored::Policy);
     }
-    // `must-revalidate` and `proxy-revalidate` forbid serving it stale at all.
-    let window = |name: &str, configured: Duration| match directives::forbids_stale(&directives) {
+    // `must-revalidate`, `proxy-revalidate` and `s-maxage` forbid serving it stale at all.
+    let forbids_stale = directives::forbids_stale(&directives);
+    let window = |name: &str, configured: Duration| match forbids_stale {
         true => Duration::ZERO,
         false => directives::seconds(&directives, name).unwrap_or(configured),
     };
@@ -161,6 +166,7 @@ pub(crate) fn storable(
         fresh_for,
         stale_while_revalidate,
         stale_if_error,
+        forbids_stale,
         downstream,
     })
 }
@@ -235,6 +241,7 @@ impl StoredResponse {
             fresh_until: now + storable.fresh_for,
             stale_while_revalidate: storable.stale_while_revalidate,
             stale_if_error: storable.stale_if_error,
+            forbids_stale: storable.forbids_stale,
             generation,
             revalidating: AtomicBool::new(false),
         }
@@ -270,6 +277,7 @@ impl StoredResponse {
             fresh_until: now + fresh_for,
             stale_while_revalidate: self.stale_while_revalidate,
             stale_if_error: self.stale_if_error,
+            forbids_stale: self.forbids_stale,
             generation,
             revalidating: AtomicBool::new(false),
         }

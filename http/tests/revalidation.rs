@@ -408,3 +408,50 @@ async fn a_revalidation_that_now_varies_is_not_handed_to_other_variants() {
     assert_eq!(alice.await.unwrap().text(), "page of alice");
     assert_eq!(bob.text(), "page of bob", "not alice's page");
 }
+
+/// `s-maxage` carries `proxy-revalidate` for a shared cache (RFC 9111 §5.2.2.10): once stale,
+/// the response is served stale neither within the route's windows nor to a `max-stale`
+/// request.
+#[tokio::test]
+async fn an_s_maxage_response_is_never_served_stale() {
+    let route = Route::ttl(secs(60))
+        .stale_while_revalidate(secs(30))
+        .stale_if_error(secs(30));
+    let layer = layer("revalidation::s_maxage", route);
+    let (address, _) = serve_behind(&layer, |n, _| match n {
+        1 => response(200, &[("cache-control", "s-maxage=1")], "v1"),
+        _ => response(503, &[], "down"),
+    })
+    .await;
+    assert_eq!(get(address, "/x", &[]).await.text(), "v1");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for asked in [&[("cache-control", "max-stale")][..], &[]] {
+        let reply = get(address, "/x", asked).await;
+        assert_eq!(
+            (reply.status, reply.x_cache()),
+            (StatusCode::SERVICE_UNAVAILABLE, "MISS"),
+            "{asked:?}"
+        );
+    }
+}
+
+/// A background revalidation whose handler panics leaves the stored response free for the
+/// next one: a later stale request starts another (none ever did again).
+#[tokio::test]
+async fn a_panicking_background_revalidation_does_not_stop_the_next() {
+    let route = Route::ttl(secs(1)).stale_while_revalidate(secs(30));
+    let layer = layer("revalidation::background_panic", route);
+    let (address, calls) = serve_behind(&layer, |n, _| match n {
+        2 => panic!("the handler broke"),
+        n => response(200, &[], format!("v{n}")),
+    })
+    .await;
+    assert_eq!(get(address, "/x", &[]).await.text(), "v1");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(get(address, "/x", &[]).await.x_cache(), "STALE");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(address, "/x", &[]).await.x_cache(), "STALE");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(calls.get(), 3, "a second background revalidation ran");
+    assert_eq!(get(address, "/x", &[]).await.text(), "v3");
+}
