@@ -124,6 +124,7 @@ pub struct HttpCacheBuilder {
     pub(crate) policy: Policy,
     pub(crate) max_body_bytes: usize,
     pub(crate) store_set_cookie: bool,
+    pub(crate) share_cookie_requests: bool,
     pub(crate) default_route: Route,
     /// Path prefixes, longest first.
     pub(crate) routes: Vec<(String, Route)>,
@@ -140,6 +141,7 @@ impl HttpCacheBuilder {
             policy: Policy::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             store_set_cookie: false,
+            share_cookie_requests: false,
             default_route: Route::ttl(Duration::from_secs(60)),
             routes: Vec::new(),
         }
@@ -174,6 +176,22 @@ impl HttpCacheBuilder {
     /// default: such a response is passed through.
     pub fn store_set_cookie(mut self, store: bool) -> Self {
         self.store_set_cookie = store;
+        self
+    }
+
+    /// Store responses to requests that carry a `Cookie` even when the response does not say
+    /// it is shareable. Off by default: such a response may be one user's page, so it is
+    /// stored only if it says `public` or `s-maxage` (as RFC 9111 rules for `Authorization`);
+    /// turn it on when cookies never change what a handler answers (analytics cookies).
+    ///
+    /// ```
+    /// let layer = memokit_http::HttpCacheLayer::builder("docs::cookies")
+    ///     .share_cookie_requests(true)
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn share_cookie_requests(mut self, share: bool) -> Self {
+        self.share_cookie_requests = share;
         self
     }
 

@@ -81,7 +81,7 @@ pub(crate) fn seconds(directives: &[(String, Option<String>)], name: &str) -> Op
     Some(Duration::from_secs(seconds).min(LONGEST))
 }
 
-fn has(directives: &[(String, Option<String>)], name: &str) -> bool {
+pub(crate) fn has(directives: &[(String, Option<String>)], name: &str) -> bool {
     directives.iter().any(|(seen, _)| seen == name)
 }
 

@@ -24,7 +24,7 @@ use crate::config::{Bound, HttpCacheBuilder, Route};
 use crate::directives::RequestDirectives;
 use crate::key::{ResourceKey, ResponseKey};
 use crate::stats::{bump, Counters, HttpStats};
-use crate::stored::{drop_unusable_age, storable, Answer, StoredResponse, X_CACHE};
+use crate::stored::{drop_unusable_age, storable, Answer, Cookies, StoredResponse, X_CACHE};
 use crate::writes::{Writes, Written};
 
 /// How long a revalidation's result is kept for the callers that waited on it.
@@ -562,8 +562,11 @@ impl Exchange<'_> {
             let request = Request::from_parts(self.for_handler(), ReqBody::default());
             return Box::pin(self.fetch(inner, request, None)).await;
         }
-        let store_set_cookie = shared.config.store_set_cookie;
-        let storable = match storable(judged, &head, &self.route, store_set_cookie, now) {
+        let cookies = Cookies {
+            store_set_cookie: shared.config.store_set_cookie,
+            share_cookie_requests: shared.config.share_cookie_requests,
+        };
+        let storable = match storable(judged, &head, &self.route, cookies, now) {
             Ok(storable) => storable,
             Err(_) => {
                 bump(&shared.counters.not_stored);

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use headers::{ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch, LastModified};
 use http::header::{
-    AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY,
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, COOKIE, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE,
+    VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_cache_semantics::{CacheOptions, CachePolicy};
@@ -53,6 +54,9 @@ pub(crate) enum NotStored {
     Error,
     /// `Set-Cookie`, and the layer does not store those.
     SetCookie,
+    /// Asked for with a `Cookie` (perhaps one user's page), and not declared shareable
+    /// (`public` or `s-maxage`).
+    Cookie,
     /// A malformed or conflicting `Cache-Control`, `ETag`, date or `Vary`.
     Malformed,
 }
@@ -79,6 +83,14 @@ pub(crate) struct StoredResponse {
     pub(crate) revalidating: AtomicBool,
 }
 
+/// The layer's cookie rules (see `HttpCacheBuilder::store_set_cookie` and
+/// `share_cookie_requests`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cookies {
+    pub(crate) store_set_cookie: bool,
+    pub(crate) share_cookie_requests: bool,
+}
+
 /// What the layer decided about a response head, before reading its body.
 pub(crate) struct Storable {
     policy: CachePolicy,
@@ -95,7 +107,7 @@ pub(crate) fn storable(
     request: &http::request::Parts,
     response: &http::response::Parts,
     route: &Route,
-    store_set_cookie: bool,
+    cookies: Cookies,
     now: SystemTime,
 ) -> Result<Storable, NotStored> {
     if (response.status.is_client_error() || response.status.is_server_error())
@@ -104,10 +116,20 @@ pub(crate) fn storable(
         return Err(NotStored::Error);
     }
     let headers = &response.headers;
-    if headers.contains_key(SET_COOKIE) && !store_set_cookie {
+    if headers.contains_key(SET_COOKIE) && !cookies.store_set_cookie {
         return Err(NotStored::SetCookie);
     }
     let directives = directives::cache_control(headers).ok_or(NotStored::Malformed)?;
+    // As RFC 9111 §3.5 rules for `Authorization`: a response to a request with credentials is
+    // one user's unless it says it is everyone's.
+    if request.headers.contains_key(COOKIE)
+        && !cookies.share_cookie_requests
+        && !["public", "s-maxage"]
+            .iter()
+            .any(|name| directives::has(&directives, name))
+    {
+        return Err(NotStored::Cookie);
+    }
     if !validators_and_dates_parse(headers) {
         return Err(NotStored::Malformed);
     }
@@ -494,7 +516,11 @@ mod tests {
             let now = SystemTime::now();
             let later = now + Duration::from_secs(years_later * 365 * 24 * 3600);
             let _ = RequestDirectives::of(&request.headers);
-            if let Ok(storable) = storable(&request, &head, &route, true, now) {
+            let cookies = Cookies {
+                store_set_cookie: true,
+                share_cookie_requests: true,
+            };
+            if let Ok(storable) = storable(&request, &head, &route, cookies, now) {
                 let stored = StoredResponse::new(head, Bytes::from_static(b"x"), storable, now, 0);
                 let _ = stored.serve(&Method::GET, &request.headers, Answer::Hit, later);
                 let _ = stored.policy.before_request(&request, later);

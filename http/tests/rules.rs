@@ -338,6 +338,36 @@ async fn responses_to_authorized_requests_are_stored_only_when_public() {
     assert_eq!(get(address, "/shared", &public).await.x_cache(), "HIT");
 }
 
+/// A response to a request with a `Cookie` may be one user's page: stored only when it says
+/// it is everyone's (`public`, `s-maxage`), or when the layer is told cookies never matter
+/// (it was stored, and served to every other user).
+#[tokio::test]
+async fn responses_to_requests_with_cookies_are_stored_only_when_shareable() {
+    for (share, expected) in [(false, ["MISS", "MISS"]), (true, ["MISS", "HIT"])] {
+        let layer = HttpCacheLayer::builder("rules::cookie")
+            .default_route(minute())
+            .share_cookie_requests(share)
+            .build();
+        let (address, _) = serve_behind(&layer, |_, headers| match headers.get("x-public") {
+            Some(_) => response(200, &[("cache-control", "public")], "everyone's"),
+            None => {
+                let cookie = headers.get("cookie").and_then(|c| c.to_str().ok());
+                response(200, &[], format!("page of {cookie:?}"))
+            }
+        })
+        .await;
+        let alice = get(address, "/me", &[("cookie", "session=alice")]).await;
+        let bob = get(address, "/me", &[("cookie", "session=bob")]).await;
+        assert_eq!([alice.x_cache(), bob.x_cache()], expected, "share = {share}");
+        if !share {
+            assert_eq!(bob.text(), "page of Some(\"session=bob\")");
+        }
+        let public = [("cookie", "session=alice"), ("x-public", "1")];
+        get(address, "/shared", &public).await;
+        assert_eq!(get(address, "/shared", &public).await.x_cache(), "HIT");
+    }
+}
+
 #[tokio::test]
 async fn set_cookie_is_stored_only_when_configured() {
     for (store, expected_calls) in [(false, 2), (true, 1)] {
