@@ -689,10 +689,14 @@ impl Exchange<'_> {
                     Ok(Some(fresh))
                 }
                 Fetched::Passed(response) => {
-                    // No longer storable: the stored one must not keep answering.
-                    if !response.status().is_server_error() {
-                        self.shared.responses.invalidate(self.key);
+                    // A 5xx is a failure: the stored copy stays, and the callers that waited
+                    // on it get it within stale-if-error, as for an `Err`.
+                    if response.status().is_server_error() {
+                        led = Some(Led::Served(response));
+                        return Err(NotShared);
                     }
+                    // No longer storable: the stored one must not keep answering.
+                    self.shared.responses.invalidate(self.key);
                     led = Some(Led::Served(response));
                     Ok(None)
                 }

@@ -455,3 +455,40 @@ async fn a_panicking_background_revalidation_does_not_stop_the_next() {
     assert_eq!(calls.get(), 3, "a second background revalidation ran");
     assert_eq!(get(address, "/x", &[]).await.text(), "v3");
 }
+
+/// Requests that waited on a revalidation answered with a 5xx get the stored copy within
+/// stale-if-error, as the request that ran it does (each called the handler again, and got
+/// the error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_a_revalidation_that_failed_with_a_5xx_get_the_stale_copy() {
+    let route = Route::ttl(secs(1)).stale_if_error(secs(60));
+    let layer = layer("revalidation::waiters_5xx", route);
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let app = Router::new()
+        .route(
+            "/x",
+            route_get(move || {
+                let calls = counted.clone();
+                async move {
+                    if calls.count() == 1 {
+                        return response(200, &[], "v1");
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    response(500, &[], "origin down")
+                }
+            }),
+        )
+        .layer(layer.clone());
+    let address = serve(app).await;
+    assert_eq!(get(address, "/x", &[]).await.text(), "v1");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let requests: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(async move { get(address, "/x", &[]).await }))
+        .collect();
+    for request in requests {
+        let reply = request.await.unwrap();
+        assert_eq!((reply.status, reply.text()), (StatusCode::OK, "v1"));
+    }
+    assert_eq!(calls.get(), 2, "one revalidation for the four");
+}

@@ -358,7 +358,11 @@ async fn responses_to_requests_with_cookies_are_stored_only_when_shareable() {
         .await;
         let alice = get(address, "/me", &[("cookie", "session=alice")]).await;
         let bob = get(address, "/me", &[("cookie", "session=bob")]).await;
-        assert_eq!([alice.x_cache(), bob.x_cache()], expected, "share = {share}");
+        assert_eq!(
+            [alice.x_cache(), bob.x_cache()],
+            expected,
+            "share = {share}"
+        );
         if !share {
             assert_eq!(bob.text(), "page of Some(\"session=bob\")");
         }
