@@ -353,3 +353,53 @@ async fn tasks_waiting_on_a_failed_async_run_get_the_expired_value_too() {
     let stats = seats_cache().stats();
     assert_eq!((stats.load_failures, stats.stale_served), (1, 1));
 }
+
+/// A caller that finds the key expired while its refresh runs waits on the refresh; if the
+/// refresh fails, it gets the old value within the window, as the waiters of a failed load do,
+/// whatever the error's type (with a `Clone` error it got the error).
+#[test]
+fn a_waiter_of_a_failed_refresh_gets_the_stale_value() {
+    let clock = MockClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .time_to_live(TTL)
+        .refresh_after(TTL - Duration::from_secs(60))
+        .stale_if_error(WINDOW)
+        .clock(clock.clone())
+        .build();
+    cache.insert(1, 10);
+    clock.advance(TTL - Duration::from_secs(30));
+    let started = AtomicBool::new(false);
+    let release = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let refresher = scope.spawn(|| {
+            cache.try_get_or_insert_with(1, || {
+                started.store(true, SeqCst);
+                let waiting = Instant::now();
+                while !release.load(SeqCst) && waiting.elapsed() < HANG {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err("down")
+            })
+        });
+        while !started.load(SeqCst) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        // The key expires while the refresh runs: the next caller waits on it.
+        clock.advance(Duration::from_secs(60));
+        let late = scope.spawn(|| cache.try_get_or_insert_with(1, || Ok::<u32, &str>(99)));
+        while cache.stats().coalesced_waits == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        release.store(true, SeqCst);
+        assert_eq!(
+            refresher.join().unwrap(),
+            Ok(10),
+            "the refresher keeps the old value"
+        );
+        assert_eq!(
+            late.join().unwrap(),
+            Ok(10),
+            "and so does the caller that waited on it"
+        );
+    });
+}

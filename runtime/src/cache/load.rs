@@ -793,16 +793,24 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
             );
         }
         let result = match result {
-            Err(error) if failed => self.stale_value(key).ok_or(error),
+            Err(error) if failed && !self.refresh => self.stale_value(key).ok_or(error),
             other => other,
         };
         let stale_served = failed && result.is_ok();
         self.flights().leave(self.hash, key, &self.flight);
         // No waiter can find the flight any more; without one, skip cloning for nobody.
-        let ended = self
-            .flight
-            .has_waiters()
-            .then(|| Ended::of(&result, rule.share_error));
+        let ended = self.flight.has_waiters().then(|| {
+            // A failed refresh's caller keeps its old value (see `load_with`); the callers
+            // that waited on it (the key expired meanwhile) get it within stale-if-error, as
+            // the waiters of a failed load do, whatever the error's type.
+            let stale = (self.refresh && failed)
+                .then(|| self.stale_value(key))
+                .flatten();
+            match stale {
+                Some(stale) => Ended::of(&Ok::<V, E>(stale), rule.share_error),
+                None => Ended::of(&result, rule.share_error),
+            }
+        });
         // Counted before the waiters wake, so that they see this load in the stats.
         self.count(failed, nanos);
         if stale_served {
@@ -822,11 +830,10 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     }
 
     /// Stale-if-error: what a failed load of `key` returns instead of its error, the key's
-    /// value expired within the window (see `CacheBuilder::stale_if_error`). A refresh keeps
-    /// its old value anyway.
+    /// value expired within the window (see `CacheBuilder::stale_if_error`).
     fn stale_value(&self, key: &K) -> Option<V> {
         let config = &self.cache.inner.config;
-        if self.refresh || config.expiry.stale_if_error.is_none() {
+        if config.expiry.stale_if_error.is_none() {
             return None;
         }
         self.cache.inner.shards[self.shard].stale_value(config, self.hash, key, self.cache.now())
