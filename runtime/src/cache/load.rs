@@ -833,9 +833,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> Leader<'a, K, V> {
     /// value expired within the window (see `CacheBuilder::stale_if_error`).
     fn stale_value(&self, key: &K) -> Option<V> {
         let config = &self.cache.inner.config;
-        if config.expiry.stale_if_error.is_none() {
-            return None;
-        }
+        config.expiry.stale_if_error?;
         self.cache.inner.shards[self.shard].stale_value(config, self.hash, key, self.cache.now())
     }
 
