@@ -22,9 +22,15 @@ pub(crate) struct ResourceKey {
 }
 
 impl ResourceKey {
+    /// A `HEAD` is keyed as the `GET` it asks the head of: the layer asks the handler for the
+    /// `GET` (see `Exchange::for_handler`), so that one stored response answers both.
     pub(crate) fn new(method: &Method, uri: &Uri, headers: &HeaderMap) -> Self {
+        let method = match *method {
+            Method::HEAD => Method::GET,
+            ref other => other.clone(),
+        };
         ResourceKey {
-            method: method.clone(),
+            method,
             host: headers.get(HOST).cloned(),
             uri: uri.clone(),
         }

@@ -5,8 +5,8 @@
 //! (RFC 9111 through [`http-cache-semantics`](https://docs.rs/http-cache-semantics), and
 //! RFC 5861's stale-while-revalidate and stale-if-error), in a [`memokit::Cache`].
 //!
-//! - `GET` and `HEAD` responses are stored under method, host, URI and the request headers
-//!   their `Vary` names; a per-route [`Route`] sets the ttl (for responses that state no
+//! - `GET` responses are stored under method, host, URI and the request headers their `Vary`
+//!   names (a `HEAD` is a `GET` to the handler, answered from the same entry); a per-route [`Route`] sets the ttl (for responses that state no
 //!   freshness), the stale windows and whether errors are stored.
 //! - Only what the response allows is stored (`no-store`, `private`, `max-age`, `s-maxage`,
 //!   `Expires`, `Set-Cookie`, the status), and nothing malformed.

@@ -407,6 +407,13 @@ impl Exchange<'_> {
     /// with a whole response the layer can store.
     fn for_handler(&self) -> request::Parts {
         let mut parts = self.parts.clone();
+        // A `HEAD` asks for the `GET`, whose whole response is stored and answers both: a
+        // service that answers `HEAD` itself with an empty body (a whole axum `Router`,
+        // `ServeDir`) stored that empty body, with its length and `ETag`. The server sends no
+        // body to the `HEAD`.
+        if parts.method == Method::HEAD {
+            parts.method = Method::GET;
+        }
         for conditional in [
             IF_NONE_MATCH,
             IF_MODIFIED_SINCE,

@@ -48,16 +48,34 @@ async fn get_responses_are_stored_and_hit() {
     assert_eq!((stats.hits, stats.misses), (1, 2));
 }
 
+/// A `HEAD` is answered from the `GET`'s stored response (the layer asks the handler for the
+/// `GET`), with no body and the `GET`'s length, even around a whole `Router`, which answers a
+/// `HEAD` itself with an empty body (that empty body was stored, with `Content-Length: 0` and
+/// one `ETag` for every resource).
 #[tokio::test]
-async fn head_is_stored_apart_from_get_and_has_no_body() {
+async fn head_is_answered_from_the_get_and_has_no_body() {
     let layer = layer("rules::head", minute());
-    let (address, calls) = serve_behind(&layer, |_, _| response(200, &[], "body")).await;
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let routes = Router::new().route(
+        "/h",
+        axum::routing::get(move || {
+            let calls = counted.clone();
+            async move { format!("body {}", calls.count()) }
+        }),
+    );
+    // The layer around the whole router, not on its routes.
+    let app = Router::new().fallback_service(tower_layer::Layer::layer(&layer, routes));
+    let address = serve(app).await;
     let first = send(address, Method::HEAD, "/h", &[]).await;
     let second = send(address, Method::HEAD, "/h", &[]).await;
     assert_eq!((first.x_cache(), second.x_cache()), ("MISS", "HIT"));
-    assert_eq!(second.text(), "");
-    assert_eq!(get(address, "/h", &[]).await.x_cache(), "MISS");
-    assert_eq!(calls.get(), 2);
+    assert_eq!((first.text(), second.text()), ("", ""));
+    assert_eq!(second.header("content-length"), Some("6"));
+    let get = get(address, "/h", &[]).await;
+    assert_eq!((get.x_cache(), get.text()), ("HIT", "body 1"));
+    assert_eq!(get.header("etag"), second.header("etag"));
+    assert_eq!(calls.get(), 1);
 }
 
 #[tokio::test]
