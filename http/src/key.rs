@@ -31,8 +31,8 @@ impl ResourceKey {
         };
         ResourceKey {
             method,
-            host: headers.get(HOST).cloned(),
-            uri: uri.clone(),
+            host: host_of(uri, headers),
+            uri: origin_form(uri),
         }
     }
 
@@ -41,6 +41,46 @@ impl ResourceKey {
     pub(crate) fn target(&self) -> Written<'_, (&Option<HeaderValue>, &Uri)> {
         Written::Target((&self.host, &self.uri))
     }
+}
+
+/// The host a request names, normalised (RFC 9110 §4.2.3): from an absolute-form URI's
+/// authority, else the `Host` header; lowercased, without the default port. So `GET
+/// http://h.example/item`, `Host: H.Example` and `Host: h.example:80` name one target, which a
+/// write of any of them invalidates. A `Host` that is not text is kept as it is.
+fn host_of(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    let raw = match uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => {
+            let host = headers.get(HOST)?;
+            match host.to_str() {
+                Ok(text) => text,
+                Err(_) => return Some(host.clone()),
+            }
+        }
+    };
+    let default_port = match uri.scheme_str() {
+        Some("https") => ":443",
+        _ => ":80",
+    };
+    let host = raw.strip_suffix(default_port).unwrap_or(raw);
+    if !host.bytes().any(|byte| byte.is_ascii_uppercase()) && host.len() == raw.len() {
+        if let Some(header) = headers
+            .get(HOST)
+            .filter(|header| header.as_bytes() == raw.as_bytes())
+        {
+            return Some(header.clone());
+        }
+    }
+    HeaderValue::from_str(&host.to_ascii_lowercase()).ok()
+}
+
+/// The URI as the origin form (`/path?query`): an absolute-form URI names its host apart.
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    let path = uri.path_and_query().map_or("/", |path| path.as_str());
+    path.parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// The key of one stored response.
@@ -119,6 +159,36 @@ pub(crate) fn vary_names(headers: &HeaderMap) -> Result<Arc<[HeaderName]>, BadVa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resource(uri: &str, host: Option<&str>) -> ResourceKey {
+        let mut headers = HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert(HOST, HeaderValue::from_str(host).unwrap());
+        }
+        ResourceKey::new(&Method::GET, &uri.parse().unwrap(), &headers)
+    }
+
+    /// One target however it is written: absolute or origin form, the host's case, the default
+    /// port (a write of one form left a stored response of another in place).
+    #[test]
+    fn equivalent_forms_of_a_target_are_one_key() {
+        let plain = resource("/item?x=1", Some("h.example"));
+        for other in [
+            resource("http://h.example/item?x=1", Some("h.example")),
+            resource("http://H.EXAMPLE:80/item?x=1", None),
+            resource("/item?x=1", Some("H.Example")),
+            resource("/item?x=1", Some("h.example:80")),
+        ] {
+            assert_eq!(other, plain);
+        }
+        assert_ne!(resource("/item?x=1", Some("h.example:8080")), plain);
+        assert_ne!(resource("/item?x=2", Some("h.example")), plain);
+        assert_ne!(resource("/item?x=1", Some("other.example")), plain);
+        assert_eq!(
+            resource("https://h.example:443/item?x=1", None),
+            resource("/item?x=1", Some("h.example"))
+        );
+    }
 
     fn with_vary(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
