@@ -347,7 +347,12 @@ where
         let now = SystemTime::now();
         return Ok(match stored {
             Some(stored) if request.trusts(&stored) && request.fresh_enough(&stored, now) => {
-                request.serve(&stored, Answer::Hit)
+                // Within the request's `max-stale`: said, and counted, as stale.
+                let answer = match stored.stale_for(now).is_zero() {
+                    true => Answer::Hit,
+                    false => Answer::Stale,
+                };
+                request.serve(&stored, answer)
             }
             // Not a miss: no handler was asked.
             _ => gateway_timeout(),

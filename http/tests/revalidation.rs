@@ -214,8 +214,11 @@ async fn a_stale_copy_within_max_stale_is_labelled_stale() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let reply = get(address, "/m", &[("cache-control", "max-stale=60")]).await;
     assert_eq!(reply.x_cache(), "STALE");
+    // And with `only-if-cached` too (it was labelled and counted a hit).
+    let asked = [("cache-control", "only-if-cached, max-stale=60")];
+    assert_eq!(get(address, "/m", &asked).await.x_cache(), "STALE");
     let stats = layer.stats();
-    assert_eq!((stats.hits, stats.stale), (0, 1));
+    assert_eq!((stats.hits, stats.stale), (0, 2));
 }
 
 #[tokio::test]
