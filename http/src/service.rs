@@ -24,7 +24,9 @@ use crate::config::{Bound, HttpCacheBuilder, Route};
 use crate::directives::RequestDirectives;
 use crate::key::{ResourceKey, ResponseKey};
 use crate::stats::{bump, Counters, HttpStats};
-use crate::stored::{drop_unusable_age, storable, Answer, Cookies, StoredResponse, X_CACHE};
+use crate::stored::{
+    answer_conditionally, drop_unusable_age, storable, Answer, Cookies, StoredResponse, X_CACHE,
+};
 use crate::writes::{Writes, Written};
 
 /// How long a revalidation's result is kept for the callers that waited on it.
@@ -487,10 +489,8 @@ impl Exchange<'_> {
     {
         let request = Request::from_parts(self.for_handler(), ReqBody::default());
         let response = call(inner, request).await?;
-        Ok(with_x_cache(
-            response.map(HttpCacheBody::passing),
-            Answer::Miss,
-        ))
+        let response = with_x_cache(response.map(HttpCacheBody::passing), Answer::Miss);
+        Ok(answer_conditionally(&self.parts.headers, response))
     }
 
     /// The computation of a missing key: the handler's response, shared with the callers
@@ -583,7 +583,8 @@ impl Exchange<'_> {
             Err(_) => {
                 bump(&shared.counters.not_stored);
                 let passed = Response::from_parts(head, HttpCacheBody::passing(body));
-                return Fetched::Passed(with_x_cache(passed, Answer::Miss));
+                let passed = with_x_cache(passed, Answer::Miss);
+                return Fetched::Passed(answer_conditionally(&self.parts.headers, passed));
             }
         };
         match buffer(body, shared.config.max_body_bytes).await {
@@ -593,7 +594,8 @@ impl Exchange<'_> {
             }
             Buffered::TooLarge(body) => {
                 bump(&shared.counters.too_large);
-                Fetched::Passed(with_x_cache(Response::from_parts(head, body), Answer::Miss))
+                let passed = with_x_cache(Response::from_parts(head, body), Answer::Miss);
+                Fetched::Passed(answer_conditionally(&self.parts.headers, passed))
             }
             Buffered::Failed(body) => {
                 bump(&shared.counters.too_large);

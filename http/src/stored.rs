@@ -396,6 +396,20 @@ fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
     }
 }
 
+/// A response the layer passes through unstored, as the answer to `request`: a `304` when the
+/// request's validators match it. The layer took them off the request it made to the handler
+/// (so that a response it may store is whole); without this, a response it then did not store
+/// (`private`, too large) was sent whole to a client that held it already.
+pub(crate) fn answer_conditionally(
+    request: &HeaderMap,
+    response: Response<HttpCacheBody>,
+) -> Response<HttpCacheBody> {
+    if response.status().is_success() && not_modified(request, response.headers()) {
+        return not_modified_response(response.headers().clone());
+    }
+    response
+}
+
 /// A `304` with the fields RFC 9110 §15.4.5 asks for (and `Age`, `X-Cache`), and no body.
 fn not_modified_response(headers: HeaderMap) -> Response<HttpCacheBody> {
     let mut kept = HeaderMap::new();

@@ -897,3 +897,24 @@ async fn a_prefix_given_again_replaces_its_rule() {
     assert_eq!(replies[1].x_cache(), "HIT");
     assert_eq!(calls.get(), 1);
 }
+
+/// A response the layer does not store (`private`) still answers the client's validators: the
+/// layer took them off the request it made, so it evaluates them itself (the client got the
+/// whole body again).
+#[tokio::test]
+async fn an_unstored_response_answers_the_clients_validators() {
+    let layer = layer("rules::unstored_validators", minute());
+    let (address, _) = serve_behind(&layer, |_, _| {
+        response(
+            200,
+            &[("cache-control", "private, max-age=60"), ("etag", "\"v1\"")],
+            "a large private body",
+        )
+    })
+    .await;
+    let reply = get(address, "/private", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!((reply.status, reply.text()), (StatusCode::NOT_MODIFIED, ""));
+    assert_eq!(reply.header("etag"), Some("\"v1\""));
+    let other = get(address, "/private", &[("if-none-match", "\"v0\"")]).await;
+    assert_eq!((other.status, other.text()), (StatusCode::OK, "a large private body"));
+}
