@@ -916,5 +916,8 @@ async fn an_unstored_response_answers_the_clients_validators() {
     assert_eq!((reply.status, reply.text()), (StatusCode::NOT_MODIFIED, ""));
     assert_eq!(reply.header("etag"), Some("\"v1\""));
     let other = get(address, "/private", &[("if-none-match", "\"v0\"")]).await;
-    assert_eq!((other.status, other.text()), (StatusCode::OK, "a large private body"));
+    assert_eq!(
+        (other.status, other.text()),
+        (StatusCode::OK, "a large private body")
+    );
 }
