@@ -357,8 +357,9 @@ async fn an_async_refresh_runs_on_a_tokio_task_while_every_caller_gets_the_old_v
     );
     assert_eq!(SPAWNED_RUNS.load(SeqCst), 2);
     SPAWNED_GATE.store(true, SeqCst);
-    wait_until("the refresh stores its value", || {
-        spawned_cache().get(&1) == Some(102)
+    // The value is stored before the refresh is counted, on the task's worker: both awaited.
+    wait_until("the refresh stores its value and is counted", || {
+        spawned_cache().get(&1) == Some(102) && spawned_cache().stats().refreshes == 1
     });
     assert_eq!(spawned(1).await, 102);
     let stats = spawned_cache().stats();
