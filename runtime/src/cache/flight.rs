@@ -571,7 +571,7 @@ mod shuttle_tests {
 
     /// One leader ends a flight with a value while `waiters` threads wait for it.
     fn value_reaches_every_waiter(waiters: usize) {
-        let flight = Arc::new(Flight::<u64>::new());
+        let flight = Arc::new(Flight::<u64>::new(true));
         let waiting: Vec<_> = (0..waiters)
             .map(|_| {
                 let flight = flight.clone();
@@ -593,7 +593,7 @@ mod shuttle_tests {
 
     /// An abandoned flight (the leader panicked) wakes every waiter too, each to take over.
     fn abandonment_reaches_every_waiter() {
-        let flight = Arc::new(Flight::<u64>::new());
+        let flight = Arc::new(Flight::<u64>::new(true));
         let waiting: Vec<_> = (0..2)
             .map(|_| {
                 let flight = flight.clone();
