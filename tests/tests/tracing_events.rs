@@ -199,7 +199,11 @@ fn a_batch_lead_given_up_is_a_released_outcome() {
         rows_cache().clear();
         ROWS_GATE.store(false, SeqCst);
         ROWS_BLOCKED.store(false, SeqCst);
-        let blocker = std::thread::spawn(move || rows(&[elsewhere]));
+        // Under a capture of its own: the `load` span's callsite must not be registered while
+        // no subscriber exists (tracing would cache it as never enabled, and another test of
+        // this binary running at that moment would see no span).
+        let blocker =
+            std::thread::spawn(move || capture(|| assert_eq!(rows(&[elsewhere]).len(), 1)));
         while !ROWS_BLOCKED.load(SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
