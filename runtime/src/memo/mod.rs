@@ -879,16 +879,6 @@ struct InstanceListing<K, V> {
     retired: parking_lot::Mutex<Option<Stats>>,
 }
 
-impl<K, V> InstanceListing<K, V> {
-    fn of(name: &'static str, cache: &Cache<K, V>) -> Self {
-        InstanceListing {
-            name,
-            cache: Arc::downgrade(&cache.inner),
-            retired: parking_lot::Mutex::new(None),
-        }
-    }
-}
-
 impl<K, V> Retire for InstanceListing<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -908,6 +898,14 @@ where
 }
 
 impl<K, V> InstanceListing<K, V> {
+    fn of(name: &'static str, cache: &Cache<K, V>) -> Self {
+        InstanceListing {
+            name,
+            cache: Arc::downgrade(&cache.inner),
+            retired: parking_lot::Mutex::new(None),
+        }
+    }
+
     fn cache(&self) -> Option<Cache<K, V>> {
         self.cache.upgrade().map(|inner| Cache { inner })
     }

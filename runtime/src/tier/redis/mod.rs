@@ -515,10 +515,8 @@ impl FnState {
         name: &str,
     ) -> Result<u64, Unavailable> {
         let epoch = tier.epoch();
-        if let Some((id, seen, generation)) = *self.generation.lock() {
-            if id == tier.id && seen == epoch {
-                return Ok(generation);
-            }
+        if let Some(generation) = self.known_generation(tier) {
+            return Ok(generation);
         }
         let key = keys::generation(&tier.config.prefix, name);
         let read: Option<u64> = tier.query(redis::Cmd::get(key)).await?;
