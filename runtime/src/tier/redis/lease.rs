@@ -64,6 +64,11 @@ impl Held {
     }
 }
 
+/// How long this function's leases are taken for: its own `lease`, else the connection's.
+fn lease_ttl(state: &FnState, tier: &Connection) -> Duration {
+    state.lease.unwrap_or(tier.config.lease_ttl)
+}
+
 /// A lease's time to live in whole milliseconds, at least one.
 fn lease_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -332,7 +337,7 @@ impl Lease {
         Lease {
             name: keys::lease(entry),
             token: token(),
-            ttl: state.lease.unwrap_or(tier.config.lease_ttl),
+            ttl: lease_ttl(state, tier),
         }
     }
 
@@ -434,7 +439,7 @@ where
     };
     let state = &shared.state;
     let token = token();
-    let ttl = state.lease.unwrap_or(tier.config.lease_ttl);
+    let ttl = lease_ttl(state, &tier);
     let missing: Vec<(&K, String)> = keys
         .iter()
         .zip(entries)
@@ -470,8 +475,7 @@ where
         .filter(|(_, taken)| *taken)
         .map(|((key, entry), _)| (key.clone(), entry))
         .collect();
-    let leases: Vec<String> = leased.values().map(|entry| keys::lease(entry)).collect();
-    let keep_alive = keep_all_alive(&tier, &leases, &token, ttl);
+    let keep_alive = keep_all_alive(&tier, leased.values(), &token, ttl);
     FoundMany {
         found,
         claim: Box::new(BatchWriteBack {
@@ -481,27 +485,29 @@ where
             tier,
             token,
             leased,
-            leases,
             keep_alive,
         }),
     }
 }
 
-/// Extends every lease of `leases` held by `token` back to `ttl` every third of it, as
-/// [`Held::new`] does for one, in one round trip per slot.
-fn keep_all_alive(
+/// Extends the lease of every one of `entries` held by `token` back to `ttl` every third of
+/// it, as [`Held::new`] does for one, in one round trip per slot.
+fn keep_all_alive<'e>(
     tier: &Arc<Connection>,
-    leases: &[String],
+    entries: impl ExactSizeIterator<Item = &'e String>,
     token: &str,
     ttl: Duration,
 ) -> Option<tokio::task::AbortHandle> {
-    if leases.is_empty() {
+    if entries.len() == 0 {
         return None;
     }
     let period = keep_alive_period(ttl);
-    let extends: Vec<(String, redis::Cmd)> = leases
-        .iter()
-        .map(|lease| (lease.clone(), extend_cmd(lease, token, ttl)))
+    let extends: Vec<(String, redis::Cmd)> = entries
+        .map(|entry| {
+            let lease = keys::lease(entry);
+            let extend = extend_cmd(&lease, token, ttl);
+            (lease, extend)
+        })
         .collect();
     let connection = tier.clone();
     tier.spawn(move |_| async move {
@@ -531,7 +537,6 @@ struct BatchWriteBack<K, V> {
     token: String,
     /// The entry of each key whose lease the batch took.
     leased: HashMap<K, String>,
-    leases: Vec<String>,
     keep_alive: Option<tokio::task::AbortHandle>,
 }
 
@@ -576,13 +581,14 @@ impl<K, V> Drop for BatchWriteBack<K, V> {
         if let Some(keep_alive) = self.keep_alive.take() {
             keep_alive.abort();
         }
-        if self.leases.is_empty() {
+        if self.leased.is_empty() {
             return;
         }
         let releases: Vec<(String, redis::Cmd)> = self
-            .leases
-            .drain(..)
-            .map(|lease| {
+            .leased
+            .values()
+            .map(|entry| {
+                let lease = keys::lease(entry);
                 let release = release_cmd(&lease, &self.token);
                 (lease, release)
             })
