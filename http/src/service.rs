@@ -349,12 +349,7 @@ where
         let now = SystemTime::now();
         return Ok(match stored {
             Some(stored) if request.trusts(&stored) && request.fresh_enough(&stored, now) => {
-                // Within the request's `max-stale`: said, and counted, as stale.
-                let answer = match stored.stale_for(now).is_zero() {
-                    true => Answer::Hit,
-                    false => Answer::Stale,
-                };
-                request.serve(&stored, answer)
+                request.serve(&stored, Answer::fresh_enough(&stored, now))
             }
             // Not a miss: no handler was asked.
             _ => gateway_timeout(),
@@ -620,12 +615,7 @@ impl Exchange<'_> {
         let now = SystemTime::now();
         let stale_for = stored.stale_for(now);
         if self.fresh_enough(&stored, now) {
-            // Stale, but within the request's `max-stale`: served, and said so.
-            let answer = match stale_for.is_zero() {
-                true => Answer::Hit,
-                false => Answer::Stale,
-            };
-            return Ok(self.serve(&stored, answer));
+            return Ok(self.serve(&stored, Answer::fresh_enough(&stored, now)));
         }
         if !asks.forbids_stale && !stale_for.is_zero() && stale_for <= stored.stale_while_revalidate
         {

@@ -34,6 +34,15 @@ pub(crate) enum Answer {
 }
 
 impl Answer {
+    /// The answer of `stored`, found fresh enough for the request at `now`: a hit while it is
+    /// fresh, else stale (within the request's `max-stale`), said and counted so.
+    pub(crate) fn fresh_enough(stored: &StoredResponse, now: SystemTime) -> Answer {
+        match stored.stale_for(now).is_zero() {
+            true => Answer::Hit,
+            false => Answer::Stale,
+        }
+    }
+
     pub(crate) fn header(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             Answer::Hit => "HIT",
