@@ -259,14 +259,7 @@ impl Options {
             "coalesce" => self.coalesce = flag_of(&value, name, errors),
             "name" => self.name = str_of(&value, name, errors),
             "seed" => self.seed = seed_of(value, errors),
-            "crate" => match lit_of(&value) {
-                Some(Lit::Str(path)) => self.krate = crate::crate_path::parse(path, errors),
-                _ => errors.spanned(
-                    &value,
-                    "`crate` expects the path memokit is reached by, in a string: \
-                     `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
-                ),
-            },
+            "crate" => self.krate = crate::crate_path::parse(&value, errors),
             "disk" => match lit_of(&value) {
                 Some(Lit::Str(path)) if !path.value().is_empty() => {
                     self.disk = Some(Disk {

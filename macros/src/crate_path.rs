@@ -4,23 +4,27 @@
 
 use proc_macro2::{Group, Spacing, TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::{LitStr, Path};
+use syn::{Expr, ExprLit, Lit, Path};
 
 use crate::errors::Errors;
 
-/// The path a `crate = "…"` value names, or an error at the value.
-pub(crate) fn parse(value: &LitStr, errors: &mut Errors) -> Option<Path> {
-    match value.parse::<Path>() {
-        Ok(path) => Some(path),
-        Err(_) => {
-            errors.spanned(
-                value,
-                "`crate` expects the path memokit is reached by, in a string: \
-                 `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
-            );
-            None
+/// The path a `crate = "…"` value names (in both attributes), or an error at the value.
+pub(crate) fn parse(value: &Expr, errors: &mut Errors) -> Option<Path> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Str(path),
+        ..
+    }) = value
+    {
+        if let Ok(path) = path.parse::<Path>() {
+            return Some(path);
         }
     }
+    errors.spanned(
+        value,
+        "`crate` expects the path memokit is reached by, in a string: \
+         `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
+    );
+    None
 }
 
 /// `tokens` with every path that starts with `::memokit` starting with `krate` instead.

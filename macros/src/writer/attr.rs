@@ -201,17 +201,7 @@ impl WriterArgs {
         if name == "key" {
             self.key = Some(value);
         } else if name == "crate" {
-            match &value {
-                Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(path),
-                    ..
-                }) => self.krate = crate::crate_path::parse(path, errors),
-                _ => errors.spanned(
-                    &value,
-                    "`crate` expects the path memokit is reached by, in a string: \
-                     `crate = \"memokit_renamed\"` or `crate = \"my_facade::memokit\"`",
-                ),
-            }
+            self.krate = crate::crate_path::parse(&value, errors);
         } else {
             self.before = flag_of(&value, &name, errors);
         }
