@@ -204,6 +204,22 @@ use proc_macro::TokenStream;
 ///
 ///   assert_eq!(square(7), 49);
 ///   ```
+/// - `crate = "path"` (also on `#[cache_put]` and `#[cache_evict]`): where the generated code
+///   finds memokit when it is not a dependency named `memokit`: a renamed dependency
+///   (`crate = "mk"`) or a facade crate's re-export.
+///
+///   ```
+///   mod platform {
+///       pub use memokit as cache;
+///   }
+///
+///   #[memokit::cached(crate = "crate::platform::cache")]
+///   fn cube(n: u64) -> u64 { n * n * n }
+///
+///   fn main() {
+///       assert_eq!(cube(2), 8);
+///   }
+///   ```
 /// - `redis` or `redis(ttl = "10m", lease = "5s", codec = json)` (feature `redis` of memokit):
 ///   also keep results in Redis, shared by every process connected to it (see
 ///   `memokit::redis`). `ttl` is how long Redis keeps an entry (default: the local `ttl`, or
