@@ -213,12 +213,10 @@ use proc_macro::TokenStream;
 ///       pub use memokit as cache;
 ///   }
 ///
-///   #[memokit::cached(crate = "crate::platform::cache")]
+///   #[memokit::cached(crate = "platform::cache")]
 ///   fn cube(n: u64) -> u64 { n * n * n }
 ///
-///   fn main() {
-///       assert_eq!(cube(2), 8);
-///   }
+///   assert_eq!(cube(2), 8);
 ///   ```
 /// - `redis` or `redis(ttl = "10m", lease = "5s", codec = json)` (feature `redis` of memokit):
 ///   also keep results in Redis, shared by every process connected to it (see
